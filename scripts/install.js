@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Builds the native addon from source at `npm install` time (there is no prebuilt binary) and
+// puts it where the napi-generated index.js looks for it: hoot-core.<platform>.node.
+'use strict'
+
+const { spawnSync } = require('child_process')
+const { copyFileSync, existsSync } = require('fs')
+const { join, resolve } = require('path')
+
+const root = resolve(__dirname, '..')
+const cargo = process.env.CARGO || 'cargo'
+
+function fail(message) {
+  console.error(`hoot-core: ${message}`)
+  process.exit(1)
+}
+
+// The suffixes napi-rs's loader (index.js) tries for a local .node file.
+function platformSuffix() {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    const glibc = process.report && process.report.getReport().header.glibcVersionRuntime
+    if (arch === 'arm') return glibc ? 'linux-arm-gnueabihf' : 'linux-arm-musleabihf'
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  if (platform === 'darwin' || platform === 'freebsd') return `${platform}-${arch}`
+  fail(`no build recipe for ${platform}-${arch}; hoot-core supports Linux, macOS, Windows and FreeBSD`)
+}
+
+function libraryName() {
+  if (process.platform === 'win32') return 'hoot_core.dll'
+  if (process.platform === 'darwin') return 'libhoot_core.dylib'
+  return 'libhoot_core.so'
+}
+
+const probe = spawnSync(cargo, ['--version'], { encoding: 'utf8' })
+if (probe.error || probe.status !== 0) {
+  fail('building the native addon needs Rust: install it from https://rustup.rs (cargo on PATH), then run npm install again')
+}
+
+console.log(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (about a minute the first time)...`)
+const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib'], { cwd: root, stdio: 'inherit' })
+if (build.error || build.status !== 0) {
+  fail(`cargo build failed (exit ${build.status}); the output above says why`)
+}
+
+const targetDir = resolve(root, process.env.CARGO_TARGET_DIR || 'target')
+const built = join(targetDir, 'release', libraryName())
+if (!existsSync(built)) fail(`cargo finished but ${built} is missing`)
+const dest = join(root, `hoot-core.${platformSuffix()}.node`)
+copyFileSync(built, dest)
+console.log(`hoot-core: built ${dest}`)

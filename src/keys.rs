@@ -1,0 +1,604 @@
+//! The key set: Hoot's `private-key.json` (a private RSA JWK) and `jwks.json` (the public keys
+//! that verify), loaded from files, inline JSON, or a key generated once into `~/.hoot/keys`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, KeySize, PublicKeyComponents};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use serde_json::{json, Map, Value};
+
+use crate::der;
+use crate::error::HootError;
+
+pub const PRIVATE_KEY_FILE: &str = "private-key.json";
+pub const JWKS_FILE: &str = "jwks.json";
+const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Files,
+    Inline,
+    Generated,
+}
+
+impl KeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Files => "files",
+            KeySource::Inline => "inline",
+            KeySource::Generated => "generated",
+        }
+    }
+}
+
+/// How the caller asked for keys (`loadKeys(opts)`); `None` means "use the default".
+#[derive(Debug, Clone, Default)]
+pub struct KeyOptions {
+    pub private_key_path: Option<PathBuf>,
+    pub jwks_path: Option<PathBuf>,
+    /// A JWK object, or a JSON string holding one.
+    pub private_key_jwk: Option<Value>,
+    /// A JWKS object, or a JSON string holding one.
+    pub jwks: Option<Value>,
+    pub key_dir: Option<PathBuf>,
+    pub generate_if_missing: Option<bool>,
+}
+
+/// What the process contributes to key loading, read in one place so tests can supply their own.
+#[derive(Debug, Clone, Default)]
+pub struct KeyEnv {
+    /// `$JWT_PRIVATE_KEY_PATH`
+    pub private_key_path: Option<PathBuf>,
+    /// `$JWT_JWKS_PATH`
+    pub jwks_path: Option<PathBuf>,
+    pub cwd: PathBuf,
+    /// `$HOME` (`%USERPROFILE%` on Windows); the default key directory is `<home>/.hoot/keys`.
+    pub home: Option<PathBuf>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl KeyEnv {
+    pub fn from_process() -> Self {
+        let home_var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+        KeyEnv {
+            private_key_path: env_path("JWT_PRIVATE_KEY_PATH"),
+            jwks_path: env_path("JWT_JWKS_PATH"),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            home: env_path(home_var),
+        }
+    }
+}
+
+/// Where a JSON document comes from; `File` paths are absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonSource {
+    Inline(Value),
+    File(PathBuf),
+}
+
+/// The outcome of resolving options, environment and the files that exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyPlan {
+    /// Load this private key and this JWKS (`None`: publish the private key's own public half).
+    Load { private: JsonSource, jwks: Option<JsonSource>, source: KeySource },
+    /// The zero-config key in `dir`, made there first if `generate`.
+    KeyDir { dir: PathBuf, generate: bool },
+}
+
+/// Applies the precedence rules: inline JSON, then explicit paths (option, then environment), then
+/// Hoot's files in the working directory, then the generated key in the key directory. A half
+/// configured key set (a JWKS without its private key) is an error, never a reason to generate.
+pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootError> {
+    let abs = |p: &PathBuf| env.cwd.join(p);
+    let explicit_jwks = match (&opts.jwks, opts.jwks_path.as_ref().or(env.jwks_path.as_ref())) {
+        (Some(inline), _) => Some(JsonSource::Inline(inline.clone())),
+        (None, Some(path)) => Some(JsonSource::File(abs(path))),
+        (None, None) => None,
+    };
+    let cwd_jwks = env.cwd.join(JWKS_FILE);
+    let jwks_or_cwd = || {
+        explicit_jwks.clone().or_else(|| cwd_jwks.is_file().then(|| JsonSource::File(cwd_jwks.clone())))
+    };
+
+    if let Some(inline) = &opts.private_key_jwk {
+        return Ok(KeyPlan::Load {
+            private: JsonSource::Inline(inline.clone()),
+            jwks: explicit_jwks.clone(),
+            source: KeySource::Inline,
+        });
+    }
+    if let Some(path) = opts.private_key_path.as_ref().or(env.private_key_path.as_ref()) {
+        return Ok(KeyPlan::Load {
+            private: JsonSource::File(abs(path)),
+            jwks: jwks_or_cwd(),
+            source: KeySource::Files,
+        });
+    }
+    let cwd_private = env.cwd.join(PRIVATE_KEY_FILE);
+    if cwd_private.is_file() {
+        return Ok(KeyPlan::Load {
+            private: JsonSource::File(cwd_private),
+            jwks: jwks_or_cwd(),
+            source: KeySource::Files,
+        });
+    }
+    if let Some(jwks) = jwks_or_cwd() {
+        let found = match jwks {
+            JsonSource::File(path) => path.display().to_string(),
+            JsonSource::Inline(_) => "the inline jwks option".to_string(),
+        };
+        return Err(HootError::Keys(format!(
+            "Found a JWKS ({found}) but no private key to sign with: put Hoot's {PRIVATE_KEY_FILE} in {}, \
+             or set JWT_PRIVATE_KEY_PATH (or loadKeys({{ privateKeyPath }})) to it",
+            env.cwd.display()
+        )));
+    }
+    let dir = match (&opts.key_dir, &env.home) {
+        (Some(dir), _) => abs(dir),
+        (None, Some(home)) => home.join(".hoot").join("keys"),
+        (None, None) => {
+            return Err(HootError::Keys(
+                "No key files and no home directory to keep a generated key in: set HOME, \
+                 pass loadKeys({ keyDir }), or set JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH"
+                    .to_string(),
+            ))
+        }
+    };
+    Ok(KeyPlan::KeyDir { dir, generate: opts.generate_if_missing.unwrap_or(true) })
+}
+
+/// A loaded key set: one private key to sign with and every public key that verifies.
+pub struct KeySet {
+    kid: String,
+    signing_key: EncodingKey,
+    verifying_keys: HashMap<String, DecodingKey>,
+    public_jwks: Vec<Value>,
+    source: KeySource,
+    private_key_path: Option<PathBuf>,
+    jwks_path: Option<PathBuf>,
+}
+
+// Private members must never reach a log, so Debug shows only what `KeysInfo` shows.
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kid", &self.kid)
+            .field("public_keys", &self.public_jwks.len())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    /// The kid tokens are signed with.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+    pub fn signing_key(&self) -> &EncodingKey {
+        &self.signing_key
+    }
+    pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
+        self.verifying_keys.get(kid)
+    }
+    pub fn public_keys(&self) -> usize {
+        self.public_jwks.len()
+    }
+    pub fn source(&self) -> KeySource {
+        self.source
+    }
+    pub fn private_key_path(&self) -> Option<&Path> {
+        self.private_key_path.as_deref()
+    }
+    pub fn jwks_path(&self) -> Option<&Path> {
+        self.jwks_path.as_deref()
+    }
+    /// `{ keys: [...] }` with public members only (`kty, use, alg, kid, n, e`), whatever the
+    /// JWKS file held, so a private member pasted into it by mistake is never published.
+    pub fn public_jwks(&self) -> Value {
+        json!({ "keys": self.public_jwks })
+    }
+}
+
+/// Loads the key set the options and environment describe.
+pub fn load_keys(opts: &KeyOptions, env: &KeyEnv) -> Result<KeySet, HootError> {
+    match resolve_plan(opts, env)? {
+        KeyPlan::Load { private, jwks, source } => {
+            let (private_value, private_path) = read_json(&private, "privateKeyJwk", Role::Private)?;
+            let jwks = jwks.map(|j| read_json(&j, "jwks", Role::Jwks)).transpose()?;
+            let (jwks_value, jwks_path) = match jwks {
+                Some((value, path)) => (Some(value), path),
+                None => (None, None),
+            };
+            let label = private_path.as_ref().map_or("privateKeyJwk".to_string(), |p| p.display().to_string());
+            let jwks_label = jwks_path.as_ref().map_or("jwks".to_string(), |p| p.display().to_string());
+            build_key_set(&private_value, jwks_value.as_ref(), &label, &jwks_label, source, private_path, jwks_path)
+        }
+        KeyPlan::KeyDir { dir, generate } => load_key_dir(&dir, generate, env),
+    }
+}
+
+fn load_key_dir(dir: &Path, generate: bool, env: &KeyEnv) -> Result<KeySet, HootError> {
+    let private_path = dir.join(PRIVATE_KEY_FILE);
+    if !private_path.is_file() {
+        if !generate {
+            return Err(HootError::Keys(format!(
+                "No key set found: looked for {} and {}. Put Hoot's {PRIVATE_KEY_FILE} and {JWKS_FILE} in the \
+                 working directory, set JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH, call generateKeys(dir), \
+                 or leave generateIfMissing on",
+                env.cwd.join(PRIVATE_KEY_FILE).display(),
+                private_path.display()
+            )));
+        }
+        match write_new_key(dir, None, KeySize::Rsa2048) {
+            // Another process made the key first: use theirs, so every process signs with one key.
+            Ok(_) | Err(WriteError::Exists(_)) => {}
+            Err(WriteError::Failed(e)) => return Err(e),
+        }
+    }
+    let private = read_json(&JsonSource::File(private_path.clone()), "privateKeyJwk", Role::Private)?.0;
+    let jwks_path = dir.join(JWKS_FILE);
+    // A racing process may have linked the private key but not yet written jwks.json; the private
+    // key carries its kid, so its public half is the same JWKS.
+    let (jwks, jwks_path) = if jwks_path.is_file() {
+        (Some(read_json(&JsonSource::File(jwks_path.clone()), "jwks", Role::Jwks)?.0), Some(jwks_path))
+    } else {
+        (None, None)
+    };
+    let label = private_path.display().to_string();
+    let jwks_label = jwks_path.as_ref().map_or(label.clone(), |p| p.display().to_string());
+    build_key_set(&private, jwks.as_ref(), &label, &jwks_label, KeySource::Generated, Some(private_path), jwks_path)
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Private,
+    Jwks,
+}
+
+impl Role {
+    fn fix(self) -> &'static str {
+        match self {
+            Role::Private => {
+                "Point JWT_PRIVATE_KEY_PATH (or loadKeys({ privateKeyPath })) at Hoot's private-key.json, \
+                 or unset it to use the key hoot-core generates in ~/.hoot/keys"
+            }
+            Role::Jwks => {
+                "Point JWT_JWKS_PATH (or loadKeys({ jwksPath })) at Hoot's jwks.json, \
+                 a JSON object { \"keys\": [ ...public RSA JWKs with kid... ] }"
+            }
+        }
+    }
+}
+
+fn read_json(source: &JsonSource, option: &str, role: Role) -> Result<(Value, Option<PathBuf>), HootError> {
+    match source {
+        JsonSource::Inline(Value::String(text)) => serde_json::from_str(text).map(|v| (v, None)).map_err(|e| {
+            HootError::Keys(format!("The {option} option is a string but not valid JSON ({e}). {}", role.fix()))
+        }),
+        JsonSource::Inline(value) => Ok((value.clone(), None)),
+        JsonSource::File(path) => {
+            let text = fs::read_to_string(path).map_err(|e| {
+                HootError::Keys(format!("Cannot read {}: {e}. {}", path.display(), role.fix()))
+            })?;
+            let value = serde_json::from_str(&text).map_err(|e| {
+                HootError::Keys(format!("{} is not valid JSON ({e}). {}", path.display(), role.fix()))
+            })?;
+            Ok((value, Some(path.clone())))
+        }
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A base64url JWK member as an unsigned big-endian integer without leading zeros.
+fn member(jwk: &Map<String, Value>, name: &str, label: &str) -> Result<Vec<u8>, HootError> {
+    let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| {
+        HootError::Keys(format!("{label}: the RSA JWK has no \"{name}\" member (expected a string)"))
+    })?;
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| {
+        HootError::Keys(format!("{label}: the \"{name}\" member is not base64url (RFC 7515, no padding)"))
+    })?;
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    if start == bytes.len() {
+        return Err(HootError::Keys(format!("{label}: the \"{name}\" member is zero")));
+    }
+    Ok(bytes[start..].to_vec())
+}
+
+fn modulus_bits(n: &[u8]) -> usize {
+    n.first().map_or(0, |&top| n.len() * 8 - top.leading_zeros() as usize)
+}
+
+/// Checks the members every RSA signing JWK must have; returns (n, e).
+fn rsa_public(jwk: &Value, label: &str) -> Result<(Vec<u8>, Vec<u8>), HootError> {
+    let jwk = jwk.as_object().ok_or_else(|| HootError::Keys(format!("{label}: a JWK must be a JSON object")))?;
+    match jwk.get("kty").and_then(Value::as_str) {
+        Some("RSA") => {}
+        other => {
+            return Err(HootError::Keys(format!(
+                "{label}: kty is {}, but hoot-core signs and verifies RS256 only (kty \"RSA\")",
+                other.map_or("missing".to_string(), |k| format!("{k:?}"))
+            )))
+        }
+    }
+    if let Some(alg) = jwk.get("alg") {
+        if alg.as_str() != Some("RS256") {
+            return Err(HootError::Keys(format!("{label}: alg is {alg}, but hoot-core signs and verifies RS256 only")));
+        }
+    }
+    if let Some(usage) = jwk.get("use") {
+        if usage.as_str() != Some("sig") {
+            return Err(HootError::Keys(format!("{label}: use is {usage}, but a token key must have use \"sig\"")));
+        }
+    }
+    let n = member(jwk, "n", label)?;
+    let e = member(jwk, "e", label)?;
+    let bits = modulus_bits(&n);
+    if !(2048..=8192).contains(&bits) {
+        return Err(HootError::Keys(format!(
+            "{label}: the RSA modulus has {bits} bits; RS256 keys must have 2048 to 8192 bits"
+        )));
+    }
+    Ok((n, e))
+}
+
+fn kid_of(jwk: &Value, label: &str) -> Result<Option<String>, HootError> {
+    match jwk.get("kid") {
+        None => Ok(None),
+        Some(Value::String(kid)) if !kid.is_empty() => Ok(Some(kid.clone())),
+        Some(other) => Err(HootError::Keys(format!("{label}: kid must be a non-empty string, found {other}"))),
+    }
+}
+
+fn public_jwk(kid: &str, n: &[u8], e: &[u8]) -> Value {
+    json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": b64(n), "e": b64(e) })
+}
+
+/// Builds and cross-checks a key set. The private key must be a consistent two-prime RSA key; its
+/// public half must be one of the JWKS keys (found by its kid, or, for Hoot's kid-less
+/// private-key.json, by its modulus), so a token it signs always verifies.
+fn build_key_set(
+    private: &Value,
+    jwks: Option<&Value>,
+    label: &str,
+    jwks_label: &str,
+    source: KeySource,
+    private_key_path: Option<PathBuf>,
+    jwks_path: Option<PathBuf>,
+) -> Result<KeySet, HootError> {
+    let (n, e) = rsa_public(private, label)?;
+    let jwk = private.as_object().ok_or_else(|| HootError::Keys(format!("{label}: not a JSON object")))?;
+    if PRIVATE_MEMBERS.iter().any(|m| !jwk.contains_key(*m)) {
+        return Err(HootError::Keys(format!(
+            "{label}: this is a public key; the private key needs the members d, p, q, dp, dq and qi \
+             (Hoot's private-key.json, from jose's exportJWK(privateKey))"
+        )));
+    }
+    if jwk.contains_key("oth") {
+        return Err(HootError::Keys(format!("{label}: multi-prime RSA keys (\"oth\") are not supported")));
+    }
+    let [d, p, q, dp, dq, qi] = [
+        member(jwk, "d", label)?,
+        member(jwk, "p", label)?,
+        member(jwk, "q", label)?,
+        member(jwk, "dp", label)?,
+        member(jwk, "dq", label)?,
+        member(jwk, "qi", label)?,
+    ];
+    let components = KeyPairComponents {
+        public_key: PublicKeyComponents { n: n.as_slice(), e: e.as_slice() },
+        d: d.as_slice(),
+        p: p.as_slice(),
+        q: q.as_slice(),
+        dP: dp.as_slice(),
+        dQ: dq.as_slice(),
+        qInv: qi.as_slice(),
+    };
+    let key_pair = KeyPair::from_components(&components).map_err(|e| {
+        HootError::Keys(format!("{label}: the RSA private key is inconsistent or unsupported ({e})"))
+    })?;
+    let pkcs8 = key_pair
+        .as_der()
+        .map_err(|_| HootError::Internal("aws-lc-rs could not encode a validated key".to_string()))?;
+    let pkcs1 = der::pkcs1_from_pkcs8(pkcs8.as_ref())
+        .ok_or_else(|| HootError::Internal("aws-lc-rs produced an unreadable PKCS#8 document".to_string()))?;
+    let signing_key = EncodingKey::from_rsa_der(pkcs1);
+    let private_kid = kid_of(private, label)?;
+
+    let mut verifying_keys = HashMap::new();
+    let mut public_jwks = Vec::new();
+    let mut signing_kid = None;
+    match jwks {
+        Some(jwks) => {
+            let keys = jwks.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty()).ok_or_else(|| {
+                HootError::Keys(format!(
+                    "{jwks_label}: a JWKS is an object {{ \"keys\": [ ... ] }} with at least one public key. {}",
+                    Role::Jwks.fix()
+                ))
+            })?;
+            for (i, key) in keys.iter().enumerate() {
+                let key_label = format!("{jwks_label} keys[{i}]");
+                let (kn, ke) = rsa_public(key, &key_label)?;
+                let kid = kid_of(key, &key_label)?.ok_or_else(|| {
+                    HootError::Keys(format!("{key_label}: has no kid; every JWKS key needs one so tokens can name it"))
+                })?;
+                if verifying_keys.contains_key(&kid) {
+                    return Err(HootError::Keys(format!("{key_label}: kid {kid:?} appears twice")));
+                }
+                let matches_private = kn == n && ke == e;
+                match &private_kid {
+                    Some(pk) if *pk == kid && !matches_private => {
+                        return Err(HootError::Keys(format!(
+                            "{label}: its kid {kid:?} names a different public key in {jwks_label}; \
+                             the private key and jwks.json must come from the same key pair"
+                        )))
+                    }
+                    Some(pk) if *pk == kid => signing_kid = Some(kid.clone()),
+                    None if matches_private && signing_kid.is_none() => signing_kid = Some(kid.clone()),
+                    _ => {}
+                }
+                verifying_keys.insert(kid.clone(), DecodingKey::from_rsa_raw_components(&kn, &ke));
+                public_jwks.push(public_jwk(&kid, &kn, &ke));
+            }
+            if signing_kid.is_none() {
+                return Err(HootError::Keys(match &private_kid {
+                    Some(kid) => format!("{label}: its kid {kid:?} is not in {jwks_label}; add its public key there"),
+                    None => format!(
+                        "{label}: its public key matches no key in {jwks_label}; \
+                         the private key and jwks.json must come from the same key pair"
+                    ),
+                }));
+            }
+        }
+        None => {
+            let kid = private_kid.ok_or_else(|| {
+                HootError::Keys(format!(
+                    "{label}: the private key has no kid and no jwks.json was found to name it. {}",
+                    Role::Jwks.fix()
+                ))
+            })?;
+            verifying_keys.insert(kid.clone(), DecodingKey::from_rsa_raw_components(&n, &e));
+            public_jwks.push(public_jwk(&kid, &n, &e));
+            signing_kid = Some(kid);
+        }
+    }
+    let kid = signing_kid.ok_or_else(|| HootError::Internal("no signing kid after validation".to_string()))?;
+    Ok(KeySet { kid, signing_key, verifying_keys, public_jwks, source, private_key_path, jwks_path })
+}
+
+/// What `generateKeys` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedKeys {
+    pub kid: String,
+    pub private_key_path: PathBuf,
+    pub jwks_path: PathBuf,
+}
+
+enum WriteError {
+    Exists(PathBuf),
+    Failed(HootError),
+}
+
+pub fn key_size(bits: u32) -> Option<KeySize> {
+    match bits {
+        2048 => Some(KeySize::Rsa2048),
+        3072 => Some(KeySize::Rsa3072),
+        4096 => Some(KeySize::Rsa4096),
+        _ => None,
+    }
+}
+
+/// Generates an RS256 key pair into `dir` as Hoot's two files (directory 0700, files 0600). Refuses
+/// to replace an existing key: rotating is deleting the files (or adding a key to jwks.json).
+pub fn generate_keys(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<GeneratedKeys, HootError> {
+    for existing in [dir.join(PRIVATE_KEY_FILE), dir.join(JWKS_FILE)] {
+        if existing.exists() {
+            return Err(HootError::Keys(format!(
+                "{} already exists; hoot-core never overwrites a key. Delete {PRIVATE_KEY_FILE} and {JWKS_FILE} \
+                 in {} to make a new one, or load the existing pair with loadKeys({{ keyDir }})",
+                existing.display(),
+                dir.display()
+            )));
+        }
+    }
+    match write_new_key(dir, kid, size) {
+        Ok(written) => Ok(written),
+        Err(WriteError::Exists(path)) => Err(HootError::Keys(format!(
+            "{} appeared while the key was being written (another process is generating one); \
+             load it with loadKeys({{ keyDir }})",
+            path.display()
+        ))),
+        Err(WriteError::Failed(e)) => Err(e),
+    }
+}
+
+fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<GeneratedKeys, WriteError> {
+    let fail = |what: &str, path: &Path, e: io::Error| {
+        WriteError::Failed(HootError::Keys(format!(
+            "Cannot {what} {}: {e}. Make the directory writable, or pass loadKeys({{ keyDir }}) / set \
+             JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH to keys you made yourself",
+            path.display()
+        )))
+    };
+    create_private_dir(dir).map_err(|e| fail("create the key directory", dir, e))?;
+
+    let key_pair = KeyPair::generate(size)
+        .map_err(|_| WriteError::Failed(HootError::Internal("aws-lc-rs could not generate an RSA key".into())))?;
+    let pkcs8 = key_pair
+        .as_der()
+        .map_err(|_| WriteError::Failed(HootError::Internal("aws-lc-rs could not encode a new key".into())))?;
+    let parts = der::pkcs1_from_pkcs8(pkcs8.as_ref())
+        .and_then(der::parse_rsa_private_key)
+        .ok_or_else(|| WriteError::Failed(HootError::Internal("unreadable PKCS#8 from aws-lc-rs".into())))?;
+    let kid = kid.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let private = json!({
+        "kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e), "d": b64(&parts.d),
+        "p": b64(&parts.p), "q": b64(&parts.q), "dp": b64(&parts.dp), "dq": b64(&parts.dq),
+        "qi": b64(&parts.qi), "kid": kid, "alg": "RS256", "use": "sig",
+    });
+    let jwks = json!({ "keys": [public_jwk(&kid, &parts.n, &parts.e)] });
+
+    let private_key_path = dir.join(PRIVATE_KEY_FILE);
+    let jwks_path = dir.join(JWKS_FILE);
+    // The private key is linked into place last-writer-loses, so two processes starting at once
+    // agree on one key; jwks.json follows and is only its public half.
+    write_exclusive(&private_key_path, &pretty(&private)).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => WriteError::Exists(private_key_path.clone()),
+        _ => fail("write", &private_key_path, e),
+    })?;
+    match write_exclusive(&jwks_path, &pretty(&jwks)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail("write", &jwks_path, e)),
+    }
+    Ok(GeneratedKeys { kid, private_key_path, jwks_path })
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `contents` to `path` only if nothing is there, never exposing a half-written file: a
+/// 0600 temp file is filled and synced, then hard-linked into place (atomic, fails if it exists).
+fn write_exclusive(path: &Path, contents: &str) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        fs::hard_link(&tmp, path)
+    })();
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+#[cfg(test)]
+mod tests;

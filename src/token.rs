@@ -1,0 +1,325 @@
+//! Hoot's session tokens: RS256 JWTs whose `sub` is the browser's UUID v4. Issuing produces exactly
+//! Hoot's header and claims; verifying is strict and reports jose's error codes.
+//!
+//! Signatures are made and checked by the `jsonwebtoken` crate's `crypto::sign` / `crypto::verify`
+//! (aws-lc-rs underneath). Its `decode` + `Validation` path is deliberately not used: it reads the
+//! clock itself and counts a token as expired only when `now > exp + leeway`, while jose and npm
+//! jsonwebtoken (and so Hoot) say `now >= exp + leeway`. Claims are checked here instead, with
+//! `now` passed in, so the rules are jose's and the tests need no sleeping.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::HootError;
+use crate::keys::KeySet;
+
+/// Tokens longer than this are rejected before any decoding.
+pub const MAX_TOKEN_LENGTH: usize = 8 * 1024;
+pub const DEFAULT_TTL_SECONDS: u64 = 3600;
+/// Ten years: longer than any session, short enough that `iat + ttl` is an exact JS number.
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+pub const DEFAULT_ORG_ID: &str = "test-org-id";
+pub const DEFAULT_WORKSPACE: &str = "test-workspace";
+pub const DEFAULT_SCOPE: [&str; 3] = ["completions.write", "virtual_keys.list", "logs.view"];
+const RESERVED_CLAIMS: [&str; 3] = ["sub", "iat", "exp"];
+
+/// Hoot's user id check: a UUID v4, any case (`/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i`).
+pub fn is_valid_user_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            14 => c == b'4',
+            19 => matches!(c.to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b'),
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Issue options after defaults and `PORTKEY_*` variables have been applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueConfig {
+    pub ttl_seconds: u64,
+    pub portkey_org_id: String,
+    pub portkey_workspace: String,
+    pub scope: Vec<String>,
+    pub claims: Map<String, Value>,
+}
+
+/// The caller's `IssueOptions`, each `None` when not given.
+#[derive(Debug, Clone, Default)]
+pub struct IssueOptions {
+    pub ttl_seconds: Option<f64>,
+    pub portkey_org_id: Option<String>,
+    pub portkey_workspace: Option<String>,
+    pub scope: Option<Vec<String>>,
+    pub claims: Option<Map<String, Value>>,
+}
+
+impl IssueConfig {
+    /// Applies defaults: options first, then `$PORTKEY_ORG_ID` / `$PORTKEY_WORKSPACE_SLUG` (looked up
+    /// through `env` at every call, as Hoot reads them per request), then Hoot's fixed values.
+    pub fn resolve(opts: IssueOptions, env: impl Fn(&str) -> Option<String>) -> Result<Self, HootError> {
+        let ttl_seconds = match opts.ttl_seconds {
+            None => DEFAULT_TTL_SECONDS,
+            Some(t) if t.fract() == 0.0 && (1.0..=MAX_TTL_SECONDS as f64).contains(&t) => t as u64,
+            Some(t) => {
+                return Err(HootError::out_of_range(
+                    "opts.ttlSeconds",
+                    format!("must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}. Received {t}"),
+                ))
+            }
+        };
+        let claims = opts.claims.unwrap_or_default();
+        if let Some(reserved) = RESERVED_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+            return Err(HootError::arg_value(
+                "opts.claims",
+                format!("may not set \"{reserved}\": sub is the userId argument, iat and exp come from ttlSeconds"),
+            ));
+        }
+        let non_empty = |v: String| (!v.is_empty()).then_some(v);
+        Ok(IssueConfig {
+            ttl_seconds,
+            portkey_org_id: opts
+                .portkey_org_id
+                .or_else(|| env("PORTKEY_ORG_ID").and_then(non_empty))
+                .unwrap_or_else(|| DEFAULT_ORG_ID.to_string()),
+            portkey_workspace: opts
+                .portkey_workspace
+                .or_else(|| env("PORTKEY_WORKSPACE_SLUG").and_then(non_empty))
+                .unwrap_or_else(|| DEFAULT_WORKSPACE.to_string()),
+            scope: opts.scope.unwrap_or_else(|| DEFAULT_SCOPE.iter().map(|s| s.to_string()).collect()),
+            claims,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'static str,
+    kid: &'a str,
+    typ: &'static str,
+}
+
+/// Claims in the order Hoot's `new SignJWT({...}).setIssuedAt().setExpirationTime()` writes them.
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    portkey_oid: Value,
+    portkey_workspace: Value,
+    scope: Value,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+    iat: u64,
+    exp: u64,
+}
+
+fn encode_segment<T: Serialize>(value: &T) -> Result<String, HootError> {
+    serde_json::to_vec(value)
+        .map(|json| URL_SAFE_NO_PAD.encode(json))
+        .map_err(|e| HootError::Internal(format!("cannot serialise the token: {e}")))
+}
+
+/// Signs a session token for `user_id` at time `now` (seconds).
+pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64) -> Result<String, HootError> {
+    if !is_valid_user_id(user_id) {
+        return Err(HootError::InvalidUserId(user_id.to_string()));
+    }
+    // Extra claims may replace the Portkey claims; they keep their place in the token.
+    let mut extra = config.claims.clone();
+    let mut take = |name: &str, default: Value| extra.remove(name).unwrap_or(default);
+    let portkey_oid = take("portkey_oid", Value::from(config.portkey_org_id.as_str()));
+    let portkey_workspace = take("portkey_workspace", Value::from(config.portkey_workspace.as_str()));
+    let scope = take("scope", Value::from(config.scope.clone()));
+    let claims = Claims {
+        sub: user_id,
+        portkey_oid,
+        portkey_workspace,
+        scope,
+        extra,
+        iat: now,
+        exp: now + config.ttl_seconds,
+    };
+    let header = Header { alg: "RS256", kid: keys.kid(), typ: "JWT" };
+    let mut token = encode_segment(&header)?;
+    token.push('.');
+    token.push_str(&encode_segment(&claims)?);
+    // 342 base64url characters for a 2048-bit signature, 683 for 4096.
+    if token.len() + 1 + 683 > MAX_TOKEN_LENGTH {
+        return Err(HootError::out_of_range(
+            "opts.claims",
+            format!("make the token longer than the {MAX_TOKEN_LENGTH} characters verifyToken accepts"),
+        ));
+    }
+    let signature = jsonwebtoken::crypto::sign(token.as_bytes(), keys.signing_key(), Algorithm::RS256)
+        .map_err(|e| HootError::Keys(format!("Signing with key {:?} failed: {e}", keys.kid())))?;
+    token.push('.');
+    token.push_str(&signature);
+    Ok(token)
+}
+
+/// jose's error codes for a token that does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    Expired,
+    JwsInvalid,
+    SignatureFailed,
+    AlgNotAllowed,
+    NoMatchingKey,
+    ClaimInvalid,
+    JwtInvalid,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::Expired => "ERR_JWT_EXPIRED",
+            FailureCode::JwsInvalid => "ERR_JWS_INVALID",
+            FailureCode::SignatureFailed => "ERR_JWS_SIGNATURE_VERIFICATION_FAILED",
+            FailureCode::AlgNotAllowed => "ERR_JOSE_ALG_NOT_ALLOWED",
+            FailureCode::NoMatchingKey => "ERR_JWKS_NO_MATCHING_KEY",
+            FailureCode::ClaimInvalid => "ERR_JWT_CLAIM_VALIDATION_FAILED",
+            FailureCode::JwtInvalid => "ERR_JWT_INVALID",
+        }
+    }
+}
+
+/// A token that did not verify: a value, not an exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    pub code: FailureCode,
+    pub message: &'static str,
+}
+
+impl VerifyFailure {
+    pub fn expired(&self) -> bool {
+        self.code == FailureCode::Expired
+    }
+}
+
+fn fail<T>(code: FailureCode, message: &'static str) -> Result<T, VerifyFailure> {
+    Err(VerifyFailure { code, message })
+}
+
+/// The Portkey context Hoot keeps on `req.portkeyContext`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PortkeyContext {
+    pub org_id: Option<String>,
+    pub workspace: Option<String>,
+    pub scope: Vec<String>,
+}
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub user_id: String,
+    pub payload: Map<String, Value>,
+    pub expires_at: f64,
+    pub not_before: Option<f64>,
+    pub portkey: PortkeyContext,
+}
+
+/// Decodes one segment, accepting only strict base64url: no padding, no `+` `/`, no whitespace,
+/// no stray trailing bits.
+fn decode_segment(segment: &str) -> Result<Vec<u8>, VerifyFailure> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .or_else(|_| fail(FailureCode::JwsInvalid, "a JWS segment is not strict base64url"))
+}
+
+fn number_claim(payload: &Map<String, Value>, name: &str, message: &'static str) -> Result<Option<f64>, VerifyFailure> {
+    match payload.get(name) {
+        None => Ok(None),
+        Some(value) => value.as_f64().map(Some).ok_or(VerifyFailure { code: FailureCode::ClaimInvalid, message }),
+    }
+}
+
+fn first_string(payload: &Map<String, Value>, names: [&str; 2]) -> Option<String> {
+    names.iter().find_map(|n| payload.get(*n).and_then(Value::as_str)).map(str::to_string)
+}
+
+/// `scope ?? scopes ?? []` as a list; an OAuth-style space-separated string is split.
+fn scope_list(payload: &Map<String, Value>) -> Vec<String> {
+    match payload.get("scope").or_else(|| payload.get("scopes")) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Verifies `token` against `keys` at time `now` (seconds) with `leeway` seconds of clock skew.
+/// Order: size and shape, header, signature, claims; so a forged token never reports `expired`.
+pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<Verified, VerifyFailure> {
+    if token.len() > MAX_TOKEN_LENGTH {
+        return fail(FailureCode::JwsInvalid, "the token is longer than 8192 characters");
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return fail(FailureCode::JwsInvalid, "a JWT has three dot-separated segments");
+    };
+    let header_json = decode_segment(header_b64)?;
+    let payload_json = decode_segment(payload_b64)?;
+    let signature = decode_segment(signature_b64)?;
+
+    let header: Map<String, Value> = match serde_json::from_slice(&header_json) {
+        Ok(Value::Object(header)) => header,
+        _ => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
+    };
+    match header.get("alg") {
+        Some(Value::String(alg)) if alg == "RS256" => {}
+        Some(Value::String(_)) => return fail(FailureCode::AlgNotAllowed, "\"alg\" (Algorithm) Header Parameter value not allowed: only RS256 is accepted"),
+        _ => return fail(FailureCode::JwsInvalid, "JWS \"alg\" (Algorithm) Header Parameter missing or invalid"),
+    }
+    if header.contains_key("crit") {
+        return fail(FailureCode::JwsInvalid, "the \"crit\" Header Parameter is not supported");
+    }
+    let Some(Value::String(kid)) = header.get("kid") else {
+        return fail(FailureCode::NoMatchingKey, "the token has no \"kid\" Header Parameter");
+    };
+    let Some(key) = keys.verifying_key(kid) else {
+        return fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid");
+    };
+
+    // `signature` was decoded above only to check its encoding; the crate decodes it again.
+    let signed_len = header_b64.len() + 1 + payload_b64.len();
+    let verified = !signature.is_empty()
+        && jsonwebtoken::crypto::verify(signature_b64, token[..signed_len].as_bytes(), key, Algorithm::RS256)
+            .unwrap_or(false);
+    if !verified {
+        return fail(FailureCode::SignatureFailed, "signature verification failed");
+    }
+
+    let payload: Map<String, Value> = match serde_json::from_slice(&payload_json) {
+        Ok(Value::Object(payload)) => payload,
+        _ => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
+    };
+    let Some(exp) = number_claim(&payload, "exp", "\"exp\" claim must be a number")? else {
+        return fail(FailureCode::ClaimInvalid, "missing required \"exp\" claim");
+    };
+    number_claim(&payload, "iat", "\"iat\" claim must be a number")?;
+    let nbf = number_claim(&payload, "nbf", "\"nbf\" claim must be a number")?;
+    let (now, leeway) = (now as f64, leeway as f64);
+    if nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return fail(FailureCode::ClaimInvalid, "\"nbf\" claim timestamp check failed");
+    }
+    if now >= exp + leeway {
+        return fail(FailureCode::Expired, "\"exp\" claim timestamp check failed");
+    }
+    let user_id = match payload.get("sub") {
+        Some(Value::String(sub)) if is_valid_user_id(sub) => sub.clone(),
+        _ => return fail(FailureCode::ClaimInvalid, "\"sub\" claim must be the user's UUID v4"),
+    };
+    let portkey = PortkeyContext {
+        org_id: first_string(&payload, ["portkey_oid", "organisation_id"]),
+        workspace: first_string(&payload, ["portkey_workspace", "workspace_slug"]),
+        scope: scope_list(&payload),
+    };
+    Ok(Verified { user_id, payload, expires_at: exp, not_before: nbf, portkey })
+}
+
+#[cfg(test)]
+mod tests;
