@@ -4,7 +4,7 @@
 'use strict'
 
 const { spawnSync } = require('child_process')
-const { copyFileSync, existsSync } = require('fs')
+const { copyFileSync, existsSync, writeFileSync } = require('fs')
 const { join, resolve } = require('path')
 
 const root = resolve(__dirname, '..')
@@ -39,14 +39,33 @@ if (probe.error || probe.status !== 0) {
   fail('building the native addon needs Rust: install it from https://rustup.rs (cargo on PATH), then run npm install again')
 }
 
-console.log(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (about a minute the first time)...`)
-const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib'], { cwd: root, stdio: 'inherit' })
+// npm hides a dependency's install output unless --foreground-scripts, so the notice also goes
+// straight to the terminal when there is one.
+function notice(message) {
+  console.log(message)
+  if (!process.stdout.isTTY && process.platform !== 'win32') {
+    try {
+      writeFileSync('/dev/tty', `${message}\n`)
+    } catch {
+      // no controlling terminal (CI): the log line above is all there is
+    }
+  }
+}
+
+// Building for the explicit host triple, as `napi build` does, lets the two share compiled
+// dependencies in target/<triple>.
+const rustc = spawnSync(process.env.RUSTC || 'rustc', ['-vV'], { encoding: 'utf8' })
+const host = !rustc.error && /^host: (\S+)$/m.exec(rustc.stdout || '')
+const targetArgs = host ? ['--target', host[1]] : []
+
+notice(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (about a minute the first time)...`)
+const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib', ...targetArgs], { cwd: root, stdio: 'inherit' })
 if (build.error || build.status !== 0) {
   fail(`cargo build failed (exit ${build.status}); the output above says why`)
 }
 
 const targetDir = resolve(root, process.env.CARGO_TARGET_DIR || 'target')
-const built = join(targetDir, 'release', libraryName())
+const built = join(targetDir, ...(host ? [host[1]] : []), 'release', libraryName())
 if (!existsSync(built)) fail(`cargo finished but ${built} is missing`)
 const dest = join(root, `hoot-core.${platformSuffix()}.node`)
 copyFileSync(built, dest)

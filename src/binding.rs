@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use napi::bindgen_prelude::{AsyncTask, Object};
-use napi::{Env, JsError, JsRangeError, JsString, JsTypeError, JsValue, Task, Unknown, ValueType};
+use napi::{Env, JsError, Status, JsRangeError, JsString, JsTypeError, JsValue, Task, Unknown, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -37,13 +37,25 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> HootError {
     HootError::Internal(format!("panic: {text}"))
 }
 
+/// A JS exception raised while reading an argument (a throwing getter, a Proxy trap) is already
+/// pending; it is the caller's own error and must reach them unchanged.
+fn exception_pending(env: &Env) -> bool {
+    let mut pending = false;
+    let status = unsafe { napi::sys::napi_is_exception_pending(env.raw(), &mut pending) };
+    status == napi::sys::Status::napi_ok && pending
+}
+
 /// Runs `f`, turning its error or any panic into a thrown JS error.
 fn guarded<T>(env: &Env, f: impl FnOnce() -> Result<T, HootError>) -> napi::Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(to_js(env, &e)),
-        Err(panic) => Err(to_js(env, &panic_message(panic))),
+    let error = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) => e,
+        Err(panic) => panic_message(panic),
+    };
+    if exception_pending(env) {
+        return Err(napi::Error::new(Status::PendingException, error.to_string()));
     }
+    Err(to_js(env, &error))
 }
 
 fn napi_failure(e: napi::Error) -> HootError {
@@ -374,8 +386,15 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
 }
 
 pub struct IssueTask {
-    request: Result<(String, IssueConfig), HootError>,
-    failure: Option<HootError>,
+    request: Result<(String, IssueConfig), Failure>,
+    failure: Option<Failure>,
+}
+
+/// Why an async call failed: a core error, or the caller's own exception (a throwing getter)
+/// caught while reading the arguments, to be rejected with as it is.
+enum Failure {
+    Core(HootError),
+    Js(napi::Error),
 }
 
 impl Task for IssueTask {
@@ -383,17 +402,18 @@ impl Task for IssueTask {
     type JsValue = String;
 
     fn compute(&mut self) -> napi::Result<String> {
-        let outcome = match &self.request {
+        let request = std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
+        let outcome = match request {
             Ok((user_id, config)) => catch_unwind(AssertUnwindSafe(|| {
-                active::current()?.issue(user_id, config, active::unix_now())
+                active::current()?.issue(&user_id, &config, active::unix_now())
             }))
-            .unwrap_or_else(|panic| Err(panic_message(panic))),
-            Err(e) => Err(e.clone()),
+            .unwrap_or_else(|panic| Err(panic_message(panic)))
+            .map_err(Failure::Core),
+            Err(failure) => Err(failure),
         };
-        outcome.map_err(|e| {
-            let message = e.to_string();
-            self.failure = Some(e);
-            napi::Error::from_reason(message)
+        outcome.map_err(|failure| {
+            self.failure = Some(failure);
+            napi::Error::from_reason("issueTokenAsync failed")
         })
     }
 
@@ -403,7 +423,8 @@ impl Task for IssueTask {
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<String> {
         match self.failure.take() {
-            Some(e) => Err(to_js(&env, &e)),
+            Some(Failure::Core(e)) => Err(to_js(&env, &e)),
+            Some(Failure::Js(e)) => Err(e),
             None => Err(err),
         }
     }
@@ -412,13 +433,31 @@ impl Task for IssueTask {
 /// `issueToken` with the RSA signing done on the libuv thread pool. Every error, a bad argument
 /// included, rejects the promise; nothing throws synchronously.
 #[napi(ts_args_type = "userId: string, opts?: IssueOptions", ts_return_type = "Promise<string>")]
-pub fn issue_token_async(user_id: Unknown, opts: Option<Unknown>) -> AsyncTask<IssueTask> {
+pub fn issue_token_async(env: Env, user_id: Unknown, opts: Option<Unknown>) -> AsyncTask<IssueTask> {
     let request = catch_unwind(AssertUnwindSafe(|| {
         let user_id = string_value(&user_id, "userId")?;
         Ok((user_id, IssueOptions::read(opts)?))
     }))
-    .unwrap_or_else(|panic| Err(panic_message(panic)));
+    .unwrap_or_else(|panic| Err(panic_message(panic)))
+    .map_err(|e| match take_pending_exception(&env) {
+        Some(js) => Failure::Js(js),
+        None => Failure::Core(e),
+    });
     AsyncTask::new(IssueTask { request, failure: None })
+}
+
+/// Clears a pending JS exception and keeps it as an error value, so it can reject a promise
+/// instead of being thrown synchronously.
+fn take_pending_exception(env: &Env) -> Option<napi::Error> {
+    if !exception_pending(env) {
+        return None;
+    }
+    let mut value = std::ptr::null_mut();
+    let status = unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut value) };
+    if status != napi::sys::Status::napi_ok || value.is_null() {
+        return None;
+    }
+    Some(napi::Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), value) }))
 }
 
 #[napi(object, object_from_js = false, object_to_js = false)]

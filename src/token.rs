@@ -287,7 +287,7 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     // `signature` was decoded above only to check its encoding; the crate decodes it again.
     let signed_len = header_b64.len() + 1 + payload_b64.len();
     let verified = !signature.is_empty()
-        && jsonwebtoken::crypto::verify(signature_b64, token[..signed_len].as_bytes(), key, Algorithm::RS256)
+        && jsonwebtoken::crypto::verify(signature_b64, &token.as_bytes()[..signed_len], key, Algorithm::RS256)
             .unwrap_or(false);
     if !verified {
         return fail(FailureCode::SignatureFailed, "signature verification failed");
