@@ -10,3 +10,5 @@ pub mod keys;
 pub mod token;
 
 pub mod binding;
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,289 @@
 use super::*;
+use crate::tests::{TestResult, KEYS};
+use serde_json::json;
+
+const USER: &str = "3b241101-e2bb-4255-8caf-4136c566a962";
+const NOW: u64 = 1_800_000_000;
+
+fn config() -> IssueConfig {
+    IssueConfig::resolve(IssueOptions::default(), |_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn b64json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// Signs arbitrary header and payload bytes with the test key, as a forger with the key could.
+fn sign_raw(header: &str, payload: &str) -> String {
+    let input = format!("{header}.{payload}");
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), KEYS.signing_key(), Algorithm::RS256)
+        .unwrap_or_else(|e| panic!("signing failed: {e}"));
+    format!("{input}.{signature}")
+}
+
+fn header() -> Value {
+    json!({ "alg": "RS256", "kid": "test-kid", "typ": "JWT" })
+}
+
+fn claims(exp: u64) -> Value {
+    json!({ "sub": USER, "iat": NOW, "exp": exp })
+}
+
+fn code_of(token: &str, now: u64, leeway: u64) -> &'static str {
+    match verify_token(&KEYS, token, now, leeway) {
+        Ok(_) => "valid",
+        Err(failure) => failure.code.as_str(),
+    }
+}
+
+#[test]
+fn user_ids_follow_hoots_regex() {
+    assert!(is_valid_user_id(USER));
+    assert!(is_valid_user_id(&USER.to_uppercase()));
+    for bad in [
+        "",
+        "default-user",
+        "3b241101-e2bb-1255-8caf-4136c566a962", // version 1
+        "3b241101-e2bb-4255-7caf-4136c566a962", // variant 7
+        "3b241101e2bb42558caf4136c566a962",
+        "3b241101-e2bb-4255-8caf-4136c566a96g",
+        "3b241101-e2bb-4255-8caf-4136c566a9621",
+        " 3b241101-e2bb-4255-8caf-4136c566a962",
+    ] {
+        assert!(!is_valid_user_id(bad), "{bad:?} must be rejected");
+    }
+}
+
+#[test]
+fn issue_config_defaults_environment_and_limits() -> TestResult {
+    let c = config();
+    assert_eq!((c.ttl_seconds, c.portkey_org_id.as_str(), c.portkey_workspace.as_str()), (3600, "test-org-id", "test-workspace"));
+    assert_eq!(c.scope, DEFAULT_SCOPE);
+
+    let env = |name: &str| match name {
+        "PORTKEY_ORG_ID" => Some("org-from-env".to_string()),
+        "PORTKEY_WORKSPACE_SLUG" => Some(String::new()),
+        _ => None,
+    };
+    let c = IssueConfig::resolve(IssueOptions::default(), env)?;
+    assert_eq!(c.portkey_org_id, "org-from-env");
+    assert_eq!(c.portkey_workspace, "test-workspace", "an empty variable counts as unset");
+    let opts = IssueOptions { portkey_org_id: Some("explicit".into()), ..IssueOptions::default() };
+    assert_eq!(IssueConfig::resolve(opts, env)?.portkey_org_id, "explicit");
+
+    for ttl in [0.0, -5.0, 1.5, f64::NAN, 1e12] {
+        let opts = IssueOptions { ttl_seconds: Some(ttl), ..IssueOptions::default() };
+        let err = IssueConfig::resolve(opts, |_| None).err().ok_or("accepted a bad ttl")?;
+        assert_eq!((err.code(), err.kind()), ("ERR_INVALID_ARG_VALUE", crate::error::ErrorKind::RangeError));
+    }
+    for reserved in ["sub", "iat", "exp"] {
+        let mut extra = Map::new();
+        extra.insert(reserved.into(), json!(1));
+        let opts = IssueOptions { claims: Some(extra), ..IssueOptions::default() };
+        let err = IssueConfig::resolve(opts, |_| None).err().ok_or("accepted a reserved claim")?;
+        assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE");
+        assert!(err.to_string().contains(reserved));
+    }
+    Ok(())
+}
+
+#[test]
+fn issues_exactly_hoots_header_and_claims() -> TestResult {
+    let token = issue_token(&KEYS, USER, &config(), NOW)?;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(parts[0])?)?,
+        r#"{"alg":"RS256","kid":"test-kid","typ":"JWT"}"#
+    );
+    assert_eq!(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1])?)?,
+        format!(
+            r#"{{"sub":"{USER}","portkey_oid":"test-org-id","portkey_workspace":"test-workspace","scope":["completions.write","virtual_keys.list","logs.view"],"iat":{NOW},"exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    let verified = verify_token(&KEYS, &token, NOW, 0).map_err(|f| f.message)?;
+    assert_eq!(verified.user_id, USER);
+    assert_eq!(verified.expires_at, (NOW + 3600) as f64);
+    assert_eq!(verified.portkey.org_id.as_deref(), Some("test-org-id"));
+    assert_eq!(verified.portkey.scope, DEFAULT_SCOPE);
+    Ok(())
+}
+
+#[test]
+fn extra_claims_follow_hoots_and_may_replace_portkey_claims_in_place() -> TestResult {
+    let mut extra = Map::new();
+    extra.insert("portkey_oid".into(), json!("org-2"));
+    extra.insert("role".into(), json!("admin"));
+    let config = IssueConfig { claims: extra, ..config() };
+    let token = issue_token(&KEYS, USER, &config, NOW)?;
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(token.split('.').nth(1).ok_or("payload")?)?)?;
+    assert!(payload.starts_with(&format!(r#"{{"sub":"{USER}","portkey_oid":"org-2","portkey_workspace""#)), "{payload}");
+    assert!(payload.contains(r#""role":"admin","iat""#), "{payload}");
+
+    let mut huge = Map::new();
+    huge.insert("blob".into(), json!("x".repeat(8000)));
+    let err = issue_token(&KEYS, USER, &IssueConfig { claims: huge, ..config.clone() }, NOW)
+        .err()
+        .ok_or("issued a token verifyToken would reject")?;
+    assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE");
+    Ok(())
+}
+
+#[test]
+fn refuses_to_issue_for_anything_but_a_uuid_v4() {
+    match issue_token(&KEYS, "default-user", &config(), NOW) {
+        Err(HootError::InvalidUserId(id)) => assert_eq!(id, "default-user"),
+        other => panic!("expected ERR_INVALID_USER_ID, got {other:?}"),
+    }
+}
+
+#[test]
+fn expiry_is_now_at_or_after_exp_plus_leeway_like_jose() -> TestResult {
+    let token = issue_token(&KEYS, USER, &config(), NOW)?;
+    let exp = NOW + 3600;
+    assert_eq!(code_of(&token, exp - 1, 0), "valid");
+    assert_eq!(code_of(&token, exp, 0), "ERR_JWT_EXPIRED");
+    assert_eq!(code_of(&token, exp + 59, 60), "valid");
+    assert_eq!(code_of(&token, exp + 60, 60), "ERR_JWT_EXPIRED");
+    let failure = verify_token(&KEYS, &token, exp, 0).err().ok_or("expired token verified")?;
+    assert!(failure.expired());
+    Ok(())
+}
+
+#[test]
+fn nbf_is_checked_with_the_same_leeway() {
+    let token = sign_raw(&b64json(&header()), &b64json(&json!({ "sub": USER, "nbf": NOW + 30, "exp": NOW + 600 })));
+    assert_eq!(code_of(&token, NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED");
+    assert_eq!(code_of(&token, NOW, 30), "valid");
+    assert_eq!(code_of(&token, NOW + 30, 0), "valid");
+}
+
+#[test]
+fn claim_failures() {
+    let h = b64json(&header());
+    let cases = [
+        (json!({ "sub": USER }), "missing exp"),
+        (json!({ "sub": USER, "exp": "soon" }), "exp not a number"),
+        (json!({ "sub": USER, "exp": NOW + 60, "iat": "then" }), "iat not a number"),
+        (json!({ "sub": USER, "exp": NOW + 60, "nbf": null }), "nbf not a number"),
+        (json!({ "sub": "default-user", "exp": NOW + 60 }), "sub not a UUID v4"),
+        (json!({ "sub": 42, "exp": NOW + 60 }), "sub not a string"),
+        (json!({ "exp": NOW + 60 }), "no sub"),
+    ];
+    for (payload, why) in cases {
+        assert_eq!(code_of(&sign_raw(&h, &b64json(&payload)), NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED", "{why}");
+    }
+}
+
+#[test]
+fn only_rs256_is_allowed() {
+    let p = b64json(&claims(NOW + 60));
+    for alg in ["none", "HS256", "RS512", "PS256", "ES256", "rs256"] {
+        let h = b64json(&json!({ "alg": alg, "kid": "test-kid" }));
+        assert_eq!(code_of(&sign_raw(&h, &p), NOW, 0), "ERR_JOSE_ALG_NOT_ALLOWED", "{alg}");
+    }
+    // The classic `none` token has an empty signature.
+    let none = format!("{}.{p}.", b64json(&json!({ "alg": "none" })));
+    assert_eq!(code_of(&none, NOW, 0), "ERR_JOSE_ALG_NOT_ALLOWED");
+    let no_alg = b64json(&json!({ "kid": "test-kid" }));
+    assert_eq!(code_of(&sign_raw(&no_alg, &p), NOW, 0), "ERR_JWS_INVALID");
+}
+
+#[test]
+fn hs256_signed_with_the_public_key_is_not_accepted() -> TestResult {
+    // Algorithm confusion: HMAC keyed with the public key material an attacker can download.
+    let h = b64json(&json!({ "alg": "HS256", "kid": "test-kid", "typ": "JWT" }));
+    let p = b64json(&claims(NOW + 60));
+    let secret = KEYS.public_jwks().to_string();
+    let input = format!("{h}.{p}");
+    let signature = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    )?;
+    assert_eq!(code_of(&format!("{input}.{signature}"), NOW, 0), "ERR_JOSE_ALG_NOT_ALLOWED");
+    Ok(())
+}
+
+#[test]
+fn kid_must_name_a_listed_key() {
+    let p = b64json(&claims(NOW + 60));
+    for h in [json!({ "alg": "RS256" }), json!({ "alg": "RS256", "kid": "unknown" }), json!({ "alg": "RS256", "kid": 7 })] {
+        assert_eq!(code_of(&sign_raw(&b64json(&h), &p), NOW, 0), "ERR_JWKS_NO_MATCHING_KEY", "{h}");
+    }
+    let crit = json!({ "alg": "RS256", "kid": "test-kid", "crit": ["exp"] });
+    assert_eq!(code_of(&sign_raw(&b64json(&crit), &p), NOW, 0), "ERR_JWS_INVALID");
+}
+
+#[test]
+fn tampering_fails_the_signature_before_claims_are_read() -> TestResult {
+    let token = issue_token(&KEYS, USER, &config(), NOW)?;
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged_payload = b64json(&json!({ "sub": "11111111-1111-4111-8111-111111111111", "exp": NOW + 3600 }));
+    let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
+    assert_eq!(code_of(&forged, NOW, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED");
+    assert_eq!(code_of(&forged, NOW + 7200, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED", "forged and expired is still forged");
+    let stripped = format!("{}.{}.", parts[0], parts[1]);
+    assert_eq!(code_of(&stripped, NOW, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED");
+    let mut flipped = parts[2].to_string();
+    let last = if flipped.ends_with('A') { "Q" } else { "A" };
+    flipped.replace_range(flipped.len() - 1.., last);
+    assert_ne!(code_of(&format!("{}.{}.{flipped}", parts[0], parts[1]), NOW, 0), "valid");
+    Ok(())
+}
+
+#[test]
+fn shape_and_encoding_are_strict() -> TestResult {
+    let token = issue_token(&KEYS, USER, &config(), NOW)?;
+    let parts: Vec<&str> = token.split('.').collect();
+    let cases = [
+        format!("{}.{}", parts[0], parts[1]),
+        format!("{token}.{}", parts[2]),
+        format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+        format!("{}.{}.{}", parts[0].replace('e', "+"), parts[1], parts[2]),
+        format!("{}.{} .{}", parts[0], parts[1], parts[2]),
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("[1]"), parts[1], parts[2]),
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("not json"), parts[1], parts[2]),
+        String::new(),
+        "...".to_string(),
+        format!("{}.{}", "a".repeat(MAX_TOKEN_LENGTH), "b"),
+    ];
+    for (i, bad) in cases.iter().enumerate() {
+        assert_eq!(code_of(bad, NOW, 0), "ERR_JWS_INVALID", "case {i}");
+    }
+    Ok(())
+}
+
+#[test]
+fn oversized_tokens_are_rejected_before_decoding() {
+    // A well-formed token just over the limit still fails on length alone.
+    let h = b64json(&header());
+    let p = b64json(&json!({ "sub": USER, "exp": NOW + 60, "pad": "x".repeat(6000) }));
+    let token = sign_raw(&h, &p);
+    assert!(token.len() > MAX_TOKEN_LENGTH);
+    let failure = verify_token(&KEYS, &token, NOW, 0).err();
+    assert_eq!(failure.map(|f| (f.code, f.message)), Some((FailureCode::JwsInvalid, "the token is longer than 8192 characters")));
+}
+
+#[test]
+fn a_signed_payload_that_is_not_a_json_object_is_jwt_invalid() {
+    let h = b64json(&header());
+    for payload in ["not json", "[1,2]", "\"text\"", "42"] {
+        assert_eq!(code_of(&sign_raw(&h, &URL_SAFE_NO_PAD.encode(payload)), NOW, 0), "ERR_JWT_INVALID", "{payload}");
+    }
+}
+
+#[test]
+fn portkey_context_falls_back_like_hoot() -> TestResult {
+    let payload = json!({
+        "sub": USER, "exp": NOW + 60, "organisation_id": "org", "workspace_slug": "ws", "scopes": "a b"
+    });
+    let v = verify_token(&KEYS, &sign_raw(&b64json(&header()), &b64json(&payload)), NOW, 0).map_err(|f| f.message)?;
+    assert_eq!(v.portkey, PortkeyContext { org_id: Some("org".into()), workspace: Some("ws".into()), scope: vec!["a".into(), "b".into()] });
+    let bare = json!({ "sub": USER, "exp": NOW + 60 });
+    let v = verify_token(&KEYS, &sign_raw(&b64json(&header()), &b64json(&bare)), NOW, 0).map_err(|f| f.message)?;
+    assert_eq!(v.portkey, PortkeyContext::default());
+    Ok(())
+}

@@ -1,0 +1,54 @@
+// Shared by the test files: temp dirs, child processes, and key files made the way Hoot makes them.
+import { spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+import { exportJWK, generateKeyPair } from 'jose'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+export const entry = pathToFileURL(join(root, 'index.js')).href
+export const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
+
+export function tempDir(label) {
+  return mkdtempSync(join(tmpdir(), `hoot-core-${label}-`))
+}
+
+/**
+ * Hoot's documented recipe (docs/JWT_AUTHENTICATION.md): jose keys, a kid on the public JWK only.
+ * Returns the paths and the JWKs.
+ */
+export async function hootKeyFiles(dir, kid = randomUUID()) {
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const publicJwk = { ...(await exportJWK(publicKey)), use: 'sig', alg: 'RS256', kid }
+  const privateJwk = await exportJWK(privateKey)
+  const privateKeyPath = join(dir, 'private-key.json')
+  const jwksPath = join(dir, 'jwks.json')
+  writeFileSync(jwksPath, JSON.stringify({ keys: [publicJwk] }, null, 2))
+  writeFileSync(privateKeyPath, JSON.stringify(privateJwk, null, 2))
+  return { kid, privateKeyPath, jwksPath, publicJwk, privateJwk, privateKey, publicKey }
+}
+
+/**
+ * Runs an ES module body in a fresh Node process (hoot-core's key state is per process) and
+ * returns the JSON it prints last. `hoot` is in scope.
+ */
+export function runIsolated(body, { cwd, env = {} } = {}) {
+  const code = `import * as hoot from ${JSON.stringify(entry)}\n${body}`
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  })
+  if (child.status !== 0) {
+    throw new Error(`child exited ${child.status}:\n${child.stderr}`)
+  }
+  const lines = child.stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1])
+}
+
+export function b64url(value) {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+}

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+
+import { SignJWT, importJWK } from 'jose'
+
+import { generateKeys, issueToken, loadKeys, publicJwks, verifyToken } from '../index.js'
+import { USER, entry, hootKeyFiles, runIsolated, tempDir } from './helpers.mjs'
+
+const mode = (path) => statSync(path).mode & 0o777
+const PUBLIC_MEMBERS = ['alg', 'e', 'kid', 'kty', 'n', 'use']
+
+test('zero-config: the first start generates a private key once, later starts reuse it', () => {
+  const home = tempDir('home')
+  const first = runIsolated(
+    `const info = hoot.loadKeys(); console.log(JSON.stringify({ info, token: hoot.issueToken(${JSON.stringify(USER)}) }))`,
+    { cwd: tempDir('cwd'), env: { HOME: home } },
+  )
+  const keyDir = join(home, '.hoot', 'keys')
+  assert.deepEqual(first.info, {
+    kid: first.info.kid,
+    alg: 'RS256',
+    publicKeys: 1,
+    source: 'generated',
+    privateKeyPath: join(keyDir, 'private-key.json'),
+    jwksPath: join(keyDir, 'jwks.json'),
+  })
+  assert.equal(mode(keyDir), 0o700)
+  assert.equal(mode(first.info.privateKeyPath), 0o600)
+  assert.equal(mode(first.info.jwksPath), 0o600)
+
+  // No loadKeys call at all: the first token call loads the same key lazily.
+  const second = runIsolated(
+    `console.log(JSON.stringify({ result: hoot.verifyToken(process.env.TOKEN), kid: hoot.publicJwks().keys[0].kid }))`,
+    { cwd: tempDir('cwd'), env: { HOME: home, TOKEN: first.token } },
+  )
+  assert.equal(second.kid, first.info.kid)
+  assert.equal(second.result.valid, true, 'a token from the previous start still verifies')
+})
+
+test('processes starting together on a fresh home agree on one key', async () => {
+  const home = tempDir('race')
+  const code = `import * as hoot from ${JSON.stringify(entry)}\nconsole.log(hoot.loadKeys().kid)`
+  const runs = Array.from({ length: 4 }, () =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, HOME: home }, cwd: home })
+      let out = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.on('error', reject)
+      child.on('close', (status) => (status === 0 ? resolve(out.trim()) : reject(new Error(`exit ${status}`))))
+    }),
+  )
+  const kids = await Promise.all(runs)
+  assert.equal(new Set(kids).size, 1, `kids: ${kids}`)
+  const onDisk = JSON.parse(readFileSync(join(home, '.hoot', 'keys', 'jwks.json'), 'utf8'))
+  assert.equal(onDisk.keys[0].kid, kids[0])
+})
+
+test('Hoot\'s private-key.json and jwks.json in the working directory are used as they are', async () => {
+  const dir = tempDir('cwdfiles')
+  const files = await hootKeyFiles(dir)
+  const out = runIsolated(`console.log(JSON.stringify(hoot.loadKeys()))`, { cwd: dir, env: { HOME: tempDir('home') } })
+  assert.equal(out.source, 'files')
+  assert.equal(out.kid, files.kid, 'the kid comes from jwks.json; Hoot\'s private key has none')
+  assert.equal(out.privateKeyPath, files.privateKeyPath)
+  assert.equal(out.jwksPath, files.jwksPath)
+})
+
+test('JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH point at the files', async () => {
+  const files = await hootKeyFiles(tempDir('envfiles'))
+  const out = runIsolated(`console.log(JSON.stringify(hoot.loadKeys()))`, {
+    cwd: tempDir('cwd'),
+    env: { HOME: tempDir('home'), JWT_PRIVATE_KEY_PATH: files.privateKeyPath, JWT_JWKS_PATH: files.jwksPath },
+  })
+  assert.equal(out.kid, files.kid)
+  assert.equal(out.privateKeyPath, files.privateKeyPath)
+})
+
+test('keys that cannot be loaded throw ERR_HOOT_KEYS naming the file and the fix', () => {
+  const missing = join(tempDir('missing'), 'private-key.json')
+  assert.throws(() => loadKeys({ privateKeyPath: missing }), (e) => {
+    assert.equal(e.code, 'ERR_HOOT_KEYS')
+    assert.ok(e.message.includes(missing), e.message)
+    assert.ok(e.message.includes('JWT_PRIVATE_KEY_PATH'), e.message)
+    return true
+  })
+  const dir = tempDir('broken')
+  writeFileSync(join(dir, 'private-key.json'), '{ "kty": "RSA", ')
+  assert.throws(() => loadKeys({ privateKeyPath: join(dir, 'private-key.json') }), { code: 'ERR_HOOT_KEYS', message: /not valid JSON/ })
+  assert.throws(() => loadKeys({ keyDir: tempDir('empty'), generateIfMissing: false }), { code: 'ERR_HOOT_KEYS', message: /generateKeys/ })
+
+  // Lazily loaded defaults fail the same way, from the token calls themselves.
+  const out = runIsolated(
+    `try { hoot.verifyToken('a.b.c') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+    { cwd: tempDir('cwd'), env: { HOME: tempDir('home'), JWT_PRIVATE_KEY_PATH: missing } },
+  )
+  assert.equal(out.code, 'ERR_HOOT_KEYS')
+})
+
+test('inline keys, as objects or JSON text', async () => {
+  const files = await hootKeyFiles(tempDir('inline'))
+  const info = loadKeys({ privateKeyJwk: files.privateJwk, jwks: readFileSync(files.jwksPath, 'utf8') })
+  assert.deepEqual(info, { kid: files.kid, alg: 'RS256', publicKeys: 1, source: 'inline' })
+  assert.equal(verifyToken(issueToken(USER)).valid, true)
+})
+
+test('rotation: sign with the new key, keep verifying tokens from the old one', async () => {
+  const old = await hootKeyFiles(tempDir('old'), 'old-kid')
+  const next = await hootKeyFiles(tempDir('new'), 'new-kid')
+  const oldToken = await new SignJWT({ sub: USER })
+    .setProtectedHeader({ alg: 'RS256', kid: 'old-kid', typ: 'JWT' })
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(await importJWK(old.privateJwk, 'RS256'))
+  const info = loadKeys({ privateKeyJwk: next.privateJwk, jwks: { keys: [old.publicJwk, next.publicJwk] } })
+  assert.equal(info.kid, 'new-kid')
+  assert.equal(info.publicKeys, 2)
+  assert.equal(verifyToken(oldToken).valid, true)
+  assert.equal(JSON.parse(Buffer.from(issueToken(USER).split('.')[0], 'base64url')).kid, 'new-kid')
+  assert.deepEqual(publicJwks().keys.map((k) => k.kid), ['old-kid', 'new-kid'])
+})
+
+test('published keys never carry private members, even from a JWKS that holds them', async () => {
+  const files = await hootKeyFiles(tempDir('leak'))
+  const leaky = { keys: [{ ...files.privateJwk, kid: files.kid }] }
+  const info = loadKeys({ privateKeyJwk: files.privateJwk, jwks: leaky })
+  assert.equal(JSON.stringify(info).includes(files.privateJwk.d), false)
+  const jwks = publicJwks()
+  assert.deepEqual(Object.keys(jwks), ['keys'])
+  for (const key of jwks.keys) assert.deepEqual(Object.keys(key).sort(), PUBLIC_MEMBERS)
+  assert.equal(JSON.stringify(jwks).includes(files.privateJwk.d), false)
+})
+
+test('generateKeys writes Hoot\'s files (0600 in a 0700 directory) and never overwrites', async () => {
+  const dir = join(tempDir('gen'), 'keys')
+  const made = generateKeys(dir, { kid: 'my-kid', bits: 3072 })
+  assert.deepEqual(made, { kid: 'my-kid', privateKeyPath: join(dir, 'private-key.json'), jwksPath: join(dir, 'jwks.json') })
+  assert.equal(mode(dir), 0o700)
+  assert.equal(mode(made.privateKeyPath), 0o600)
+  assert.equal(mode(made.jwksPath), 0o600)
+  // Hoot's own jose code can sign with the generated private key.
+  const privateJwk = JSON.parse(readFileSync(made.privateKeyPath, 'utf8'))
+  const token = await new SignJWT({ sub: USER })
+    .setProtectedHeader({ alg: 'RS256', kid: 'my-kid' })
+    .setExpirationTime('1h')
+    .sign(await importJWK(privateJwk, 'RS256'))
+  assert.equal(loadKeys({ keyDir: dir }).kid, 'my-kid')
+  assert.equal(verifyToken(token).valid, true)
+
+  assert.throws(() => generateKeys(dir), { code: 'ERR_HOOT_KEYS', message: /never overwrites/ })
+  assert.throws(() => generateKeys(tempDir('bits'), { bits: 1024 }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => generateKeys(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"dir" argument/ })
+  assert.throws(() => generateKeys(tempDir('kid'), { kid: 7 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.kid"/ })
+  const fresh = generateKeys(tempDir('default'))
+  assert.match(fresh.kid, /^[0-9a-f-]{36}$/)
+})

@@ -1,0 +1,57 @@
+// The package as a user gets it: `npm pack`, installed into an empty project, built from source
+// by its install script, and imported from ESM and CommonJS.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+
+import { USER, root, tempDir } from './helpers.mjs'
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+function run(command, args, options) {
+  const result = spawnSync(command, args, { encoding: 'utf8', ...options })
+  assert.equal(result.status, 0, `${command} ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}`)
+  return result.stdout
+}
+
+test('the npm pack tarball installs into an empty project and works from ESM and CJS', () => {
+  const packDir = tempDir('pack')
+  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', packDir], { cwd: root }))
+  const files = packed[0].files.map((f) => f.path)
+  for (const needed of ['index.js', 'index.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js']) {
+    assert.ok(files.includes(needed), `tarball lacks ${needed}`)
+  }
+  assert.ok(!files.some((f) => f.endsWith('.node') || f.startsWith('target/')), 'no build output in the tarball')
+
+  const project = tempDir('consumer')
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
+  // Sharing the target dir reuses compiled dependencies; hoot-core itself is still built from the tarball's sources.
+  run(npm, ['install', '--no-audit', '--no-fund', join(packDir, packed[0].filename)], {
+    cwd: project,
+    env: { ...process.env, CARGO_TARGET_DIR: join(root, 'target') },
+  })
+
+  const env = { ...process.env, HOME: tempDir('home') }
+  const esm = run(process.execPath, ['--input-type=module', '-e', `
+    import { issueToken, verifyToken } from 'hoot-core'
+    console.log(verifyToken(issueToken('${USER}')).userId)`], { cwd: project, env })
+  assert.equal(esm.trim(), USER)
+  const cjs = run(process.execPath, ['-e', `
+    const hoot = require('hoot-core')
+    console.log(hoot.verifyToken(hoot.issueToken('${USER}')).userId)`], { cwd: project, env })
+  assert.equal(cjs.trim(), USER)
+})
+
+test('without cargo the install fails with one line saying what to install', () => {
+  const bin = tempDir('nocargo')
+  symlinkSync(process.execPath, join(bin, 'node'))
+  const env = { ...process.env, PATH: bin }
+  delete env.CARGO
+  const result = spawnSync(process.execPath, [join(root, 'scripts', 'install.js')], { env, encoding: 'utf8' })
+  assert.equal(result.status, 1)
+  const lines = result.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, result.stderr)
+  assert.match(lines[0], /^hoot-core: .*install .*rustup/)
+})

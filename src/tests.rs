@@ -1,0 +1,50 @@
+//! Shared fixtures for the Rust tests (crate::tests): temp directories and key pairs generated once per run.
+
+use std::path::PathBuf;
+
+use once_cell::sync::Lazy;
+
+use crate::keys::{generate_keys, key_size, load_keys, GeneratedKeys, KeyEnv, KeyOptions, KeySet};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hoot-core-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// An environment with no variables set, rooted in `cwd`, with `home` as the home directory.
+pub fn env_in(cwd: &std::path::Path, home: Option<&std::path::Path>) -> KeyEnv {
+    KeyEnv { private_key_path: None, jwks_path: None, cwd: cwd.to_path_buf(), home: home.map(|h| h.to_path_buf()) }
+}
+
+/// One RSA-2048 key pair written as Hoot's files (generation takes a while, so it is shared).
+pub static PAIR: Lazy<GeneratedKeys> = Lazy::new(|| {
+    let dir = temp_dir("pair");
+    let size = key_size(2048).unwrap_or_else(|| panic!("2048 is a supported size"));
+    generate_keys(&dir, Some("test-kid"), size).unwrap_or_else(|e| panic!("key generation failed: {e}"))
+});
+
+/// A second, different key pair, for rotation and mismatch tests.
+pub static OTHER_PAIR: Lazy<GeneratedKeys> = Lazy::new(|| {
+    let dir = temp_dir("other");
+    let size = key_size(2048).unwrap_or_else(|| panic!("2048 is a supported size"));
+    generate_keys(&dir, Some("other-kid"), size).unwrap_or_else(|e| panic!("key generation failed: {e}"))
+});
+
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The shared pair loaded as a key set.
+pub static KEYS: Lazy<KeySet> = Lazy::new(|| {
+    let opts = KeyOptions {
+        private_key_jwk: Some(read_json(&PAIR.private_key_path)),
+        jwks: Some(read_json(&PAIR.jwks_path)),
+        ..KeyOptions::default()
+    };
+    load_keys(&opts, &env_in(&std::env::temp_dir(), None)).unwrap_or_else(|e| panic!("loading test keys: {e}"))
+});
