@@ -69,7 +69,7 @@ export declare function generateKeys(dir: string, opts?: GenerateKeyOptions): Ge
 
 /** Claims and lifetime of an issued token. */
 export interface IssueOptions {
-  /** Lifetime in whole seconds. Defaults to 3600. */
+  /** Lifetime in whole seconds, from 1 to ten years. Defaults to 3600. */
   ttlSeconds?: number
   /** The `portkey_oid` claim. Defaults to `$PORTKEY_ORG_ID` (read at each call), else `'test-org-id'`. */
   portkeyOrgId?: string
@@ -151,7 +151,7 @@ export declare function loadKeys(opts?: KeyOptions): KeysInfo
 export declare function publicJwks(): { keys: object[] }
 
 export interface VerifyOptions {
-  /** Clock skew allowed on `exp` and `nbf`, in whole seconds. Defaults to 0. */
+  /** Clock skew allowed on `exp` and `nbf`, in whole seconds (at most 86400). Defaults to 0. */
   leewaySeconds?: number
 }
 

@@ -67,3 +67,29 @@ pub fn current() -> Result<Arc<ActiveKeys>, HootError> {
     *ACTIVE.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&active));
     Ok(active)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyOptions;
+    use crate::tests::{env_in, read_json, temp_dir, TestResult, PAIR};
+
+    #[test]
+    fn a_repeated_token_is_served_from_the_cache_until_exp() -> TestResult {
+        let opts = KeyOptions {
+            private_key_jwk: Some(read_json(&PAIR.private_key_path)),
+            jwks: Some(read_json(&PAIR.jwks_path)),
+            ..KeyOptions::default()
+        };
+        let active = ActiveKeys::new(load_keys(&opts, &env_in(&temp_dir("active"), None))?);
+        let config = IssueConfig::resolve(token::IssueOptions::default(), |_| None)?;
+        let now = 1_800_000_000;
+        let token = active.issue("3b241101-e2bb-4255-8caf-4136c566a962", &config, now)?;
+        let first = active.verify(&token, now, 0).map_err(|f| f.message)?;
+        let second = active.verify(&token, now + 10, 0).map_err(|f| f.message)?;
+        assert!(Arc::ptr_eq(&first, &second), "the second verification is the cached one");
+        let expired = active.verify(&token, now + 3600, 0).err().ok_or("served past exp")?;
+        assert!(expired.expired());
+        Ok(())
+    }
+}

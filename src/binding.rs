@@ -319,7 +319,7 @@ pub fn generate_keys(env: Env, dir: Unknown, opts: Option<Unknown>) -> napi::Res
             Some(_) => None,
         }
         .ok_or_else(|| HootError::out_of_range("opts.bits", "must be 2048, 3072 or 4096"))?;
-        let written = keys::generate_keys(&KeyEnv::from_process().cwd.join(dir), kid.as_deref(), size)?;
+        let written = keys::generate_keys(&std::env::current_dir().unwrap_or_default().join(dir), kid.as_deref(), size)?;
         Ok(GeneratedKeys {
             kid: written.kid,
             private_key_path: written.private_key_path.display().to_string(),
@@ -341,7 +341,7 @@ pub fn public_jwks(env: Env) -> napi::Result<Value> {
 /// Claims and lifetime of an issued token.
 #[napi(object, object_from_js = false, object_to_js = false)]
 pub struct IssueOptions {
-    /// Lifetime in whole seconds. Defaults to 3600.
+    /// Lifetime in whole seconds, from 1 to ten years. Defaults to 3600.
     pub ttl_seconds: Option<f64>,
     /// The `portkey_oid` claim. Defaults to `$PORTKEY_ORG_ID` (read at each call), else `'test-org-id'`.
     pub portkey_org_id: Option<String>,
@@ -462,7 +462,7 @@ fn take_pending_exception(env: &Env) -> Option<napi::Error> {
 
 #[napi(object, object_from_js = false, object_to_js = false)]
 pub struct VerifyOptions {
-    /// Clock skew allowed on `exp` and `nbf`, in whole seconds. Defaults to 0.
+    /// Clock skew allowed on `exp` and `nbf`, in whole seconds (at most 86400). Defaults to 0.
     pub leeway_seconds: Option<f64>,
 }
 

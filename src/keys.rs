@@ -113,7 +113,7 @@ pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootErro
     if let Some(inline) = &opts.private_key_jwk {
         return Ok(KeyPlan::Load {
             private: JsonSource::Inline(inline.clone()),
-            jwks: explicit_jwks.clone(),
+            jwks: jwks_or_cwd(),
             source: KeySource::Inline,
         });
     }

@@ -146,17 +146,23 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     let mut token = encode_segment(&header)?;
     token.push('.');
     token.push_str(&encode_segment(&claims)?);
-    // 342 base64url characters for a 2048-bit signature, 683 for 4096.
-    if token.len() + 1 + 683 > MAX_TOKEN_LENGTH {
-        return Err(HootError::out_of_range(
+    // Checked before signing too, so oversized claims do not cost an RSA operation.
+    let too_long = |length: usize| {
+        HootError::out_of_range(
             "opts.claims",
-            format!("make the token longer than the {MAX_TOKEN_LENGTH} characters verifyToken accepts"),
-        ));
+            format!("make the token {length} characters long; verifyToken accepts at most {MAX_TOKEN_LENGTH}"),
+        )
+    };
+    if token.len() >= MAX_TOKEN_LENGTH {
+        return Err(too_long(token.len()));
     }
     let signature = jsonwebtoken::crypto::sign(token.as_bytes(), keys.signing_key(), Algorithm::RS256)
         .map_err(|e| HootError::Keys(format!("Signing with key {:?} failed: {e}", keys.kid())))?;
     token.push('.');
     token.push_str(&signature);
+    if token.len() > MAX_TOKEN_LENGTH {
+        return Err(too_long(token.len()));
+    }
     Ok(token)
 }
 

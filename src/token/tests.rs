@@ -287,3 +287,24 @@ fn portkey_context_falls_back_like_hoot() -> TestResult {
     assert_eq!(v.portkey, PortkeyContext::default());
     Ok(())
 }
+
+#[test]
+fn the_largest_token_issued_is_exactly_what_verify_accepts() -> TestResult {
+    let issue_with = |pad: usize| {
+        let mut extra = Map::new();
+        extra.insert("pad".into(), json!("x".repeat(pad)));
+        issue_token(&KEYS, USER, &IssueConfig { claims: extra, ..config() }, NOW)
+    };
+    let (mut fits, mut too_big) = (0, 8192);
+    while too_big - fits > 1 {
+        let mid = (fits + too_big) / 2;
+        match issue_with(mid) {
+            Ok(_) => fits = mid,
+            Err(_) => too_big = mid,
+        }
+    }
+    let largest = issue_with(fits)?;
+    assert!(largest.len() <= MAX_TOKEN_LENGTH && largest.len() > MAX_TOKEN_LENGTH - 4, "{}", largest.len());
+    assert_eq!(code_of(&largest, NOW, 0), "valid");
+    Ok(())
+}
