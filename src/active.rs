@@ -3,7 +3,6 @@
 //! loads the defaults.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cache::VerifyCache;
 use crate::error::HootError;
@@ -19,10 +18,6 @@ static ACTIVE: RwLock<Option<Arc<ActiveKeys>>> = RwLock::new(None);
 /// Serialises loading so two first calls (say, the event loop and an async signing task) do not
 /// both generate a key.
 static LOADING: Mutex<()> = Mutex::new(());
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 impl ActiveKeys {
     fn new(keys: KeySet) -> Self {

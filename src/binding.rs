@@ -10,6 +10,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use crate::active;
+use crate::clock;
 use crate::error::{ErrorKind, HootError};
 use crate::keys::{self, KeyEnv};
 use crate::token::{self, IssueConfig};
@@ -381,7 +382,7 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
     guarded(&env, || {
         let user_id = string_value(&user_id, "userId")?;
         let config = IssueOptions::read(opts)?;
-        active::current()?.issue(&user_id, &config, active::unix_now())
+        active::current()?.issue(&user_id, &config, clock::unix_now())
     })
 }
 
@@ -405,7 +406,7 @@ impl Task for IssueTask {
         let request = std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
         let outcome = match request {
             Ok((user_id, config)) => catch_unwind(AssertUnwindSafe(|| {
-                active::current()?.issue(&user_id, &config, active::unix_now())
+                active::current()?.issue(&user_id, &config, clock::unix_now())
             }))
             .unwrap_or_else(|panic| Err(panic_message(panic)))
             .map_err(Failure::Core),
@@ -528,7 +529,7 @@ pub fn verify_token<'env>(env: &'env Env, token: Unknown, opts: Option<Unknown>)
             }));
         }
         let token = unsafe { token.cast::<String>() }.map_err(napi_failure)?;
-        Ok(active.verify(&token, active::unix_now(), leeway))
+        Ok(active.verify(&token, clock::unix_now(), leeway))
     })?;
     match outcome {
         Ok(verified) => success_object(env, &verified),

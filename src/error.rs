@@ -18,10 +18,13 @@ pub enum HootError {
     InvalidArgType { name: String, expected: &'static str, received: String },
     /// An argument has the right type but a value the API cannot accept.
     InvalidArgValue { name: String, reason: String, out_of_range: bool },
-    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms).
-    InvalidUserId(String),
+    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms); `expected`
+    /// says which forms the call accepts.
+    InvalidUserId { id: String, expected: &'static str },
     /// The key set could not be loaded, generated or used; the message names the file and the fix.
     Keys(String),
+    /// The database could not be opened, migrated, read or written; the message names the file.
+    Db(String),
     /// A panic or an impossible state inside hoot-core; always a bug worth reporting.
     Internal(String),
 }
@@ -31,8 +34,9 @@ impl HootError {
         match self {
             HootError::InvalidArgType { .. } => "ERR_INVALID_ARG_TYPE",
             HootError::InvalidArgValue { .. } => "ERR_INVALID_ARG_VALUE",
-            HootError::InvalidUserId(_) => "ERR_INVALID_USER_ID",
+            HootError::InvalidUserId { .. } => "ERR_INVALID_USER_ID",
             HootError::Keys(_) => "ERR_HOOT_KEYS",
+            HootError::Db(_) => "ERR_HOOT_DB",
             HootError::Internal(_) => "ERR_HOOT_INTERNAL",
         }
     }
@@ -79,12 +83,11 @@ impl fmt::Display for HootError {
             HootError::InvalidArgValue { name, reason, .. } => {
                 write!(f, "The \"{name}\" {} {reason}", noun(name))
             }
-            HootError::InvalidUserId(id) => write!(
-                f,
-                "Invalid user id {id:?}: a Hoot user id is a UUID v4 such as \
-                 \"3b241101-e2bb-4255-8caf-4136c566a962\" (crypto.randomUUID())"
-            ),
-            HootError::Keys(message) => f.write_str(message),
+            HootError::InvalidUserId { id, expected } => {
+                let shown: String = id.chars().take(64).collect();
+                write!(f, "Invalid user id {shown:?}: expected {expected}")
+            }
+            HootError::Keys(message) | HootError::Db(message) => f.write_str(message),
             HootError::Internal(message) => {
                 write!(f, "hoot-core internal error (please report it): {message}")
             }

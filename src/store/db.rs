@@ -1,0 +1,262 @@
+//! One connection per database file per process: where the file is, how it is opened (WAL,
+//! `synchronous=FULL`, a busy timeout, 0600), and the registry every `OAuthStore` shares.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::schema::{self, MigrationReport};
+use crate::error::HootError;
+
+pub const MEMORY: &str = ":memory:";
+/// How long a statement waits for another process's lock before giving up with `ERR_HOOT_DB`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Opening (WAL switch, schema creation, migration) retries `SQLITE_BUSY` this long, so several
+/// processes opening a brand-new file at once all succeed.
+const OPEN_DEADLINE: Duration = Duration::from_secs(30);
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// A database: one file, or the process's one in-memory database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DbLocation {
+    Memory,
+    /// An absolute path with a canonical parent directory.
+    File(PathBuf),
+}
+
+impl DbLocation {
+    pub fn display(&self) -> String {
+        match self {
+            DbLocation::Memory => MEMORY.to_string(),
+            DbLocation::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Where the database is: the option, else `$HOOT_DB_PATH`, else `<home>/.hoot/hoot-mcp.db`.
+/// Relative paths are taken from `cwd`. Pure: no directory is created here.
+pub fn resolve_location(
+    option: Option<&str>,
+    env_path: Option<String>,
+    home: Option<&Path>,
+    cwd: &Path,
+) -> Result<DbLocation, HootError> {
+    let chosen = match option.map(str::to_string).or_else(|| env_path.filter(|p| !p.is_empty())) {
+        Some(path) if path == MEMORY => return Ok(DbLocation::Memory),
+        Some(path) => cwd.join(path),
+        None => match home {
+            Some(home) => home.join(".hoot").join("hoot-mcp.db"),
+            None => {
+                return Err(HootError::Db(
+                    "No home directory for ~/.hoot/hoot-mcp.db: set HOME, HOOT_DB_PATH, or pass { dbPath }".to_string(),
+                ))
+            }
+        },
+    };
+    Ok(DbLocation::File(chosen))
+}
+
+/// The location for `option` in this process's environment.
+pub fn location_from_process(option: Option<&str>) -> Result<DbLocation, HootError> {
+    let home_var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+    let home = std::env::var_os(home_var).filter(|h| !h.is_empty()).map(PathBuf::from);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    resolve_location(option, std::env::var("HOOT_DB_PATH").ok(), home.as_deref(), &cwd)
+}
+
+fn db_error(location: &DbLocation, doing: &str, e: &rusqlite::Error) -> HootError {
+    let hint = match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => "it is not a SQLite database; point HOOT_DB_PATH (or { dbPath }) at another file",
+        Some(ErrorCode::DiskFull) => "the disk is full; free some space and retry",
+        Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+            "check that the file and its directory exist and are writable by this user"
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            "another process held the database locked for too long; retry"
+        }
+        Some(ErrorCode::DatabaseCorrupt) => "the file is damaged; restore it from a backup",
+        _ => "see the SQLite message",
+    };
+    HootError::Db(format!("Cannot {doing} {}: {e} ({hint})", location.display()))
+}
+
+/// Wraps a rusqlite error for `location`.
+pub fn sql_error<'a>(location: &'a DbLocation, doing: &'static str) -> impl Fn(rusqlite::Error) -> HootError + 'a {
+    move |e| db_error(location, doing, &e)
+}
+
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked))
+}
+
+/// Retries `f` while SQLite says busy. The busy timeout covers ordinary statements, but SQLite
+/// returns BUSY at once in a few places (a WAL switch racing another opener, a deadlock between
+/// two IMMEDIATE transactions), and opening must still succeed.
+pub fn retry_busy<T>(f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    retry_while(f, is_busy)
+}
+
+/// `retry_busy` for any error type, with `busy` telling which errors are worth another try.
+pub fn retry_while<T, E>(mut f: impl FnMut() -> Result<T, E>, busy: impl Fn(&E) -> bool) -> Result<T, E> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(e) if busy(&e) && start.elapsed() < OPEN_DEADLINE => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Refuses a file that exists, is not empty, and does not start with SQLite's header, without
+/// letting SQLite touch it (SQLite would create -wal/-shm files next to it).
+fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
+    let mut header = [0u8; 16];
+    let read = match fs::File::open(path) {
+        Ok(mut file) => file.read(&mut header),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| HootError::Db(format!("Cannot read {}: {e}", location.display())))?;
+    if read == 0 || (read == 16 && &header == SQLITE_HEADER) {
+        return Ok(());
+    }
+    Err(HootError::Db(format!(
+        "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
+         another file, or move this one away to start a new database",
+        location.display()
+    )))
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an empty file with mode 0600 unless one exists; SQLite's -wal and -shm files copy
+/// its mode.
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Turns a requested location into the registry key: the parent directory canonical (created
+/// 0700 if missing), so two spellings of one file share one connection.
+fn canonical(location: DbLocation) -> Result<DbLocation, HootError> {
+    let DbLocation::File(path) = location else { return Ok(DbLocation::Memory) };
+    let shown = DbLocation::File(path.clone());
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(HootError::Db(format!("{} is not a file path", shown.display())));
+    };
+    create_private_dir(parent)
+        .map_err(|e| HootError::Db(format!("Cannot create the directory for {}: {e}", shown.display())))?;
+    let parent = parent
+        .canonicalize()
+        .map_err(|e| HootError::Db(format!("Cannot resolve the directory of {}: {e}", shown.display())))?;
+    let file = parent.join(name);
+    // A symlinked database file is followed, like SQLite itself does.
+    Ok(DbLocation::File(file.canonicalize().unwrap_or(file)))
+}
+
+/// An open database. The connection is behind a mutex: the store is synchronous, like
+/// better-sqlite3, and async work may touch it from the libuv pool.
+pub struct Database {
+    pub location: DbLocation,
+    conn: Mutex<Connection>,
+}
+
+impl Database {
+    fn open(location: DbLocation, now_ms: i64) -> Result<(Database, MigrationReport), HootError> {
+        let conn = match &location {
+            DbLocation::Memory => Connection::open_in_memory().map_err(sql_error(&location, "open"))?,
+            DbLocation::File(path) => {
+                check_header(path, &location)?;
+                create_private_file(path)
+                    .map_err(|e| HootError::Db(format!("Cannot create {}: {e}", location.display())))?;
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error(&location, "configure"))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // Durable at commit: with WAL and synchronous=FULL every committed write survives a power
+        // cut, so no checkpoint after each write is needed.
+        retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)))
+            .map_err(sql_error(&location, "open"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error(&location, "configure"))?;
+        let report = schema::ensure_schema(&conn, &location, now_ms)?;
+        Ok((Database { location, conn: Mutex::new(conn) }, report))
+    }
+
+    /// Runs `f` with the connection. A poisoned lock (a panic mid-call, caught at the boundary)
+    /// is recovered: SQLite rolls back any statement left half-done.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T, HootError>) -> Result<T, HootError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+}
+
+static REGISTRY: Lazy<Mutex<HashMap<DbLocation, Arc<Database>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// The open database at `location`, opening (and if needed migrating) it first. The report is
+/// `Some` only for the call that opened it.
+pub fn get_or_open(location: DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
+    get_or_open_canonical(&canonical(location)?, now_ms)
+}
+
+/// `get_or_open` for a key that is already canonical (a store's own location), skipping the
+/// filesystem calls canonicalising takes.
+pub fn get_or_open_canonical(key: &DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(db) = registry.get(key) {
+        return Ok((Arc::clone(db), None));
+    }
+    let (db, report) = Database::open(key.clone(), now_ms)?;
+    let db = Arc::new(db);
+    registry.insert(key.clone(), Arc::clone(&db));
+    Ok((db, Some(report)))
+}
+
+/// Forgets the database at `location`; its connection closes once no call is using it. A store
+/// used afterwards opens it again. Returns whether it was open.
+pub fn close(location: DbLocation) -> Result<bool, HootError> {
+    let key = match location {
+        DbLocation::Memory => DbLocation::Memory,
+        DbLocation::File(path) => {
+            let parent = path.parent().and_then(|p| p.canonicalize().ok());
+            match (parent, path.file_name()) {
+                (Some(parent), Some(name)) => {
+                    let file = parent.join(name);
+                    DbLocation::File(file.canonicalize().unwrap_or(file))
+                }
+                _ => return Ok(false),
+            }
+        }
+    };
+    Ok(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).remove(&key).is_some())
+}
+
+/// Closes every database (shutdown).
+pub fn close_all() {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}

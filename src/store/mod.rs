@@ -1,0 +1,362 @@
+//! The multi-tenant OAuth store: Hoot's SQLite tables behind a type that is bound to one user id
+//! when it is made, so no statement it runs can forget the tenant.
+
+pub mod db;
+pub mod schema;
+
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+
+pub use db::{DbLocation, MEMORY};
+pub use schema::{MigrationReport, SCHEMA_VERSION};
+
+use crate::error::HootError;
+use db::{get_or_open, get_or_open_canonical, sql_error, Database};
+
+/// Largest JSON value (or verifier) stored, in bytes of JSON text.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Largest server id or URL, in bytes.
+pub const MAX_ID_BYTES: usize = 4096;
+/// PKCE verifiers older than this are never returned (Hoot's 10 minutes).
+pub const VERIFIER_TTL_SECONDS: i64 = 600;
+/// Favicon lookups are kept for a day, shared by every user.
+pub const FAVICON_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+const USER_ID_FORMS: &str = "a UUID v4, \"default-user\" or \"legacy-user-<digits>\" (the verified token's sub)";
+
+/// The user ids a store accepts: a UUID v4 (a browser), `default-user` (Hoot's session-token
+/// fallback) or `legacy-user-<digits>` (data migrated from the single-user schema).
+pub fn is_store_user_id(id: &str) -> bool {
+    crate::token::is_valid_user_id(id)
+        || id == "default-user"
+        || id
+            .strip_prefix("legacy-user-")
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A non-empty id of at most `MAX_ID_BYTES`, checked before anything is written or deleted.
+pub fn check_id(name: &str, id: &str) -> Result<(), HootError> {
+    if id.is_empty() {
+        return Err(HootError::arg_value(name, "must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(HootError::out_of_range(name, format!("must be at most {MAX_ID_BYTES} bytes. Received {} bytes", id.len())));
+    }
+    Ok(())
+}
+
+/// JSON text known to hold one object and to be at most `MAX_VALUE_BYTES` long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonObject(String);
+
+impl JsonObject {
+    pub fn new(text: String, name: &str) -> Result<Self, HootError> {
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(HootError::out_of_range(
+                name,
+                format!("must be at most {MAX_VALUE_BYTES} bytes as JSON. Received {} bytes", text.len()),
+            ));
+        }
+        let is_object = text.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+        if !is_object {
+            return Err(HootError::arg_value(name, "must be a JSON object"));
+        }
+        Ok(JsonObject(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which credentials `invalidateCredentials` removes; a server's config is not a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialScope {
+    All,
+    Client,
+    Tokens,
+    Verifier,
+}
+
+impl CredentialScope {
+    pub fn parse(scope: &str) -> Result<Self, HootError> {
+        match scope {
+            "all" => Ok(CredentialScope::All),
+            "client" => Ok(CredentialScope::Client),
+            "tokens" => Ok(CredentialScope::Tokens),
+            "verifier" => Ok(CredentialScope::Verifier),
+            other => Err(HootError::arg_value(
+                "scope",
+                format!("must be one of 'all', 'client', 'tokens', 'verifier'. Received {:?}", other.chars().take(40).collect::<String>()),
+            )),
+        }
+    }
+
+    fn tables(self) -> &'static [&'static str] {
+        match self {
+            CredentialScope::All => &["oauth_client_info", "oauth_tokens", "oauth_verifiers"],
+            CredentialScope::Client => &["oauth_client_info"],
+            CredentialScope::Tokens => &["oauth_tokens"],
+            CredentialScope::Verifier => &["oauth_verifiers"],
+        }
+    }
+}
+
+/// Every table that holds per-user rows.
+const USER_TABLES: [&str; 4] = ["oauth_tokens", "oauth_client_info", "oauth_verifiers", "server_configs"];
+
+/// One user's view of the store. Every statement binds `user_id` from here.
+#[derive(Debug, Clone)]
+pub struct OAuthStore {
+    user_id: String,
+    /// Canonical, so a closed database reopens under the same key.
+    location: DbLocation,
+}
+
+impl OAuthStore {
+    /// Checks the user id and opens (and if needed migrates) the database.
+    pub fn open(user_id: &str, location: DbLocation, now_ms: i64) -> Result<Self, HootError> {
+        if !is_store_user_id(user_id) {
+            return Err(HootError::InvalidUserId { id: user_id.to_string(), expected: USER_ID_FORMS });
+        }
+        let (db, _) = get_or_open(location, now_ms)?;
+        Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone() })
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    fn db(&self) -> Result<Arc<Database>, HootError> {
+        Ok(get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0)
+    }
+
+    fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
+        check_id("serverId", server_id)?;
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_error(&db.location, "read"))?;
+            stmt.query_row(params![self.user_id, server_id], |row| row.get(0))
+                .optional()
+                .map_err(sql_error(&db.location, "read"))
+        })
+    }
+
+    fn write(&self, sql: &'static str, server_id: &str, value: &str) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_error(&db.location, "write to"))?;
+            stmt.execute(params![self.user_id, server_id, value]).map_err(sql_error(&db.location, "write to"))?;
+            Ok(())
+        })
+    }
+
+    /// The OAuth client registration (JSON text), if any.
+    pub fn client_information(&self, server_id: &str) -> Result<Option<String>, HootError> {
+        self.read_text("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ?2", server_id)
+    }
+
+    pub fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
+        self.write(
+            "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)",
+            server_id,
+            info.as_str(),
+        )
+    }
+
+    pub fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
+        self.read_text("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2", server_id)
+    }
+
+    pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
+        self.write(
+            "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
+            server_id,
+            tokens.as_str(),
+        )
+    }
+
+    /// The PKCE verifier saved for `server_id`, unless it is older than ten minutes at `now`.
+    pub fn code_verifier(&self, server_id: &str, now: i64) -> Result<Option<String>, HootError> {
+        check_id("serverId", server_id)?;
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
+                )
+                .map_err(sql_error(&db.location, "read"))?;
+            stmt.query_row(params![self.user_id, server_id, now - VERIFIER_TTL_SECONDS], |row| row.get(0))
+                .optional()
+                .map_err(sql_error(&db.location, "read"))
+        })
+    }
+
+    pub fn save_code_verifier(&self, server_id: &str, verifier: &str, now: i64) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        check_id("verifier", verifier)?;
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sql_error(&db.location, "write to"))?;
+            stmt.execute(params![self.user_id, server_id, verifier, now]).map_err(sql_error(&db.location, "write to"))?;
+            Ok(())
+        })
+    }
+
+    /// Removes this user's credentials for `server_id` in the given scope, in one transaction.
+    pub fn invalidate_credentials(&self, server_id: &str, scope: CredentialScope) -> Result<u64, HootError> {
+        check_id("serverId", server_id)?;
+        self.delete_rows(scope.tables(), Some(server_id))
+    }
+
+    fn delete_rows(&self, tables: &[&str], server_id: Option<&str>) -> Result<u64, HootError> {
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let fail = sql_error(&db.location, "delete from");
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&fail)?;
+            let mut removed = 0;
+            for table in tables {
+                removed += match server_id {
+                    Some(server_id) => tx
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))
+                        .and_then(|mut s| s.execute(params![self.user_id, server_id])),
+                    None => tx
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))
+                        .and_then(|mut s| s.execute(params![self.user_id])),
+                }
+                .map_err(&fail)? as u64;
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(removed)
+        })
+    }
+
+    pub fn server_config(&self, server_id: &str) -> Result<Option<String>, HootError> {
+        self.read_text("SELECT config FROM server_configs WHERE user_id = ?1 AND server_id = ?2", server_id)
+    }
+
+    pub fn save_server_config(&self, server_id: &str, config: &JsonObject, now: i64) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sql_error(&db.location, "write to"))?;
+            stmt.execute(params![self.user_id, server_id, config.as_str(), now])
+                .map_err(sql_error(&db.location, "write to"))?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_server_config(&self, server_id: &str) -> Result<u64, HootError> {
+        check_id("serverId", server_id)?;
+        self.delete_rows(&["server_configs"], Some(server_id))
+    }
+
+    /// Server ids with any stored state for this user, sorted.
+    pub fn servers(&self) -> Result<Vec<String>, HootError> {
+        let db = self.db()?;
+        db.with_conn(|conn| {
+            let fail = sql_error(&db.location, "read");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT server_id FROM oauth_tokens WHERE user_id = ?1
+                     UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
+                     UNION SELECT server_id FROM oauth_verifiers WHERE user_id = ?1
+                     UNION SELECT server_id FROM server_configs WHERE user_id = ?1
+                     ORDER BY 1",
+                )
+                .map_err(&fail)?;
+            let ids = stmt.query_map(params![self.user_id], |row| row.get(0)).map_err(&fail)?;
+            ids.collect::<Result<Vec<String>, _>>().map_err(&fail)
+        })
+    }
+
+    /// Forgets this user: every row in every per-user table, in one transaction. Returns the count.
+    pub fn delete_all(&self) -> Result<u64, HootError> {
+        self.delete_rows(&USER_TABLES, None)
+    }
+}
+
+/// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
+pub fn cleanup_expired_verifiers(location: DbLocation, max_age: i64, now: i64) -> Result<u64, HootError> {
+    let (db, _) = get_or_open(location, now * 1000)?;
+    db.with_conn(|conn| {
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")
+            .map_err(sql_error(&db.location, "delete from"))?;
+        Ok(stmt.execute(params![now - max_age]).map_err(sql_error(&db.location, "delete from"))? as u64)
+    })
+}
+
+/// Hoot's favicon cache lookup: `None` when nothing fresh is cached, `Some(None)` when "no
+/// favicon" was cached, `Some(Some(url))` otherwise.
+pub fn cached_favicon(
+    location: DbLocation,
+    server_url: &str,
+    oauth_logo_uri: Option<&str>,
+    now: i64,
+) -> Result<Option<Option<String>>, HootError> {
+    check_id("serverUrl", server_url)?;
+    let (db, _) = get_or_open(location, now * 1000)?;
+    db.with_conn(|conn| {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT favicon_url FROM favicon_cache WHERE server_url = ?1
+                 AND (oauth_logo_uri IS NULL OR oauth_logo_uri = ?2) AND cached_at > ?3",
+            )
+            .map_err(sql_error(&db.location, "read"))?;
+        stmt.query_row(params![server_url, oauth_logo_uri, now - FAVICON_TTL_SECONDS], |row| row.get(0))
+            .optional()
+            .map_err(sql_error(&db.location, "read"))
+    })
+}
+
+pub fn cache_favicon(
+    location: DbLocation,
+    server_url: &str,
+    favicon_url: Option<&str>,
+    oauth_logo_uri: Option<&str>,
+    now: i64,
+) -> Result<(), HootError> {
+    check_id("serverUrl", server_url)?;
+    for (name, value) in [("faviconUrl", favicon_url), ("oauthLogoUri", oauth_logo_uri)] {
+        if let Some(value) = value {
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
+            }
+        }
+    }
+    let (db, _) = get_or_open(location, now * 1000)?;
+    db.with_conn(|conn| {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(sql_error(&db.location, "write to"))?;
+        stmt.execute(params![server_url, favicon_url, oauth_logo_uri, now]).map_err(sql_error(&db.location, "write to"))?;
+        Ok(())
+    })
+}
+
+/// Opens the database (migrating it if needed) and reports what was done; a database already
+/// open in this process is checked again, which for a migrated one changes nothing.
+pub fn migrate_database(location: DbLocation, now_ms: i64) -> Result<MigrationReport, HootError> {
+    let (db, report) = get_or_open(location, now_ms)?;
+    match report {
+        Some(report) => Ok(report),
+        None => db.with_conn(|conn| schema::ensure_schema(conn, &db.location, now_ms)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

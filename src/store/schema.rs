@@ -1,0 +1,229 @@
+//! Hoot's on-disk schema and the migration from its single-user schema, in one `BEGIN IMMEDIATE`
+//! transaction: a crash leaves the file fully legacy or fully migrated, never in between.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::db::{create_private_file, is_busy, retry_busy, retry_while, sql_error, DbLocation};
+use crate::error::HootError;
+
+/// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The tables exactly as Hoot's backend creates them, so each side reads the other's rows.
+const CREATE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+    user_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    PRIMARY KEY (user_id, server_id)
+);
+CREATE TABLE IF NOT EXISTS oauth_client_info (
+    user_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    client_info TEXT NOT NULL,
+    PRIMARY KEY (user_id, server_id)
+);
+CREATE TABLE IF NOT EXISTS oauth_verifiers (
+    user_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    created_at INTEGER DEFAULT (strftime('%s', 'now')),
+    PRIMARY KEY (user_id, server_id)
+);
+CREATE TABLE IF NOT EXISTS server_configs (
+    user_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at INTEGER DEFAULT (strftime('%s', 'now')),
+    PRIMARY KEY (user_id, server_id)
+);
+CREATE TABLE IF NOT EXISTS favicon_cache (
+    server_url TEXT PRIMARY KEY,
+    favicon_url TEXT,
+    oauth_logo_uri TEXT,
+    cached_at INTEGER DEFAULT (strftime('%s', 'now'))
+);
+";
+
+/// A table that had a single-user form: its name and the columns carried over besides `server_id`.
+struct UserTable {
+    name: &'static str,
+    columns: &'static [&'static str],
+}
+
+const USER_TABLES: [UserTable; 3] = [
+    UserTable { name: "oauth_tokens", columns: &["tokens"] },
+    UserTable { name: "oauth_client_info", columns: &["client_info"] },
+    UserTable { name: "oauth_verifiers", columns: &["verifier", "created_at"] },
+];
+
+/// What `migrateDatabase` did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationReport {
+    /// True when legacy tables were converted (empty ones included).
+    pub migrated: bool,
+    pub legacy_user_id: Option<String>,
+    pub tokens: u64,
+    pub client_info: u64,
+    pub verifiers: u64,
+    pub schema_version: i64,
+    pub backup_path: Option<PathBuf>,
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map([table], |row| row.get(0))?.collect();
+    names
+}
+
+/// A legacy-user id already in the multi-tenant tables (a migration Hoot's own code left half
+/// done), to reuse instead of making a second one.
+fn existing_legacy_user(conn: &Connection, tables: &[&str]) -> rusqlite::Result<Option<String>> {
+    for table in tables {
+        let sql = format!(
+            "SELECT user_id FROM {table} WHERE user_id GLOB 'legacy-user-[0-9]*' \
+             AND substr(user_id, 13) NOT GLOB '*[^0-9]*' ORDER BY user_id LIMIT 1"
+        );
+        if let Some(id) = conn.query_row(&sql, [], |row| row.get(0)).optional()? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+fn backup_path_for(path: &Path, now_ms: i64) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut candidate = path.with_file_name(format!("{name}.pre-migration-{now_ms}.bak"));
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = path.with_file_name(format!("{name}.pre-migration-{now_ms}-{n}.bak"));
+        n += 1;
+    }
+    candidate
+}
+
+/// Brings the schema up to date: creates missing tables, converts legacy single-user tables
+/// (moving every row to one `legacy-user-<ms>` id), and records `SCHEMA_VERSION`. Idempotent.
+/// A file-backed database is backed up (SQLite's online backup, file 0600) before any change.
+pub fn ensure_schema(conn: &Connection, location: &DbLocation, now_ms: i64) -> Result<MigrationReport, HootError> {
+    let up_to_date = MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() };
+    let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |row| row.get(0)))
+        .map_err(sql_error(location, "read the schema version of"))?;
+    if version == SCHEMA_VERSION {
+        return Ok(up_to_date);
+    }
+    if version > SCHEMA_VERSION {
+        return Err(HootError::Db(format!(
+            "{} has schema version {version}, newer than this hoot-core understands ({SCHEMA_VERSION}); upgrade hoot-core",
+            location.display()
+        )));
+    }
+    let busy = |e: &MigrateError| matches!(e, MigrateError::Sql(e) if is_busy(e));
+    retry_while(|| migrate_in_transaction(conn, location, now_ms), busy).map_err(|e| match e {
+        MigrateError::Sql(e) => sql_error(location, "migrate")(e),
+        MigrateError::Hoot(e) => e,
+    })
+}
+
+enum MigrateError {
+    Sql(rusqlite::Error),
+    Hoot(HootError),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sql(e)
+    }
+}
+
+fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64) -> Result<MigrationReport, MigrateError> {
+    // IMMEDIATE takes the write lock first, so two processes never both decide to migrate; the
+    // transaction rolls back when dropped unless committed.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut report = MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() };
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(report); // another process finished first
+    }
+
+    let mut legacy = Vec::new();
+    let mut multi_tenant = Vec::new();
+    for table in &USER_TABLES {
+        let cols = columns(&tx, table.name)?;
+        if cols.is_empty() {
+            continue;
+        }
+        if cols.iter().any(|c| c == "user_id") {
+            multi_tenant.push(table.name);
+        } else {
+            legacy.push((table, cols));
+        }
+    }
+
+    if !legacy.is_empty() {
+        if let DbLocation::File(path) = location {
+            let backup = backup_path_for(path, now_ms);
+            create_private_file(&backup)
+                .map_err(|e| MigrateError::Hoot(HootError::Db(format!("Cannot create the backup {}: {e}", backup.display()))))?;
+            // Through a second, read-only connection: SQLite refuses to back up through the
+            // connection holding the write transaction. In WAL mode it reads the committed,
+            // pre-migration state, and the write lock held here keeps every other writer out.
+            let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            reader.backup(rusqlite::MAIN_DB, &backup, None::<fn(rusqlite::backup::Progress)>)?;
+            report.backup_path = Some(backup);
+        }
+        let user = match existing_legacy_user(&tx, &multi_tenant)? {
+            Some(id) => id,
+            None => format!("legacy-user-{now_ms}"),
+        };
+        for (table, cols) in &legacy {
+            let moved = migrate_table(&tx, table, cols, &user)?;
+            match table.name {
+                "oauth_tokens" => report.tokens = moved,
+                "oauth_client_info" => report.client_info = moved,
+                _ => report.verifiers = moved,
+            }
+        }
+        report.migrated = true;
+        report.legacy_user_id = Some(user);
+    }
+    tx.execute_batch(CREATE_TABLES)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Rebuilds one legacy table in the multi-tenant form with every row under `user`.
+fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], user: &str) -> rusqlite::Result<u64> {
+    let name = table.name;
+    let new_name = format!("{name}__hoot_migrating");
+    let create = CREATE_TABLES
+        .split(';')
+        .find(|ddl| ddl.contains(&format!("EXISTS {name} (")))
+        .map(|ddl| ddl.replace(&format!("EXISTS {name} ("), &format!("EXISTS {new_name} (")))
+        .unwrap_or_default();
+    tx.execute_batch(&format!("DROP TABLE IF EXISTS {new_name}; {create};"))?;
+    // A column the legacy table lacks (a very old verifiers table without created_at) gets the
+    // column's default; `server_id` and the value columns are always there in Hoot's legacy schema.
+    let select: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| match legacy_cols.iter().any(|l| l == c) {
+            true => (*c).to_string(),
+            false => "CAST(strftime('%s', 'now') AS INTEGER)".to_string(),
+        })
+        .collect();
+    let moved = tx.execute(
+        &format!(
+            // A NULL server_id (legacy keys allowed it) becomes '' rather than failing the NOT NULL.
+            "INSERT INTO {new_name} (user_id, server_id, {cols}) SELECT ?1, COALESCE(server_id, ''), {select} FROM {name}",
+            cols = table.columns.join(", "),
+            select = select.join(", ")
+        ),
+        [user],
+    )?;
+    tx.execute_batch(&format!("DROP TABLE {name}; ALTER TABLE {new_name} RENAME TO {name};"))?;
+    Ok(moved as u64)
+}

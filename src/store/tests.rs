@@ -1,0 +1,305 @@
+use super::*;
+use crate::tests::{temp_dir, TestResult};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+const ALICE: &str = "3b241101-e2bb-4255-8caf-4136c566a962";
+const BOB: &str = "9c5b94b1-35ad-49bb-b118-8e8fc24abf80";
+const NOW: i64 = 1_800_000_000;
+const NOW_MS: i64 = NOW * 1000;
+
+fn db_file(label: &str) -> PathBuf {
+    temp_dir(label).join("hoot-mcp.db")
+}
+
+fn store(user: &str, path: &Path) -> Result<OAuthStore, HootError> {
+    OAuthStore::open(user, DbLocation::File(path.to_path_buf()), NOW_MS)
+}
+
+fn json(text: &str) -> JsonObject {
+    JsonObject::new(text.to_string(), "value").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Hoot's single-user schema, as its backend created it before multi-tenancy.
+fn legacy_db(path: &Path, rows: usize) -> TestResult {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE oauth_tokens (server_id TEXT PRIMARY KEY, tokens TEXT NOT NULL);
+         CREATE TABLE oauth_client_info (server_id TEXT PRIMARY KEY, client_info TEXT NOT NULL);
+         CREATE TABLE oauth_verifiers (server_id TEXT PRIMARY KEY, verifier TEXT NOT NULL,
+             created_at INTEGER DEFAULT (strftime('%s', 'now')));
+         CREATE TABLE favicon_cache (server_url TEXT PRIMARY KEY, favicon_url TEXT, oauth_logo_uri TEXT,
+             cached_at INTEGER DEFAULT (strftime('%s', 'now')));",
+    )?;
+    let tx = conn.unchecked_transaction()?;
+    for i in 0..rows {
+        tx.execute("INSERT INTO oauth_tokens VALUES (?1, ?2)", params![format!("s{i}"), format!("{{\"access_token\":\"t{i}\"}}")])?;
+        tx.execute("INSERT INTO oauth_client_info VALUES (?1, ?2)", params![format!("s{i}"), format!("{{\"client_id\":\"c{i}\"}}")])?;
+        tx.execute("INSERT INTO oauth_verifiers VALUES (?1, ?2, ?3)", params![format!("s{i}"), format!("v{i}"), NOW - 10])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn user_id_columns(path: &Path) -> Result<Vec<bool>, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]
+        .iter()
+        .map(|t| {
+            conn.query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'user_id'", [t], |r| r.get::<_, i64>(0))
+                .map(|n| n == 1)
+        })
+        .collect()
+}
+
+#[test]
+fn user_ids_accepted_by_the_store() {
+    for ok in [ALICE, "default-user", "legacy-user-1732000000000", "legacy-user-0"] {
+        assert!(is_store_user_id(ok), "{ok}");
+    }
+    for bad in ["", "legacy-user-", "legacy-user-12a", "legacy-user-\u{0661}", "Default-User", "legacy-user--1", "x"] {
+        assert!(!is_store_user_id(bad), "{bad:?}");
+    }
+    match OAuthStore::open("nobody", DbLocation::Memory, NOW_MS) {
+        Err(HootError::InvalidUserId { id, .. }) => assert_eq!(id, "nobody"),
+        other => panic!("expected ERR_INVALID_USER_ID, got {other:?}"),
+    }
+}
+
+#[test]
+fn location_rules() -> TestResult {
+    let cwd = Path::new("/work");
+    let home = Path::new("/home/u");
+    assert_eq!(db::resolve_location(None, None, Some(home), cwd)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
+    assert_eq!(db::resolve_location(None, Some("env.db".into()), Some(home), cwd)?, DbLocation::File(cwd.join("env.db")));
+    assert_eq!(db::resolve_location(Some("/x/opt.db"), Some("env.db".into()), None, cwd)?, DbLocation::File("/x/opt.db".into()));
+    assert_eq!(db::resolve_location(Some(":memory:"), None, None, cwd)?, DbLocation::Memory);
+    assert_eq!(db::resolve_location(None, Some(String::new()), Some(home), cwd)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
+    assert!(matches!(db::resolve_location(None, None, None, cwd), Err(HootError::Db(_))));
+    Ok(())
+}
+
+#[test]
+fn every_method_round_trips() -> TestResult {
+    let path = db_file("roundtrip");
+    let s = store(ALICE, &path)?;
+    assert_eq!(s.user_id(), ALICE);
+    assert_eq!(s.tokens("srv")?, None);
+    s.save_tokens("srv", &json(r#"{"access_token":"a"}"#))?;
+    s.save_client_information("srv", &json(r#"{"client_id":"c"}"#))?;
+    s.save_code_verifier("srv", "verifier-1", NOW)?;
+    s.save_server_config("cfg-only", &json(r#"{"url":"https://mcp.example"}"#), NOW)?;
+    assert_eq!(s.tokens("srv")?.as_deref(), Some(r#"{"access_token":"a"}"#));
+    assert_eq!(s.client_information("srv")?.as_deref(), Some(r#"{"client_id":"c"}"#));
+    assert_eq!(s.code_verifier("srv", NOW)?.as_deref(), Some("verifier-1"));
+    assert_eq!(s.server_config("cfg-only")?.as_deref(), Some(r#"{"url":"https://mcp.example"}"#));
+    assert_eq!(s.servers()?, ["cfg-only", "srv"]);
+
+    s.save_tokens("srv", &json(r#"{"access_token":"b"}"#))?;
+    assert_eq!(s.tokens("srv")?.as_deref(), Some(r#"{"access_token":"b"}"#), "saving again replaces");
+
+    assert_eq!(s.invalidate_credentials("srv", CredentialScope::Tokens)?, 1);
+    assert_eq!(s.tokens("srv")?, None);
+    assert!(s.client_information("srv")?.is_some());
+    s.save_server_config("srv", &json("{}"), NOW)?;
+    assert_eq!(s.invalidate_credentials("srv", CredentialScope::All)?, 2);
+    assert_eq!(s.server_config("srv")?.as_deref(), Some("{}"), "a config is not a credential");
+    assert_eq!(s.delete_server_config("srv")?, 1);
+    assert_eq!(s.delete_all()?, 1);
+    assert!(s.servers()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn verifiers_expire_after_ten_minutes() -> TestResult {
+    let path = db_file("verifier");
+    let s = store(ALICE, &path)?;
+    s.save_code_verifier("srv", "v", NOW)?;
+    assert_eq!(s.code_verifier("srv", NOW + 600)?.as_deref(), Some("v"));
+    assert_eq!(s.code_verifier("srv", NOW + 601)?, None);
+    let location = DbLocation::File(path.clone());
+    assert_eq!(cleanup_expired_verifiers(location.clone(), 600, NOW + 600)?, 0);
+    assert_eq!(cleanup_expired_verifiers(location, 600, NOW + 601)?, 1);
+    Ok(())
+}
+
+#[test]
+fn users_never_see_each_others_rows() -> TestResult {
+    let path = db_file("isolation");
+    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+    alice.save_tokens("shared", &json(r#"{"who":"alice"}"#))?;
+    bob.save_tokens("shared", &json(r#"{"who":"bob"}"#))?;
+    bob.save_code_verifier("bob-only", "v", NOW)?;
+    assert_eq!(alice.tokens("shared")?.as_deref(), Some(r#"{"who":"alice"}"#));
+    assert_eq!(alice.code_verifier("bob-only", NOW)?, None);
+    assert_eq!(alice.servers()?, ["shared"]);
+    assert_eq!(alice.invalidate_credentials("bob-only", CredentialScope::All)?, 0);
+    assert_eq!(alice.delete_all()?, 1);
+    assert_eq!(bob.tokens("shared")?.as_deref(), Some(r#"{"who":"bob"}"#));
+    assert_eq!(bob.servers()?, ["bob-only", "shared"]);
+    Ok(())
+}
+
+#[test]
+fn sql_looking_ids_are_stored_literally() -> TestResult {
+    let path = db_file("literal");
+    let s = store(ALICE, &path)?;
+    let nasty = "x' OR '1'='1'; DROP TABLE oauth_tokens; --";
+    s.save_tokens(nasty, &json("{}"))?;
+    assert_eq!(s.servers()?, [nasty]);
+    assert!(s.tokens("x")?.is_none());
+    Ok(())
+}
+
+#[test]
+fn bad_values_are_refused_before_anything_is_written() -> TestResult {
+    assert!(matches!(JsonObject::new("[1]".into(), "tokens"), Err(HootError::InvalidArgValue { .. })));
+    assert!(matches!(JsonObject::new("\"s\"".into(), "tokens"), Err(HootError::InvalidArgValue { .. })));
+    assert!(matches!(JsonObject::new("{".into(), "tokens"), Err(HootError::InvalidArgValue { .. })));
+    let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_VALUE_BYTES));
+    assert!(matches!(JsonObject::new(big, "tokens"), Err(HootError::InvalidArgValue { out_of_range: true, .. })));
+    let path = db_file("bad");
+    let s = store(ALICE, &path)?;
+    assert!(matches!(s.save_tokens("", &json("{}")), Err(HootError::InvalidArgValue { .. })));
+    assert!(matches!(s.save_code_verifier("srv", "", NOW), Err(HootError::InvalidArgValue { .. })));
+    assert!(matches!(s.tokens(&"s".repeat(MAX_ID_BYTES + 1)), Err(HootError::InvalidArgValue { .. })));
+    assert!(CredentialScope::parse("everything").is_err());
+    assert!(s.servers()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn favicons_are_shared_with_a_day_of_ttl() -> TestResult {
+    let location = DbLocation::File(db_file("favicon"));
+    assert_eq!(cached_favicon(location.clone(), "https://a", None, NOW)?, None, "nothing cached");
+    cache_favicon(location.clone(), "https://a", None, None, NOW)?;
+    assert_eq!(cached_favicon(location.clone(), "https://a", None, NOW)?, Some(None), "cached: no favicon");
+    cache_favicon(location.clone(), "https://b", Some("https://b/favicon.ico"), Some("https://b/logo"), NOW)?;
+    let b = Some(Some("https://b/favicon.ico".to_string()));
+    assert_eq!(cached_favicon(location.clone(), "https://b", Some("https://b/logo"), NOW + 86_399)?, b);
+    assert_eq!(cached_favicon(location.clone(), "https://b", None, NOW)?, None, "Hoot's logo-uri rule");
+    assert_eq!(cached_favicon(location, "https://b", Some("https://b/logo"), NOW + 86_400)?, None, "24 h TTL");
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_database_is_private_and_at_the_current_schema() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("fresh").join("nested");
+    let path = dir.join("hoot-mcp.db");
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    assert_eq!(report, MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() });
+    assert_eq!(std::fs::metadata(&dir)?.permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+    let conn = Connection::open(&path)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SCHEMA_VERSION);
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+         ('oauth_tokens', 'oauth_client_info', 'oauth_verifiers', 'server_configs', 'favicon_cache')",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(tables, 5);
+    Ok(())
+}
+
+#[test]
+fn migrates_legacy_rows_to_one_legacy_user_with_a_backup() -> TestResult {
+    let path = db_file("legacy");
+    legacy_db(&path, 25)?;
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    let legacy = format!("legacy-user-{NOW_MS}");
+    assert!(report.migrated);
+    assert_eq!(report.legacy_user_id.as_deref(), Some(legacy.as_str()));
+    assert_eq!((report.tokens, report.client_info, report.verifiers), (25, 25, 25));
+    let backup = report.backup_path.clone().ok_or("no backup")?;
+    assert_eq!(user_id_columns(&backup)?, [false, false, false], "the backup is the legacy file");
+    assert_eq!(user_id_columns(&path)?, [true, true, true]);
+
+    let s = store(&legacy, &path)?;
+    assert_eq!(s.tokens("s7")?.as_deref(), Some(r#"{"access_token":"t7"}"#));
+    assert_eq!(s.client_information("s24")?.as_deref(), Some(r#"{"client_id":"c24"}"#));
+    assert_eq!(s.code_verifier("s0", NOW)?.as_deref(), Some("v0"), "created_at is carried over");
+    assert_eq!(s.servers()?.len(), 25);
+
+    let again = migrate_database(DbLocation::File(path.clone()), NOW_MS + 1)?;
+    assert_eq!(again, MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() });
+    Ok(())
+}
+
+#[test]
+fn empty_legacy_tables_are_converted_too() -> TestResult {
+    let path = db_file("empty-legacy");
+    legacy_db(&path, 0)?;
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    assert!(report.migrated);
+    assert_eq!((report.tokens, report.client_info, report.verifiers), (0, 0, 0));
+    assert_eq!(user_id_columns(&path)?, [true, true, true]);
+    store(ALICE, &path)?.save_tokens("srv", &json("{}"))?;
+    Ok(())
+}
+
+#[test]
+fn a_half_migrated_file_finishes_under_the_existing_legacy_user() -> TestResult {
+    let path = db_file("mixed");
+    legacy_db(&path, 3)?;
+    {
+        // What Hoot's non-transactional migration leaves after converting only oauth_tokens.
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "DROP TABLE oauth_tokens;
+             CREATE TABLE oauth_tokens (user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL,
+                 PRIMARY KEY (user_id, server_id));
+             INSERT INTO oauth_tokens VALUES ('legacy-user-42', 's0', '{}');",
+        )?;
+    }
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    assert_eq!(report.legacy_user_id.as_deref(), Some("legacy-user-42"));
+    assert_eq!((report.tokens, report.client_info, report.verifiers), (0, 3, 3));
+    let s = store("legacy-user-42", &path)?;
+    assert_eq!(s.servers()?, ["s0", "s1", "s2"]);
+    Ok(())
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() -> TestResult {
+    let path = db_file("notadb");
+    let content = b"this is a text file, not a database\n".repeat(100);
+    std::fs::write(&path, &content)?;
+    match migrate_database(DbLocation::File(path.clone()), NOW_MS) {
+        Err(HootError::Db(message)) => assert!(message.contains("not a SQLite database"), "{message}"),
+        other => panic!("expected ERR_HOOT_DB, got {other:?}"),
+    }
+    assert!(matches!(store(ALICE, &path), Err(HootError::Db(_))));
+    assert_eq!(std::fs::read(&path)?, content);
+    let dir = path.parent().ok_or("parent")?;
+    assert_eq!(std::fs::read_dir(dir)?.count(), 1, "no -wal, -shm or backup files appeared");
+    Ok(())
+}
+
+#[test]
+fn a_closed_database_reopens_for_stores_still_in_use() -> TestResult {
+    let path = db_file("close");
+    let s = store(ALICE, &path)?;
+    s.save_tokens("srv", &json("{}"))?;
+    assert!(db::close(DbLocation::File(path.clone()))?);
+    assert!(!db::close(DbLocation::File(path.clone()))?);
+    assert_eq!(s.tokens("srv")?.as_deref(), Some("{}"));
+    Ok(())
+}
+
+#[test]
+fn two_spellings_of_one_file_share_one_connection() -> TestResult {
+    let path = db_file("spelling");
+    let dir = path.parent().ok_or("parent")?;
+    let (a, _) = db::get_or_open(DbLocation::File(path.clone()), NOW_MS)?;
+    let (b, report) = db::get_or_open(DbLocation::File(dir.join(".").join("hoot-mcp.db")), NOW_MS)?;
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(report.is_none());
+    Ok(())
+}
