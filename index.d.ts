@@ -47,6 +47,62 @@ export type VerifyResult = VerifySuccess | VerifyFailure
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * One user's OAuth state for remote MCP servers, in Hoot's SQLite database. Make one per request
+ * with the user id from the verified token; every statement it runs is scoped to that user.
+ * Methods are synchronous, like better-sqlite3, and return `undefined` when nothing is stored.
+ */
+export declare class OAuthStore {
+  /**
+   * Throws `ERR_INVALID_USER_ID` unless `userId` is a UUID v4, `'default-user'` or
+   * `'legacy-user-<digits>'`. Opening a database in Hoot's old single-user schema migrates it
+   * first (see `migrateDatabase`).
+   */
+  constructor(userId: string, opts?: StoreOptions)
+  /** The user every call is scoped to. */
+  get userId(): string
+  /** The OAuth client registration saved for `serverId`. */
+  clientInformation(serverId: string): object | undefined
+  saveClientInformation(serverId: string, info: object): void
+  /** The OAuth tokens saved for `serverId`. */
+  tokens(serverId: string): object | undefined
+  saveTokens(serverId: string, tokens: object): void
+  /** The PKCE code verifier saved for `serverId`; one older than 10 minutes is never returned. */
+  codeVerifier(serverId: string): string | undefined
+  saveCodeVerifier(serverId: string, verifier: string): void
+  /**
+   * Removes credentials for `serverId`: `'all'` (client info, tokens and verifier, not the
+   * server config), `'client'`, `'tokens'` or `'verifier'`.
+   */
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'): void
+  /** The server config saved for `serverId` (for reconnecting). */
+  serverConfig(serverId: string): object | undefined
+  saveServerConfig(serverId: string, config: object): void
+  deleteServerConfig(serverId: string): void
+  /** Server ids with any stored state for this user, sorted. */
+  servers(): Array<string>
+  /**
+   * Forgets this user: removes their rows from every table (server configs included) in one
+   * transaction and returns how many were removed.
+   */
+  deleteAll(): number
+}
+
+/** Caches a favicon lookup for 24 hours; `faviconUrl: null` records that there is none. */
+export declare function cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string, opts?: StoreOptions): void
+
+/**
+ * Deletes every user's PKCE verifiers older than `maxAgeSeconds` (default 600) and returns
+ * how many were removed.
+ */
+export declare function cleanupExpiredVerifiers(opts?: StoreOptions & { maxAgeSeconds?: number }): number
+
+/**
+ * Closes the database at `dbPath` (for shutdown); without an argument, every database this
+ * process opened. A store used afterwards opens its database again.
+ */
+export declare function closeDatabase(dbPath?: string): void
+
 export interface GeneratedKeys {
   kid: string
   privateKeyPath: string
@@ -66,6 +122,13 @@ export interface GenerateKeyOptions {
  * exists. Does not change the key set in use; call `loadKeys` for that.
  */
 export declare function generateKeys(dir: string, opts?: GenerateKeyOptions): GeneratedKeys
+
+/**
+ * The favicon cached for `serverUrl` in the last 24 hours (shared by all users): a URL, `null`
+ * when the lookup found none, or `undefined` when nothing is cached. Hoot's rule for
+ * `oauthLogoUri`: a row cached without one always matches.
+ */
+export declare function getCachedFavicon(serverUrl: string, oauthLogoUri?: string, opts?: StoreOptions): string | null | undefined
 
 /** Claims and lifetime of an issued token. */
 export interface IssueOptions {
@@ -145,10 +208,43 @@ export interface KeysInfo {
 export declare function loadKeys(opts?: KeyOptions): KeysInfo
 
 /**
+ * Brings a database to hoot-core's schema: creates missing tables and converts Hoot's old
+ * single-user tables, moving every row to one `legacy-user-<unix ms>` id (or one already there).
+ * All in one transaction, after a backup next to the file. Idempotent. Throws `ERR_HOOT_DB` for a
+ * file that is not a SQLite database, leaving it untouched.
+ */
+export declare function migrateDatabase(dbPath?: string): MigrationReport
+
+/** What `migrateDatabase` did. */
+export interface MigrationReport {
+  /** True when legacy single-user tables were converted (empty ones included). */
+  migrated: boolean
+  /** The user the legacy rows now belong to. */
+  legacyUserId?: string
+  /** Rows moved, per table (0 when nothing was migrated). */
+  tokens: number
+  clientInfo: number
+  verifiers: number
+  /** `PRAGMA user_version` after the call. */
+  schemaVersion: number
+  /** The copy of the database taken before migrating. */
+  backupPath?: string
+}
+
+/**
  * The public keys, `{ keys: [{ kty, use, alg, kid, n, e }, ...] }`, for `GET /.well-known/jwks.json`.
  * Only public members are ever returned, whatever the JWKS file holds.
  */
 export declare function publicJwks(): { keys: object[] }
+
+/** Where the database is. */
+export interface StoreOptions {
+  /**
+   * The SQLite file, or `':memory:'` for one in-memory database shared by the process.
+   * Defaults to `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`.
+   */
+  dbPath?: string
+}
 
 export interface VerifyOptions {
   /** Clock skew allowed on `exp` and `nbf`, in whole seconds (at most 86400). Defaults to 0. */

@@ -835,10 +835,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.OAuthStore = nativeBinding.OAuthStore
+module.exports.cacheFavicon = nativeBinding.cacheFavicon
+module.exports.cleanupExpiredVerifiers = nativeBinding.cleanupExpiredVerifiers
+module.exports.closeDatabase = nativeBinding.closeDatabase
 module.exports.generateKeys = nativeBinding.generateKeys
+module.exports.getCachedFavicon = nativeBinding.getCachedFavicon
 module.exports.issueToken = nativeBinding.issueToken
 module.exports.issueTokenAsync = nativeBinding.issueTokenAsync
 module.exports.isValidUserId = nativeBinding.isValidUserId
 module.exports.loadKeys = nativeBinding.loadKeys
+module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.publicJwks = nativeBinding.publicJwks
 module.exports.verifyToken = nativeBinding.verifyToken

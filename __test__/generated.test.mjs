@@ -18,7 +18,7 @@ test('committed index.js and index.d.ts equal a fresh napi build', () => {
   }
 })
 
-test('the declarations cover the whole contract for keys and tokens', () => {
+test('the declarations cover the whole contract for keys, tokens and the store', () => {
   const dts = readFileSync(join(root, 'index.d.ts'), 'utf8')
   for (const signature of [
     'export declare function loadKeys(opts?: KeyOptions): KeysInfo',
@@ -29,6 +29,26 @@ test('the declarations cover the whole contract for keys and tokens', () => {
     'export declare function verifyToken(token: string, opts?: VerifyOptions): VerifyResult',
     'export declare function isValidUserId(id: string): boolean',
     'export type VerifyResult = VerifySuccess | VerifyFailure',
+    'export declare class OAuthStore {',
+    'constructor(userId: string, opts?: StoreOptions)',
+    'get userId(): string',
+    'clientInformation(serverId: string): object | undefined',
+    'saveClientInformation(serverId: string, info: object): void',
+    'tokens(serverId: string): object | undefined',
+    'saveTokens(serverId: string, tokens: object): void',
+    'codeVerifier(serverId: string): string | undefined',
+    'saveCodeVerifier(serverId: string, verifier: string): void',
+    "invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'): void",
+    'serverConfig(serverId: string): object | undefined',
+    'saveServerConfig(serverId: string, config: object): void',
+    'deleteServerConfig(serverId: string): void',
+    'servers(): Array<string>',
+    'deleteAll(): number',
+    'export declare function migrateDatabase(dbPath?: string): MigrationReport',
+    'export declare function cleanupExpiredVerifiers(opts?: StoreOptions & { maxAgeSeconds?: number }): number',
+    'export declare function getCachedFavicon(serverUrl: string, oauthLogoUri?: string, opts?: StoreOptions): string | null | undefined',
+    'export declare function cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string, opts?: StoreOptions): void',
+    'export declare function closeDatabase(dbPath?: string): void',
   ]) {
     assert.ok(dts.includes(signature), `index.d.ts lacks: ${signature}`)
   }

@@ -52,3 +52,43 @@ export function runIsolated(body, { cwd, env = {} } = {}) {
 export function b64url(value) {
   return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 }
+
+/**
+ * Runs CommonJS `body` in a child process that has better-sqlite3 as `Database` (never in this
+ * process: two SQLite libraries in one process can break each other's file locks). `input` is
+ * available as `input`; returns the JSON the body prints last.
+ */
+export function withBetterSqlite(body, input = {}) {
+  const code = `const Database = require('better-sqlite3'); const input = ${JSON.stringify(input)};\n${body}`
+  const child = spawnSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8' })
+  if (child.status !== 0) throw new Error(`better-sqlite3 child exited ${child.status}:\n${child.stderr}`)
+  const lines = child.stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1] || 'null')
+}
+
+/** Hoot's single-user schema (before multi-tenancy), as its backend created it. */
+export const LEGACY_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS oauth_tokens (server_id TEXT PRIMARY KEY, tokens TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS oauth_client_info (server_id TEXT PRIMARY KEY, client_info TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS oauth_verifiers (server_id TEXT PRIMARY KEY, verifier TEXT NOT NULL,
+    created_at INTEGER DEFAULT (strftime('%s', 'now')));
+  CREATE TABLE IF NOT EXISTS favicon_cache (server_url TEXT PRIMARY KEY, favicon_url TEXT, oauth_logo_uri TEXT,
+    cached_at INTEGER DEFAULT (strftime('%s', 'now')));`
+
+/** Writes a legacy database with `rows` rows per table, in WAL mode like Hoot's. */
+export function makeLegacyDb(path, rows) {
+  withBetterSqlite(`
+    const db = new Database(input.path)
+    db.pragma('journal_mode = WAL')
+    db.exec(input.schema)
+    const now = Math.floor(Date.now() / 1000)
+    db.transaction(() => {
+      for (let i = 0; i < input.rows; i++) {
+        db.prepare('INSERT INTO oauth_tokens VALUES (?, ?)').run('s' + i, JSON.stringify({ access_token: 't' + i }))
+        db.prepare('INSERT INTO oauth_client_info VALUES (?, ?)').run('s' + i, JSON.stringify({ client_id: 'c' + i }))
+        db.prepare('INSERT INTO oauth_verifiers VALUES (?, ?, ?)').run('s' + i, 'v' + i, now)
+      }
+    })()
+    db.close()
+    console.log('null')`, { path, rows, schema: LEGACY_SCHEMA })
+}

@@ -15,6 +15,8 @@ use crate::error::{ErrorKind, HootError};
 use crate::keys::{self, KeyEnv};
 use crate::token::{self, IssueConfig};
 
+pub mod store;
+
 // ---------------------------------------------------------------------------------------------
 // Errors and panics
 
