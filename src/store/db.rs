@@ -216,47 +216,76 @@ impl Database {
     }
 }
 
-static REGISTRY: Lazy<Mutex<HashMap<DbLocation, Arc<Database>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+/// Open databases by canonical location, and the canonical location each requested spelling
+/// resolved to, so the per-request `new OAuthStore(userId)` makes no filesystem calls once its
+/// database is open.
+#[derive(Default)]
+struct Registry {
+    open: HashMap<DbLocation, Arc<Database>>,
+    aliases: HashMap<DbLocation, DbLocation>,
+}
+
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The open database at `location`, opening (and if needed migrating) it first. The report is
 /// `Some` only for the call that opened it.
 pub fn get_or_open(location: DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
-    get_or_open_canonical(&canonical(location)?, now_ms)
+    {
+        let registry = registry();
+        if let Some(db) = registry.aliases.get(&location).and_then(|key| registry.open.get(key)) {
+            return Ok((Arc::clone(db), None));
+        }
+    }
+    let key = canonical(location.clone())?;
+    let opened = get_or_open_canonical(&key, now_ms)?;
+    registry().aliases.insert(location, key);
+    Ok(opened)
 }
 
 /// `get_or_open` for a key that is already canonical (a store's own location), skipping the
 /// filesystem calls canonicalising takes.
 pub fn get_or_open_canonical(key: &DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
-    let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(db) = registry.get(key) {
+    let mut registry = registry();
+    if let Some(db) = registry.open.get(key) {
         return Ok((Arc::clone(db), None));
     }
     let (db, report) = Database::open(key.clone(), now_ms)?;
     let db = Arc::new(db);
-    registry.insert(key.clone(), Arc::clone(&db));
+    registry.open.insert(key.clone(), Arc::clone(&db));
     Ok((db, Some(report)))
 }
 
 /// Forgets the database at `location`; its connection closes once no call is using it. A store
 /// used afterwards opens it again. Returns whether it was open.
 pub fn close(location: DbLocation) -> Result<bool, HootError> {
-    let key = match location {
-        DbLocation::Memory => DbLocation::Memory,
-        DbLocation::File(path) => {
-            let parent = path.parent().and_then(|p| p.canonicalize().ok());
-            match (parent, path.file_name()) {
-                (Some(parent), Some(name)) => {
-                    let file = parent.join(name);
-                    DbLocation::File(file.canonicalize().unwrap_or(file))
+    let mut registry = registry();
+    let key = match registry.aliases.get(&location) {
+        Some(key) => key.clone(),
+        None => match location {
+            DbLocation::Memory => DbLocation::Memory,
+            DbLocation::File(path) => {
+                let parent = path.parent().and_then(|p| p.canonicalize().ok());
+                match (parent, path.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        let file = parent.join(name);
+                        DbLocation::File(file.canonicalize().unwrap_or(file))
+                    }
+                    _ => return Ok(false),
                 }
-                _ => return Ok(false),
             }
-        }
+        },
     };
-    Ok(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).remove(&key).is_some())
+    registry.aliases.retain(|_, canonical| *canonical != key);
+    Ok(registry.open.remove(&key).is_some())
 }
 
 /// Closes every database (shutdown).
 pub fn close_all() {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let mut registry = registry();
+    registry.open.clear();
+    registry.aliases.clear();
 }
