@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::der;
 use crate::error::HootError;
+use crate::private_fs::{create_private_dir, new_private_file};
 
 pub const PRIVATE_KEY_FILE: &str = "private-key.json";
 pub const JWKS_FILE: &str = "jwks.json";
@@ -572,14 +573,6 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
 /// Writes `contents` to `path` only if nothing is there, never exposing a half-written file: a
 /// 0600 temp file is filled and synced, then hard-linked into place (atomic, fails if it exists).
 fn write_exclusive(path: &Path, contents: &str) -> io::Result<()> {
@@ -587,11 +580,7 @@ fn write_exclusive(path: &Path, contents: &str) -> io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
     let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
+        let mut file = new_private_file().open(&tmp)?;
         file.write_all(contents.as_bytes())?;
         file.sync_all()?;
         fs::hard_link(&tmp, path)

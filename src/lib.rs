@@ -8,6 +8,7 @@ pub mod clock;
 mod der;
 pub mod error;
 pub mod keys;
+mod private_fs;
 pub mod store;
 pub mod token;
 

@@ -14,6 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::schema::{self, MigrationReport};
 use crate::error::HootError;
+use crate::private_fs::{create_private_dir, new_private_file};
 
 pub const MEMORY: &str = ":memory:";
 /// How long a statement waits for another process's lock before giving up with `ERR_HOOT_DB`.
@@ -138,22 +139,10 @@ fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
     )))
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
 /// Creates an empty file with mode 0600 unless one exists; SQLite's -wal and -shm files copy
 /// its mode.
 pub fn create_private_file(path: &Path) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match new_private_file().open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),

@@ -4,9 +4,7 @@
 pub mod db;
 pub mod schema;
 
-use std::sync::Arc;
-
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use db::{DbLocation, MEMORY};
 pub use schema::{MigrationReport, SCHEMA_VERSION};
@@ -129,29 +127,21 @@ impl OAuthStore {
         &self.user_id
     }
 
-    fn db(&self) -> Result<Arc<Database>, HootError> {
-        Ok(get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0)
+    /// Runs `f` on this store's connection; a SQLite error becomes `ERR_HOOT_DB` naming the file.
+    fn run<T>(&self, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
+        let (db, _) = get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?;
+        run_on(&db, doing, f)
     }
 
     fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
         check_id("serverId", server_id)?;
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(sql).map_err(sql_error(&db.location, "read"))?;
-            stmt.query_row(params![self.user_id, server_id], |row| row.get(0))
-                .optional()
-                .map_err(sql_error(&db.location, "read"))
+        self.run("read", |conn| {
+            conn.prepare_cached(sql)?.query_row(params![self.user_id, server_id], |row| row.get(0)).optional()
         })
     }
 
-    fn write(&self, sql: &'static str, server_id: &str, value: &str) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(sql).map_err(sql_error(&db.location, "write to"))?;
-            stmt.execute(params![self.user_id, server_id, value]).map_err(sql_error(&db.location, "write to"))?;
-            Ok(())
-        })
+    fn write(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<(), HootError> {
+        self.run("write to", |conn| conn.prepare_cached(sql)?.execute(params).map(|_| ()))
     }
 
     /// The OAuth client registration (JSON text), if any.
@@ -160,10 +150,10 @@ impl OAuthStore {
     }
 
     pub fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)",
-            server_id,
-            info.as_str(),
+            params![self.user_id, server_id, info.as_str()],
         )
     }
 
@@ -172,42 +162,32 @@ impl OAuthStore {
     }
 
     pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
-            server_id,
-            tokens.as_str(),
+            params![self.user_id, server_id, tokens.as_str()],
         )
     }
 
     /// The PKCE verifier saved for `server_id`, unless it is older than ten minutes at `now`.
     pub fn code_verifier(&self, server_id: &str, now: i64) -> Result<Option<String>, HootError> {
         check_id("serverId", server_id)?;
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
-                )
-                .map_err(sql_error(&db.location, "read"))?;
-            stmt.query_row(params![self.user_id, server_id, now - VERIFIER_TTL_SECONDS], |row| row.get(0))
-                .optional()
-                .map_err(sql_error(&db.location, "read"))
+        self.run("read", |conn| {
+            conn.prepare_cached(
+                "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
+            )?
+            .query_row(params![self.user_id, server_id, now - VERIFIER_TTL_SECONDS], |row| row.get(0))
+            .optional()
         })
     }
 
     pub fn save_code_verifier(&self, server_id: &str, verifier: &str, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         check_id("verifier", verifier)?;
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(sql_error(&db.location, "write to"))?;
-            stmt.execute(params![self.user_id, server_id, verifier, now]).map_err(sql_error(&db.location, "write to"))?;
-            Ok(())
-        })
+        self.write(
+            "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![self.user_id, server_id, verifier, now],
+        )
     }
 
     /// Removes this user's credentials for `server_id` in the given scope, in one transaction.
@@ -217,23 +197,18 @@ impl OAuthStore {
     }
 
     fn delete_rows(&self, tables: &[&str], server_id: Option<&str>) -> Result<u64, HootError> {
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let fail = sql_error(&db.location, "delete from");
-            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(&fail)?;
+        self.run("delete from", |conn| {
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
             let mut removed = 0;
             for table in tables {
                 removed += match server_id {
                     Some(server_id) => tx
-                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))
-                        .and_then(|mut s| s.execute(params![self.user_id, server_id])),
-                    None => tx
-                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))
-                        .and_then(|mut s| s.execute(params![self.user_id])),
-                }
-                .map_err(&fail)? as u64;
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))?
+                        .execute(params![self.user_id, server_id])?,
+                    None => tx.prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?.execute(params![self.user_id])?,
+                } as u64;
             }
-            tx.commit().map_err(&fail)?;
+            tx.commit()?;
             Ok(removed)
         })
     }
@@ -244,17 +219,10 @@ impl OAuthStore {
 
     pub fn save_server_config(&self, server_id: &str, config: &JsonObject, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(sql_error(&db.location, "write to"))?;
-            stmt.execute(params![self.user_id, server_id, config.as_str(), now])
-                .map_err(sql_error(&db.location, "write to"))?;
-            Ok(())
-        })
+        self.write(
+            "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![self.user_id, server_id, config.as_str(), now],
+        )
     }
 
     pub fn delete_server_config(&self, server_id: &str) -> Result<u64, HootError> {
@@ -264,20 +232,16 @@ impl OAuthStore {
 
     /// Server ids with any stored state for this user, sorted.
     pub fn servers(&self) -> Result<Vec<String>, HootError> {
-        let db = self.db()?;
-        db.with_conn(|conn| {
-            let fail = sql_error(&db.location, "read");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT server_id FROM oauth_tokens WHERE user_id = ?1
-                     UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
-                     UNION SELECT server_id FROM oauth_verifiers WHERE user_id = ?1
-                     UNION SELECT server_id FROM server_configs WHERE user_id = ?1
-                     ORDER BY 1",
-                )
-                .map_err(&fail)?;
-            let ids = stmt.query_map(params![self.user_id], |row| row.get(0)).map_err(&fail)?;
-            ids.collect::<Result<Vec<String>, _>>().map_err(&fail)
+        self.run("read", |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT server_id FROM oauth_tokens WHERE user_id = ?1
+                 UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
+                 UNION SELECT server_id FROM oauth_verifiers WHERE user_id = ?1
+                 UNION SELECT server_id FROM server_configs WHERE user_id = ?1
+                 ORDER BY 1",
+            )?;
+            let ids = stmt.query_map(params![self.user_id], |row| row.get(0))?.collect();
+            ids
         })
     }
 
@@ -287,14 +251,25 @@ impl OAuthStore {
     }
 }
 
+fn run_on<T>(db: &Database, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
+    db.with_conn(|conn| f(conn).map_err(sql_error(&db.location, doing)))
+}
+
+/// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.
+fn run_at<T>(
+    location: DbLocation,
+    now: i64,
+    doing: &'static str,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, HootError> {
+    let (db, _) = get_or_open(location, now * 1000)?;
+    run_on(&db, doing, f)
+}
+
 /// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
 pub fn cleanup_expired_verifiers(location: DbLocation, max_age: i64, now: i64) -> Result<u64, HootError> {
-    let (db, _) = get_or_open(location, now * 1000)?;
-    db.with_conn(|conn| {
-        let mut stmt = conn
-            .prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")
-            .map_err(sql_error(&db.location, "delete from"))?;
-        Ok(stmt.execute(params![now - max_age]).map_err(sql_error(&db.location, "delete from"))? as u64)
+    run_at(location, now, "delete from", |conn| {
+        conn.prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")?.execute(params![now - max_age]).map(|n| n as u64)
     })
 }
 
@@ -307,17 +282,13 @@ pub fn cached_favicon(
     now: i64,
 ) -> Result<Option<Option<String>>, HootError> {
     check_id("serverUrl", server_url)?;
-    let (db, _) = get_or_open(location, now * 1000)?;
-    db.with_conn(|conn| {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT favicon_url FROM favicon_cache WHERE server_url = ?1
-                 AND (oauth_logo_uri IS NULL OR oauth_logo_uri = ?2) AND cached_at > ?3",
-            )
-            .map_err(sql_error(&db.location, "read"))?;
-        stmt.query_row(params![server_url, oauth_logo_uri, now - FAVICON_TTL_SECONDS], |row| row.get(0))
-            .optional()
-            .map_err(sql_error(&db.location, "read"))
+    run_at(location, now, "read", |conn| {
+        conn.prepare_cached(
+            "SELECT favicon_url FROM favicon_cache WHERE server_url = ?1
+             AND (oauth_logo_uri IS NULL OR oauth_logo_uri = ?2) AND cached_at > ?3",
+        )?
+        .query_row(params![server_url, oauth_logo_uri, now - FAVICON_TTL_SECONDS], |row| row.get(0))
+        .optional()
     })
 }
 
@@ -330,21 +301,16 @@ pub fn cache_favicon(
 ) -> Result<(), HootError> {
     check_id("serverUrl", server_url)?;
     for (name, value) in [("faviconUrl", favicon_url), ("oauthLogoUri", oauth_logo_uri)] {
-        if let Some(value) = value {
-            if value.len() > MAX_VALUE_BYTES {
-                return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
-            }
+        if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
         }
     }
-    let (db, _) = get_or_open(location, now * 1000)?;
-    db.with_conn(|conn| {
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(sql_error(&db.location, "write to"))?;
-        stmt.execute(params![server_url, favicon_url, oauth_logo_uri, now]).map_err(sql_error(&db.location, "write to"))?;
-        Ok(())
+    run_at(location, now, "write to", |conn| {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![server_url, favicon_url, oauth_logo_uri, now])
+        .map(|_| ())
     })
 }
 

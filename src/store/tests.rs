@@ -2,6 +2,7 @@ use super::*;
 use crate::tests::{temp_dir, TestResult};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const ALICE: &str = "3b241101-e2bb-4255-8caf-4136c566a962";
 const BOB: &str = "9c5b94b1-35ad-49bb-b118-8e8fc24abf80";
