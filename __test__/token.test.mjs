@@ -203,7 +203,7 @@ describe('verifyToken', () => {
     assert.deepEqual(bare.portkey.scope, [])
   })
 
-  test('a repeated token is served from the cache, and each caller gets its own objects', () => {
+  test('verifying a token again gives the caller fresh objects it may change', () => {
     const token = issueToken(USER)
     const first = verifyToken(token)
     first.payload.sub = 'mutated'

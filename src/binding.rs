@@ -525,10 +525,7 @@ pub fn verify_token<'env>(env: &'env Env, token: Unknown, opts: Option<Unknown>)
         // The length is checked on the JS string, so an oversized one is never copied.
         let js_token = unsafe { token.cast::<JsString>() }.map_err(napi_failure)?;
         if js_token.utf8_len().map_err(napi_failure)? > token::MAX_TOKEN_LENGTH {
-            return Ok(Err(token::VerifyFailure {
-                code: token::FailureCode::JwsInvalid,
-                message: "the token is longer than 8192 characters",
-            }));
+            return Ok(Err(token::VerifyFailure::oversized()));
         }
         let token = unsafe { token.cast::<String>() }.map_err(napi_failure)?;
         Ok(active.verify(&token, clock::unix_now(), leeway))

@@ -202,6 +202,11 @@ pub struct VerifyFailure {
 }
 
 impl VerifyFailure {
+    /// Over `MAX_TOKEN_LENGTH`: decided on length alone, before any decoding.
+    pub fn oversized() -> Self {
+        VerifyFailure { code: FailureCode::JwsInvalid, message: "the token is longer than 8192 characters" }
+    }
+
     pub fn expired(&self) -> bool {
         self.code == FailureCode::Expired
     }
@@ -261,7 +266,7 @@ fn scope_list(payload: &Map<String, Value>) -> Vec<String> {
 /// Order: size and shape, header, signature, claims; so a forged token never reports `expired`.
 pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<Verified, VerifyFailure> {
     if token.len() > MAX_TOKEN_LENGTH {
-        return fail(FailureCode::JwsInvalid, "the token is longer than 8192 characters");
+        return Err(VerifyFailure::oversized());
     }
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =

@@ -11,41 +11,40 @@ use crate::error::HootError;
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// The tables exactly as Hoot's backend creates them, so each side reads the other's rows.
-const CREATE_TABLES: &str = "
-CREATE TABLE IF NOT EXISTS oauth_tokens (
-    user_id TEXT NOT NULL,
-    server_id TEXT NOT NULL,
-    tokens TEXT NOT NULL,
-    PRIMARY KEY (user_id, server_id)
-);
-CREATE TABLE IF NOT EXISTS oauth_client_info (
-    user_id TEXT NOT NULL,
-    server_id TEXT NOT NULL,
-    client_info TEXT NOT NULL,
-    PRIMARY KEY (user_id, server_id)
-);
-CREATE TABLE IF NOT EXISTS oauth_verifiers (
-    user_id TEXT NOT NULL,
-    server_id TEXT NOT NULL,
-    verifier TEXT NOT NULL,
-    created_at INTEGER DEFAULT (strftime('%s', 'now')),
-    PRIMARY KEY (user_id, server_id)
-);
-CREATE TABLE IF NOT EXISTS server_configs (
-    user_id TEXT NOT NULL,
-    server_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created_at INTEGER DEFAULT (strftime('%s', 'now')),
-    PRIMARY KEY (user_id, server_id)
-);
-CREATE TABLE IF NOT EXISTS favicon_cache (
-    server_url TEXT PRIMARY KEY,
-    favicon_url TEXT,
-    oauth_logo_uri TEXT,
-    cached_at INTEGER DEFAULT (strftime('%s', 'now'))
-);
-";
+/// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
+const TABLES: [(&str, &str); 5] = [
+    (
+        "oauth_tokens",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
+    ),
+    (
+        "oauth_client_info",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, client_info TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
+    ),
+    (
+        "oauth_verifiers",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, verifier TEXT NOT NULL, \
+         created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
+    ),
+    (
+        "server_configs",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, config TEXT NOT NULL, \
+         created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
+    ),
+    (
+        "favicon_cache",
+        "server_url TEXT PRIMARY KEY, favicon_url TEXT, oauth_logo_uri TEXT, \
+         cached_at INTEGER DEFAULT (strftime('%s', 'now'))",
+    ),
+];
+
+fn create_table(name: &str, columns: &str) -> String {
+    format!("CREATE TABLE IF NOT EXISTS {name} ({columns});")
+}
+
+fn columns_of(name: &str) -> &'static str {
+    TABLES.iter().find(|(table, _)| *table == name).map_or("", |(_, columns)| columns)
+}
 
 /// A table that had a single-user form: its name and the columns carried over besides `server_id`.
 struct UserTable {
@@ -189,7 +188,9 @@ fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64)
         report.migrated = true;
         report.legacy_user_id = Some(user);
     }
-    tx.execute_batch(CREATE_TABLES)?;
+    for (name, columns) in TABLES {
+        tx.execute_batch(&create_table(name, columns))?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(report)
@@ -199,12 +200,7 @@ fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64)
 fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], user: &str) -> rusqlite::Result<u64> {
     let name = table.name;
     let new_name = format!("{name}__hoot_migrating");
-    let create = CREATE_TABLES
-        .split(';')
-        .find(|ddl| ddl.contains(&format!("EXISTS {name} (")))
-        .map(|ddl| ddl.replace(&format!("EXISTS {name} ("), &format!("EXISTS {new_name} (")))
-        .unwrap_or_default();
-    tx.execute_batch(&format!("DROP TABLE IF EXISTS {new_name}; {create};"))?;
+    tx.execute_batch(&format!("DROP TABLE IF EXISTS {new_name}; {}", create_table(&new_name, columns_of(name))))?;
     // A column the legacy table lacks (a very old verifiers table without created_at) gets the
     // column's default; `server_id` and the value columns are always there in Hoot's legacy schema.
     let select: Vec<String> = table
