@@ -58,7 +58,7 @@ const rustc = spawnSync(process.env.RUSTC || 'rustc', ['-vV'], { encoding: 'utf8
 const host = !rustc.error && /^host: (\S+)$/m.exec(rustc.stdout || '')
 const targetArgs = host ? ['--target', host[1]] : []
 
-notice(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (about a minute the first time)...`)
+notice(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (a few minutes the first time: SQLite and aws-lc compile from C)...`)
 const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib', ...targetArgs], { cwd: root, stdio: 'inherit' })
 if (build.error || build.status !== 0) {
   fail(`cargo build failed (exit ${build.status}); the output above says why`)
