@@ -38,3 +38,41 @@ export interface VerifyFailure {
 }
 
 export type VerifyResult = VerifySuccess | VerifyFailure
+
+/** Options of `createOAuthProvider`. */
+export interface OAuthProviderOptions {
+  /** Where the authorization server sends the browser back (Hoot: `${FRONTEND_URL}/oauth/callback`). */
+  redirectUrl: string | URL
+  /** The client metadata sent at dynamic client registration (RFC 7591). */
+  clientMetadata: Record<string, unknown>
+  /** Called with the authorization URL; without it, `redirectToAuthorization` throws `UnauthorizedError`. */
+  onRedirect?: (authorizationUrl: URL) => void | Promise<void>
+}
+
+/** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
+export interface AuthorizationRequiredError extends Error {
+  name: 'UnauthorizedError'
+  authorizationUrl: string
+}
+
+/** An `OAuthClientProvider` of `@modelcontextprotocol/sdk`, backed by one user's `OAuthStore`. */
+export interface StoreOAuthProvider {
+  readonly redirectUrl: string | URL
+  readonly clientMetadata: Record<string, unknown>
+  state(): Promise<string>
+  clientInformation(): Promise<any>
+  saveClientInformation(info: object): Promise<void>
+  tokens(): Promise<any>
+  saveTokens(tokens: object): Promise<void>
+  redirectToAuthorization(authorizationUrl: URL): Promise<void>
+  saveCodeVerifier(verifier: string): Promise<void>
+  /** Rejects when no verifier younger than 10 minutes is stored. */
+  codeVerifier(): Promise<string>
+  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+}
+
+/**
+ * The OAuth provider the MCP SDK needs for `serverId`, keeping client registration, tokens and
+ * the PKCE verifier in `store` (so only that store's user ever sees them).
+ */
+export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider

@@ -49,6 +49,7 @@ test('the declarations cover the whole contract for keys, tokens and the store',
     'export declare function getCachedFavicon(serverUrl: string, oauthLogoUri?: string, opts?: StoreOptions): string | null | undefined',
     'export declare function cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string, opts?: StoreOptions): void',
     'export declare function closeDatabase(dbPath?: string): void',
+    'export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider',
   ]) {
     assert.ok(dts.includes(signature), `index.d.ts lacks: ${signature}`)
   }
