@@ -141,6 +141,21 @@ export declare function cleanupExpiredVerifiers(opts?: StoreOptions & { maxAgeSe
  */
 export declare function closeDatabase(dbPath?: string): void
 
+/** The schema state of a database, as `inspectDatabase` reports it. */
+export interface DatabaseStatus {
+  /** The file looked at (or `':memory:'`). */
+  path: string
+  exists: boolean
+  /** `PRAGMA user_version`: 1 once hoot-core has completed the schema, 0 for Hoot's own files. */
+  schemaVersion: number
+  /** Tables still in Hoot's old single-user form, which `migrateDatabase` converts. */
+  legacyTables: Array<string>
+  /** Tables `migrateDatabase` would create. */
+  missingTables: Array<string>
+  /** True when `migrateDatabase` would change nothing. */
+  upToDate: boolean
+}
+
 export interface GeneratedKeys {
   kid: string
   privateKeyPath: string
@@ -167,6 +182,12 @@ export declare function generateKeys(dir: string, opts?: GenerateKeyOptions): Ge
  * `oauthLogoUri`: a row cached without one always matches.
  */
 export declare function getCachedFavicon(serverUrl: string, oauthLogoUri?: string, opts?: StoreOptions): string | null | undefined
+
+/**
+ * Reads a database's schema state through a read-only connection: nothing is created, migrated
+ * or written. Throws `ERR_HOOT_DB` for a file that is not a SQLite database.
+ */
+export declare function inspectDatabase(dbPath?: string): DatabaseStatus
 
 /** Claims and lifetime of an issued token. */
 export interface IssueOptions {

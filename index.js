@@ -841,6 +841,7 @@ module.exports.cleanupExpiredVerifiers = nativeBinding.cleanupExpiredVerifiers
 module.exports.closeDatabase = nativeBinding.closeDatabase
 module.exports.generateKeys = nativeBinding.generateKeys
 module.exports.getCachedFavicon = nativeBinding.getCachedFavicon
+module.exports.inspectDatabase = nativeBinding.inspectDatabase
 module.exports.issueToken = nativeBinding.issueToken
 module.exports.issueTokenAsync = nativeBinding.issueTokenAsync
 module.exports.isValidUserId = nativeBinding.isValidUserId

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
@@ -41,6 +41,7 @@ describe('migrateDatabase', () => {
     assert.ok(existsSync(report.backupPath), report.backupPath)
     assert.equal(inspect(report.backupPath).oauth_tokens.multiTenant, false, 'the backup is the legacy file')
 
+    assert.equal(statSync(path).mode & 0o777, 0o600, 'Hoot\'s 0644 file is made private')
     const after = inspect(path)
     for (const table of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers']) {
       assert.deepEqual(after[table], { multiTenant: true, rows: 30, users: [report.legacyUserId] }, table)

@@ -324,3 +324,38 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
         Ok(())
     })
 }
+
+/// The schema state of a database, as `inspectDatabase` reports it.
+#[napi(object, object_from_js = false)]
+pub struct DatabaseStatus {
+    /// The file looked at (or `':memory:'`).
+    pub path: String,
+    pub exists: bool,
+    /// `PRAGMA user_version`: 1 once hoot-core has completed the schema, 0 for Hoot's own files.
+    pub schema_version: u32,
+    /// Tables still in Hoot's old single-user form, which `migrateDatabase` converts.
+    pub legacy_tables: Vec<String>,
+    /// Tables `migrateDatabase` would create.
+    pub missing_tables: Vec<String>,
+    /// True when `migrateDatabase` would change nothing.
+    pub up_to_date: bool,
+}
+
+/// Reads a database's schema state through a read-only connection: nothing is created, migrated
+/// or written. Throws `ERR_HOOT_DB` for a file that is not a SQLite database.
+#[napi(ts_args_type = "dbPath?: string")]
+pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<DatabaseStatus> {
+    guarded(&env, || {
+        let path = optional_string(db_path, "dbPath")?;
+        let location = db::location_from_process(path.as_deref())?;
+        let status = store::inspect_database(location.clone())?;
+        Ok(DatabaseStatus {
+            path: location.display(),
+            exists: status.exists,
+            schema_version: u32::try_from(status.schema_version).unwrap_or(0),
+            up_to_date: status.up_to_date(),
+            legacy_tables: status.legacy_tables,
+            missing_tables: status.missing_tables,
+        })
+    })
+}

@@ -121,7 +121,7 @@ pub fn retry_while<T, E>(mut f: impl FnMut() -> Result<T, E>, busy: impl Fn(&E) 
 
 /// Refuses a file that exists, is not empty, and does not start with SQLite's header, without
 /// letting SQLite touch it (SQLite would create -wal/-shm files next to it).
-fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
+pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
     let mut header = [0u8; 16];
     let read = match fs::File::open(path) {
         Ok(mut file) => file.read(&mut header),
@@ -147,6 +147,26 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Tightens an existing database (and its -wal / -shm) to 0600: Hoot's own code created them
+/// world-readable, and they hold OAuth tokens. Best effort: a file owned by someone else is left
+/// for `hoot-core doctor` to report.
+fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = fs::metadata(&file) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    let _ = fs::set_permissions(&file, fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Turns a requested location into the registry key: the parent directory canonical (created
@@ -182,6 +202,7 @@ impl Database {
                 check_header(path, &location)?;
                 create_private_file(path)
                     .map_err(|e| HootError::Db(format!("Cannot create {}: {e}", location.display())))?;
+                make_private(path);
                 let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?
             }

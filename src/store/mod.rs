@@ -7,7 +7,7 @@ pub mod schema;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use db::{DbLocation, MEMORY};
-pub use schema::{MigrationReport, SCHEMA_VERSION};
+pub use schema::{DatabaseStatus, MigrationReport, SCHEMA_VERSION};
 
 use crate::error::HootError;
 use db::{get_or_open, get_or_open_canonical, sql_error, Database};
@@ -321,6 +321,15 @@ pub fn migrate_database(location: DbLocation, now_ms: i64) -> Result<MigrationRe
     match report {
         Some(report) => Ok(report),
         None => db.with_conn(|conn| schema::ensure_schema(conn, &db.location, now_ms)),
+    }
+}
+
+/// The schema state of the database at `location`, without opening it for writing or migrating
+/// it. An in-memory database is whatever this process made of it, so it is reported as it stands.
+pub fn inspect_database(location: DbLocation) -> Result<DatabaseStatus, HootError> {
+    match &location {
+        DbLocation::File(path) => schema::inspect(path, &location),
+        DbLocation::Memory => Ok(DatabaseStatus { exists: true, schema_version: SCHEMA_VERSION, ..DatabaseStatus::default() }),
     }
 }
 

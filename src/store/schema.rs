@@ -223,3 +223,46 @@ fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], us
     tx.execute_batch(&format!("DROP TABLE {name}; ALTER TABLE {new_name} RENAME TO {name};"))?;
     Ok(moved as u64)
 }
+
+/// What a database holds, read without changing anything (for `hoot-core doctor`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseStatus {
+    pub exists: bool,
+    pub schema_version: i64,
+    /// Tables still in Hoot's single-user form: `migrateDatabase` would convert them.
+    pub legacy_tables: Vec<String>,
+    /// Tables hoot-core would create.
+    pub missing_tables: Vec<String>,
+}
+
+impl DatabaseStatus {
+    /// Nothing for `migrateDatabase` to do.
+    pub fn up_to_date(&self) -> bool {
+        self.exists && self.schema_version == SCHEMA_VERSION && self.legacy_tables.is_empty() && self.missing_tables.is_empty()
+    }
+}
+
+/// Reads the schema state of the database at `path` through a read-only connection.
+pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, HootError> {
+    if !path.exists() {
+        return Ok(DatabaseStatus::default());
+    }
+    super::db::check_header(path, location)?;
+    let fail = sql_error(location, "inspect");
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(&fail)?;
+    let mut status = DatabaseStatus {
+        exists: true,
+        schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
+        ..DatabaseStatus::default()
+    };
+    for (name, _) in TABLES {
+        let cols = columns(&conn, name).map_err(&fail)?;
+        if cols.is_empty() {
+            status.missing_tables.push(name.to_string());
+        } else if USER_TABLES.iter().any(|t| t.name == name) && !cols.iter().any(|c| c == "user_id") {
+            status.legacy_tables.push(name.to_string());
+        }
+    }
+    Ok(status)
+}

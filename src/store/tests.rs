@@ -304,3 +304,21 @@ fn two_spellings_of_one_file_share_one_connection() -> TestResult {
     assert!(report.is_none());
     Ok(())
 }
+
+#[test]
+fn inspection_reports_without_changing_anything() -> TestResult {
+    let path = db_file("inspect");
+    let location = DbLocation::File(path.clone());
+    assert_eq!(inspect_database(location.clone())?, DatabaseStatus::default(), "a missing file");
+    assert!(!path.exists(), "inspecting does not create it");
+    legacy_db(&path, 2)?;
+    let before = std::fs::read(&path)?;
+    let status = inspect_database(location.clone())?;
+    assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
+    assert_eq!(status.missing_tables, ["server_configs"]);
+    assert!(!status.up_to_date());
+    assert_eq!(std::fs::read(&path)?, before);
+    migrate_database(location.clone(), NOW_MS)?;
+    assert!(inspect_database(location)?.up_to_date());
+    Ok(())
+}

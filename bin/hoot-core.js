@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// npx hoot-core <command>: make keys, migrate a database, and check an installation.
+// Exit codes: 0 done / healthy, 1 failed / problems found, 2 wrong usage.
+'use strict'
+
+const { statSync } = require('fs')
+const { dirname, resolve } = require('path')
+const { parseArgs } = require('util')
+
+const USAGE = `Usage: hoot-core <command> [options]
+
+Commands:
+  keygen [dir]   write Hoot's private-key.json and jwks.json into dir (default: the current directory)
+  migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db)
+  doctor         check the native build, the keys and the database, and say how to fix what is wrong
+
+Run hoot-core <command> --help for a command's options.
+Exit codes: 0 done or healthy, 1 failed or problems found, 2 wrong usage.`
+
+const COMMANDS = {
+  keygen: {
+    usage: `Usage: hoot-core keygen [dir] [--kid <kid>] [--bits 2048|3072|4096]
+
+Writes a new RS256 key pair as Hoot's private-key.json and jwks.json (files 0600, directory 0700).
+Never overwrites an existing key. Point JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH at the files, or run
+the server from dir.`,
+    options: { kid: { type: 'string' }, bits: { type: 'string' } },
+    maxPositionals: 1,
+    run: keygen,
+  },
+  migrate: {
+    usage: `Usage: hoot-core migrate [db] [--json]
+
+Converts Hoot's old single-user tables (moving their rows to one legacy-user-<ms> id) and creates
+missing tables, in one transaction, after a backup next to the file. Safe to run again.`,
+    options: { json: { type: 'boolean' } },
+    maxPositionals: 1,
+    run: migrate,
+  },
+  doctor: {
+    usage: `Usage: hoot-core doctor [--db <path>]
+
+Checks that the native addon loads, which keys the server will use (and that the private key is
+private), and the database's path, mode and schema. Prints each finding with its fix; exits 1 if any
+needs fixing. Changes nothing.`,
+    options: { db: { type: 'string' } },
+    maxPositionals: 0,
+    run: doctor,
+  },
+}
+
+class UsageError extends Error {}
+
+function loadNative() {
+  return require('../main.js')
+}
+
+function keygen(values, [dir = '.']) {
+  const bits = values.bits === undefined ? undefined : Number(values.bits)
+  const made = loadNative().generateKeys(resolve(dir), { kid: values.kid, bits })
+  console.log(`Wrote a new RS256 key pair (kid ${made.kid}):
+  ${made.privateKeyPath}   (secret: never commit or share it)
+  ${made.jwksPath}          (public: serve it, or paste it into Portkey)
+Start the server from ${resolve(dir)}, or set
+  JWT_PRIVATE_KEY_PATH=${made.privateKeyPath}
+  JWT_JWKS_PATH=${made.jwksPath}`)
+  return 0
+}
+
+function migrate(values, [db]) {
+  const report = loadNative().migrateDatabase(db)
+  if (values.json) {
+    console.log(JSON.stringify(report, null, 2))
+    return 0
+  }
+  const where = loadNative().inspectDatabase(db).path
+  if (!report.migrated) {
+    console.log(`${where} is up to date (schema version ${report.schemaVersion}); nothing was migrated.`)
+    return 0
+  }
+  console.log(`Migrated ${where} to schema version ${report.schemaVersion}:
+  ${report.tokens} OAuth tokens, ${report.clientInfo} client registrations, ${report.verifiers} verifiers
+  now belong to ${report.legacyUserId}.
+  Backup of the old file: ${report.backupPath}`)
+  return 0
+}
+
+function modeOf(path) {
+  return statSync(path).mode & 0o777
+}
+
+function doctor(values) {
+  const findings = []
+  const ok = (text) => findings.push({ level: 'ok', text })
+  const warn = (text, fix) => findings.push({ level: 'warn', text, fix })
+  const problem = (text, fix) => findings.push({ level: 'problem', text, fix })
+
+  let hoot
+  try {
+    hoot = loadNative()
+    ok('native addon loads')
+  } catch (e) {
+    problem(`the native addon does not load: ${String(e.message).split('\n')[0]}`, 'run `npm rebuild hoot-core` (it needs cargo from https://rustup.rs)')
+  }
+
+  if (hoot) {
+    try {
+      const keys = hoot.loadKeys({ generateIfMissing: false })
+      ok(`keys: kid ${keys.kid} (${keys.source}${keys.privateKeyPath ? `, ${keys.privateKeyPath}` : ''}), ${keys.publicKeys} public key(s)`)
+      if (keys.privateKeyPath && process.platform !== 'win32' && modeOf(keys.privateKeyPath) & 0o077) {
+        problem(`the private key ${keys.privateKeyPath} is readable by others (mode ${modeOf(keys.privateKeyPath).toString(8)})`, `chmod 600 ${keys.privateKeyPath}`)
+      }
+    } catch (e) {
+      if (e.code === 'ERR_HOOT_KEYS' && e.message.startsWith('No key set found')) {
+        warn('no keys yet: the server generates one in ~/.hoot/keys on first start', 'nothing to do; or run `npx hoot-core keygen` to make Hoot\'s files yourself')
+      } else {
+        problem(`keys: ${e.message}`)
+      }
+    }
+
+    try {
+      const db = hoot.inspectDatabase(values.db)
+      if (!db.exists) {
+        ok(`database: ${db.path} does not exist yet; it is created (0600) on first use`)
+      } else {
+        if (db.legacyTables.length) {
+          problem(`database: ${db.path} still has Hoot's single-user tables (${db.legacyTables.join(', ')})`, `npx hoot-core migrate ${db.path}`)
+        } else if (!db.upToDate) {
+          warn(`database: ${db.path} is at schema version ${db.schemaVersion}${db.missingTables.length ? `, without ${db.missingTables.join(', ')}` : ''}`, `npx hoot-core migrate ${db.path} (or let the first OAuthStore complete it)`)
+        } else {
+          ok(`database: ${db.path}, schema version ${db.schemaVersion}`)
+        }
+        if (db.path !== ':memory:' && process.platform !== 'win32') {
+          if (modeOf(db.path) & 0o077) problem(`database: ${db.path} is readable by others (mode ${modeOf(db.path).toString(8)})`, `chmod 600 ${db.path}`)
+          if (modeOf(dirname(db.path)) & 0o077) warn(`database: its directory ${dirname(db.path)} is open to others`, `chmod 700 ${dirname(db.path)}`)
+        }
+      }
+    } catch (e) {
+      problem(`database: ${e.message}`)
+    }
+  }
+
+  const marks = { ok: '✓', warn: '!', problem: '✗' }
+  for (const f of findings) {
+    console.log(`${marks[f.level]} ${f.text}`)
+    if (f.fix) console.log(`  fix: ${f.fix}`)
+  }
+  const problems = findings.filter((f) => f.level === 'problem').length
+  console.log(problems ? `${problems} problem(s) to fix` : 'healthy')
+  return problems ? 1 : 0
+}
+
+function main(argv) {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE)
+    return name === undefined ? 2 : 0
+  }
+  const command = COMMANDS[name]
+  if (!command) throw new UsageError(`unknown command "${name}"`)
+  let parsed
+  try {
+    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true })
+  } catch (e) {
+    throw new UsageError(e.message)
+  }
+  if (parsed.values.help) {
+    console.log(command.usage)
+    return 0
+  }
+  if (parsed.positionals.length > command.maxPositionals) throw new UsageError(`too many arguments for ${name}`)
+  return command.run(parsed.values, parsed.positionals)
+}
+
+try {
+  process.exitCode = main(process.argv.slice(2))
+} catch (e) {
+  if (e instanceof UsageError) {
+    console.error(`hoot-core: ${e.message}\n\n${USAGE}`)
+    process.exitCode = 2
+  } else {
+    console.error(`hoot-core: ${e.message}${e.code ? ` (${e.code})` : ''}`)
+    process.exitCode = 1
+  }
+}
