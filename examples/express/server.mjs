@@ -1,0 +1,115 @@
+// The shape of Hoot's backend (mcp-backend-server.js) on hoot-core, in a page: tokens for
+// anonymous browser sessions, the auth middleware, JWKS, and MCP connect / tools / disconnect with
+// each user's OAuth state in their own OAuthStore. Run it with `npm run example` from the repo.
+import express from 'express'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { OAuthStore, closeDatabase, createOAuthProvider, isValidUserId, issueTokenAsync, loadKeys, publicJwks, verifyToken } from 'hoot-core'
+
+export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009' } = {}) {
+  const app = express()
+  const allowedOrigins = new Set(['http://localhost:3000', 'http://localhost:8009', frontendUrl])
+  const callbackUrl = `${frontendUrl}/oauth/callback`
+  // Live MCP clients per user, then per server: Hoot's single Map keyed by serverId let one
+  // browser use or disconnect another browser's connection.
+  const clients = new Map()
+  const userClients = (userId) => clients.get(userId) ?? clients.set(userId, new Map()).get(userId)
+  app.use(express.json({ limit: '10mb' }))
+
+  app.get('/health', (req, res) => res.json({ status: 'ok' }))
+  app.get('/.well-known/jwks.json', (req, res) => res.json(publicJwks()))
+
+  app.post('/auth/token', async (req, res) => {
+    if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    const { userId } = req.body ?? {}
+    if (typeof userId !== 'string' || !isValidUserId(userId)) {
+      return res.status(400).json({ success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' })
+    }
+    res.json({ success: true, token: await issueTokenAsync(userId), tokenType: 'jwt' })
+  })
+
+  app.use((req, res, next) => {
+    const token = req.headers['x-hoot-token']
+    if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
+    const result = verifyToken(String(token))
+    if (result.expired) return res.status(401).json({ success: false, error: 'TokenExpired', message: 'Token has expired', expired: true })
+    if (!result.valid) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
+    req.userId = result.userId
+    req.portkeyContext = result.portkey
+    next()
+  })
+
+  app.post('/mcp/connect', async (req, res) => {
+    const { serverId, url, authorizationCode } = req.body ?? {}
+    if (typeof serverId !== 'string' || !serverId || typeof url !== 'string') {
+      return res.status(400).json({ success: false, error: 'serverId and url are required' })
+    }
+    const mine = userClients(req.userId)
+    await mine.get(serverId)?.close()
+    mine.delete(serverId)
+    const authProvider = createOAuthProvider(new OAuthStore(req.userId), serverId, {
+      redirectUrl: callbackUrl,
+      clientMetadata: {
+        client_name: 'Hoot MCP Testing Tool', client_uri: frontendUrl, redirect_uris: [callbackUrl],
+        grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none',
+      },
+    })
+    try {
+      const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider })
+      if (authorizationCode) await transport.finishAuth(authorizationCode)
+      const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
+      await client.connect(transport)
+      mine.set(serverId, client)
+      res.json({ success: true, serverId })
+    } catch (error) {
+      if (error.name === 'UnauthorizedError') {
+        return res.status(401).json({ success: false, error: 'UnauthorizedError', message: 'OAuth authorization required', needsAuth: true, authorizationUrl: error.authorizationUrl ?? null })
+      }
+      res.status(500).json({ success: false, error: error.message || 'Connection failed', needsAuth: false })
+    }
+  })
+
+  app.get('/mcp/tools/:serverId', async (req, res) => {
+    const client = userClients(req.userId).get(req.params.serverId)
+    if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
+    const { tools } = await client.listTools()
+    res.json({ success: true, tools: tools.map(({ name, description = '', inputSchema }) => ({ name, description, inputSchema })) })
+  })
+
+  app.post('/mcp/disconnect', async (req, res) => {
+    const mine = userClients(req.userId)
+    const client = mine.get(req.body?.serverId)
+    if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
+    await client.close()
+    mine.delete(req.body.serverId)
+    res.json({ success: true })
+  })
+
+  app.post('/mcp/clear-oauth-tokens', (req, res) => {
+    const { serverId } = req.body ?? {}
+    if (typeof serverId !== 'string' || !serverId) return res.status(400).json({ success: false, error: 'serverId is required' })
+    new OAuthStore(req.userId).invalidateCredentials(serverId, 'all')
+    res.json({ success: true })
+  })
+
+  app.closeAll = async () => {
+    for (const mine of clients.values()) for (const client of mine.values()) await client.close()
+    clients.clear()
+  }
+  return app
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const keys = loadKeys() // Hoot's key files, or a key generated once into ~/.hoot/keys
+  const port = Number(process.env.PORT || 8008)
+  const app = createApp()
+  const server = app.listen(port, '127.0.0.1', () => {
+    console.log(`hoot-core example on http://127.0.0.1:${port} (kid ${keys.kid}, keys from ${keys.source})`)
+  })
+  process.on('SIGINT', async () => {
+    server.close()
+    await app.closeAll()
+    closeDatabase()
+    process.exit(0)
+  })
+}
