@@ -2,7 +2,7 @@
 // by its install script, and imported from ESM and CommonJS.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
@@ -43,6 +43,25 @@ test('the npm pack tarball installs into an empty project and works from ESM and
     const hoot = require('hoot-core')
     console.log(hoot.verifyToken(hoot.issueToken('${USER}')).userId)`], { cwd: project, env })
   assert.equal(cjs.trim(), USER)
+
+  // The example server, run from the installed package: its token round trip over HTTP. Its other
+  // dependencies are linked from this repository rather than downloaded.
+  mkdirSync(join(project, 'node_modules', '@modelcontextprotocol'), { recursive: true })
+  symlinkSync(join(root, 'node_modules', 'express'), join(project, 'node_modules', 'express'))
+  symlinkSync(join(root, 'node_modules', '@modelcontextprotocol', 'sdk'), join(project, 'node_modules', '@modelcontextprotocol', 'sdk'))
+  copyFileSync(join(root, 'examples', 'express', 'server.mjs'), join(project, 'server.mjs'))
+  const roundTrip = run(process.execPath, ['--input-type=module', '-e', `
+    import { once } from 'node:events'
+    import { createApp } from './server.mjs'
+    const http = createApp().listen(0, '127.0.0.1')
+    await once(http, 'listening')
+    const base = 'http://127.0.0.1:' + http.address().port
+    const issued = await (await fetch(base + '/auth/token', { method: 'POST', headers: { origin: 'http://localhost:8009', 'content-type': 'application/json' }, body: JSON.stringify({ userId: '${USER}' }) })).json()
+    const tools = await fetch(base + '/mcp/tools/none', { headers: { 'x-hoot-token': issued.token } })
+    const refused = await fetch(base + '/mcp/tools/none', { headers: { 'x-hoot-token': issued.token + 'x' } })
+    console.log(JSON.stringify({ tokenType: issued.tokenType, authenticated: tools.status, refused: refused.status }))
+    http.close()`], { cwd: project, env: { ...env, HOOT_DB_PATH: join(project, 'hoot.db') } })
+  assert.deepEqual(JSON.parse(roundTrip.trim().split('\n').pop()), { tokenType: 'jwt', authenticated: 404, refused: 401 })
 })
 
 test('without cargo the install fails with one line saying what to install', () => {
