@@ -1,6 +1,8 @@
 // The shape of Hoot's backend (mcp-backend-server.js) on hoot-core, in a page: tokens for
 // anonymous browser sessions, the auth middleware, JWKS, and MCP connect / tools / disconnect with
 // each user's OAuth state in their own OAuthStore. Run it with `npm run example` from the repo.
+import { pathToFileURL } from 'node:url'
+
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
@@ -99,7 +101,8 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   return app
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Started directly (npm run example), not imported by a test.
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const keys = loadKeys() // Hoot's key files, or a key generated once into ~/.hoot/keys
   const port = Number(process.env.PORT || 8008)
   const app = createApp()
