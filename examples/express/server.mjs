@@ -102,7 +102,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
 }
 
 // Started directly (npm run example), not imported by a test.
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const keys = loadKeys() // Hoot's key files, or a key generated once into ~/.hoot/keys
   const port = Number(process.env.PORT || 8008)
   const app = createApp()
