@@ -39,6 +39,16 @@ export interface VerifyFailure {
 
 export type VerifyResult = VerifySuccess | VerifyFailure
 
+/**
+ * Verifies a session token: RS256 only, a known `kid`, a good signature, `exp` in the future,
+ * `nbf` (if any) in the past, and a UUID v4 `sub`. Returns `{ valid: true, userId, ... }` or
+ * `{ valid: false, expired, code, error }` with jose's error code; it never throws for a bad
+ * token, only for a wrong argument type or keys that cannot be loaded. Successful results are
+ * cached per token until `exp` (calls without options), so verifying the same token again is cheap;
+ * every call returns new objects.
+ */
+export declare function verifyToken(token: string, opts?: VerifyOptions): VerifyResult
+
 /** Options of `createOAuthProvider`. */
 export interface OAuthProviderOptions {
   /** Where the authorization server sends the browser back (Hoot: `${FRONTEND_URL}/oauth/callback`). */
@@ -309,12 +319,3 @@ export interface VerifyOptions {
   /** Clock skew allowed on `exp` and `nbf`, in whole seconds (at most 86400). Defaults to 0. */
   leewaySeconds?: number
 }
-
-/**
- * Verifies a session token: RS256 only, a known `kid`, a good signature, `exp` in the future,
- * `nbf` (if any) in the past, and a UUID v4 `sub`. Returns `{ valid: true, userId, ... }` or
- * `{ valid: false, expired, code, error }` with jose's error code; it never throws for a bad
- * token, only for a wrong argument type or keys that cannot be loaded. Successful results are
- * cached per token until `exp`, so verifying the same token again is cheap.
- */
-export declare function verifyToken(token: string, opts?: VerifyOptions): VerifyResult

@@ -848,4 +848,3 @@ module.exports.isValidUserId = nativeBinding.isValidUserId
 module.exports.loadKeys = nativeBinding.loadKeys
 module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.publicJwks = nativeBinding.publicJwks
-module.exports.verifyToken = nativeBinding.verifyToken

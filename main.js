@@ -1,8 +1,13 @@
 // The package entry: every native export from the napi-generated loader (index.js), plus the
-// hand-written helpers. Written as one object literal so Node's CommonJS export detection still
-// gives ESM importers named exports.
+// hand-written parts: verifyToken's result building and cache (verify.js, which also wraps
+// loadKeys to clear that cache) and createOAuthProvider. Written as one object literal so
+// Node's CommonJS export detection still gives ESM importers named exports.
 'use strict'
 
-const provider = require('./provider.js')
+const { createOAuthProvider } = require('./provider.js')
+const { loadKeys, verifyToken } = require('./verify.js')
 
-module.exports = { ...require('./index.js'), createOAuthProvider: provider.createOAuthProvider }
+// Shorthand properties only: the export detection reads `name` and `...require()`, not `a: b.c`.
+module.exports = { ...require('./index.js'), loadKeys, verifyToken, createOAuthProvider }
+// verify.js's native half; verifyToken is the API.
+delete module.exports.verifyTokenRaw

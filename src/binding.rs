@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use napi::bindgen_prelude::{AsyncTask, Object};
-use napi::{Env, JsError, Status, JsRangeError, JsString, JsTypeError, JsValue, Task, Unknown, ValueType};
+use napi::{Env, JsError, Status, JsRangeError, JsTypeError, JsValue, Task, Unknown, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -482,58 +482,46 @@ impl VerifyOptions {
     }
 }
 
-fn failure_object<'env>(env: &'env Env, f: &token::VerifyFailure) -> napi::Result<Object<'env>> {
-    let mut result = Object::new(env)?;
-    result.set("valid", false)?;
-    result.set("expired", f.expired())?;
-    result.set("code", f.code.as_str())?;
-    result.set("error", f.message)?;
-    Ok(result)
+/// Copies a JS string of at most `MAX_TOKEN_LENGTH` UTF-8 bytes in one N-API call, with no
+/// allocation; `None` when it is longer. The buffer has room for 4 bytes more than the limit, so a
+/// longer string always fills it past the limit even when the copy stops short of a multi-byte
+/// character: a long string is never mistaken for its (valid) first 8192 bytes.
+fn read_token<'b>(env: &Env, value: &Unknown, buffer: &'b mut [u8; token::MAX_TOKEN_LENGTH + 5]) -> Result<Option<&'b str>, HootError> {
+    let mut copied = 0usize;
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(env.raw(), value.raw(), buffer.as_mut_ptr().cast(), buffer.len(), &mut copied)
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(HootError::Internal(format!("N-API could not read the token string (status {status})")));
+    }
+    if copied > token::MAX_TOKEN_LENGTH {
+        return Ok(None);
+    }
+    // V8 writes UTF-8 (a lone surrogate becomes U+FFFD), so this always succeeds.
+    std::str::from_utf8(&buffer[..copied]).map(Some).map_err(|e| HootError::Internal(format!("token is not UTF-8: {e}")))
 }
 
-fn success_object<'env>(env: &'env Env, v: &token::Verified) -> napi::Result<Object<'env>> {
-    let mut portkey = Object::new(env)?;
-    if let Some(org_id) = &v.portkey.org_id {
-        portkey.set("orgId", org_id.as_str())?;
-    }
-    if let Some(workspace) = &v.portkey.workspace {
-        portkey.set("workspace", workspace.as_str())?;
-    }
-    portkey.set("scope", v.portkey.scope.clone())?;
-    let mut result = Object::new(env)?;
-    result.set("valid", true)?;
-    result.set("userId", v.user_id.as_str())?;
-    result.set("payload", &v.payload)?;
-    result.set("expiresAt", v.expires_at)?;
-    result.set("portkey", portkey)?;
-    Ok(result)
-}
-
-/// Verifies a session token: RS256 only, a known `kid`, a good signature, `exp` in the future,
-/// `nbf` (if any) in the past, and a UUID v4 `sub`. Returns `{ valid: true, userId, ... }` or
-/// `{ valid: false, expired, code, error }` with jose's error code; it never throws for a bad
-/// token, only for a wrong argument type or keys that cannot be loaded. Successful results are
-/// cached per token until `exp`, so verifying the same token again is cheap.
-#[napi(ts_args_type = "token: string, opts?: VerifyOptions", ts_return_type = "VerifyResult")]
-pub fn verify_token<'env>(env: &'env Env, token: Unknown, opts: Option<Unknown>) -> napi::Result<Object<'env>> {
-    let outcome = guarded(env, || {
+/// The core of `verifyToken` (see `verify.js`, which builds its result and caches it). Returns one
+/// string, the cheapest value to hand over: the claims set as JSON text (it starts with `{`) when
+/// the token verifies, else `"<code> <message>"` (codes start with `ERR_`). Not part of the typed API.
+#[napi(js_name = "verifyTokenRaw", skip_typescript)]
+pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi::Result<String> {
+    let outcome = guarded(&env, || {
         if type_of(&token)? != ValueType::String {
             return Err(HootError::arg_type("token", "of type string", describe(&token)));
         }
         let leeway = VerifyOptions::read(opts)?;
         let active = active::current()?;
-        // The length is checked on the JS string, so an oversized one is never copied.
-        let js_token = unsafe { token.cast::<JsString>() }.map_err(napi_failure)?;
-        if js_token.utf8_len().map_err(napi_failure)? > token::MAX_TOKEN_LENGTH {
-            return Ok(Err(token::VerifyFailure::oversized()));
-        }
-        let token = unsafe { token.cast::<String>() }.map_err(napi_failure)?;
-        Ok(active.verify(&token, clock::unix_now(), leeway))
+        let mut buffer = [0u8; token::MAX_TOKEN_LENGTH + 5];
+        Ok(match read_token(&env, &token, &mut buffer)? {
+            Some(token) => active.verify(token, clock::unix_now(), leeway),
+            None => Err(token::VerifyFailure::oversized()),
+        })
     })?;
-    match outcome {
-        Ok(verified) => success_object(env, &verified),
-        Err(failure) => failure_object(env, &failure),
-    }
+    Ok(match outcome {
+        Ok(verified) => verified.payload_json,
+        Err(failure) => format!("{} {}", failure.code.as_str(), failure.message),
+    })
 }
 
 /// `true` when `id` is a UUID v4 (any case), the only user id Hoot puts in a token.

@@ -1,6 +1,6 @@
-//! Just enough DER reading to take the RSA members out of the PKCS#8 document aws-lc-rs produces
-//! for a generated key (aws-lc-rs has no accessor for private components). It reads DER, it does
-//! no cryptography.
+//! Just enough DER to take the RSA members out of the PKCS#8 document aws-lc-rs produces for a
+//! generated key (aws-lc-rs has no accessor for private components), and to write the PKCS#1
+//! `RSAPublicKey` that aws-lc-rs parses a JWK's `n` and `e` from. It does no cryptography.
 
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
@@ -87,9 +87,61 @@ pub fn pkcs1_from_pkcs8(der: &[u8]) -> Option<&[u8]> {
     Some(private_key)
 }
 
+/// A DER length: short form below 128, else long form.
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend(&bytes[skip..]);
+    }
+}
+
+/// A non-negative INTEGER from unsigned big-endian bytes (leading zeros dropped, a zero byte
+/// added when the high bit is set).
+fn push_unsigned(out: &mut Vec<u8>, value: &[u8]) {
+    let skip = value.iter().take_while(|b| **b == 0).count().min(value.len().saturating_sub(1));
+    let value = &value[skip..];
+    let pad = value.first().is_none_or(|b| b & 0x80 != 0);
+    out.push(INTEGER);
+    push_len(out, value.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend(value);
+}
+
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`.
+pub fn rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(n.len() + e.len() + 12);
+    push_unsigned(&mut body, n);
+    push_unsigned(&mut body, e);
+    let mut out = vec![SEQUENCE];
+    push_len(&mut out, body.len());
+    out.extend(body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_an_rsa_public_key_that_reads_back() -> Result<(), &'static str> {
+        let n = [0xc3; 256];
+        let der = rsa_public_key(&n, &[1, 0, 1]);
+        let (body, rest) = expect(&der, SEQUENCE).ok_or("not a sequence")?;
+        assert!(rest.is_empty());
+        let (modulus, rest) = expect(body, INTEGER).ok_or("no modulus")?;
+        assert_eq!(modulus.len(), 257, "a zero byte keeps the high-bit modulus positive");
+        assert_eq!(&modulus[1..], &n[..]);
+        let (exponent, rest) = expect(rest, INTEGER).ok_or("no exponent")?;
+        assert_eq!((exponent, rest), (&[1u8, 0, 1][..], &[][..]));
+        assert_eq!(rsa_public_key(&[0, 0, 5], &[3]), vec![SEQUENCE, 6, INTEGER, 1, 5, INTEGER, 1, 3]);
+        Ok(())
+    }
 
     #[test]
     fn reads_long_form_lengths_and_strips_sign_bytes() -> Result<(), &'static str> {

@@ -11,7 +11,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, KeySize, PublicKeyComponents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
 use serde_json::{json, Map, Value};
 
 use crate::der;
@@ -158,11 +158,12 @@ pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootErro
     Ok(KeyPlan::KeyDir { dir, generate: opts.generate_if_missing.unwrap_or(true) })
 }
 
-/// A loaded key set: one private key to sign with and every public key that verifies.
+/// A loaded key set: one private key to sign with and every public key that verifies. Both are
+/// parsed and validated once, here, so signing and verifying never re-read key material.
 pub struct KeySet {
     kid: String,
-    signing_key: EncodingKey,
-    verifying_keys: HashMap<String, DecodingKey>,
+    signing_key: KeyPair,
+    verifying_keys: HashMap<String, ParsedPublicKey>,
     public_jwks: Vec<Value>,
     source: KeySource,
     private_key_path: Option<PathBuf>,
@@ -185,10 +186,16 @@ impl KeySet {
     pub fn kid(&self) -> &str {
         &self.kid
     }
-    pub fn signing_key(&self) -> &EncodingKey {
-        &self.signing_key
+    /// The RS256 (RSASSA-PKCS1-v1_5, SHA-256) signature of `message` with the signing key.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HootError> {
+        let mut signature = vec![0; self.signing_key.public_modulus_len()];
+        self.signing_key
+            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut signature)
+            .map_err(|_| HootError::Keys(format!("Signing with key {:?} failed", self.kid)))?;
+        Ok(signature)
     }
-    pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
+    /// The public key named `kid`, ready to check RS256 signatures.
+    pub fn verifying_key(&self, kid: &str) -> Option<&ParsedPublicKey> {
         self.verifying_keys.get(kid)
     }
     pub fn public_keys(&self) -> usize {
@@ -367,6 +374,13 @@ fn public_jwk(kid: &str, n: &[u8], e: &[u8]) -> Value {
     json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": b64(n), "e": b64(e) })
 }
 
+/// An RSA public key parsed once for RS256 verification (2048 to 8192 bits, as jose accepts).
+fn verifying_key(n: &[u8], e: &[u8], label: &str) -> Result<ParsedPublicKey, HootError> {
+    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der::rsa_public_key(n, e)).map_err(|e| {
+        HootError::Keys(format!("{label}: not a usable RSA public key for RS256 ({e}); it needs a 2048- to 8192-bit modulus"))
+    })
+}
+
 /// Builds and cross-checks a key set. The private key must be a consistent two-prime RSA key; its
 /// public half must be one of the JWKS keys (found by its kid, or, for Hoot's kid-less
 /// private-key.json, by its modulus), so a token it signs always verifies.
@@ -410,12 +424,7 @@ fn build_key_set(
     let key_pair = KeyPair::from_components(&components).map_err(|e| {
         HootError::Keys(format!("{label}: the RSA private key is inconsistent or unsupported ({e})"))
     })?;
-    let pkcs8 = key_pair
-        .as_der()
-        .map_err(|_| HootError::Internal("aws-lc-rs could not encode a validated key".to_string()))?;
-    let pkcs1 = der::pkcs1_from_pkcs8(pkcs8.as_ref())
-        .ok_or_else(|| HootError::Internal("aws-lc-rs produced an unreadable PKCS#8 document".to_string()))?;
-    let signing_key = EncodingKey::from_rsa_der(pkcs1);
+    let signing_key = key_pair;
     let private_kid = kid_of(private, label)?;
 
     let mut verifying_keys = HashMap::new();
@@ -450,7 +459,7 @@ fn build_key_set(
                     None if matches_private && signing_kid.is_none() => signing_kid = Some(kid.clone()),
                     _ => {}
                 }
-                verifying_keys.insert(kid.clone(), DecodingKey::from_rsa_raw_components(&kn, &ke));
+                verifying_keys.insert(kid.clone(), verifying_key(&kn, &ke, &key_label)?);
                 public_jwks.push(public_jwk(&kid, &kn, &ke));
             }
             if signing_kid.is_none() {
@@ -470,7 +479,7 @@ fn build_key_set(
                     Role::Jwks.fix()
                 ))
             })?;
-            verifying_keys.insert(kid.clone(), DecodingKey::from_rsa_raw_components(&n, &e));
+            verifying_keys.insert(kid.clone(), verifying_key(&n, &e, label)?);
             public_jwks.push(public_jwk(&kid, &n, &e));
             signing_kid = Some(kid);
         }

@@ -3,7 +3,6 @@
 //! `binding` is the only place that knows about Node.
 
 pub mod active;
-pub mod cache;
 pub mod clock;
 mod der;
 pub mod error;

@@ -1,16 +1,14 @@
 //! Hoot's session tokens: RS256 JWTs whose `sub` is the browser's UUID v4. Issuing produces exactly
 //! Hoot's header and claims; verifying is strict and reports jose's error codes.
 //!
-//! Signatures are made and checked by the `jsonwebtoken` crate's `crypto::sign` / `crypto::verify`
-//! (aws-lc-rs underneath). Its `decode` + `Validation` path is deliberately not used: it reads the
-//! clock itself and counts a token as expired only when `now > exp + leeway`, while jose and npm
-//! jsonwebtoken (and so Hoot) say `now >= exp + leeway`. Claims are checked here instead, with
-//! `now` passed in, so the rules are jose's and the tests need no sleeping.
+//! Signatures are made and checked by aws-lc-rs with keys parsed once, when the key set loads
+//! (`KeySet::sign`, `ParsedPublicKey::verify_sig`): a signature costs the RSA operation and
+//! nothing else. Claims are checked here with `now` passed in, by jose's rules (expired when
+//! `now >= exp + leeway`), so the tests need no sleeping.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::Algorithm;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::HootError;
@@ -158,10 +156,9 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     if token.len() >= MAX_TOKEN_LENGTH {
         return Err(too_long(token.len()));
     }
-    let signature = jsonwebtoken::crypto::sign(token.as_bytes(), keys.signing_key(), Algorithm::RS256)
-        .map_err(|e| HootError::Keys(format!("Signing with key {:?} failed: {e}", keys.kid())))?;
+    let signature = keys.sign(token.as_bytes())?;
     token.push('.');
-    token.push_str(&signature);
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
     if token.len() > MAX_TOKEN_LENGTH {
         return Err(too_long(token.len()));
     }
@@ -216,22 +213,55 @@ fn fail<T>(code: FailureCode, message: &'static str) -> Result<T, VerifyFailure>
     Err(VerifyFailure { code, message })
 }
 
-/// The Portkey context Hoot keeps on `req.portkeyContext`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PortkeyContext {
-    pub org_id: Option<String>,
-    pub workspace: Option<String>,
-    pub scope: Vec<String>,
-}
-
-/// A token that verified.
+/// A token that verified. `payload_json` is the claims set exactly as signed (JSON text of an
+/// object); the binding hands it to V8's `JSON.parse`, which builds the object faster than
+/// property-by-property conversion and with the same semantics as jose.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub user_id: String,
-    pub payload: Map<String, Value>,
+    pub payload_json: String,
     pub expires_at: f64,
     pub not_before: Option<f64>,
-    pub portkey: PortkeyContext,
+}
+
+/// A member that is present, `null` included (`Option<Value>` alone reads `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The header members verification reads. Others are skipped (their JSON still checked); a member
+/// given twice is an error, so no reader can see a different `alg` or `kid` than this one.
+#[derive(Deserialize)]
+struct JoseHeader {
+    #[serde(default, deserialize_with = "present")]
+    alg: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    kid: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<Value>,
+}
+
+/// The registered claims verification checks, read the same way as `JoseHeader`.
+#[derive(Deserialize)]
+struct RegisteredClaims {
+    #[serde(default, deserialize_with = "present")]
+    sub: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    exp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    nbf: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    iat: Option<Value>,
+}
+
+/// Parses `json` as a JSON object into `T`: `Err(true)` when it is an object that names one of
+/// `T`'s members twice, `Err(false)` when it is not a JSON object at all.
+fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, bool> {
+    // serde would also read a JSON array into a struct, by position.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(false);
+    }
+    serde_json::from_slice(json).map_err(|_| matches!(serde_json::from_slice::<Value>(json), Ok(Value::Object(_))))
 }
 
 /// Decodes one segment, accepting only strict base64url: no padding, no `+` `/`, no whitespace,
@@ -242,23 +272,10 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, VerifyFailure> {
         .or_else(|_| fail(FailureCode::JwsInvalid, "a JWS segment is not strict base64url"))
 }
 
-fn number_claim(payload: &Map<String, Value>, name: &str, message: &'static str) -> Result<Option<f64>, VerifyFailure> {
-    match payload.get(name) {
+fn number_claim(value: Option<Value>, message: &'static str) -> Result<Option<f64>, VerifyFailure> {
+    match value {
         None => Ok(None),
         Some(value) => value.as_f64().map(Some).ok_or(VerifyFailure { code: FailureCode::ClaimInvalid, message }),
-    }
-}
-
-fn first_string(payload: &Map<String, Value>, names: [&str; 2]) -> Option<String> {
-    names.iter().find_map(|n| payload.get(*n).and_then(Value::as_str)).map(str::to_string)
-}
-
-/// `scope ?? scopes ?? []` as a list; an OAuth-style space-separated string is split.
-fn scope_list(payload: &Map<String, Value>) -> Vec<String> {
-    match payload.get("scope").or_else(|| payload.get("scopes")) {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -278,43 +295,41 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     let payload_json = decode_segment(payload_b64)?;
     let signature = decode_segment(signature_b64)?;
 
-    let header: Map<String, Value> = match serde_json::from_slice(&header_json) {
-        Ok(Value::Object(header)) => header,
-        _ => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
+    let header: JoseHeader = match parse_object(&header_json) {
+        Ok(header) => header,
+        Err(true) => return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice"),
+        Err(false) => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
     };
-    match header.get("alg") {
+    match header.alg {
         Some(Value::String(alg)) if alg == "RS256" => {}
         Some(Value::String(_)) => return fail(FailureCode::AlgNotAllowed, "\"alg\" (Algorithm) Header Parameter value not allowed: only RS256 is accepted"),
         _ => return fail(FailureCode::JwsInvalid, "JWS \"alg\" (Algorithm) Header Parameter missing or invalid"),
     }
-    if header.contains_key("crit") {
+    if header.crit.is_some() {
         return fail(FailureCode::JwsInvalid, "the \"crit\" Header Parameter is not supported");
     }
-    let Some(Value::String(kid)) = header.get("kid") else {
+    let Some(Value::String(kid)) = header.kid else {
         return fail(FailureCode::NoMatchingKey, "the token has no \"kid\" Header Parameter");
     };
-    let Some(key) = keys.verifying_key(kid) else {
+    let Some(key) = keys.verifying_key(&kid) else {
         return fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid");
     };
 
-    // `signature` was decoded above only to check its encoding; the crate decodes it again.
     let signed_len = header_b64.len() + 1 + payload_b64.len();
-    let verified = !signature.is_empty()
-        && jsonwebtoken::crypto::verify(signature_b64, &token.as_bytes()[..signed_len], key, Algorithm::RS256)
-            .unwrap_or(false);
-    if !verified {
+    if key.verify_sig(&token.as_bytes()[..signed_len], &signature).is_err() {
         return fail(FailureCode::SignatureFailed, "signature verification failed");
     }
 
-    let payload: Map<String, Value> = match serde_json::from_slice(&payload_json) {
-        Ok(Value::Object(payload)) => payload,
-        _ => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
+    let claims: RegisteredClaims = match parse_object(&payload_json) {
+        Ok(claims) => claims,
+        Err(true) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice"),
+        Err(false) => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
     };
-    let Some(exp) = number_claim(&payload, "exp", "\"exp\" claim must be a number")? else {
+    let Some(exp) = number_claim(claims.exp, "\"exp\" claim must be a number")? else {
         return fail(FailureCode::ClaimInvalid, "missing required \"exp\" claim");
     };
-    number_claim(&payload, "iat", "\"iat\" claim must be a number")?;
-    let nbf = number_claim(&payload, "nbf", "\"nbf\" claim must be a number")?;
+    number_claim(claims.iat, "\"iat\" claim must be a number")?;
+    let nbf = number_claim(claims.nbf, "\"nbf\" claim must be a number")?;
     let (now, leeway) = (now as f64, leeway as f64);
     if nbf.is_some_and(|nbf| nbf > now + leeway) {
         return fail(FailureCode::ClaimInvalid, "\"nbf\" claim timestamp check failed");
@@ -322,16 +337,14 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     if now >= exp + leeway {
         return fail(FailureCode::Expired, "\"exp\" claim timestamp check failed");
     }
-    let user_id = match payload.get("sub") {
-        Some(Value::String(sub)) if is_valid_user_id(sub) => sub.clone(),
+    let user_id = match claims.sub {
+        Some(Value::String(sub)) if is_valid_user_id(&sub) => sub,
         _ => return fail(FailureCode::ClaimInvalid, "\"sub\" claim must be the user's UUID v4"),
     };
-    let portkey = PortkeyContext {
-        org_id: first_string(&payload, ["portkey_oid", "organisation_id"]),
-        workspace: first_string(&payload, ["portkey_workspace", "workspace_slug"]),
-        scope: scope_list(&payload),
-    };
-    Ok(Verified { user_id, payload, expires_at: exp, not_before: nbf, portkey })
+    // The claims parsed as JSON, so they are UTF-8.
+    let payload_json = String::from_utf8(payload_json)
+        .or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))?;
+    Ok(Verified { user_id, payload_json, expires_at: exp, not_before: nbf })
 }
 
 #[cfg(test)]

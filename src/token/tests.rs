@@ -16,9 +16,8 @@ fn b64json(value: &Value) -> String {
 /// Signs arbitrary header and payload bytes with the test key, as a forger with the key could.
 fn sign_raw(header: &str, payload: &str) -> String {
     let input = format!("{header}.{payload}");
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), KEYS.signing_key(), Algorithm::RS256)
-        .unwrap_or_else(|e| panic!("signing failed: {e}"));
-    format!("{input}.{signature}")
+    let signature = KEYS.sign(input.as_bytes()).unwrap_or_else(|e| panic!("signing failed: {e}"));
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 fn header() -> Value {
@@ -106,8 +105,7 @@ fn issues_exactly_hoots_header_and_claims() -> TestResult {
     let verified = verify_token(&KEYS, &token, NOW, 0).map_err(|f| f.message)?;
     assert_eq!(verified.user_id, USER);
     assert_eq!(verified.expires_at, (NOW + 3600) as f64);
-    assert_eq!(verified.portkey.org_id.as_deref(), Some("test-org-id"));
-    assert_eq!(verified.portkey.scope, DEFAULT_SCOPE);
+    assert_eq!(verified.payload_json.as_bytes(), &URL_SAFE_NO_PAD.decode(parts[1])?[..], "the claims as signed");
     Ok(())
 }
 
@@ -198,11 +196,8 @@ fn hs256_signed_with_the_public_key_is_not_accepted() -> TestResult {
     let p = b64json(&claims(NOW + 60));
     let secret = KEYS.public_jwks().to_string();
     let input = format!("{h}.{p}");
-    let signature = jsonwebtoken::crypto::sign(
-        input.as_bytes(),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-        Algorithm::HS256,
-    )?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()));
     assert_eq!(code_of(&format!("{input}.{signature}"), NOW, 0), "ERR_JOSE_ALG_NOT_ALLOWED");
     Ok(())
 }
@@ -276,16 +271,46 @@ fn a_signed_payload_that_is_not_a_json_object_is_jwt_invalid() {
 }
 
 #[test]
-fn portkey_context_falls_back_like_hoot() -> TestResult {
-    let payload = json!({
-        "sub": USER, "exp": NOW + 60, "organisation_id": "org", "workspace_slug": "ws", "scopes": "a b"
-    });
-    let v = verify_token(&KEYS, &sign_raw(&b64json(&header()), &b64json(&payload)), NOW, 0).map_err(|f| f.message)?;
-    assert_eq!(v.portkey, PortkeyContext { org_id: Some("org".into()), workspace: Some("ws".into()), scope: vec!["a".into(), "b".into()] });
-    let bare = json!({ "sub": USER, "exp": NOW + 60 });
-    let v = verify_token(&KEYS, &sign_raw(&b64json(&header()), &b64json(&bare)), NOW, 0).map_err(|f| f.message)?;
-    assert_eq!(v.portkey, PortkeyContext::default());
-    Ok(())
+fn a_registered_claim_or_header_member_given_twice_is_rejected() {
+    // Parsers disagree on duplicates (first wins, last wins); a token that depends on which one
+    // reads it is refused.
+    let h = b64json(&header());
+    let twice = [
+        format!(r#"{{"sub":"{USER}","exp":{},"exp":{}}}"#, NOW - 10, NOW + 60),
+        format!(r#"{{"sub":"11111111-1111-4111-8111-111111111111","sub":"{USER}","exp":{}}}"#, NOW + 60),
+    ];
+    for payload in twice {
+        assert_eq!(code_of(&sign_raw(&h, &URL_SAFE_NO_PAD.encode(&payload)), NOW, 0), "ERR_JWT_INVALID", "{payload}");
+    }
+    let p = b64json(&claims(NOW + 60));
+    let alg_twice = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","alg":"RS256","kid":"test-kid"}"#);
+    assert_eq!(code_of(&sign_raw(&alg_twice, &p), NOW, 0), "ERR_JWS_INVALID");
+    // Other claims may repeat, as JSON.parse allows (the last one wins there, as in jose).
+    let other = format!(r#"{{"sub":"{USER}","exp":{},"role":"a","role":"b"}}"#, NOW + 60);
+    assert_eq!(code_of(&sign_raw(&h, &URL_SAFE_NO_PAD.encode(&other)), NOW, 0), "valid");
+}
+
+#[test]
+fn null_claims_and_headers_count_as_present() {
+    let h = b64json(&header());
+    for payload in [
+        json!({ "sub": USER, "exp": NOW + 60, "nbf": null }),
+        json!({ "sub": USER, "exp": null }),
+        json!({ "sub": USER, "exp": NOW + 60, "iat": null }),
+    ] {
+        assert_eq!(code_of(&sign_raw(&h, &b64json(&payload)), NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED", "{payload}");
+    }
+    let crit_null = b64json(&json!({ "alg": "RS256", "kid": "test-kid", "crit": null }));
+    assert_eq!(code_of(&sign_raw(&crit_null, &b64json(&claims(NOW + 60))), NOW, 0), "ERR_JWS_INVALID");
+}
+
+#[test]
+fn a_json_array_is_not_a_claims_set() {
+    // serde reads an array into a struct by position; the claims set must be an object.
+    let payload = format!(r#"["{USER}",{},null,null]"#, NOW + 60);
+    assert_eq!(code_of(&sign_raw(&b64json(&header()), &URL_SAFE_NO_PAD.encode(&payload)), NOW, 0), "ERR_JWT_INVALID");
+    let header = URL_SAFE_NO_PAD.encode(r#"["RS256","test-kid",null]"#);
+    assert_eq!(code_of(&sign_raw(&header, &b64json(&claims(NOW + 60))), NOW, 0), "ERR_JWS_INVALID");
 }
 
 #[test]

@@ -1,0 +1,100 @@
+// verifyToken's JavaScript half. The native core (verifyTokenRaw) does all of the checking: size,
+// shape, header, RS256 signature with a key parsed once, exp/nbf/sub. It hands back one string:
+// the claims as JSON text, or the failure's code and message. This file turns that into the
+// result, with V8's own JSON.parse for the claims, which is several times faster than building
+// the objects one N-API call at a time.
+//
+// Successful results are cached here, keyed by the whole token, so a token checked again (every
+// request of a session carries the same one) costs a Map lookup and a JSON.parse, with no trip
+// into native code. The cache holds only what the core verified, is never served at or after
+// `exp` or before `nbf`, is bounded (two generations of 4096 tokens: a token in use survives,
+// memory stays flat), and is cleared by loadKeys, so a rotated-out key stops verifying at once.
+// Calls with options (a leeway) always go to the core.
+'use strict'
+
+const native = require('./index.js')
+
+const GENERATION = 4096
+let current = new Map()
+let previous = new Map()
+
+function clearCache() {
+  current = new Map()
+  previous = new Map()
+}
+
+function remember(token, entry) {
+  if (current.size >= GENERATION) {
+    previous = current
+    current = new Map()
+  }
+  current.set(token, entry)
+}
+
+function cached(token) {
+  let entry = current.get(token)
+  if (entry === undefined) {
+    entry = previous.get(token)
+    if (entry === undefined) return undefined
+    previous.delete(token)
+    remember(token, entry)
+  }
+  const now = Math.floor(Date.now() / 1000)
+  if (now < entry.exp && (entry.nbf === undefined || entry.nbf <= now)) return entry
+  if (now >= entry.exp) current.delete(token)
+  return undefined
+}
+
+const firstString = (a, b) => (typeof a === 'string' ? a : typeof b === 'string' ? b : undefined)
+
+/** Hoot's `req.portkeyContext`: `portkey_oid` else `organisation_id`, and so on. */
+function portkeyContext(payload) {
+  const portkey = {}
+  const orgId = firstString(payload.portkey_oid, payload.organisation_id)
+  if (orgId !== undefined) portkey.orgId = orgId
+  const workspace = firstString(payload.portkey_workspace, payload.workspace_slug)
+  if (workspace !== undefined) portkey.workspace = workspace
+  const scope = 'scope' in payload ? payload.scope : payload.scopes
+  portkey.scope = Array.isArray(scope)
+    ? scope.filter((s) => typeof s === 'string')
+    : typeof scope === 'string'
+      ? scope.split(/\s+/).filter(Boolean)
+      : []
+  return portkey
+}
+
+function success(claims) {
+  const payload = JSON.parse(claims)
+  return { valid: true, userId: payload.sub, payload, expiresAt: payload.exp, portkey: portkeyContext(payload) }
+}
+
+/** The core's `"<code> <message>"` as a failure result. */
+function failure(outcome) {
+  const space = outcome.indexOf(' ')
+  const code = outcome.slice(0, space)
+  return { valid: false, expired: code === 'ERR_JWT_EXPIRED', code, error: outcome.slice(space + 1) }
+}
+
+function verifyToken(token, opts) {
+  if (opts === undefined && typeof token === 'string') {
+    const entry = cached(token)
+    if (entry !== undefined) return success(entry.claims)
+  }
+  // The claims as JSON text, or "<code> <message>" when the token does not verify.
+  const outcome = native.verifyTokenRaw(token, opts)
+  if (outcome.charCodeAt(0) !== 123 /* { */) return failure(outcome)
+  const result = success(outcome)
+  const nbf = result.payload.nbf
+  remember(token, { claims: outcome, exp: result.expiresAt, nbf })
+  return result
+}
+
+function loadKeys(opts) {
+  try {
+    return native.loadKeys(opts)
+  } finally {
+    clearCache()
+  }
+}
+
+module.exports = { verifyToken, loadKeys }
