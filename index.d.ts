@@ -87,6 +87,16 @@ export interface StoreOAuthProvider {
  */
 export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider
 
+/** The methods of `OAuthStore` that return a stored JSON object (defined in store.js). */
+export interface OAuthStore {
+  /** The OAuth client registration saved for `serverId`. */
+  clientInformation(serverId: string): object | undefined
+  /** The OAuth tokens saved for `serverId`. */
+  tokens(serverId: string): object | undefined
+  /** The server config saved for `serverId` (for reconnecting). */
+  serverConfig(serverId: string): object | undefined
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -109,11 +119,7 @@ export declare class OAuthStore {
   constructor(userId: string, opts?: StoreOptions)
   /** The user every call is scoped to. */
   get userId(): string
-  /** The OAuth client registration saved for `serverId`. */
-  clientInformation(serverId: string): object | undefined
   saveClientInformation(serverId: string, info: object): void
-  /** The OAuth tokens saved for `serverId`. */
-  tokens(serverId: string): object | undefined
   saveTokens(serverId: string, tokens: object): void
   /** The PKCE code verifier saved for `serverId`; one older than 10 minutes is never returned. */
   codeVerifier(serverId: string): string | undefined
@@ -123,8 +129,6 @@ export declare class OAuthStore {
    * server config), `'client'`, `'tokens'` or `'verifier'`.
    */
   invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'): void
-  /** The server config saved for `serverId` (for reconnecting). */
-  serverConfig(serverId: string): object | undefined
   saveServerConfig(serverId: string, config: object): void
   deleteServerConfig(serverId: string): void
   /** Server ids with any stored state for this user, sorted. */

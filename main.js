@@ -1,7 +1,8 @@
 // The package entry: every native export from the napi-generated loader (index.js), plus the
 // hand-written parts: verifyToken's result building and cache (verify.js, which also wraps
-// loadKeys to clear that cache) and createOAuthProvider. Written as one object literal so
-// Node's CommonJS export detection still gives ESM importers named exports.
+// loadKeys to clear that cache), OAuthStore's JSON-returning methods (store.js, which the
+// provider loads) and createOAuthProvider. Written as one object literal so Node's CommonJS
+// export detection still gives ESM importers named exports.
 'use strict'
 
 const { createOAuthProvider } = require('./provider.js')

@@ -3,7 +3,7 @@
 'use strict'
 
 const { randomBytes } = require('crypto')
-const { OAuthStore } = require('./index.js')
+const { OAuthStore } = require('./store.js')
 
 function typeError(name, expected, value) {
   const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`

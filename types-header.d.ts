@@ -86,3 +86,13 @@ export interface StoreOAuthProvider {
  * the PKCE verifier in `store` (so only that store's user ever sees them).
  */
 export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider
+
+/** The methods of `OAuthStore` that return a stored JSON object (defined in store.js). */
+export interface OAuthStore {
+  /** The OAuth client registration saved for `serverId`. */
+  clientInformation(serverId: string): object | undefined
+  /** The OAuth tokens saved for `serverId`. */
+  tokens(serverId: string): object | undefined
+  /** The server config saved for `serverId` (for reconnecting). */
+  serverConfig(serverId: string): object | undefined
+}

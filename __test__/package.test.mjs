@@ -20,7 +20,7 @@ test('the npm pack tarball installs into an empty project and works from ESM and
   const packDir = tempDir('pack')
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', packDir], { cwd: root }))
   const files = packed[0].files.map((f) => f.path)
-  for (const needed of ['main.js', 'provider.js', 'verify.js', 'index.js', 'index.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js']) {
+  for (const needed of ['main.js', 'provider.js', 'verify.js', 'store.js', 'index.js', 'index.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js']) {
     assert.ok(files.includes(needed), `tarball lacks ${needed}`)
   }
   assert.ok(!files.some((f) => f.endsWith('.node') || f.startsWith('target/')), 'no build output in the tarball')

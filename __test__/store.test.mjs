@@ -138,10 +138,13 @@ describe('OAuthStore', () => {
   })
 
   test('an in-memory database is shared within the process until closed', () => {
-    new OAuthStore(USER, { dbPath: ':memory:' }).saveTokens('mem', { a: 1 })
+    const before = new OAuthStore(USER, { dbPath: ':memory:' })
+    before.saveTokens('mem', { a: 1 })
     assert.deepEqual(new OAuthStore(USER, { dbPath: ':memory:' }).tokens('mem'), { a: 1 })
     closeDatabase(':memory:')
     assert.equal(new OAuthStore(USER, { dbPath: ':memory:' }).tokens('mem'), undefined)
+    // A store made before the close does not keep using the closed database either.
+    assert.equal(before.tokens('mem'), undefined)
   })
 
   test('closeDatabase: a store used afterwards opens the file again', () => {

@@ -101,9 +101,24 @@ fn describe(value: &Unknown) -> String {
 
 fn string_value(value: &Unknown, name: &str) -> Result<String, HootError> {
     match type_of(value)? {
-        ValueType::String => unsafe { value.cast::<String>() }.map_err(napi_failure),
+        ValueType::String => short_string(value).map_or_else(|| unsafe { value.cast::<String>() }.map_err(napi_failure), Ok),
         _ => Err(HootError::arg_type(name, "of type string", describe(value))),
     }
+}
+
+/// A JS string of up to 250 UTF-8 bytes (ids, paths) in one N-API call instead of two (length,
+/// then copy). `None` when it may be longer: V8 stops short of a character that does not fit,
+/// so only a copy at least 4 bytes short of the buffer is known to be whole.
+fn short_string(value: &Unknown) -> Option<String> {
+    let mut buffer = [0u8; 256];
+    let mut copied = 0usize;
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(value.value().env, value.raw(), buffer.as_mut_ptr().cast(), buffer.len(), &mut copied)
+    };
+    if status != napi::sys::Status::napi_ok || copied + 4 >= buffer.len() - 1 {
+        return None;
+    }
+    String::from_utf8(buffer[..copied].to_vec()).ok()
 }
 
 /// An options argument: `undefined` or `null` means none given; anything but a plain object is a

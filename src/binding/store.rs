@@ -73,12 +73,26 @@ fn json_object_arg(env: &Env, value: Unknown, name: &str) -> Result<JsonObject, 
     JsonObject::new(unsafe { text.cast::<String>() }.map_err(napi_failure)?, name)
 }
 
-type JsonOrUndefined<'e> = Either<Unknown<'e>, ()>;
-
-fn parsed<'e>(env: &'e Env, text: Option<String>) -> Result<JsonOrUndefined<'e>, HootError> {
-    let Some(text) = text else { return Ok(Either::B(())) };
-    let text = env.create_string(&text).map_err(napi_failure)?.to_unknown();
-    json_function(env, "parse")?.call(text).map(Either::A).map_err(napi_failure)
+/// Stored JSON text as a JS string (Latin-1 when it is ASCII, which V8 copies without decoding),
+/// or `undefined`. `store.js` parses it with `JSON.parse` in JavaScript: a call from native code
+/// would first have to look `JSON.parse` up, which costs more than the parse.
+fn text_value<'e>(env: &'e Env, text: Option<String>) -> Result<Unknown<'e>, HootError> {
+    let mut value = std::ptr::null_mut();
+    let status = unsafe {
+        let Some(text) = text else {
+            napi::sys::napi_get_undefined(env.raw(), &mut value);
+            return Ok(Unknown::from_raw_unchecked(env.raw(), value));
+        };
+        if text.is_ascii() {
+            napi::sys::napi_create_string_latin1(env.raw(), text.as_ptr().cast(), text.len() as isize, &mut value)
+        } else {
+            napi::sys::napi_create_string_utf8(env.raw(), text.as_ptr().cast(), text.len() as isize, &mut value)
+        }
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(HootError::Internal(format!("N-API could not create a string (status {status})")));
+    }
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
 /// One user's OAuth state for remote MCP servers, in Hoot's SQLite database. Make one per request
@@ -109,10 +123,11 @@ impl OAuthStore {
         self.inner.user_id().to_string()
     }
 
-    /// The OAuth client registration saved for `serverId`.
-    #[napi(ts_args_type = "serverId: string", ts_return_type = "object | undefined")]
-    pub fn client_information<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<JsonOrUndefined<'e>> {
-        guarded(env, || parsed(env, self.inner.client_information(&string_value(&server_id, "serverId")?)?))
+    /// `clientInformation`'s stored JSON text, or `undefined`; `store.js` defines `clientInformation` on it.
+    /// Not part of the typed API.
+    #[napi(js_name = "clientInformationText", skip_typescript)]
+    pub fn client_information_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+        guarded(env, || text_value(env, self.inner.client_information(&string_value(&server_id, "serverId")?)?))
     }
 
     #[napi(ts_args_type = "serverId: string, info: object")]
@@ -123,10 +138,11 @@ impl OAuthStore {
         })
     }
 
-    /// The OAuth tokens saved for `serverId`.
-    #[napi(ts_args_type = "serverId: string", ts_return_type = "object | undefined")]
-    pub fn tokens<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<JsonOrUndefined<'e>> {
-        guarded(env, || parsed(env, self.inner.tokens(&string_value(&server_id, "serverId")?)?))
+    /// `tokens`'s stored JSON text, or `undefined`; `store.js` defines `tokens` on it.
+    /// Not part of the typed API.
+    #[napi(js_name = "tokensText", skip_typescript)]
+    pub fn tokens_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+        guarded(env, || text_value(env, self.inner.tokens(&string_value(&server_id, "serverId")?)?))
     }
 
     #[napi(ts_args_type = "serverId: string, tokens: object")]
@@ -166,10 +182,11 @@ impl OAuthStore {
         })
     }
 
-    /// The server config saved for `serverId` (for reconnecting).
-    #[napi(ts_args_type = "serverId: string", ts_return_type = "object | undefined")]
-    pub fn server_config<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<JsonOrUndefined<'e>> {
-        guarded(env, || parsed(env, self.inner.server_config(&string_value(&server_id, "serverId")?)?))
+    /// `serverConfig`'s stored JSON text, or `undefined`; `store.js` defines `serverConfig` on it.
+    /// Not part of the typed API.
+    #[napi(js_name = "serverConfigText", skip_typescript)]
+    pub fn server_config_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+        guarded(env, || text_value(env, self.inner.server_config(&string_value(&server_id, "serverId")?)?))
     }
 
     #[napi(ts_args_type = "serverId: string, config: object")]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -106,11 +107,12 @@ pub fn retry_busy<T>(f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 
 /// `retry_busy` for any error type, with `busy` telling which errors are worth another try.
 pub fn retry_while<T, E>(mut f: impl FnMut() -> Result<T, E>, busy: impl Fn(&E) -> bool) -> Result<T, E> {
-    let start = Instant::now();
+    // The clock is read only once a call has been refused: the usual call pays nothing for it.
+    let mut start = None;
     let mut pause = Duration::from_millis(2);
     loop {
         match f() {
-            Err(e) if busy(&e) && start.elapsed() < OPEN_DEADLINE => {
+            Err(e) if busy(&e) && start.get_or_insert_with(Instant::now).elapsed() < OPEN_DEADLINE => {
                 thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
@@ -192,6 +194,14 @@ fn canonical(location: DbLocation) -> Result<DbLocation, HootError> {
 pub struct Database {
     pub location: DbLocation,
     conn: Mutex<Connection>,
+    /// Set when the registry forgets it (`closeDatabase`): a store holding on to it must go back
+    /// to the registry, which opens the file again.
+    closed: AtomicBool,
+}
+
+/// Whether `db` is still the registry's open database for its file.
+pub fn is_open(db: &Database) -> bool {
+    !db.closed.load(Ordering::Acquire)
 }
 
 impl Database {
@@ -215,7 +225,7 @@ impl Database {
             .map_err(sql_error(&location, "open"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error(&location, "configure"))?;
         let report = schema::ensure_schema(&conn, &location, now_ms)?;
-        Ok((Database { location, conn: Mutex::new(conn) }, report))
+        Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false) }, report))
     }
 
     /// Runs `f` with the connection. A poisoned lock (a panic mid-call, caught at the boundary)
@@ -290,12 +300,19 @@ pub fn close(location: DbLocation) -> Result<bool, HootError> {
         },
     };
     registry.aliases.retain(|_, canonical| *canonical != key);
-    Ok(registry.open.remove(&key).is_some())
+    let removed = registry.open.remove(&key);
+    if let Some(db) = &removed {
+        db.closed.store(true, Ordering::Release);
+    }
+    Ok(removed.is_some())
 }
 
 /// Closes every database (shutdown).
 pub fn close_all() {
     let mut registry = registry();
+    for db in registry.open.values() {
+        db.closed.store(true, Ordering::Release);
+    }
     registry.open.clear();
     registry.aliases.clear();
 }

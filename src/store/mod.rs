@@ -4,6 +4,8 @@
 pub mod db;
 pub mod schema;
 
+use std::sync::{Arc, Weak};
+
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use db::{DbLocation, MEMORY};
@@ -111,6 +113,10 @@ pub struct OAuthStore {
     user_id: String,
     /// Canonical, so a closed database reopens under the same key.
     location: DbLocation,
+    /// The database this store opened, while it stays open: a call uses it without the
+    /// registry's lock and lookup. Weak, so `closeDatabase` still closes it; after that, calls
+    /// go through the registry, which opens it again.
+    opened: Weak<Database>,
 }
 
 impl OAuthStore {
@@ -120,7 +126,7 @@ impl OAuthStore {
             return Err(HootError::InvalidUserId { id: user_id.to_string(), expected: USER_ID_FORMS });
         }
         let (db, _) = get_or_open(location, now_ms)?;
-        Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone() })
+        Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone(), opened: Arc::downgrade(&db) })
     }
 
     pub fn user_id(&self) -> &str {
@@ -129,7 +135,10 @@ impl OAuthStore {
 
     /// Runs `f` on this store's connection; a SQLite error becomes `ERR_HOOT_DB` naming the file.
     fn run<T>(&self, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
-        let (db, _) = get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?;
+        let db = match self.opened.upgrade().filter(|db| db::is_open(db)) {
+            Some(db) => db,
+            None => get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0,
+        };
         run_on(&db, doing, f)
     }
 
