@@ -254,14 +254,61 @@ struct RegisteredClaims {
     iat: Option<Value>,
 }
 
-/// Parses `json` as a JSON object into `T`: `Err(true)` when it is an object that names one of
-/// `T`'s members twice, `Err(false)` when it is not a JSON object at all.
-fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, bool> {
+/// JSON nested deeper than this is refused before it is parsed. A JWT needs two or three levels;
+/// a depth bomb should cost one pass over its bytes and nothing else.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Why a header or claims set could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParseError {
+    NotAnObject,
+    /// A member `T` reads is named twice.
+    Duplicate,
+    TooDeep,
+}
+
+/// Whether `json` opens more than `max` arrays or objects inside one another (brackets inside
+/// strings do not count). One pass, no allocation.
+fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses `json` as a JSON object into `T`.
+fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, ParseError> {
     // serde would also read a JSON array into a struct, by position.
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(false);
+        return Err(ParseError::NotAnObject);
     }
-    serde_json::from_slice(json).map_err(|_| matches!(serde_json::from_slice::<Value>(json), Ok(Value::Object(_))))
+    if nests_deeper_than(json, MAX_JSON_DEPTH) {
+        return Err(ParseError::TooDeep);
+    }
+    serde_json::from_slice(json).map_err(|_| match serde_json::from_slice::<Value>(json) {
+        Ok(Value::Object(_)) => ParseError::Duplicate,
+        _ => ParseError::NotAnObject,
+    })
 }
 
 /// Decodes one segment, accepting only strict base64url: no padding, no `+` `/`, no whitespace,
@@ -297,8 +344,9 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
 
     let header: JoseHeader = match parse_object(&header_json) {
         Ok(header) => header,
-        Err(true) => return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice"),
-        Err(false) => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
+        Err(ParseError::Duplicate) => return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice"),
+        Err(ParseError::TooDeep) => return fail(FailureCode::JwsInvalid, "the JWS protected header nests more than 32 levels deep"),
+        Err(ParseError::NotAnObject) => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
     };
     match header.alg {
         Some(Value::String(alg)) if alg == "RS256" => {}
@@ -322,8 +370,9 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
 
     let claims: RegisteredClaims = match parse_object(&payload_json) {
         Ok(claims) => claims,
-        Err(true) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice"),
-        Err(false) => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
+        Err(ParseError::Duplicate) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice"),
+        Err(ParseError::TooDeep) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set nests more than 32 levels deep"),
+        Err(ParseError::NotAnObject) => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
     };
     let Some(exp) = number_claim(claims.exp, "\"exp\" claim must be a number")? else {
         return fail(FailureCode::ClaimInvalid, "missing required \"exp\" claim");

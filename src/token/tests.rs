@@ -333,3 +333,25 @@ fn the_largest_token_issued_is_exactly_what_verify_accepts() -> TestResult {
     assert_eq!(code_of(&largest, NOW, 0), "valid");
     Ok(())
 }
+
+#[test]
+fn nesting_is_counted_outside_strings_only() {
+    assert!(!nests_deeper_than(br#"{"a":"[[[[{{","b":"\"[[[\\"}"#, 1), "brackets in strings, escaped quotes");
+    assert!(nests_deeper_than(br#"{"a":[[1]]}"#, 2));
+    assert!(!nests_deeper_than(br#"{"a":[[1]]}"#, 3));
+    assert!(!nests_deeper_than(br#"{"a":[1],"b":[2],"c":{"d":[3]}}"#, 3), "siblings do not add up");
+}
+
+#[test]
+fn json_nested_past_the_limit_is_refused_before_it_is_parsed() {
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    // The object itself is one level, so its member may nest MAX_JSON_DEPTH - 1 deep.
+    let at_limit = format!(r#"{{"sub":"{USER}","exp":{},"x":{}}}"#, NOW + 60, nested(MAX_JSON_DEPTH - 1));
+    let past = format!(r#"{{"sub":"{USER}","exp":{},"x":{}}}"#, NOW + 60, nested(MAX_JSON_DEPTH));
+    let h = b64json(&header());
+    assert_eq!(code_of(&sign_raw(&h, &URL_SAFE_NO_PAD.encode(&at_limit)), NOW, 0), "valid");
+    assert_eq!(code_of(&sign_raw(&h, &URL_SAFE_NO_PAD.encode(&past)), NOW, 0), "ERR_JWT_INVALID");
+    let deep_header = format!(r#"{{"alg":"RS256","kid":"test-kid","x":{}}}"#, nested(5000));
+    let p = b64json(&claims(NOW + 60));
+    assert_eq!(code_of(&sign_raw(&URL_SAFE_NO_PAD.encode(&deep_header), &p), NOW, 0), "ERR_JWS_INVALID");
+}
