@@ -12,5 +12,18 @@ pub mod store;
 pub mod token;
 
 pub mod binding;
+
+/// The user id and server id that panic in builds with the `test-panic` feature (never otherwise).
+pub const TEST_PANIC_ID: &str = "00000000-0000-4000-8000-00000000dead";
+
+/// Panics on `TEST_PANIC_ID` under the `test-panic` feature; does nothing in every other build.
+#[inline(always)]
+pub(crate) fn test_panic(id: &str) {
+    #[cfg(feature = "test-panic")]
+    if id == TEST_PANIC_ID {
+        panic!("forced by the test-panic feature");
+    }
+    let _ = id;
+}
 #[cfg(test)]
 mod tests;

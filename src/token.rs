@@ -124,6 +124,7 @@ fn encode_segment<T: Serialize>(value: &T) -> Result<String, HootError> {
 
 /// Signs a session token for `user_id` at time `now` (seconds).
 pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64) -> Result<String, HootError> {
+    crate::test_panic(user_id);
     if !is_valid_user_id(user_id) {
         return Err(HootError::InvalidUserId { id: user_id.to_string(), expected: USER_ID_FORMS });
     }

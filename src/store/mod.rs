@@ -143,6 +143,7 @@ impl OAuthStore {
     }
 
     fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
+        crate::test_panic(server_id);
         check_id("serverId", server_id)?;
         self.run("read", |conn| {
             conn.prepare_cached(sql)?.query_row(params![self.user_id, server_id], |row| row.get(0)).optional()
