@@ -23,6 +23,7 @@ function inspect(path) {
       }
     }
     out.version = db.pragma('user_version', { simple: true })
+    out.integrity = db.pragma('integrity_check', { simple: true })
     db.close()
     console.log(JSON.stringify(out))`, { path })
 }
@@ -130,6 +131,7 @@ test('SIGKILL at any moment of a migration leaves the file fully legacy or fully
       child.on('close', resolve)
     })
     const state = inspect(path)
+    assert.equal(state.integrity, 'ok', `integrity after a kill at ${delay} ms`)
     const tables = [state.oauth_tokens, state.oauth_client_info, state.oauth_verifiers]
     const migrated = tables.every((t) => t.multiTenant)
     assert.ok(migrated || tables.every((t) => !t.multiTenant), `mixed schema after a kill at ${delay} ms`)

@@ -1,6 +1,7 @@
 //! One connection per database file per process: where the file is, how it is opened (WAL,
 //! `synchronous=FULL`, a busy timeout, 0600), and the registry every `OAuthStore` shares.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
@@ -74,19 +75,39 @@ pub fn location_from_process(option: Option<&str>) -> Result<DbLocation, HootErr
 }
 
 fn db_error(location: &DbLocation, doing: &str, e: &rusqlite::Error) -> HootError {
-    let hint = match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => "it is not a SQLite database; point HOOT_DB_PATH (or { dbPath }) at another file",
-        Some(ErrorCode::DiskFull) => "the disk is full; free some space and retry",
-        Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
-            "check that the file and its directory exist and are writable by this user"
+    db_error_with_os(location, doing, e, None)
+}
+
+/// `db_error`, with the operating system's own error behind a SQLite I/O failure when known: a
+/// write refused for lack of space says "disk full", not "disk I/O error".
+fn db_error_with_os(location: &DbLocation, doing: &str, e: &rusqlite::Error, os: Option<io::Error>) -> HootError {
+    let hint: Cow<str> = match (e.sqlite_error_code(), &os) {
+        (Some(ErrorCode::NotADatabase), _) => "it is not a SQLite database; point HOOT_DB_PATH (or { dbPath }) at another file".into(),
+        (Some(ErrorCode::DiskFull), _) => "the disk is full; free some space and retry".into(),
+        (Some(ErrorCode::SystemIoFailure), Some(os))
+            if matches!(os.kind(), io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded) =>
+        {
+            format!("the disk is full or the file reached a size limit ({os}); free some space and retry").into()
         }
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-            "another process held the database locked for too long; retry"
+        (Some(ErrorCode::SystemIoFailure), Some(os)) => format!("the operating system said: {os}").into(),
+        (Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied), _) => {
+            "check that the file and its directory exist and are writable by this user".into()
         }
-        Some(ErrorCode::DatabaseCorrupt) => "the file is damaged; restore it from a backup",
-        _ => "see the SQLite message",
+        (Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked), _) => {
+            "another process held the database locked for too long; retry".into()
+        }
+        (Some(ErrorCode::DatabaseCorrupt), _) => "the file is damaged; restore it from a backup".into(),
+        _ => "see the SQLite message".into(),
     };
     HootError::Db(format!("Cannot {doing} {}: {e} ({hint})", location.display()))
+}
+
+/// A rusqlite error from `conn`, as `db_error` words it, with the OS error SQLite saw.
+pub fn conn_error(conn: &Connection, location: &DbLocation, doing: &str, e: &rusqlite::Error) -> HootError {
+    // SAFETY: the handle is only read, on the thread that holds the connection's lock.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    let os = (errno != 0).then(|| io::Error::from_raw_os_error(errno));
+    db_error_with_os(location, doing, e, os)
 }
 
 /// Wraps a rusqlite error for `location`.

@@ -12,7 +12,7 @@ pub use db::{DbLocation, MEMORY};
 pub use schema::{DatabaseStatus, MigrationReport, SCHEMA_VERSION};
 
 use crate::error::HootError;
-use db::{get_or_open, get_or_open_canonical, sql_error, Database};
+use db::{get_or_open, get_or_open_canonical, Database};
 
 /// Largest JSON value (or verifier) stored, in bytes of JSON text.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
@@ -262,7 +262,7 @@ impl OAuthStore {
 }
 
 fn run_on<T>(db: &Database, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
-    db.with_conn(|conn| f(conn).map_err(sql_error(&db.location, doing)))
+    db.with_conn(|conn| f(conn).map_err(|e| db::conn_error(conn, &db.location, doing, &e)))
 }
 
 /// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.
