@@ -48,3 +48,24 @@ pub static KEYS: Lazy<KeySet> = Lazy::new(|| {
     };
     load_keys(&opts, &env_in(&std::env::temp_dir(), None)).unwrap_or_else(|e| panic!("loading test keys: {e}"))
 });
+
+/// Any JSON value, nested a few levels: the input of the property tests that parse JSON.
+pub fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+        "[A-Za-z0-9_-]{0,400}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,3}|kty|n|e|d|p|q|dp|dq|qi|kid|alg|use|keys|oth", inner, 0..10)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

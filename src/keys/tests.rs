@@ -303,3 +303,41 @@ fn generated_files_are_hoots_format() -> TestResult {
     assert_eq!(modulus_bits(&n), 2048);
     Ok(())
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn load(private: Value, jwks: Option<Value>) -> Result<KeySet, HootError> {
+        let opts = KeyOptions { private_key_jwk: Some(private), jwks, ..KeyOptions::default() };
+        load_keys(&opts, &env_in(&std::env::temp_dir(), None))
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_as_keys_is_refused_as_err_hoot_keys(private in crate::tests::any_json(), jwks in proptest::option::of(crate::tests::any_json())) {
+            prop_assert!(matches!(load(private, jwks), Err(HootError::Keys(_))));
+        }
+
+        #[test]
+        fn rsa_shaped_jwks_with_random_members_never_panic(
+            n in "[A-Za-z0-9_-]{0,400}", e in "[A-Za-z0-9_-]{0,8}", d in "[A-Za-z0-9_-]{0,400}",
+            kid in ".{0,20}", alg in "RS256|RS384|HS256|none|", with_jwks in any::<bool>(),
+        ) {
+            let private = json!({ "kty": "RSA", "n": n, "e": e, "d": d, "p": d, "q": d, "dp": d, "dq": d, "qi": d, "kid": kid, "alg": alg });
+            let jwks = with_jwks.then(|| json!({ "keys": [{ "kty": "RSA", "n": n, "e": e, "kid": kid, "alg": alg, "use": "sig" }] }));
+            prop_assert!(load(private, jwks).is_err());
+        }
+
+        #[test]
+        fn a_real_private_key_with_one_member_changed_is_refused(member in "n|e|d|p|q|dp|dq|qi", flip in 0usize..300) {
+            let mut private = read_json(&PAIR.private_key_path);
+            let value = private[&member].as_str().unwrap_or_default().to_string();
+            prop_assume!(!value.is_empty());
+            let i = flip % value.len();
+            let replacement = if value.as_bytes()[i] == b'A' { "B" } else { "A" };
+            private[&member] = Value::from([&value[..i], replacement, &value[i + 1..]].concat());
+            prop_assert!(load(private, Some(read_json(&PAIR.jwks_path))).is_err());
+        }
+    }
+}

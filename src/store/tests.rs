@@ -322,3 +322,28 @@ fn inspection_reports_without_changing_anything() -> TestResult {
     assert!(inspect_database(location)?.up_to_date());
     Ok(())
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_stored_object_only_if_it_parses_as_one(text in ".{0,200}") {
+            let parsed = serde_json::from_str::<serde_json::Value>(&text).map(|v| v.is_object()).unwrap_or(false);
+            prop_assert_eq!(JsonObject::new(text, "value").is_ok(), parsed);
+        }
+
+        #[test]
+        fn any_json_object_round_trips_through_the_store(value in crate::tests::any_json()) {
+            let text = value.to_string();
+            let stored = JsonObject::new(text.clone(), "value");
+            prop_assert_eq!(stored.is_ok(), value.is_object());
+            if let Ok(stored) = stored {
+                let db = store(ALICE, &db_file("prop"))?;
+                db.save_tokens("s", &stored)?;
+                prop_assert_eq!(db.tokens("s")?, Some(text));
+            }
+        }
+    }
+}

@@ -355,3 +355,52 @@ fn json_nested_past_the_limit_is_refused_before_it_is_parsed() {
     let p = b64json(&claims(NOW + 60));
     assert_eq!(code_of(&sign_raw(&URL_SAFE_NO_PAD.encode(&deep_header), &p), NOW, 0), "ERR_JWS_INVALID");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A real token, made once: the mutation properties start from it.
+    fn genuine() -> String {
+        sign_raw(&b64json(&header()), &b64json(&claims(NOW + 600)))
+    }
+
+    fn refused(token: &str) -> bool {
+        verify_token(&KEYS, token, NOW, 0).is_err()
+    }
+
+    fn segments(h: &str, p: &str, s: &str) -> String {
+        [h, p, s].join(".")
+    }
+
+    /// `token` with the character at `at` (a byte index, the token being ASCII) replaced.
+    fn replaced(token: &str, at: usize, with: &str) -> String {
+        [&token[..at], with, &token[at + 1..]].concat()
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_refused_without_a_panic(token in ".{0,600}") {
+            prop_assert!(refused(&token));
+        }
+
+        #[test]
+        fn three_base64url_segments_are_refused(h in "[A-Za-z0-9_-]{0,300}", p in "[A-Za-z0-9_-]{0,300}", s in "[A-Za-z0-9_-]{0,400}") {
+            prop_assert!(refused(&segments(&h, &p, &s)));
+        }
+
+        #[test]
+        fn any_json_header_and_claims_signed_by_us_never_panic(h in crate::tests::any_json(), p in crate::tests::any_json()) {
+            // Signed with the real key, so every check after the signature is reached too.
+            let _ = verify_token(&KEYS, &sign_raw(&b64json(&h), &b64json(&p)), NOW, 0);
+        }
+
+        #[test]
+        fn changing_any_character_of_a_real_token_breaks_it(at in any::<prop::sample::Index>(), with in "[A-Za-z0-9_.=+/-]") {
+            let token = genuine();
+            let mutated = replaced(&token, at.index(token.len()), &with);
+            prop_assume!(mutated != token);
+            prop_assert!(refused(&mutated));
+        }
+    }
+}
