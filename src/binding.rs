@@ -106,19 +106,26 @@ fn string_value(value: &Unknown, name: &str) -> Result<String, HootError> {
     }
 }
 
-/// A JS string of up to 250 UTF-8 bytes (ids, paths) in one N-API call instead of two (length,
-/// then copy). `None` when it may be longer: V8 stops short of a character that does not fit,
-/// so only a copy at least 4 bytes short of the buffer is known to be whole.
-fn short_string(value: &Unknown) -> Option<String> {
-    let mut buffer = [0u8; 256];
+/// Copies a JS string into `buffer` as UTF-8 in one N-API call, with no allocation, and returns
+/// the bytes copied. V8 stops short of a character that does not fit, so a copy is known to be the
+/// whole string only when it ends at least 4 bytes before the buffer's last byte (its NUL).
+fn copy_utf8<'b>(value: &Unknown, buffer: &'b mut [u8]) -> Result<&'b [u8], HootError> {
     let mut copied = 0usize;
     let status = unsafe {
         napi::sys::napi_get_value_string_utf8(value.value().env, value.raw(), buffer.as_mut_ptr().cast(), buffer.len(), &mut copied)
     };
-    if status != napi::sys::Status::napi_ok || copied + 4 >= buffer.len() - 1 {
-        return None;
+    if status != napi::sys::Status::napi_ok {
+        return Err(HootError::Internal(format!("N-API could not read a string (status {status})")));
     }
-    String::from_utf8(buffer[..copied].to_vec()).ok()
+    Ok(&buffer[..copied])
+}
+
+/// A JS string of up to 250 UTF-8 bytes (ids, paths) in one N-API call instead of two (length,
+/// then copy); `None` when it may be longer.
+fn short_string(value: &Unknown) -> Option<String> {
+    let mut buffer = [0u8; 256];
+    let bytes = copy_utf8(value, &mut buffer).ok()?;
+    (bytes.len() + 5 < 256).then(|| String::from_utf8(bytes.to_vec()).ok()).flatten()
 }
 
 /// An options argument: `undefined` or `null` means none given; anything but a plain object is a
@@ -497,23 +504,17 @@ impl VerifyOptions {
     }
 }
 
-/// Copies a JS string of at most `MAX_TOKEN_LENGTH` UTF-8 bytes in one N-API call, with no
-/// allocation; `None` when it is longer. The buffer has room for 4 bytes more than the limit, so a
-/// longer string always fills it past the limit even when the copy stops short of a multi-byte
-/// character: a long string is never mistaken for its (valid) first 8192 bytes.
-fn read_token<'b>(env: &Env, value: &Unknown, buffer: &'b mut [u8; token::MAX_TOKEN_LENGTH + 5]) -> Result<Option<&'b str>, HootError> {
-    let mut copied = 0usize;
-    let status = unsafe {
-        napi::sys::napi_get_value_string_utf8(env.raw(), value.raw(), buffer.as_mut_ptr().cast(), buffer.len(), &mut copied)
-    };
-    if status != napi::sys::Status::napi_ok {
-        return Err(HootError::Internal(format!("N-API could not read the token string (status {status})")));
-    }
-    if copied > token::MAX_TOKEN_LENGTH {
+/// A token of at most `MAX_TOKEN_LENGTH` UTF-8 bytes, copied once into `buffer`; `None` when it is
+/// longer. The buffer has 4 bytes to spare past the limit, so a longer string always fills it past
+/// the limit, even when the copy stops short of a multi-byte character: a long string is never
+/// mistaken for its (valid) first 8192 bytes.
+fn read_token<'b>(value: &Unknown, buffer: &'b mut [u8; token::MAX_TOKEN_LENGTH + 5]) -> Result<Option<&'b str>, HootError> {
+    let bytes = copy_utf8(value, buffer)?;
+    if bytes.len() > token::MAX_TOKEN_LENGTH {
         return Ok(None);
     }
     // V8 writes UTF-8 (a lone surrogate becomes U+FFFD), so this always succeeds.
-    std::str::from_utf8(&buffer[..copied]).map(Some).map_err(|e| HootError::Internal(format!("token is not UTF-8: {e}")))
+    std::str::from_utf8(bytes).map(Some).map_err(|e| HootError::Internal(format!("token is not UTF-8: {e}")))
 }
 
 /// The core of `verifyToken` (see `verify.js`, which builds its result and caches it). Returns one
@@ -528,7 +529,7 @@ pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi
         let leeway = VerifyOptions::read(opts)?;
         let active = active::current()?;
         let mut buffer = [0u8; token::MAX_TOKEN_LENGTH + 5];
-        Ok(match read_token(&env, &token, &mut buffer)? {
+        Ok(match read_token(&token, &mut buffer)? {
             Some(token) => active.verify(token, clock::unix_now(), leeway),
             None => Err(token::VerifyFailure::oversized()),
         })
