@@ -128,7 +128,7 @@ const out = [`# Benchmark results`, '', `Written by \`npm run bench\`${QUICK ? '
   '', '## Targets', '', table(targets), '', 'Where a target is not met, its section below says what bounds it.']
 if (results.tokens) {
   out.push('', '## Tokens (RS256, RSA-2048)', '',
-    'One key pair for all. *Cold*: each call gets a token no contender has verified before. *Repeated*: the same token every call (each request of a session carries the same one). *Forged*: a valid token with its signature altered. fast-jwt gets a single PEM key (no kid lookup); jose uses `createLocalJWKSet`; "jsonwebtoken + jwk-to-pem" is Hoot\'s `authenticateRequest` (decode for the kid, `jwt.verify` with the PEM string, the UUID check). node:crypto and `openssl speed` sign or verify a fixed message with no JWT work at all: the floors.',
+    'One key pair for all. *Cold*: each call gets a token no contender has verified before. *Repeated*: the same token every call (each request of a session carries the same one). *Forged*: a valid token with its signature altered. *Attack tokens*: `alg: none`, HS256 keyed with the public key, an unknown kid, non-canonical base64url and a 1,000-level bracket bomb, in turn (hoot-core refuses all five before any RSA work). fast-jwt gets a single PEM key (no kid lookup); jose uses `createLocalJWKSet`; "jsonwebtoken + jwk-to-pem" is Hoot\'s `authenticateRequest` (decode for the kid, `jwt.verify` with the PEM string, the UUID check). node:crypto and `openssl speed` sign or verify a fixed message with no JWT work at all: the floors.',
     '', ...rateTables(results.tokens.rows).flatMap((t) => [t, '']))
   const cold = results.tokens.rows['verify, cold']
   const r = (a, b) => fmt.ratio(pairedRatio(cold[a], cold[b]))

@@ -166,8 +166,26 @@ export async function run() {
     'jsonwebtoken + jwk-to-pem': () => measure(COLD_N, (i) => { try { hootJs(forged[i]) } catch {} }),
     'fast-jwt, no cache': () => measure(COLD_N, (i) => { try { fastVerify(forged[i]) } catch {} }),
   })
+  // The attacks refused before any RSA work: alg none, HS256 keyed with the public key, an
+  // unknown kid, non-canonical base64url, and a bracket bomb in the header.
+  const [h, p, s] = one.split('.')
+  const seg = (x) => Buffer.from(JSON.stringify(x)).toString('base64url')
+  const attacks = [
+    `${seg({ alg: 'none', kid: keys.kid })}.${p}.`,
+    `${seg({ alg: 'HS256', kid: keys.kid })}.${p}.${s.slice(0, 43)}`,
+    `${seg({ alg: 'RS256', kid: 'unknown' })}.${p}.${s}`,
+    `${h}=.${p}.${s}`,
+    `${Buffer.from(`{"alg":"RS256","x":${'['.repeat(1000)}${']'.repeat(1000)}}`).toString('base64url')}.${p}.${s}`,
+  ]
+  const verifyAttacks = await interleave(ROUNDS, {
+    'hoot-core': () => measure(COLD_N, (i) => hoot.verifyToken(attacks[i % attacks.length])),
+    jose: () => measure(COLD_N, (i) => jwtVerify(attacks[i % attacks.length], joseJwks, { algorithms: ['RS256'] }).catch(() => {})),
+    'jsonwebtoken + jwk-to-pem': () => measure(COLD_N, (i) => { try { hootJs(attacks[i % attacks.length]) } catch {} }),
+    'fast-jwt, no cache': () => measure(COLD_N, (i) => { try { fastVerify(attacks[i % attacks.length]) } catch {} }),
+  })
+  check(attacks.every((a) => !hoot.verifyToken(a).valid), 'every attack token is refused')
   return {
-    rows: { sign: sign_, 'verify, cold': verifyCold, 'verify, repeated token': verifyRepeated, 'verify, forged signature': verifyForged },
+    rows: { sign: sign_, 'verify, cold': verifyCold, 'verify, repeated token': verifyRepeated, 'verify, forged signature': verifyForged, 'verify, attack tokens refused before RSA': verifyAttacks },
     openssl: opensslVersion(),
   }
 }
