@@ -324,6 +324,20 @@ fn inspection_reports_without_changing_anything() -> TestResult {
 }
 
 #[test]
+fn a_store_never_uses_a_database_closed_while_a_call_still_held_it() -> TestResult {
+    // The only test here on the shared in-memory database: closing it while something still holds
+    // it (a call in flight) must send the store back to the registry, not to the old connection.
+    let store = OAuthStore::open(ALICE, DbLocation::Memory, NOW_MS)?;
+    store.save_tokens("s", &json(r#"{"old":true}"#))?;
+    let (in_flight, _) = db::get_or_open(DbLocation::Memory, NOW_MS)?;
+    assert!(db::close(DbLocation::Memory)?);
+    assert_eq!(store.tokens("s")?, None, "read from the closed database");
+    drop(in_flight);
+    db::close(DbLocation::Memory)?;
+    Ok(())
+}
+
+#[test]
 fn json_the_value_type_cannot_hold_is_still_a_json_object() -> TestResult {
     // Found by the stored_json fuzz target: valid JSON that serde_json's Value refuses (a number
     // past the range of a double; JSON.parse reads it as Infinity) is a JSON object all the same.
