@@ -6,7 +6,7 @@ import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { createServer } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 
-import { issueToken, loadKeys, verifyToken } from '../main.js'
+import { issueToken, loadKeys, verifyToken } from '../lib/index.js'
 import { USER, b64url, hootKeyFiles, tempDir } from './helpers.mjs'
 
 const now = () => Math.floor(Date.now() / 1000)

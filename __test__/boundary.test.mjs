@@ -8,7 +8,7 @@ import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, test } from 'node:test'
 
-import * as hoot from '../main.js'
+import * as hoot from '../lib/index.js'
 import { USER, root, tempDir } from './helpers.mjs'
 
 const dir = tempDir('boundary')
@@ -198,7 +198,7 @@ test('a panic inside the core becomes a JS error or a rejected promise, never an
     native.loadKeys({ keyDir: ${JSON.stringify(join(dir, 'panic-keys'))} })
     try { native.issueToken(DEAD); seen.push({ where: 'issueToken', returned: true }) } catch (e) { record('issueToken', e) }
     const store = new native.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(join(dir, 'panic.db'))} })
-    try { store.tokensText(DEAD); seen.push({ where: 'tokensText', returned: true }) } catch (e) { record('tokensText', e) }
+    try { native.storeTokensText(store, DEAD); seen.push({ where: 'storeTokensText', returned: true }) } catch (e) { record('storeTokensText', e) }
     native.issueTokenAsync(DEAD).then(
       () => seen.push({ where: 'issueTokenAsync', resolved: true }),
       (e) => record('issueTokenAsync', e),
@@ -209,7 +209,7 @@ test('a panic inside the core becomes a JS error or a rejected promise, never an
     })`], { encoding: 'utf8' })
   assert.equal(child.status, 0, `the process died (signal ${child.signal}):\n${child.stderr}`)
   const seen = JSON.parse(child.stdout.trim().split('\n').pop())
-  for (const where of ['issueToken', 'tokensText', 'issueTokenAsync']) {
+  for (const where of ['issueToken', 'storeTokensText', 'issueTokenAsync']) {
     const entry = seen.find((s) => s.where === where)
     assert.equal(entry.code, 'ERR_HOOT_INTERNAL', `${where}: ${JSON.stringify(entry)}`)
     assert.match(entry.message, /panic: forced by the test-panic feature/)

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { loadKeys } from '../main.js'
+import { loadKeys } from '../lib/index.js'
 import { createApp } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
 import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'

@@ -4,11 +4,11 @@
 // in migrate.test.mjs.)
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { OAuthStore, closeDatabase, loadKeys } from '../main.js'
+import { OAuthStore, closeDatabase, loadKeys } from '../lib/index.js'
 import { USER, entry, root, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const linux = process.platform === 'linux'
@@ -135,9 +135,7 @@ test('a read-only database file is a clear ERR_HOOT_DB, and nothing is written',
   chmodSync(dir, 0o755)
   const pkg = join(dir, 'pkg')
   mkdirSync(pkg)
-  for (const file of readdirSync(root).filter((f) => f.endsWith('.js') || f.endsWith('.node') || f === 'package.json')) {
-    copyFileSync(join(root, file), join(pkg, file))
-  }
+  cpSync(join(root, 'lib'), join(pkg, 'lib'), { recursive: true })
   const dbPath = join(dir, 'hoot-mcp.db')
   const store = new OAuthStore(USER, { dbPath })
   store.saveTokens('kept', { access_token: 'kept' })
@@ -146,7 +144,7 @@ test('a read-only database file is a clear ERR_HOOT_DB, and nothing is written',
   chmodSync(dir, 0o555) // no new -wal or -shm files either
   const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   const child = spawnSync(process.execPath, ['-e', `
-    const hoot = require(${JSON.stringify(join(pkg, 'main.js'))})
+    const hoot = require(${JSON.stringify(join(pkg, 'lib', 'index.js'))})
     const outcome = {}
     try {
       const store = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { exportJWK, generateKeyPair } from 'jose'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
-export const entry = pathToFileURL(join(root, 'main.js')).href
+export const entry = pathToFileURL(join(root, 'lib', 'index.js')).href
 export const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
 
 export function tempDir(label) {

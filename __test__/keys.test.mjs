@@ -6,7 +6,7 @@ import { test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { generateKeys, issueToken, loadKeys, publicJwks, verifyToken } from '../main.js'
+import { generateKeys, issueToken, loadKeys, publicJwks, verifyToken } from '../lib/index.js'
 import { USER, entry, hootKeyFiles, runIsolated, tempDir } from './helpers.mjs'
 
 const mode = (path) => statSync(path).mode & 0o777

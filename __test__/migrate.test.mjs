@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFil
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { OAuthStore, closeDatabase, migrateDatabase } from '../main.js'
+import { OAuthStore, closeDatabase, migrateDatabase } from '../lib/index.js'
 import { USER, entry, makeLegacyDb, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')

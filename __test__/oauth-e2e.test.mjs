@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 
-import { OAuthStore, createOAuthProvider } from '../main.js'
+import { OAuthStore, createOAuthProvider } from '../lib/index.js'
 import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
 import { tempDir } from './helpers.mjs'
 

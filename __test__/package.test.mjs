@@ -10,6 +10,25 @@ import { USER, root, tempDir } from './helpers.mjs'
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
+/** The package's API: every export, nothing internal. */
+const API = [
+  'OAuthStore',
+  'cacheFavicon',
+  'cleanupExpiredVerifiers',
+  'closeDatabase',
+  'createOAuthProvider',
+  'generateKeys',
+  'getCachedFavicon',
+  'inspectDatabase',
+  'isValidUserId',
+  'issueToken',
+  'issueTokenAsync',
+  'loadKeys',
+  'migrateDatabase',
+  'publicJwks',
+  'verifyToken',
+]
+
 function run(command, args, options) {
   const result = spawnSync(command, args, { encoding: 'utf8', ...options })
   assert.equal(result.status, 0, `${command} ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}`)
@@ -20,7 +39,7 @@ test('the npm pack tarball installs into an empty project and works from ESM and
   const packDir = tempDir('pack')
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', packDir], { cwd: root }))
   const files = packed[0].files.map((f) => f.path)
-  for (const needed of ['main.js', 'provider.js', 'verify.js', 'store.js', 'index.js', 'index.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js']) {
+  for (const needed of ['lib/index.js', 'lib/provider.js', 'lib/verify.js', 'lib/store.js', 'lib/binding.js', 'lib/index.d.ts', 'lib/header.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js', 'LICENSE']) {
     assert.ok(files.includes(needed), `tarball lacks ${needed}`)
   }
   assert.ok(!files.some((f) => f.endsWith('.node') || f.startsWith('target/')), 'no build output in the tarball')
@@ -35,14 +54,26 @@ test('the npm pack tarball installs into an empty project and works from ESM and
 
   const env = { ...process.env, HOME: tempDir('home') }
   const esm = run(process.execPath, ['--input-type=module', '-e', `
+    import * as all from 'hoot-core'
     import { issueToken, verifyToken, createOAuthProvider } from 'hoot-core'
     if (typeof createOAuthProvider !== 'function') throw new Error('createOAuthProvider is not exported')
-    console.log(verifyToken(issueToken('${USER}')).userId)`], { cwd: project, env })
-  assert.equal(esm.trim(), USER)
+    console.log(JSON.stringify({ userId: verifyToken(issueToken('${USER}')).userId, names: Object.keys(all) }))`], { cwd: project, env })
+  const fromEsm = JSON.parse(esm.trim())
+  assert.equal(fromEsm.userId, USER)
   const cjs = run(process.execPath, ['-e', `
     const hoot = require('hoot-core')
-    console.log(hoot.verifyToken(hoot.issueToken('${USER}')).userId)`], { cwd: project, env })
-  assert.equal(cjs.trim(), USER)
+    const store = new hoot.OAuthStore('${USER}', { dbPath: ':memory:' })
+    const visible = []
+    for (let o = store; o !== null; o = Object.getPrototypeOf(o)) visible.push(...Object.getOwnPropertyNames(o))
+    console.log(JSON.stringify({ userId: hoot.verifyToken(hoot.issueToken('${USER}')).userId, names: Object.keys(hoot), visible }))`], { cwd: project, env })
+  const fromCjs = JSON.parse(cjs.trim())
+  assert.equal(fromCjs.userId, USER)
+
+  // Exactly the API, from CommonJS and ESM alike.
+  assert.deepEqual([...fromCjs.names].sort(), API)
+  assert.deepEqual(fromEsm.names.filter((n) => n !== 'default').sort(), API)
+  const internal = fromCjs.visible.filter((n) => /Text$|^__napi/.test(n))
+  assert.deepEqual(internal, [], 'no internal native method is visible on a store')
 
   // The example server, run from the installed package: its token round trip over HTTP. Its other
   // dependencies are linked from this repository rather than downloaded.

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { OAuthStore, createOAuthProvider } from '../main.js'
+import { OAuthStore, createOAuthProvider } from '../lib/index.js'
 import { USER, tempDir } from './helpers.mjs'
 
 const options = {

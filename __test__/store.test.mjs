@@ -5,7 +5,7 @@ import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { OAuthStore, cacheFavicon, cleanupExpiredVerifiers, closeDatabase, getCachedFavicon } from '../main.js'
+import { OAuthStore, cacheFavicon, cleanupExpiredVerifiers, closeDatabase, getCachedFavicon } from '../lib/index.js'
 import { USER, entry, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')

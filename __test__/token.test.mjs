@@ -5,7 +5,7 @@ import { before, describe, test } from 'node:test'
 import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, decodeProtectedHeader } from 'jose'
 import jsonwebtoken from 'jsonwebtoken'
 
-import { isValidUserId, issueToken, issueTokenAsync, loadKeys, publicJwks, verifyToken } from '../main.js'
+import { isValidUserId, issueToken, issueTokenAsync, loadKeys, publicJwks, verifyToken } from '../lib/index.js'
 import { USER, b64url, hootKeyFiles, tempDir } from './helpers.mjs'
 
 let hoot // Hoot's key files, made by Hoot's own recipe with jose

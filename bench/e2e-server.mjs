@@ -15,7 +15,7 @@ const unauthorized = (res) => res.status(401).json({ success: false, error: 'Una
 
 function middleware() {
   if (kind === 'hoot-core') {
-    const { loadKeys, verifyToken } = require('../main.js')
+    const { loadKeys, verifyToken } = require('../lib/index.js')
     loadKeys({ privateKeyPath, jwksPath })
     return (req, res, next) => {
       const token = req.headers['x-hoot-token']

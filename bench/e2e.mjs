@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 
 import autocannon from 'autocannon'
 
-import hoot from '../main.js'
+import hoot from '../lib/index.js'
 import { QUICK } from './lib.mjs'
 
 const SERVER = fileURLToPath(new URL('./e2e-server.mjs', import.meta.url))

@@ -2,7 +2,7 @@
 // middleware, for the load test: who am I, save tokens, read tokens. Reports its port and, on
 // request, its RSS.
 import { createApp } from '../examples/express/server.mjs'
-import hoot from '../main.js'
+import hoot from '../lib/index.js'
 
 const app = createApp()
 app.get('/load/whoami', (req, res) => res.json({ userId: req.userId }))

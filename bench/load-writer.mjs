@@ -1,7 +1,7 @@
 // One of the other processes writing the same database during the load test: saves tokens for
 // its own users under fresh server ids, one every 2 ms (a busy neighbour, not a flood that holds
 // the write lock for good), until told to stop; then reports every save that returned.
-import hoot from '../main.js'
+import hoot from '../lib/index.js'
 
 const [index, users] = [Number(process.argv[2]), Number(process.argv[3])]
 const stores = Array.from({ length: users }, (_, u) => new hoot.OAuthStore(`00000000-0000-4000-8000-${String(index * 100000 + u).padStart(12, '0')}`))

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 
 import autocannon from 'autocannon'
 
-import hoot from '../main.js'
+import hoot from '../lib/index.js'
 import { median, tempDir } from './lib.mjs'
 
 const SECONDS = Number(process.env.LOAD_SECONDS || 60)

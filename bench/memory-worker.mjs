@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
 const require = createRequire(import.meta.url)
-const { OAuthStore, closeDatabase, issueToken, loadKeys, verifyToken } = require('../main.js')
+const { OAuthStore, closeDatabase, issueToken, loadKeys, verifyToken } = require('../lib/index.js')
 const [privateKeyPath, jwksPath, dir, verifies, storeOps] = process.argv.slice(2)
 
 function rss() {

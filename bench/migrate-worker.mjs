@@ -34,7 +34,7 @@ function hootLoop() {
 
 const start = process.hrtime.bigint()
 if (kind === 'hoot-core') {
-  const { closeDatabase, migrateDatabase } = require('../main.js')
+  const { closeDatabase, migrateDatabase } = require('../lib/index.js')
   const report = migrateDatabase(path)
   if (!report.migrated) throw new Error('hoot-core did not migrate')
   closeDatabase(path)

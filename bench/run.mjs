@@ -16,7 +16,7 @@ import * as store from './store.mjs'
 import * as tokens from './tokens.mjs'
 
 const require = createRequire(import.meta.url)
-const hoot = require('../main.js')
+const hoot = require('../lib/index.js')
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null
 const wanted = (section) => !only || only.has(section)
 const started = Date.now()

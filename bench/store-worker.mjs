@@ -24,7 +24,7 @@ const SCHEMA = `
 /** The four operations of each contender, as Hoot's OAuth provider calls them. */
 function contender() {
   if (kind === 'hoot-core') {
-    const { OAuthStore } = require('../main.js')
+    const { OAuthStore } = require('../lib/index.js')
     const store = new OAuthStore(USER, { dbPath })
     return {
       sync: 'FULL',

@@ -12,7 +12,7 @@ import { SignJWT, createLocalJWKSet, importJWK, jwtVerify } from 'jose'
 import jwt from 'jsonwebtoken'
 import jwkToPem from 'jwk-to-pem'
 
-import hoot from '../main.js'
+import hoot from '../lib/index.js'
 import { QUICK, ROUNDS, interleave, measure, tempDir } from './lib.mjs'
 
 const SIGN_N = QUICK ? 30 : 150

@@ -52,7 +52,7 @@ needs fixing. Changes nothing.`,
 class UsageError extends Error {}
 
 function loadNative() {
-  return require('../main.js')
+  return require('../lib/index.js')
 }
 
 function keygen(values, [dir = '.']) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the native addon from source at `npm install` time (there is no prebuilt binary) and
-// puts it where the napi-generated index.js looks for it: hoot-core.<platform>.node.
+// puts it where the napi-generated loader (lib/binding.js) looks for it: lib/hoot-core.<platform>.node.
 'use strict'
 
 const { spawnSync } = require('child_process')
@@ -15,7 +15,7 @@ function fail(message) {
   process.exit(1)
 }
 
-// The suffixes napi-rs's loader (index.js) tries for a local .node file.
+// The suffixes napi-rs's loader (lib/binding.js) tries for a local .node file.
 function platformSuffix() {
   const { platform, arch } = process
   if (platform === 'linux') {
@@ -67,6 +67,6 @@ if (build.error || build.status !== 0) {
 const targetDir = resolve(root, process.env.CARGO_TARGET_DIR || 'target')
 const built = join(targetDir, ...(host ? [host[1]] : []), 'release', libraryName())
 if (!existsSync(built)) fail(`cargo finished but ${built} is missing`)
-const dest = join(root, `hoot-core.${platformSuffix()}.node`)
+const dest = join(root, 'lib', `hoot-core.${platformSuffix()}.node`)
 copyFileSync(built, dest)
 console.log(`hoot-core: built ${dest}`)

@@ -123,26 +123,12 @@ impl OAuthStore {
         self.inner.user_id().to_string()
     }
 
-    /// `clientInformation`'s stored JSON text, or `undefined`; `store.js` defines `clientInformation` on it.
-    /// Not part of the typed API.
-    #[napi(js_name = "clientInformationText", skip_typescript)]
-    pub fn client_information_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
-        guarded(env, || text_value(env, self.inner.client_information(&string_value(&server_id, "serverId")?)?))
-    }
-
     #[napi(ts_args_type = "serverId: string, info: object")]
     pub fn save_client_information(&self, env: Env, server_id: Unknown, info: Unknown) -> napi::Result<()> {
         guarded(&env, || {
             let server_id = string_value(&server_id, "serverId")?;
             self.inner.save_client_information(&server_id, &json_object_arg(&env, info, "info")?)
         })
-    }
-
-    /// `tokens`'s stored JSON text, or `undefined`; `store.js` defines `tokens` on it.
-    /// Not part of the typed API.
-    #[napi(js_name = "tokensText", skip_typescript)]
-    pub fn tokens_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
-        guarded(env, || text_value(env, self.inner.tokens(&string_value(&server_id, "serverId")?)?))
     }
 
     #[napi(ts_args_type = "serverId: string, tokens: object")]
@@ -182,13 +168,6 @@ impl OAuthStore {
         })
     }
 
-    /// `serverConfig`'s stored JSON text, or `undefined`; `store.js` defines `serverConfig` on it.
-    /// Not part of the typed API.
-    #[napi(js_name = "serverConfigText", skip_typescript)]
-    pub fn server_config_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<Unknown<'e>> {
-        guarded(env, || text_value(env, self.inner.server_config(&string_value(&server_id, "serverId")?)?))
-    }
-
     #[napi(ts_args_type = "serverId: string, config: object")]
     pub fn save_server_config(&self, env: Env, server_id: Unknown, config: Unknown) -> napi::Result<()> {
         guarded(&env, || {
@@ -215,6 +194,28 @@ impl OAuthStore {
     pub fn delete_all(&self, env: Env) -> napi::Result<u32> {
         guarded(&env, || self.inner.delete_all().map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
+}
+
+// The readers behind `clientInformation`, `tokens` and `serverConfig` (lib/store.js). Functions
+// rather than methods, so that nothing but the typed API is visible on a store; not exported by
+// the package entry.
+
+/// The stored client information's JSON text, or `undefined`.
+#[napi(js_name = "storeClientInformationText", skip_typescript)]
+pub fn store_client_information_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+    guarded(env, || text_value(env, store.inner.client_information(&string_value(&server_id, "serverId")?)?))
+}
+
+/// The stored tokens' JSON text, or `undefined`.
+#[napi(js_name = "storeTokensText", skip_typescript)]
+pub fn store_tokens_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+    guarded(env, || text_value(env, store.inner.tokens(&string_value(&server_id, "serverId")?)?))
+}
+
+/// The stored server config's JSON text, or `undefined`.
+#[napi(js_name = "storeServerConfigText", skip_typescript)]
+pub fn store_server_config_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+    guarded(env, || text_value(env, store.inner.server_config(&string_value(&server_id, "serverId")?)?))
 }
 
 /// What `migrateDatabase` did.

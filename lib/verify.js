@@ -16,7 +16,7 @@
 // options (a leeway) always go to the core.
 'use strict'
 
-const native = require('./index.js')
+const native = require('./binding.js')
 
 const GENERATION = 4096
 let current = new Map()

@@ -1,5 +1,5 @@
 // createOAuthProvider: the MCP TypeScript SDK's OAuthClientProvider, backed by one user's
-// OAuthStore. Hand-written JS (the SDK calls it from JS); typed in types-header.d.ts.
+// OAuthStore. Hand-written JS (the SDK calls it from JS); typed in header.d.ts.
 'use strict'
 
 const { randomBytes } = require('crypto')

@@ -1,0 +1,37 @@
+// The package entry. Every export is named here, once: the native functions from the napi-generated
+// loader (binding.js), and the hand-written parts, each from the module that defines it:
+// verifyToken and the loadKeys that clears its cache (verify.js), OAuthStore with its
+// JSON-returning methods (store.js), createOAuthProvider (provider.js). The loader's internal
+// names (verifyTokenRaw, the store's text readers, napi's __napiBindingTarget) are not exported.
+//
+// `exports.name = ...` lines, one per export, are what Node's CommonJS export detection reads, so
+// ESM importers get named exports too.
+'use strict'
+
+const binding = require('./binding.js')
+const { loadKeys, verifyToken } = require('./verify.js')
+const { OAuthStore } = require('./store.js')
+const { createOAuthProvider } = require('./provider.js')
+
+// Keys
+exports.loadKeys = loadKeys
+exports.generateKeys = binding.generateKeys
+exports.publicJwks = binding.publicJwks
+
+// Tokens
+exports.issueToken = binding.issueToken
+exports.issueTokenAsync = binding.issueTokenAsync
+exports.verifyToken = verifyToken
+exports.isValidUserId = binding.isValidUserId
+
+// Store
+exports.OAuthStore = OAuthStore
+exports.migrateDatabase = binding.migrateDatabase
+exports.cleanupExpiredVerifiers = binding.cleanupExpiredVerifiers
+exports.getCachedFavicon = binding.getCachedFavicon
+exports.cacheFavicon = binding.cacheFavicon
+exports.closeDatabase = binding.closeDatabase
+exports.inspectDatabase = binding.inspectDatabase
+
+// The MCP SDK's OAuth provider
+exports.createOAuthProvider = createOAuthProvider
