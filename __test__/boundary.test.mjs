@@ -4,7 +4,7 @@
 // panic inside the core (forced by a test-only cargo feature) reaches JavaScript as an error.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync } from 'node:fs'
+import { copyFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, test } from 'node:test'
 
@@ -153,6 +153,55 @@ describe('every export and method, every wrong value', () => {
     assert.equal(store.codeVerifier('kept'), 'v'.repeat(43))
     assert.equal(hoot.verifyToken(hoot.issueToken(USER)).valid, true)
   })
+})
+
+// Every options interface the types declare, and the calls that take it: a property the reader in
+// src/binding/ forgot, or one it reads under another name, fails here, and so does an interface
+// added without a call to try it on.
+const OPTION_CALLS = {
+  KeyOptions: [(opts) => hoot.loadKeys(opts)],
+  GenerateKeyOptions: [(opts) => hoot.generateKeys(key(), opts)],
+  IssueOptions: [(opts) => hoot.issueToken(USER, opts)],
+  VerifyOptions: [(opts) => hoot.verifyToken('a.b.c', opts)],
+  StoreOptions: [
+    (opts) => new hoot.OAuthStore(USER, opts),
+    (opts) => hoot.cleanupExpiredVerifiers(opts),
+    (opts) => hoot.getCachedFavicon('https://a.example', undefined, opts),
+    (opts) => hoot.cacheFavicon('https://a.example', null, undefined, opts),
+  ],
+}
+
+/** `{ name: { prop: type } }` for every `export interface *Options` in the generated types. */
+function optionInterfaces() {
+  const dts = readFileSync(join(root, 'lib', 'index.d.ts'), 'utf8')
+  const interfaces = {}
+  for (const [, name, body] of dts.matchAll(/^export interface (\w+Options) \{\n([\s\S]*?)^\}/gm)) {
+    interfaces[name] = Object.fromEntries([...body.matchAll(/^ {2}(\w+)\?: (.+)$/gm)].map(([, prop, type]) => [prop, type]))
+  }
+  return interfaces
+}
+
+test('every property of every options interface refuses a wrong type, naming opts.<property>', async () => {
+  const interfaces = optionInterfaces()
+  // OAuthProviderOptions is hand-written (lib/header.d.ts) and checked in provider.test.mjs.
+  delete interfaces.OAuthProviderOptions
+  assert.deepEqual(Object.keys(interfaces).sort(), Object.keys(OPTION_CALLS).sort(), 'an options interface without calls here')
+  for (const [name, props] of Object.entries(interfaces)) {
+    assert.ok(Object.keys(props).length > 0, `${name} declares no properties`)
+    for (const [prop, type] of Object.entries(props)) {
+      // A value of a type the declaration does not allow: a string where a number goes, else a number.
+      const wrong = /number|\b\d+\b/.test(type) ? '42' : 42
+      for (const call of OPTION_CALLS[name]) {
+        for (const value of [wrong, Symbol('wrong')]) {
+          const { outcome, error } = attempt(() => call({ [prop]: value }))
+          assert.equal(outcome, 'threw', `${name}.${prop}: ${String(value)} accepted`)
+          assert.equal(error.code, 'ERR_INVALID_ARG_TYPE', `${name}.${prop}: ${error.message}`)
+          assert.match(error.message, new RegExp(`^The "opts\\.${prop}" property must be `), `${name}.${prop}`)
+        }
+      }
+    }
+  }
+  await assert.rejects(hoot.issueTokenAsync(USER, { ttlSeconds: '42' }), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
 test('issueTokenAsync rejects with exactly what issueToken throws, and never throws itself', async () => {

@@ -172,12 +172,17 @@ export interface DatabaseStatus {
   upToDate: boolean
 }
 
+/** What `generateKeys` wrote. */
 export interface GeneratedKeys {
+  /** The new key's id. */
   kid: string
+  /** The private JWK (secret: never commit or share it). */
   privateKeyPath: string
+  /** The JWKS with its public half. */
   jwksPath: string
 }
 
+/** Options of `generateKeys`. */
 export interface GenerateKeyOptions {
   /** The key id. Defaults to a random UUID, as Hoot's key-generation recipe does. */
   kid?: string
@@ -265,11 +270,15 @@ export interface KeyOptions {
 export interface KeysInfo {
   /** The kid tokens are signed with. */
   kid: string
+  /** The signing algorithm, always RS256. */
   alg: 'RS256'
   /** How many public keys verify tokens (several during a key rotation). */
   publicKeys: number
+  /** Where the signing key came from: key files, inline JSON, or the key hoot-core generated. */
   source: 'files' | 'inline' | 'generated'
+  /** The private key file, when the key came from (or was generated into) a file. */
   privateKeyPath?: string
+  /** The JWKS file, when the public keys came from one. */
   jwksPath?: string
 }
 
@@ -321,6 +330,7 @@ export interface StoreOptions {
   dbPath?: string
 }
 
+/** Options of `verifyToken`. */
 export interface VerifyOptions {
   /** Clock skew allowed on `exp` and `nbf`, in whole seconds (at most 86400). Defaults to 0. */
   leewaySeconds?: number

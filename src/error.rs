@@ -61,6 +61,11 @@ impl HootError {
     pub fn out_of_range(name: impl Into<String>, reason: impl Into<String>) -> Self {
         HootError::InvalidArgValue { name: name.into(), reason: reason.into(), out_of_range: true }
     }
+
+    /// `name` holds something JSON cannot (a BigInt, a function, a cycle); `detail` says what.
+    pub fn not_json(name: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Self::arg_value(name, format!("must hold only JSON values: {detail}"))
+    }
 }
 
 /// `opts.ttlSeconds` is a property, `userId` an argument: Node words the two differently.

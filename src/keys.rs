@@ -501,6 +501,7 @@ enum WriteError {
     Failed(HootError),
 }
 
+/// The RSA modulus sizes `generateKeys` makes.
 pub fn key_size(bits: u32) -> Option<KeySize> {
     match bits {
         2048 => Some(KeySize::Rsa2048),
@@ -508,6 +509,32 @@ pub fn key_size(bits: u32) -> Option<KeySize> {
         4096 => Some(KeySize::Rsa4096),
         _ => None,
     }
+}
+
+/// `generateKeys(dir, opts)`'s options as the caller gave them; `None` means "the default".
+#[derive(Debug, Clone, Default)]
+pub struct GenerateKeyOptions {
+    /// The key id; a random UUID when absent.
+    pub kid: Option<String>,
+    /// The modulus size; 2048 when absent.
+    pub bits: Option<f64>,
+}
+
+/// `generateKeys`: checks the caller's values, then writes a new pair into `dir` (relative to `cwd`).
+pub fn generate_key_files(dir: &str, opts: &GenerateKeyOptions, cwd: &Path) -> Result<GeneratedKeys, HootError> {
+    if dir.is_empty() {
+        return Err(HootError::arg_value("dir", "must not be empty"));
+    }
+    if opts.kid.as_deref() == Some("") {
+        return Err(HootError::arg_value("opts.kid", "must not be empty"));
+    }
+    let size = match opts.bits {
+        None => key_size(2048),
+        Some(bits) if bits.fract() == 0.0 && bits > 0.0 && bits < 65536.0 => key_size(bits as u32),
+        Some(_) => None,
+    }
+    .ok_or_else(|| HootError::out_of_range("opts.bits", "must be 2048, 3072 or 4096"))?;
+    generate_keys(&cwd.join(dir), opts.kid.as_deref(), size)
 }
 
 /// Generates an RS256 key pair into `dir` as Hoot's two files (directory 0700, files 0600). Refuses

@@ -14,6 +14,30 @@ use serde_json::{Map, Value};
 use crate::error::HootError;
 use crate::keys::KeySet;
 
+/// The most clock skew `leewaySeconds` may allow: a day.
+pub const MAX_LEEWAY_SECONDS: u64 = 86_400;
+
+/// `verifyToken`'s options as the caller gave them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Clock skew allowed on `exp` and `nbf`; 0 when absent.
+    pub leeway_seconds: Option<f64>,
+}
+
+impl VerifyOptions {
+    /// The leeway in whole seconds, from 0 to `MAX_LEEWAY_SECONDS`.
+    pub fn leeway(&self) -> Result<u64, HootError> {
+        match self.leeway_seconds {
+            None => Ok(0),
+            Some(l) if l.fract() == 0.0 && (0.0..=MAX_LEEWAY_SECONDS as f64).contains(&l) => Ok(l as u64),
+            Some(l) => Err(HootError::out_of_range(
+                "opts.leewaySeconds",
+                format!("must be a whole number of seconds from 0 to {MAX_LEEWAY_SECONDS}. Received {l}"),
+            )),
+        }
+    }
+}
+
 /// Tokens longer than this are rejected before any decoding.
 pub const MAX_TOKEN_LENGTH: usize = 8 * 1024;
 pub const DEFAULT_TTL_SECONDS: u64 = 3600;

@@ -1,16 +1,17 @@
-//! The store's JavaScript face: `OAuthStore`, `migrateDatabase`, the favicon cache and
-//! `closeDatabase`. Values cross as JSON text made and read by V8's own `JSON.stringify` and
-//! `JSON.parse`, so what is stored is byte for byte what Hoot's `JSON.stringify(tokens)` stored.
+//! The store's JavaScript face: `OAuthStore`, `migrateDatabase`, the favicon cache,
+//! `closeDatabase` and `inspectDatabase`. Values cross as JSON text made and read by V8's own
+//! `JSON.stringify` and `JSON.parse`, so what is stored is byte for byte what Hoot's
+//! `JSON.stringify(tokens)` stored.
 
-use napi::bindgen_prelude::{Either, Function, Object};
-use napi::bindgen_prelude::JsObjectValue;
-use napi::{Env, JsValue, Unknown, ValueType};
+use napi::bindgen_prelude::Either;
+use napi::{Env, Unknown, ValueType};
 use napi_derive::napi;
 
-use super::{describe, guarded, napi_failure, string_value, take_pending_exception, type_of, Props};
+use super::args::{describe, json_object_arg, optional_string, string_value, type_of, Props};
+use super::guarded;
 use crate::clock;
 use crate::error::HootError;
-use crate::store::{self, db, CredentialScope, DbLocation, JsonObject};
+use crate::store::{self, db, CredentialScope, DbLocation};
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]
@@ -20,57 +21,14 @@ pub struct StoreOptions {
     pub db_path: Option<String>,
 }
 
-fn db_path_value(value: &Unknown, name: &str) -> Result<String, HootError> {
-    let path = string_value(value, name)?;
-    if path.is_empty() {
-        return Err(HootError::arg_value(name, "must not be empty"));
-    }
-    Ok(path)
-}
-
+/// The database `opts.dbPath` names (or the default one).
 fn location(props: &Props) -> Result<DbLocation, HootError> {
-    let path = props.get("dbPath")?.map(|(v, name)| db_path_value(&v, &name)).transpose()?;
-    db::location_from_process(path.as_deref())
+    db::location_from_process(props.string("dbPath")?.as_deref(), "opts.dbPath")
 }
 
-/// A string argument that may be left out (`undefined` or `null`).
-fn optional_string(value: Option<Unknown>, name: &str) -> Result<Option<String>, HootError> {
-    match value {
-        None => Ok(None),
-        Some(v) => match type_of(&v)? {
-            ValueType::Undefined | ValueType::Null => Ok(None),
-            _ => string_value(&v, name).map(Some),
-        },
-    }
-}
-
-fn json_function<'e>(env: &'e Env, name: &str) -> Result<Function<'e, Unknown<'e>, Unknown<'e>>, HootError> {
-    let global = env.get_global().map_err(napi_failure)?;
-    let json: Object = global.get_named_property("JSON").map_err(napi_failure)?;
-    json.get_named_property(name).map_err(napi_failure)
-}
-
-/// `JSON.stringify(value)` for a plain object argument, checked as a storable JSON object.
-fn json_object_arg(env: &Env, value: Unknown, name: &str) -> Result<JsonObject, HootError> {
-    match type_of(&value)? {
-        ValueType::Object if !value.is_array().map_err(napi_failure)? => {}
-        ValueType::Undefined | ValueType::Function | ValueType::Symbol | ValueType::BigInt => {
-            return Err(HootError::arg_type(name, "a JSON object", describe(&value)))
-        }
-        _ => return Err(HootError::arg_value(name, format!("must be a JSON object. Received {}", describe(&value)))),
-    }
-    let text = match json_function(env, "stringify")?.call(value) {
-        Ok(text) => text,
-        Err(e) => {
-            // napi usually hands the thrown error back in `e`; if it is still pending, take it.
-            let reason = take_pending_exception(env).map_or(e.reason, |pending| pending.reason);
-            return Err(HootError::arg_value(name, format!("must be serialisable as JSON: {reason}")));
-        }
-    };
-    if type_of(&text)? != ValueType::String {
-        return Err(HootError::arg_value(name, "must be a JSON object"));
-    }
-    JsonObject::new(unsafe { text.cast::<String>() }.map_err(napi_failure)?, name)
+/// The database a `dbPath` argument names (or the default one).
+fn location_arg(db_path: Option<Unknown>) -> Result<DbLocation, HootError> {
+    db::location_from_process(optional_string(db_path, "dbPath")?.as_deref(), "dbPath")
 }
 
 /// Stored JSON text as a JS string (Latin-1 when it is ASCII, which V8 copies without decoding),
@@ -78,6 +36,8 @@ fn json_object_arg(env: &Env, value: Unknown, name: &str) -> Result<JsonObject, 
 /// would first have to look `JSON.parse` up, which costs more than the parse.
 fn text_value<'e>(env: &'e Env, text: Option<String>) -> Result<Unknown<'e>, HootError> {
     let mut value = std::ptr::null_mut();
+    // SAFETY: `env` is the live environment of the current call; the text outlives the call that
+    // copies it, and `value` receives the new handle.
     let status = unsafe {
         let Some(text) = text else {
             napi::sys::napi_get_undefined(env.raw(), &mut value);
@@ -92,12 +52,16 @@ fn text_value<'e>(env: &'e Env, text: Option<String>) -> Result<Unknown<'e>, Hoo
     if status != napi::sys::Status::napi_ok {
         return Err(HootError::Internal(format!("N-API could not create a string (status {status})")));
     }
+    // SAFETY: N-API just created `value`, a valid handle in the current scope of `env`.
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
 /// One user's OAuth state for remote MCP servers, in Hoot's SQLite database. Make one per request
 /// with the user id from the verified token; every statement it runs is scoped to that user.
 /// Methods are synchronous, like better-sqlite3, and return `undefined` when nothing is stored.
+// The one shell that keeps its core type's name (the core's is `store::OAuthStore`): for a class
+// whose Rust and JS names differ, napi build adds an `export type <RustName>` alias to index.d.ts
+// and an export of it to the loader, which would put a Rust name into the package's types.
 #[napi]
 pub struct OAuthStore {
     inner: store::OAuthStore,
@@ -219,8 +183,8 @@ pub fn store_server_config_text<'e>(env: &'e Env, store: &OAuthStore, server_id:
 }
 
 /// What `migrateDatabase` did.
-#[napi(object, object_from_js = false)]
-pub struct MigrationReport {
+#[napi(object, js_name = "MigrationReport", object_from_js = false)]
+pub struct JsMigrationReport {
     /// True when legacy single-user tables were converted (empty ones included).
     pub migrated: bool,
     /// The user the legacy rows now belong to.
@@ -244,14 +208,10 @@ fn count(n: u64) -> u32 {
 /// All in one transaction, after a backup next to the file. Idempotent. Throws `ERR_HOOT_DB` for a
 /// file that is not a SQLite database, leaving it untouched.
 #[napi(ts_args_type = "dbPath?: string")]
-pub fn migrate_database(env: Env, db_path: Option<Unknown>) -> napi::Result<MigrationReport> {
+pub fn migrate_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsMigrationReport> {
     guarded(&env, || {
-        let path = optional_string(db_path, "dbPath")?;
-        if path.as_deref() == Some("") {
-            return Err(HootError::arg_value("dbPath", "must not be empty"));
-        }
-        let report = store::migrate_database(db::location_from_process(path.as_deref())?, clock::unix_now_ms())?;
-        Ok(MigrationReport {
+        let report = store::migrate_database(location_arg(db_path)?, clock::unix_now_ms())?;
+        Ok(JsMigrationReport {
             migrated: report.migrated,
             legacy_user_id: report.legacy_user_id,
             tokens: count(report.tokens),
@@ -269,13 +229,7 @@ pub fn migrate_database(env: Env, db_path: Option<Unknown>) -> napi::Result<Migr
 pub fn cleanup_expired_verifiers(env: Env, opts: Option<Unknown>) -> napi::Result<u32> {
     guarded(&env, || {
         let props = Props::new(opts, "opts")?;
-        let max_age = match props.number("maxAgeSeconds")? {
-            None => store::VERIFIER_TTL_SECONDS,
-            Some(age) if age.fract() == 0.0 && (0.0..=1e12).contains(&age) => age as i64,
-            Some(age) => {
-                return Err(HootError::out_of_range("opts.maxAgeSeconds", format!("must be a whole number of seconds. Received {age}")))
-            }
-        };
+        let max_age = store::verifier_max_age(props.number("maxAgeSeconds")?)?;
         store::cleanup_expired_verifiers(location(&props)?, max_age, clock::unix_now() as i64).map(count)
     })
 }
@@ -336,7 +290,7 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
         match optional_string(db_path, "dbPath")? {
             None => db::close_all(),
             Some(path) => {
-                db::close(db::location_from_process(Some(&path))?)?;
+                db::close(db::location_from_process(Some(&path), "dbPath")?)?;
             }
         }
         Ok(())
@@ -344,8 +298,8 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
 }
 
 /// The schema state of a database, as `inspectDatabase` reports it.
-#[napi(object, object_from_js = false)]
-pub struct DatabaseStatus {
+#[napi(object, js_name = "DatabaseStatus", object_from_js = false)]
+pub struct JsDatabaseStatus {
     /// The file looked at (or `':memory:'`).
     pub path: String,
     pub exists: bool,
@@ -362,12 +316,11 @@ pub struct DatabaseStatus {
 /// Reads a database's schema state through a read-only connection: nothing is created, migrated
 /// or written. Throws `ERR_HOOT_DB` for a file that is not a SQLite database.
 #[napi(ts_args_type = "dbPath?: string")]
-pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<DatabaseStatus> {
+pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDatabaseStatus> {
     guarded(&env, || {
-        let path = optional_string(db_path, "dbPath")?;
-        let location = db::location_from_process(path.as_deref())?;
+        let location = location_arg(db_path)?;
         let status = store::inspect_database(location.clone())?;
-        Ok(DatabaseStatus {
+        Ok(JsDatabaseStatus {
             path: location.display(),
             exists: status.exists,
             schema_version: u32::try_from(status.schema_version).unwrap_or(0),

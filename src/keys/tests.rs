@@ -26,6 +26,26 @@ fn write(path: &Path, value: &Value) -> TestResult {
 }
 
 #[test]
+fn generate_key_files_checks_the_callers_values_before_writing() -> TestResult {
+    let cwd = temp_dir("generate-opts");
+    let opts = |kid: Option<&str>, bits: Option<f64>| GenerateKeyOptions { kid: kid.map(str::to_string), bits };
+    let refused = |dir: &str, opts: GenerateKeyOptions| match generate_key_files(dir, &opts, &cwd) {
+        Err(e) => (e.code(), e.to_string()),
+        Ok(written) => panic!("wrote {written:?}"),
+    };
+    assert_eq!(refused("", opts(None, None)), ("ERR_INVALID_ARG_VALUE", "The \"dir\" argument must not be empty".into()));
+    assert_eq!(refused("k", opts(Some(""), None)).1, "The \"opts.kid\" property must not be empty");
+    for bits in [1024.0, 2048.5, -2048.0, 0.0, 65536.0 + 2048.0, f64::NAN] {
+        assert_eq!(refused("k", opts(None, Some(bits))).1, "The \"opts.bits\" property must be 2048, 3072 or 4096", "{bits}");
+    }
+    assert_eq!(fs::read_dir(&cwd)?.count(), 0, "nothing was written");
+
+    let written = generate_key_files("k", &opts(Some("mine"), None), &cwd)?;
+    assert_eq!((written.kid.as_str(), written.private_key_path), ("mine", cwd.join("k").join(PRIVATE_KEY_FILE)));
+    Ok(())
+}
+
+#[test]
 fn plan_prefers_inline_then_paths_then_cwd_files_then_key_dir() -> TestResult {
     let cwd = temp_dir("plan");
     let home = temp_dir("home");

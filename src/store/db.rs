@@ -66,8 +66,12 @@ pub fn resolve_location(
     Ok(DbLocation::File(chosen))
 }
 
-/// The location for `option` in this process's environment.
-pub fn location_from_process(option: Option<&str>) -> Result<DbLocation, HootError> {
+/// The location for the `name` option (`dbPath` or `opts.dbPath`) in this process's environment;
+/// an empty path is refused rather than read as the working directory.
+pub fn location_from_process(option: Option<&str>, name: &str) -> Result<DbLocation, HootError> {
+    if option == Some("") {
+        return Err(HootError::arg_value(name, "must not be empty"));
+    }
     let home_var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
     let home = std::env::var_os(home_var).filter(|h| !h.is_empty()).map(PathBuf::from);
     let cwd = std::env::current_dir().unwrap_or_default();

@@ -46,6 +46,28 @@ pub fn check_id(name: &str, id: &str) -> Result<(), HootError> {
     Ok(())
 }
 
+/// `cleanupExpiredVerifiers`'s `maxAgeSeconds`: whole seconds, `VERIFIER_TTL_SECONDS` when absent.
+pub fn verifier_max_age(max_age_seconds: Option<f64>) -> Result<i64, HootError> {
+    match max_age_seconds {
+        None => Ok(VERIFIER_TTL_SECONDS),
+        Some(age) if age.fract() == 0.0 && (0.0..=1e12).contains(&age) => Ok(age as i64),
+        Some(age) => {
+            Err(HootError::out_of_range("opts.maxAgeSeconds", format!("must be a whole number of seconds. Received {age}")))
+        }
+    }
+}
+
+/// What kind of JavaScript value was given where the store keeps a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A plain object: serialised and stored.
+    Object,
+    /// A JSON value that is not an object (`null`, a boolean, a number, a string, an array).
+    OtherJson,
+    /// Not a JSON value at all (`undefined`, a function, a symbol, a BigInt).
+    NotJson,
+}
+
 /// JSON text known to hold one object and to be at most `MAX_VALUE_BYTES` long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonObject(String);
@@ -66,8 +88,24 @@ impl JsonObject {
         Ok(JsonObject(text))
     }
 
+    /// The stored text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The rule for what may be stored, applied before the value is serialised: an object, and
+    /// nothing else; `received` describes the value for the message.
+    pub fn check_kind(kind: ValueKind, name: &str, received: &str) -> Result<(), HootError> {
+        match kind {
+            ValueKind::Object => Ok(()),
+            ValueKind::NotJson => Err(HootError::arg_type(name, "a JSON object", received)),
+            ValueKind::OtherJson => Err(HootError::arg_value(name, format!("must be a JSON object. Received {received}"))),
+        }
+    }
+
+    /// The error for an object `JSON.stringify` refused (a cycle, a BigInt inside, a throwing `toJSON`).
+    pub fn unserialisable(name: &str, reason: &str) -> HootError {
+        HootError::arg_value(name, format!("must be serialisable as JSON: {reason}"))
     }
 }
 

@@ -82,6 +82,39 @@ fn location_rules() -> TestResult {
 }
 
 #[test]
+fn an_empty_db_path_is_refused_not_read_as_the_working_directory() {
+    for name in ["dbPath", "opts.dbPath"] {
+        match db::location_from_process(Some(""), name) {
+            Err(e) => assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains(&format!("\"{name}\"")), "{e}"),
+            Ok(location) => panic!("accepted as {location:?}"),
+        }
+    }
+}
+
+#[test]
+fn verifier_max_age_is_whole_seconds() -> TestResult {
+    assert_eq!(verifier_max_age(None)?, VERIFIER_TTL_SECONDS);
+    assert_eq!(verifier_max_age(Some(0.0))?, 0);
+    assert_eq!(verifier_max_age(Some(86_400.0))?, 86_400);
+    for bad in [-1.0, 1.5, 1e13, f64::NAN] {
+        let e = verifier_max_age(Some(bad)).err().ok_or("accepted")?;
+        assert_eq!((e.code(), e.kind()), ("ERR_INVALID_ARG_VALUE", crate::error::ErrorKind::RangeError), "{bad}");
+        assert!(e.to_string().contains("\"opts.maxAgeSeconds\""));
+    }
+    Ok(())
+}
+
+#[test]
+fn only_an_object_may_be_stored() {
+    assert_eq!(JsonObject::check_kind(ValueKind::Object, "tokens", "an instance of Object"), Ok(()));
+    let e = JsonObject::check_kind(ValueKind::NotJson, "tokens", "undefined").err();
+    assert_eq!(e.map(|e| (e.code(), e.to_string())), Some(("ERR_INVALID_ARG_TYPE", "The \"tokens\" argument must be a JSON object. Received undefined".into())));
+    let e = JsonObject::check_kind(ValueKind::OtherJson, "tokens", "an instance of Array").err();
+    assert_eq!(e.map(|e| (e.code(), e.to_string())), Some(("ERR_INVALID_ARG_VALUE", "The \"tokens\" argument must be a JSON object. Received an instance of Array".into())));
+    assert_eq!(JsonObject::unserialisable("info", "cycle").code(), "ERR_INVALID_ARG_VALUE");
+}
+
+#[test]
 fn every_method_round_trips() -> TestResult {
     let path = db_file("roundtrip");
     let s = store(ALICE, &path)?;

@@ -151,6 +151,21 @@ fn expiry_is_now_at_or_after_exp_plus_leeway_like_jose() -> TestResult {
 }
 
 #[test]
+fn leeway_is_whole_seconds_up_to_a_day() -> TestResult {
+    let leeway = |l: Option<f64>| VerifyOptions { leeway_seconds: l }.leeway();
+    assert_eq!(leeway(None)?, 0);
+    assert_eq!(leeway(Some(0.0))?, 0);
+    assert_eq!(leeway(Some(86_400.0))?, 86_400);
+    for bad in [-1.0, 0.5, 86_401.0, f64::NAN, f64::INFINITY] {
+        let e = leeway(Some(bad)).err().ok_or("accepted")?;
+        assert_eq!(e.code(), "ERR_INVALID_ARG_VALUE", "{bad}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::RangeError);
+        assert!(e.to_string().starts_with("The \"opts.leewaySeconds\" property must be a whole number"), "{e}");
+    }
+    Ok(())
+}
+
+#[test]
 fn nbf_is_checked_with_the_same_leeway() {
     let token = sign_raw(&b64json(&header()), &b64json(&json!({ "sub": USER, "nbf": NOW + 30, "exp": NOW + 600 })));
     assert_eq!(code_of(&token, NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED");
