@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use hoot_core::keys::{load_keys, KeyEnv, KeyOptions};
+use hoot_core::env::Environment;
+use hoot_core::keys::{load_keys, KeyOptions};
 use hoot_core::token::{issue_token, verify_token, IssueConfig, IssueOptions};
 
 const COLD: usize = 1000;
@@ -22,9 +23,9 @@ fn user(i: usize) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("hoot-core-bench-{}", std::process::id()));
-    let env = KeyEnv { private_key_path: None, jwks_path: None, cwd: dir.clone(), home: None };
+    let env = Environment::fixed(&dir);
     let keys = load_keys(&KeyOptions { key_dir: Some(dir.clone()), ..KeyOptions::default() }, &env)?;
-    let config = IssueConfig::resolve(IssueOptions::default(), |_| None)?;
+    let config = IssueConfig::resolve(IssueOptions::default(), &env)?;
     let now = 1_800_000_000;
     let tokens = (0..COLD).map(|i| issue_token(&keys, &user(i), &config, now)).collect::<Result<Vec<_>, _>>()?;
 

@@ -13,11 +13,10 @@ function typeError(name, expected, value) {
 }
 
 /**
- * An OAuthClientProvider for `serverId`, storing everything in `store` (so in that store's user's
- * rows). Without `onRedirect`, `redirectToAuthorization` throws an error named
- * `UnauthorizedError` carrying `authorizationUrl`, which Hoot's backend hands to the browser.
+ * Checks createOAuthProvider's arguments as Node checks its own (a coded TypeError naming each)
+ * and returns the options, each read once.
  */
-function createOAuthProvider(store, serverId, options) {
+function readArguments(store, serverId, options) {
   if (!(store instanceof OAuthStore)) throw typeError('store', 'an instance of OAuthStore', store)
   if (typeof serverId !== 'string') throw typeError('serverId', 'of type string', serverId)
   if (serverId === '') {
@@ -36,7 +35,16 @@ function createOAuthProvider(store, serverId, options) {
   if (onRedirect !== undefined && typeof onRedirect !== 'function') {
     throw typeError('options.onRedirect', 'of type function', onRedirect)
   }
+  return { redirectUrl, clientMetadata, onRedirect }
+}
 
+/**
+ * An OAuthClientProvider for `serverId`, storing everything in `store` (so in that store's user's
+ * rows). Without `onRedirect`, `redirectToAuthorization` throws an error named
+ * `UnauthorizedError` carrying `authorizationUrl`, which Hoot's backend hands to the browser.
+ */
+function createOAuthProvider(store, serverId, options) {
+  const { redirectUrl, clientMetadata, onRedirect } = readArguments(store, serverId, options)
   return {
     get redirectUrl() {
       return redirectUrl

@@ -12,9 +12,11 @@ use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, KeySize, PublicKeyComponents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use pkcs1::RsaPrivateKeyRef;
+use pkcs8::PrivateKeyInfoRef;
 use serde_json::{json, Map, Value};
 
-use crate::der;
+use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::private_fs::{create_private_dir, new_private_file};
 
@@ -52,34 +54,6 @@ pub struct KeyOptions {
     pub generate_if_missing: Option<bool>,
 }
 
-/// What the process contributes to key loading, read in one place so tests can supply their own.
-#[derive(Debug, Clone, Default)]
-pub struct KeyEnv {
-    /// `$JWT_PRIVATE_KEY_PATH`
-    pub private_key_path: Option<PathBuf>,
-    /// `$JWT_JWKS_PATH`
-    pub jwks_path: Option<PathBuf>,
-    pub cwd: PathBuf,
-    /// `$HOME` (`%USERPROFILE%` on Windows); the default key directory is `<home>/.hoot/keys`.
-    pub home: Option<PathBuf>,
-}
-
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
-impl KeyEnv {
-    pub fn from_process() -> Self {
-        let home_var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
-        KeyEnv {
-            private_key_path: env_path("JWT_PRIVATE_KEY_PATH"),
-            jwks_path: env_path("JWT_JWKS_PATH"),
-            cwd: std::env::current_dir().unwrap_or_default(),
-            home: env_path(home_var),
-        }
-    }
-}
-
 /// Where a JSON document comes from; `File` paths are absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JsonSource {
@@ -99,14 +73,16 @@ pub enum KeyPlan {
 /// Applies the precedence rules: inline JSON, then explicit paths (option, then environment), then
 /// Hoot's files in the working directory, then the generated key in the key directory. A half
 /// configured key set (a JWKS without its private key) is an error, never a reason to generate.
-pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootError> {
-    let abs = |p: &PathBuf| env.cwd.join(p);
-    let explicit_jwks = match (&opts.jwks, opts.jwks_path.as_ref().or(env.jwks_path.as_ref())) {
+pub fn resolve_plan(opts: &KeyOptions, env: &Environment) -> Result<KeyPlan, HootError> {
+    let cwd = env.cwd();
+    let abs = |p: &PathBuf| cwd.join(p);
+    let env_jwks = env.path(env::JWT_JWKS_PATH);
+    let explicit_jwks = match (&opts.jwks, opts.jwks_path.as_ref().or(env_jwks.as_ref())) {
         (Some(inline), _) => Some(JsonSource::Inline(inline.clone())),
         (None, Some(path)) => Some(JsonSource::File(abs(path))),
         (None, None) => None,
     };
-    let cwd_jwks = env.cwd.join(JWKS_FILE);
+    let cwd_jwks = cwd.join(JWKS_FILE);
     let jwks_or_cwd = || {
         explicit_jwks.clone().or_else(|| cwd_jwks.is_file().then(|| JsonSource::File(cwd_jwks.clone())))
     };
@@ -118,14 +94,14 @@ pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootErro
             source: KeySource::Inline,
         });
     }
-    if let Some(path) = opts.private_key_path.as_ref().or(env.private_key_path.as_ref()) {
+    if let Some(path) = opts.private_key_path.clone().or_else(|| env.path(env::JWT_PRIVATE_KEY_PATH)) {
         return Ok(KeyPlan::Load {
-            private: JsonSource::File(abs(path)),
+            private: JsonSource::File(abs(&path)),
             jwks: jwks_or_cwd(),
             source: KeySource::Files,
         });
     }
-    let cwd_private = env.cwd.join(PRIVATE_KEY_FILE);
+    let cwd_private = cwd.join(PRIVATE_KEY_FILE);
     if cwd_private.is_file() {
         return Ok(KeyPlan::Load {
             private: JsonSource::File(cwd_private),
@@ -141,12 +117,12 @@ pub fn resolve_plan(opts: &KeyOptions, env: &KeyEnv) -> Result<KeyPlan, HootErro
         return Err(HootError::Keys(format!(
             "Found a JWKS ({found}) but no private key to sign with: put Hoot's {PRIVATE_KEY_FILE} in {}, \
              or set JWT_PRIVATE_KEY_PATH (or loadKeys({{ privateKeyPath }})) to it",
-            env.cwd.display()
+            cwd.display()
         )));
     }
-    let dir = match (&opts.key_dir, &env.home) {
+    let dir = match (&opts.key_dir, env.hoot_dir()) {
         (Some(dir), _) => abs(dir),
-        (None, Some(home)) => home.join(".hoot").join("keys"),
+        (None, Some(hoot)) => hoot.join("keys"),
         (None, None) => {
             return Err(HootError::Keys(
                 "No key files and no home directory to keep a generated key in: set HOME, \
@@ -218,7 +194,7 @@ impl KeySet {
 }
 
 /// Loads the key set the options and environment describe.
-pub fn load_keys(opts: &KeyOptions, env: &KeyEnv) -> Result<KeySet, HootError> {
+pub fn load_keys(opts: &KeyOptions, env: &Environment) -> Result<KeySet, HootError> {
     match resolve_plan(opts, env)? {
         KeyPlan::Load { private, jwks, source } => {
             let (private_value, private_path) = read_json(&private, "privateKeyJwk", Role::Private)?;
@@ -235,7 +211,7 @@ pub fn load_keys(opts: &KeyOptions, env: &KeyEnv) -> Result<KeySet, HootError> {
     }
 }
 
-fn load_key_dir(dir: &Path, generate: bool, env: &KeyEnv) -> Result<KeySet, HootError> {
+fn load_key_dir(dir: &Path, generate: bool, env: &Environment) -> Result<KeySet, HootError> {
     let private_path = dir.join(PRIVATE_KEY_FILE);
     if !private_path.is_file() {
         if !generate {
@@ -243,7 +219,7 @@ fn load_key_dir(dir: &Path, generate: bool, env: &KeyEnv) -> Result<KeySet, Hoot
                 "No key set found: looked for {} and {}. Put Hoot's {PRIVATE_KEY_FILE} and {JWKS_FILE} in the \
                  working directory, set JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH, call generateKeys(dir), \
                  or leave generateIfMissing on",
-                env.cwd.join(PRIVATE_KEY_FILE).display(),
+                env.cwd().join(PRIVATE_KEY_FILE).display(),
                 private_path.display()
             )));
         }
@@ -376,7 +352,7 @@ fn public_jwk(kid: &str, n: &[u8], e: &[u8]) -> Value {
 
 /// An RSA public key parsed once for RS256 verification (2048 to 8192 bits, as jose accepts).
 fn verifying_key(n: &[u8], e: &[u8], label: &str) -> Result<ParsedPublicKey, HootError> {
-    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der::rsa_public_key(n, e)).map_err(|e| {
+    PublicKeyComponents { n, e }.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256).map_err(|e| {
         HootError::Keys(format!("{label}: not a usable RSA public key for RS256 ({e}); it needs a 2048- to 8192-bit modulus"))
     })
 }
@@ -393,6 +369,25 @@ fn build_key_set(
     private_key_path: Option<PathBuf>,
     jwks_path: Option<PathBuf>,
 ) -> Result<KeySet, HootError> {
+    let (signing_key, n, e) = signing_key_pair(private, label)?;
+    let private_kid = kid_of(private, label)?;
+    let public = match jwks {
+        Some(jwks) => PublicKeys::from_jwks(jwks, jwks_label, label, private_kid.as_deref(), (&n, &e))?,
+        None => PublicKeys::of_private_key(private_kid, (&n, &e), label)?,
+    };
+    Ok(KeySet {
+        kid: public.signing_kid,
+        signing_key,
+        verifying_keys: public.verifying_keys,
+        public_jwks: public.jwks,
+        source,
+        private_key_path,
+        jwks_path,
+    })
+}
+
+/// The private JWK as an aws-lc-rs key pair (validated once, here), with its `n` and `e`.
+fn signing_key_pair(private: &Value, label: &str) -> Result<(KeyPair, Vec<u8>, Vec<u8>), HootError> {
     let (n, e) = rsa_public(private, label)?;
     let jwk = private.as_object().ok_or_else(|| HootError::Keys(format!("{label}: not a JSON object")))?;
     if PRIVATE_MEMBERS.iter().any(|m| !jwk.contains_key(*m)) {
@@ -424,68 +419,86 @@ fn build_key_set(
     let key_pair = KeyPair::from_components(&components).map_err(|e| {
         HootError::Keys(format!("{label}: the RSA private key is inconsistent or unsupported ({e})"))
     })?;
-    let signing_key = key_pair;
-    let private_kid = kid_of(private, label)?;
+    Ok((key_pair, n, e))
+}
 
-    let mut verifying_keys = HashMap::new();
-    let mut public_jwks = Vec::new();
-    let mut signing_kid = None;
-    match jwks {
-        Some(jwks) => {
-            let keys = jwks.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty()).ok_or_else(|| {
-                HootError::Keys(format!(
-                    "{jwks_label}: a JWKS is an object {{ \"keys\": [ ... ] }} with at least one public key. {}",
-                    Role::Jwks.fix()
-                ))
+/// The keys that verify tokens, and which of them the private key signs as.
+struct PublicKeys {
+    signing_kid: String,
+    verifying_keys: HashMap<String, ParsedPublicKey>,
+    jwks: Vec<Value>,
+}
+
+impl PublicKeys {
+    /// Every key of a JWKS, which must include the private key's public half `signing`.
+    fn from_jwks(
+        jwks: &Value,
+        jwks_label: &str,
+        label: &str,
+        private_kid: Option<&str>,
+        signing: (&[u8], &[u8]),
+    ) -> Result<Self, HootError> {
+        let keys = jwks.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty()).ok_or_else(|| {
+            HootError::Keys(format!(
+                "{jwks_label}: a JWKS is an object {{ \"keys\": [ ... ] }} with at least one public key. {}",
+                Role::Jwks.fix()
+            ))
+        })?;
+        let mut public = PublicKeys { signing_kid: String::new(), verifying_keys: HashMap::new(), jwks: Vec::new() };
+        let mut signing_kid = None;
+        for (i, key) in keys.iter().enumerate() {
+            let key_label = format!("{jwks_label} keys[{i}]");
+            let (kn, ke) = rsa_public(key, &key_label)?;
+            let kid = kid_of(key, &key_label)?.ok_or_else(|| {
+                HootError::Keys(format!("{key_label}: has no kid; every JWKS key needs one so tokens can name it"))
             })?;
-            for (i, key) in keys.iter().enumerate() {
-                let key_label = format!("{jwks_label} keys[{i}]");
-                let (kn, ke) = rsa_public(key, &key_label)?;
-                let kid = kid_of(key, &key_label)?.ok_or_else(|| {
-                    HootError::Keys(format!("{key_label}: has no kid; every JWKS key needs one so tokens can name it"))
-                })?;
-                if verifying_keys.contains_key(&kid) {
-                    return Err(HootError::Keys(format!("{key_label}: kid {kid:?} appears twice")));
-                }
-                let matches_private = kn == n && ke == e;
-                match &private_kid {
-                    Some(pk) if *pk == kid && !matches_private => {
-                        return Err(HootError::Keys(format!(
-                            "{label}: its kid {kid:?} names a different public key in {jwks_label}; \
-                             the private key and jwks.json must come from the same key pair"
-                        )))
-                    }
-                    Some(pk) if *pk == kid => signing_kid = Some(kid.clone()),
-                    None if matches_private && signing_kid.is_none() => signing_kid = Some(kid.clone()),
-                    _ => {}
-                }
-                verifying_keys.insert(kid.clone(), verifying_key(&kn, &ke, &key_label)?);
-                public_jwks.push(public_jwk(&kid, &kn, &ke));
+            if public.verifying_keys.contains_key(&kid) {
+                return Err(HootError::Keys(format!("{key_label}: kid {kid:?} appears twice")));
             }
-            if signing_kid.is_none() {
-                return Err(HootError::Keys(match &private_kid {
-                    Some(kid) => format!("{label}: its kid {kid:?} is not in {jwks_label}; add its public key there"),
-                    None => format!(
-                        "{label}: its public key matches no key in {jwks_label}; \
+            let matches_private = (kn.as_slice(), ke.as_slice()) == signing;
+            match private_kid {
+                Some(pk) if pk == kid && !matches_private => {
+                    return Err(HootError::Keys(format!(
+                        "{label}: its kid {kid:?} names a different public key in {jwks_label}; \
                          the private key and jwks.json must come from the same key pair"
-                    ),
-                }));
+                    )))
+                }
+                Some(pk) if pk == kid => signing_kid = Some(kid.clone()),
+                None if matches_private && signing_kid.is_none() => signing_kid = Some(kid.clone()),
+                _ => {}
             }
+            public.add(kid, &kn, &ke, &key_label)?;
         }
-        None => {
-            let kid = private_kid.ok_or_else(|| {
-                HootError::Keys(format!(
-                    "{label}: the private key has no kid and no jwks.json was found to name it. {}",
-                    Role::Jwks.fix()
-                ))
-            })?;
-            verifying_keys.insert(kid.clone(), verifying_key(&n, &e, label)?);
-            public_jwks.push(public_jwk(&kid, &n, &e));
-            signing_kid = Some(kid);
-        }
+        public.signing_kid = signing_kid.ok_or_else(|| {
+            HootError::Keys(match private_kid {
+                Some(kid) => format!("{label}: its kid {kid:?} is not in {jwks_label}; add its public key there"),
+                None => format!(
+                    "{label}: its public key matches no key in {jwks_label}; \
+                     the private key and jwks.json must come from the same key pair"
+                ),
+            })
+        })?;
+        Ok(public)
     }
-    let kid = signing_kid.ok_or_else(|| HootError::Internal("no signing kid after validation".to_string()))?;
-    Ok(KeySet { kid, signing_key, verifying_keys, public_jwks, source, private_key_path, jwks_path })
+
+    /// Without a JWKS: the private key's own public half, named by its kid.
+    fn of_private_key(private_kid: Option<String>, (n, e): (&[u8], &[u8]), label: &str) -> Result<Self, HootError> {
+        let kid = private_kid.ok_or_else(|| {
+            HootError::Keys(format!(
+                "{label}: the private key has no kid and no jwks.json was found to name it. {}",
+                Role::Jwks.fix()
+            ))
+        })?;
+        let mut public = PublicKeys { signing_kid: kid.clone(), verifying_keys: HashMap::new(), jwks: Vec::new() };
+        public.add(kid, n, e, label)?;
+        Ok(public)
+    }
+
+    fn add(&mut self, kid: String, n: &[u8], e: &[u8], label: &str) -> Result<(), HootError> {
+        self.verifying_keys.insert(kid.clone(), verifying_key(n, e, label)?);
+        self.jwks.push(public_jwk(&kid, n, e));
+        Ok(())
+    }
 }
 
 /// What `generateKeys` wrote.
@@ -520,8 +533,9 @@ pub struct GenerateKeyOptions {
     pub bits: Option<f64>,
 }
 
-/// `generateKeys`: checks the caller's values, then writes a new pair into `dir` (relative to `cwd`).
-pub fn generate_key_files(dir: &str, opts: &GenerateKeyOptions, cwd: &Path) -> Result<GeneratedKeys, HootError> {
+/// `generateKeys`: checks the caller's values, then writes a new pair into `dir` (relative to the
+/// working directory).
+pub fn generate_key_files(dir: &str, opts: &GenerateKeyOptions, env: &Environment) -> Result<GeneratedKeys, HootError> {
     if dir.is_empty() {
         return Err(HootError::arg_value("dir", "must not be empty"));
     }
@@ -534,7 +548,7 @@ pub fn generate_key_files(dir: &str, opts: &GenerateKeyOptions, cwd: &Path) -> R
         Some(_) => None,
     }
     .ok_or_else(|| HootError::out_of_range("opts.bits", "must be 2048, 3072 or 4096"))?;
-    generate_keys(&cwd.join(dir), opts.kid.as_deref(), size)
+    generate_keys(&env.absolute(Path::new(dir)), opts.kid.as_deref(), size)
 }
 
 /// Generates an RS256 key pair into `dir` as Hoot's two files (directory 0700, files 0600). Refuses
@@ -576,16 +590,10 @@ fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Generat
     let pkcs8 = key_pair
         .as_der()
         .map_err(|_| WriteError::Failed(HootError::Internal("aws-lc-rs could not encode a new key".into())))?;
-    let parts = der::pkcs1_from_pkcs8(pkcs8.as_ref())
-        .and_then(der::parse_rsa_private_key)
-        .ok_or_else(|| WriteError::Failed(HootError::Internal("unreadable PKCS#8 from aws-lc-rs".into())))?;
     let kid = kid.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
-    let private = json!({
-        "kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e), "d": b64(&parts.d),
-        "p": b64(&parts.p), "q": b64(&parts.q), "dp": b64(&parts.dp), "dq": b64(&parts.dq),
-        "qi": b64(&parts.qi), "kid": kid, "alg": "RS256", "use": "sig",
-    });
-    let jwks = json!({ "keys": [public_jwk(&kid, &parts.n, &parts.e)] });
+    let (private, public) = jwk_of_pkcs8(pkcs8.as_ref(), &kid)
+        .map_err(|e| WriteError::Failed(HootError::Internal(format!("unreadable PKCS#8 from aws-lc-rs: {e}"))))?;
+    let jwks = json!({ "keys": [public] });
 
     let private_key_path = dir.join(PRIVATE_KEY_FILE);
     let jwks_path = dir.join(JWKS_FILE);
@@ -601,6 +609,23 @@ fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Generat
         Err(e) => return Err(fail("write", &jwks_path, e)),
     }
     Ok(GeneratedKeys { kid, private_key_path, jwks_path })
+}
+
+/// A two-prime RSA key in PKCS#8 (what aws-lc-rs writes for a key it generated; it has no accessor
+/// for the private members) as Hoot's private JWK, and its public JWK.
+fn jwk_of_pkcs8(pkcs8: &[u8], kid: &str) -> Result<(Value, Value), String> {
+    let info = PrivateKeyInfoRef::try_from(pkcs8).map_err(|e| e.to_string())?;
+    let key = RsaPrivateKeyRef::try_from(info.private_key).map_err(|e| e.to_string())?;
+    if key.other_prime_infos.is_some() {
+        return Err("a multi-prime key".to_string());
+    }
+    let b = |member: pkcs1::UintRef| b64(member.as_bytes());
+    let private = json!({
+        "kty": "RSA", "n": b(key.modulus), "e": b(key.public_exponent), "d": b(key.private_exponent),
+        "p": b(key.prime1), "q": b(key.prime2), "dp": b(key.exponent1), "dq": b(key.exponent2),
+        "qi": b(key.coefficient), "kid": kid, "alg": "RS256", "use": "sig",
+    });
+    Ok((private, public_jwk(kid, key.modulus.as_bytes(), key.public_exponent.as_bytes())))
 }
 
 fn pretty(value: &Value) -> String {

@@ -4,7 +4,7 @@
 
 pub mod active;
 pub mod clock;
-mod der;
+pub mod env;
 pub mod error;
 pub mod keys;
 mod private_fs;

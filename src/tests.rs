@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use once_cell::sync::Lazy;
 
-use crate::keys::{generate_keys, key_size, load_keys, GeneratedKeys, KeyEnv, KeyOptions, KeySet};
+use crate::env::{Environment, HOME};
+use crate::keys::{generate_keys, key_size, load_keys, GeneratedKeys, KeyOptions, KeySet};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -16,8 +17,12 @@ pub fn temp_dir(label: &str) -> PathBuf {
 }
 
 /// An environment with no variables set, rooted in `cwd`, with `home` as the home directory.
-pub fn env_in(cwd: &std::path::Path, home: Option<&std::path::Path>) -> KeyEnv {
-    KeyEnv { private_key_path: None, jwks_path: None, cwd: cwd.to_path_buf(), home: home.map(|h| h.to_path_buf()) }
+pub fn env_in(cwd: &std::path::Path, home: Option<&std::path::Path>) -> Environment {
+    let env = Environment::fixed(cwd);
+    match home {
+        Some(home) => env.with_var(HOME, home),
+        None => env,
+    }
 }
 
 /// One RSA-2048 key pair written as Hoot's files (generation takes a while, so it is shared).

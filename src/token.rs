@@ -11,8 +11,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::keys::KeySet;
+use aws_lc_rs::signature::ParsedPublicKey;
 
 /// The most clock skew `leewaySeconds` may allow: a day.
 pub const MAX_LEEWAY_SECONDS: u64 = 86_400;
@@ -84,8 +86,8 @@ pub struct IssueOptions {
 
 impl IssueConfig {
     /// Applies defaults: options first, then `$PORTKEY_ORG_ID` / `$PORTKEY_WORKSPACE_SLUG` (looked up
-    /// through `env` at every call, as Hoot reads them per request), then Hoot's fixed values.
-    pub fn resolve(opts: IssueOptions, env: impl Fn(&str) -> Option<String>) -> Result<Self, HootError> {
+    /// in `env` at every call, as Hoot reads them per request), then Hoot's fixed values.
+    pub fn resolve(opts: IssueOptions, env: &Environment) -> Result<Self, HootError> {
         let ttl_seconds = match opts.ttl_seconds {
             None => DEFAULT_TTL_SECONDS,
             Some(t) if t.fract() == 0.0 && (1.0..=MAX_TTL_SECONDS as f64).contains(&t) => t as u64,
@@ -103,16 +105,15 @@ impl IssueConfig {
                 format!("may not set \"{reserved}\": sub is the userId argument, iat and exp come from ttlSeconds"),
             ));
         }
-        let non_empty = |v: String| (!v.is_empty()).then_some(v);
         Ok(IssueConfig {
             ttl_seconds,
             portkey_org_id: opts
                 .portkey_org_id
-                .or_else(|| env("PORTKEY_ORG_ID").and_then(non_empty))
+                .or_else(|| env.var(env::PORTKEY_ORG_ID))
                 .unwrap_or_else(|| DEFAULT_ORG_ID.to_string()),
             portkey_workspace: opts
                 .portkey_workspace
-                .or_else(|| env("PORTKEY_WORKSPACE_SLUG").and_then(non_empty))
+                .or_else(|| env.var(env::PORTKEY_WORKSPACE_SLUG))
                 .unwrap_or_else(|| DEFAULT_WORKSPACE.to_string()),
             scope: opts.scope.unwrap_or_else(|| DEFAULT_SCOPE.iter().map(|s| s.to_string()).collect()),
             claims,
@@ -223,30 +224,8 @@ pub struct VerifyFailure {
     pub message: &'static str,
 }
 
-impl VerifyFailure {
-    /// Over `MAX_TOKEN_LENGTH`: decided on length alone, before any decoding.
-    pub fn oversized() -> Self {
-        VerifyFailure { code: FailureCode::JwsInvalid, message: "the token is longer than 8192 characters" }
-    }
-
-    pub fn expired(&self) -> bool {
-        self.code == FailureCode::Expired
-    }
-}
-
 fn fail<T>(code: FailureCode, message: &'static str) -> Result<T, VerifyFailure> {
     Err(VerifyFailure { code, message })
-}
-
-/// A token that verified. `payload_json` is the claims set exactly as signed (JSON text of an
-/// object); the binding hands it to V8's `JSON.parse`, which builds the object faster than
-/// property-by-property conversion and with the same semantics as jose.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verified {
-    pub user_id: String,
-    pub payload_json: String,
-    pub expires_at: f64,
-    pub not_before: Option<f64>,
 }
 
 /// A member that is present, `null` included (`Option<Value>` alone reads `null` as absent).
@@ -351,11 +330,14 @@ fn number_claim(value: Option<Value>, message: &'static str) -> Result<Option<f6
     }
 }
 
-/// Verifies `token` against `keys` at time `now` (seconds) with `leeway` seconds of clock skew.
-/// Order: size and shape, header, signature, claims; so a forged token never reports `expired`.
-pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<Verified, VerifyFailure> {
+/// Verifies `token` against `keys` at time `now` (seconds) with `leeway` seconds of clock skew,
+/// and returns the claims set exactly as signed: the JSON text of an object, which
+/// `lib/verify.js` hands to V8's `JSON.parse` (faster than building the object through N-API,
+/// with the same semantics as jose). Order: size and shape, header, signature, claims; so a
+/// forged token never reports `expired`.
+pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<String, VerifyFailure> {
     if token.len() > MAX_TOKEN_LENGTH {
-        return Err(VerifyFailure::oversized());
+        return fail(FailureCode::JwsInvalid, "the token is longer than 8192 characters");
     }
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -367,7 +349,19 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     let payload_json = decode_segment(payload_b64)?;
     let signature = decode_segment(signature_b64)?;
 
-    let header: JoseHeader = match parse_object(&header_json) {
+    let key = verifying_key_for(keys, &header_json)?;
+    let signed_len = header_b64.len() + 1 + payload_b64.len();
+    if key.verify_sig(&token.as_bytes()[..signed_len], &signature).is_err() {
+        return fail(FailureCode::SignatureFailed, "signature verification failed");
+    }
+    check_claims(&payload_json, now as f64, leeway as f64)?;
+    // The claims parsed as JSON, so they are UTF-8.
+    String::from_utf8(payload_json).or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))
+}
+
+/// Reads the protected header (RS256 only, no `crit`) and finds the key its `kid` names.
+fn verifying_key_for<'k>(keys: &'k KeySet, header_json: &[u8]) -> Result<&'k ParsedPublicKey, VerifyFailure> {
+    let header: JoseHeader = match parse_object(header_json) {
         Ok(header) => header,
         Err(ParseError::Duplicate) => return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice"),
         Err(ParseError::TooDeep) => return fail(FailureCode::JwsInvalid, "the JWS protected header nests more than 32 levels deep"),
@@ -384,16 +378,13 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     let Some(Value::String(kid)) = header.kid else {
         return fail(FailureCode::NoMatchingKey, "the token has no \"kid\" Header Parameter");
     };
-    let Some(key) = keys.verifying_key(&kid) else {
-        return fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid");
-    };
+    keys.verifying_key(&kid).map_or_else(|| fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid"), Ok)
+}
 
-    let signed_len = header_b64.len() + 1 + payload_b64.len();
-    if key.verify_sig(&token.as_bytes()[..signed_len], &signature).is_err() {
-        return fail(FailureCode::SignatureFailed, "signature verification failed");
-    }
-
-    let claims: RegisteredClaims = match parse_object(&payload_json) {
+/// Checks the registered claims of a signed claims set: `exp` (required), `iat` and `nbf` numbers,
+/// the time window with `leeway`, and a UUID v4 `sub`.
+fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), VerifyFailure> {
+    let claims: RegisteredClaims = match parse_object(payload_json) {
         Ok(claims) => claims,
         Err(ParseError::Duplicate) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice"),
         Err(ParseError::TooDeep) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set nests more than 32 levels deep"),
@@ -404,21 +395,16 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     };
     number_claim(claims.iat, "\"iat\" claim must be a number")?;
     let nbf = number_claim(claims.nbf, "\"nbf\" claim must be a number")?;
-    let (now, leeway) = (now as f64, leeway as f64);
     if nbf.is_some_and(|nbf| nbf > now + leeway) {
         return fail(FailureCode::ClaimInvalid, "\"nbf\" claim timestamp check failed");
     }
     if now >= exp + leeway {
         return fail(FailureCode::Expired, "\"exp\" claim timestamp check failed");
     }
-    let user_id = match claims.sub {
-        Some(Value::String(sub)) if is_valid_user_id(&sub) => sub,
-        _ => return fail(FailureCode::ClaimInvalid, "\"sub\" claim must be the user's UUID v4"),
-    };
-    // The claims parsed as JSON, so they are UTF-8.
-    let payload_json = String::from_utf8(payload_json)
-        .or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))?;
-    Ok(Verified { user_id, payload_json, expires_at: exp, not_before: nbf })
+    match claims.sub {
+        Some(Value::String(sub)) if is_valid_user_id(&sub) => Ok(()),
+        _ => fail(FailureCode::ClaimInvalid, "\"sub\" claim must be the user's UUID v4"),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 // Shared by the fuzz targets: one key set, generated once per fuzzing process.
 use std::sync::OnceLock;
 
-use hoot_core::keys::{generate_keys, key_size, load_keys, KeyEnv, KeyOptions, KeySet};
+use hoot_core::env::Environment;
+use hoot_core::keys::{generate_keys, key_size, load_keys, KeyOptions, KeySet};
 
 #[allow(dead_code)] // not every target verifies
 pub const NOW: u64 = 1_800_000_000;
@@ -11,7 +12,7 @@ pub fn keys_and_private_jwk() -> &'static (KeySet, serde_json::Value) {
     static KEYS: OnceLock<(KeySet, serde_json::Value)> = OnceLock::new();
     KEYS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("hoot-core-fuzz-{}", std::process::id()));
-        let env = KeyEnv { private_key_path: None, jwks_path: None, cwd: dir.clone(), home: None };
+        let env = Environment::fixed(&dir);
         let generated = generate_keys(&dir, Some("fuzz-kid"), key_size(2048).unwrap_or_else(|| unreachable!()));
         let opts = KeyOptions { key_dir: Some(dir.clone()), generate_if_missing: Some(false), ..KeyOptions::default() };
         let keys = match generated.and_then(|_| load_keys(&opts, &env)) {

@@ -8,7 +8,8 @@ use super::args::{string_value, Props};
 use super::guarded;
 use crate::active;
 use crate::error::HootError;
-use crate::keys::{self, KeyEnv};
+use crate::env::Environment;
+use crate::keys;
 
 /// Where the signing key and the public keys come from. Every member is optional.
 #[napi(object, js_name = "KeyOptions", object_from_js = false, object_to_js = false)]
@@ -78,8 +79,7 @@ fn display(path: Option<&std::path::Path>) -> Option<String> {
 pub fn load_keys(env: Env, opts: Option<Unknown>) -> napi::Result<KeysInfo> {
     guarded(&env, || {
         let opts = JsKeyOptions::read(opts)?;
-        let active = active::load(&opts, &KeyEnv::from_process())?;
-        let keys = &active.keys;
+        let keys = active::load(&opts, &Environment::process())?;
         Ok(KeysInfo {
             kid: keys.kid().to_string(),
             alg: "RS256".to_string(),
@@ -121,7 +121,7 @@ pub fn generate_keys(env: Env, dir: Unknown, opts: Option<Unknown>) -> napi::Res
         let dir = string_value(&dir, "dir")?;
         let p = Props::new(opts, "opts")?;
         let opts = keys::GenerateKeyOptions { kid: p.string("kid")?, bits: p.number("bits")? };
-        let written = keys::generate_key_files(&dir, &opts, &std::env::current_dir().unwrap_or_default())?;
+        let written = keys::generate_key_files(&dir, &opts, &Environment::process())?;
         Ok(JsGeneratedKeys {
             kid: written.kid,
             private_key_path: written.private_key_path.display().to_string(),
@@ -134,5 +134,5 @@ pub fn generate_keys(env: Env, dir: Unknown, opts: Option<Unknown>) -> napi::Res
 /// Only public members are ever returned, whatever the JWKS file holds.
 #[napi(ts_return_type = "{ keys: object[] }")]
 pub fn public_jwks(env: Env) -> napi::Result<Value> {
-    guarded(&env, || Ok(active::current()?.keys.public_jwks()))
+    guarded(&env, || Ok(active::current()?.public_jwks()))
 }

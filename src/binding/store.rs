@@ -10,6 +10,7 @@ use napi_derive::napi;
 use super::args::{describe, json_object_arg, optional_string, string_value, type_of, Props};
 use super::guarded;
 use crate::clock;
+use crate::env::Environment;
 use crate::error::HootError;
 use crate::store::{self, db, CredentialScope, DbLocation};
 
@@ -23,12 +24,12 @@ pub struct StoreOptions {
 
 /// The database `opts.dbPath` names (or the default one).
 fn location(props: &Props) -> Result<DbLocation, HootError> {
-    db::location_from_process(props.string("dbPath")?.as_deref(), "opts.dbPath")
+    db::location(props.string("dbPath")?.as_deref(), "opts.dbPath", &Environment::process())
 }
 
 /// The database a `dbPath` argument names (or the default one).
 fn location_arg(db_path: Option<Unknown>) -> Result<DbLocation, HootError> {
-    db::location_from_process(optional_string(db_path, "dbPath")?.as_deref(), "dbPath")
+    db::location(optional_string(db_path, "dbPath")?.as_deref(), "dbPath", &Environment::process())
 }
 
 /// Stored JSON text as a JS string (Latin-1 when it is ASCII, which V8 copies without decoding),
@@ -290,7 +291,7 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
         match optional_string(db_path, "dbPath")? {
             None => db::close_all(),
             Some(path) => {
-                db::close(db::location_from_process(Some(&path), "dbPath")?)?;
+                db::close(db::location(Some(&path), "dbPath", &Environment::process())?)?;
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ use super::args::{copy_utf8, describe, string_value, type_of, Props};
 use super::{catch_panic, guarded, take_pending_exception, to_js};
 use crate::active;
 use crate::clock;
+use crate::env::Environment;
 use crate::error::HootError;
 use crate::token::{self, IssueConfig};
 
@@ -42,7 +43,7 @@ impl JsIssueOptions {
             scope: p.string_array("scope")?,
             claims,
         };
-        IssueConfig::resolve(opts, |name| std::env::var(name).ok())
+        IssueConfig::resolve(opts, &Environment::process())
     }
 }
 
@@ -55,7 +56,7 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
     guarded(&env, || {
         let user_id = string_value(&user_id, "userId")?;
         let config = JsIssueOptions::read(opts)?;
-        active::current()?.issue(&user_id, &config, clock::unix_now())
+        token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now())
     })
 }
 
@@ -80,7 +81,7 @@ impl Task for IssueTask {
         let request = std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
         let outcome = match request {
             Ok((user_id, config)) => {
-                catch_panic(|| active::current()?.issue(&user_id, &config, clock::unix_now())).map_err(Failure::Core)
+                catch_panic(|| token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now())).map_err(Failure::Core)
             }
             Err(failure) => Err(failure),
         };
@@ -152,12 +153,12 @@ pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi
             return Err(HootError::arg_type("token", "of type string", describe(&token)));
         }
         let leeway = JsVerifyOptions::read(opts)?;
-        let active = active::current()?;
+        let keys = active::current()?;
         let mut buffer = [0u8; token::MAX_TOKEN_LENGTH + 5];
-        Ok(active.verify(read_token(&token, &mut buffer)?, clock::unix_now(), leeway))
+        Ok(token::verify_token(&keys, read_token(&token, &mut buffer)?, clock::unix_now(), leeway))
     })?;
     Ok(match outcome {
-        Ok(verified) => verified.payload_json,
+        Ok(claims_json) => claims_json,
         Err(failure) => format!("{} {}", failure.code.as_str(), failure.message),
     })
 }

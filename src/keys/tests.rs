@@ -29,7 +29,7 @@ fn write(path: &Path, value: &Value) -> TestResult {
 fn generate_key_files_checks_the_callers_values_before_writing() -> TestResult {
     let cwd = temp_dir("generate-opts");
     let opts = |kid: Option<&str>, bits: Option<f64>| GenerateKeyOptions { kid: kid.map(str::to_string), bits };
-    let refused = |dir: &str, opts: GenerateKeyOptions| match generate_key_files(dir, &opts, &cwd) {
+    let refused = |dir: &str, opts: GenerateKeyOptions| match generate_key_files(dir, &opts, &env_in(&cwd, None)) {
         Err(e) => (e.code(), e.to_string()),
         Ok(written) => panic!("wrote {written:?}"),
     };
@@ -40,7 +40,7 @@ fn generate_key_files_checks_the_callers_values_before_writing() -> TestResult {
     }
     assert_eq!(fs::read_dir(&cwd)?.count(), 0, "nothing was written");
 
-    let written = generate_key_files("k", &opts(Some("mine"), None), &cwd)?;
+    let written = generate_key_files("k", &opts(Some("mine"), None), &env_in(&cwd, None))?;
     assert_eq!((written.kid.as_str(), written.private_key_path), ("mine", cwd.join("k").join(PRIVATE_KEY_FILE)));
     Ok(())
 }
@@ -66,8 +66,7 @@ fn plan_prefers_inline_then_paths_then_cwd_files_then_key_dir() -> TestResult {
         }
     );
 
-    env.private_key_path = Some(PathBuf::from("env/private.json"));
-    env.jwks_path = Some(PathBuf::from("/abs/jwks.json"));
+    env = env.with_var(env::JWT_PRIVATE_KEY_PATH, "env/private.json").with_var(env::JWT_JWKS_PATH, "/abs/jwks.json");
     assert_eq!(
         resolve_plan(&KeyOptions::default(), &env)?,
         KeyPlan::Load {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use once_cell::sync::Lazy;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::schema::{self, MigrationReport};
+use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::private_fs::{create_private_dir, new_private_file};
 
@@ -43,19 +45,18 @@ impl DbLocation {
     }
 }
 
-/// Where the database is: the option, else `$HOOT_DB_PATH`, else `<home>/.hoot/hoot-mcp.db`.
-/// Relative paths are taken from `cwd`. Pure: no directory is created here.
-pub fn resolve_location(
-    option: Option<&str>,
-    env_path: Option<String>,
-    home: Option<&Path>,
-    cwd: &Path,
-) -> Result<DbLocation, HootError> {
-    let chosen = match option.map(str::to_string).or_else(|| env_path.filter(|p| !p.is_empty())) {
-        Some(path) if path == MEMORY => return Ok(DbLocation::Memory),
-        Some(path) => cwd.join(path),
-        None => match home {
-            Some(home) => home.join(".hoot").join("hoot-mcp.db"),
+/// Where the database is: the `name` option (`dbPath` or `opts.dbPath`), else `$HOOT_DB_PATH`,
+/// else `<home>/.hoot/hoot-mcp.db`, relative paths taken from the working directory. An empty
+/// option is refused rather than read as the working directory. No directory is created here.
+pub fn location(option: Option<&str>, name: &str, env: &Environment) -> Result<DbLocation, HootError> {
+    if option == Some("") {
+        return Err(HootError::arg_value(name, "must not be empty"));
+    }
+    let chosen = match option.map(PathBuf::from).or_else(|| env.path(env::HOOT_DB_PATH)) {
+        Some(path) if path.as_os_str() == MEMORY => return Ok(DbLocation::Memory),
+        Some(path) => env.absolute(&path),
+        None => match env.hoot_dir() {
+            Some(hoot) => hoot.join("hoot-mcp.db"),
             None => {
                 return Err(HootError::Db(
                     "No home directory for ~/.hoot/hoot-mcp.db: set HOME, HOOT_DB_PATH, or pass { dbPath }".to_string(),
@@ -66,57 +67,70 @@ pub fn resolve_location(
     Ok(DbLocation::File(chosen))
 }
 
-/// The location for the `name` option (`dbPath` or `opts.dbPath`) in this process's environment;
-/// an empty path is refused rather than read as the working directory.
-pub fn location_from_process(option: Option<&str>, name: &str) -> Result<DbLocation, HootError> {
-    if option == Some("") {
-        return Err(HootError::arg_value(name, "must not be empty"));
-    }
-    let home_var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
-    let home = std::env::var_os(home_var).filter(|h| !h.is_empty()).map(PathBuf::from);
-    let cwd = std::env::current_dir().unwrap_or_default();
-    resolve_location(option, std::env::var("HOOT_DB_PATH").ok(), home.as_deref(), &cwd)
+/// What lies under a failed database operation.
+pub enum Cause<'e> {
+    /// SQLite refused, with the operating system's error behind it when SQLite saw one.
+    Sqlite(&'e rusqlite::Error, Option<io::Error>),
+    /// A file operation hoot-core made itself (creating the file, its directory, a backup).
+    Io(&'e io::Error),
 }
 
-fn db_error(location: &DbLocation, doing: &str, e: &rusqlite::Error) -> HootError {
-    db_error_with_os(location, doing, e, None)
-}
-
-/// `db_error`, with the operating system's own error behind a SQLite I/O failure when known: a
-/// write refused for lack of space says "disk full", not "disk I/O error".
-fn db_error_with_os(location: &DbLocation, doing: &str, e: &rusqlite::Error, os: Option<io::Error>) -> HootError {
-    let hint: Cow<str> = match (e.sqlite_error_code(), &os) {
-        (Some(ErrorCode::NotADatabase), _) => "it is not a SQLite database; point HOOT_DB_PATH (or { dbPath }) at another file".into(),
-        (Some(ErrorCode::DiskFull), _) => "the disk is full; free some space and retry".into(),
-        (Some(ErrorCode::SystemIoFailure), Some(os))
-            if matches!(os.kind(), io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded) =>
-        {
-            format!("the disk is full or the file reached a size limit ({os}); free some space and retry").into()
-        }
-        (Some(ErrorCode::SystemIoFailure), Some(os)) => format!("the operating system said: {os}").into(),
-        (Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied), _) => {
-            "check that the file and its directory exist and are writable by this user".into()
-        }
-        (Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked), _) => {
-            "another process held the database locked for too long; retry".into()
-        }
-        (Some(ErrorCode::DatabaseCorrupt), _) => "the file is damaged; restore it from a backup".into(),
-        _ => "see the SQLite message".into(),
+/// The one constructor of `ERR_HOOT_DB` for a failed operation: `Cannot <doing> <file>: <cause>
+/// (<what to do>)`. A write refused for lack of space says "the disk is full", whichever layer
+/// saw it, not "disk I/O error".
+pub fn db_error(file: impl fmt::Display, doing: &str, cause: Cause) -> HootError {
+    let disk_full = |os: &io::Error| {
+        matches!(os.kind(), io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded)
     };
-    HootError::Db(format!("Cannot {doing} {}: {e} ({hint})", location.display()))
+    let access = "check that the file and its directory exist and are writable by this user";
+    let (shown, hint): (&dyn fmt::Display, Cow<str>) = match &cause {
+        Cause::Sqlite(e, os) => (
+            e,
+            match (e.sqlite_error_code(), os) {
+                (Some(ErrorCode::NotADatabase), _) => {
+                    "it is not a SQLite database; point HOOT_DB_PATH (or { dbPath }) at another file".into()
+                }
+                (Some(ErrorCode::DiskFull), _) => "the disk is full; free some space and retry".into(),
+                (Some(ErrorCode::SystemIoFailure), Some(os)) if disk_full(os) => {
+                    format!("the disk is full or the file reached a size limit ({os}); free some space and retry").into()
+                }
+                (Some(ErrorCode::SystemIoFailure), Some(os)) => format!("the operating system said: {os}").into(),
+                (Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied), _) => access.into(),
+                (Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked), _) => {
+                    "another process held the database locked for too long; retry".into()
+                }
+                (Some(ErrorCode::DatabaseCorrupt), _) => "the file is damaged; restore it from a backup".into(),
+                _ => "see the SQLite message".into(),
+            },
+        ),
+        Cause::Io(os) => (
+            os,
+            match os.kind() {
+                _ if disk_full(os) => "the disk is full; free some space and retry".into(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => access.into(),
+                _ => "see the operating system's message".into(),
+            },
+        ),
+    };
+    HootError::Db(format!("Cannot {doing} {file}: {shown} ({hint})"))
 }
 
-/// A rusqlite error from `conn`, as `db_error` words it, with the OS error SQLite saw.
+/// A rusqlite error from `conn`, with the OS error SQLite saw.
 pub fn conn_error(conn: &Connection, location: &DbLocation, doing: &str, e: &rusqlite::Error) -> HootError {
     // SAFETY: the handle is only read, on the thread that holds the connection's lock.
     let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
     let os = (errno != 0).then(|| io::Error::from_raw_os_error(errno));
-    db_error_with_os(location, doing, e, os)
+    db_error(location.display(), doing, Cause::Sqlite(e, os))
 }
 
-/// Wraps a rusqlite error for `location`.
+/// `db_error` for a rusqlite error at `location`, as `map_err` wants it.
 pub fn sql_error<'a>(location: &'a DbLocation, doing: &'static str) -> impl Fn(rusqlite::Error) -> HootError + 'a {
-    move |e| db_error(location, doing, &e)
+    move |e| db_error(location.display(), doing, Cause::Sqlite(&e, None))
+}
+
+/// `db_error` for a file operation at `file`, as `map_err` wants it.
+pub fn io_error<'a>(file: impl fmt::Display + 'a, doing: &'static str) -> impl FnOnce(io::Error) -> HootError + 'a {
+    move |e| db_error(file, doing, Cause::Io(&e))
 }
 
 pub fn is_busy(e: &rusqlite::Error) -> bool {
@@ -155,7 +169,7 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => Err(e),
     }
-    .map_err(|e| HootError::Db(format!("Cannot read {}: {e}", location.display())))?;
+    .map_err(io_error(location.display(), "read"))?;
     if read == 0 || (read == 16 && &header == SQLITE_HEADER) {
         return Ok(());
     }
@@ -205,10 +219,10 @@ fn canonical(location: DbLocation) -> Result<DbLocation, HootError> {
         return Err(HootError::Db(format!("{} is not a file path", shown.display())));
     };
     create_private_dir(parent)
-        .map_err(|e| HootError::Db(format!("Cannot create the directory for {}: {e}", shown.display())))?;
+        .map_err(io_error(shown.display(), "create the directory for"))?;
     let parent = parent
         .canonicalize()
-        .map_err(|e| HootError::Db(format!("Cannot resolve the directory of {}: {e}", shown.display())))?;
+        .map_err(io_error(shown.display(), "resolve the directory of"))?;
     let file = parent.join(name);
     // A symlinked database file is followed, like SQLite itself does.
     Ok(DbLocation::File(file.canonicalize().unwrap_or(file)))
@@ -236,7 +250,7 @@ impl Database {
             DbLocation::File(path) => {
                 check_header(path, &location)?;
                 create_private_file(path)
-                    .map_err(|e| HootError::Db(format!("Cannot create {}: {e}", location.display())))?;
+                    .map_err(io_error(location.display(), "create"))?;
                 make_private(path);
                 let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::db::{create_private_file, is_busy, retry_busy, retry_while, sql_error, DbLocation};
+use super::db::{create_private_file, io_error, is_busy, retry_busy, retry_while, sql_error, DbLocation};
 use crate::error::HootError;
 
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
@@ -165,7 +165,7 @@ fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64)
         if let DbLocation::File(path) = location {
             let backup = backup_path_for(path, now_ms);
             create_private_file(&backup)
-                .map_err(|e| MigrateError::Hoot(HootError::Db(format!("Cannot create the backup {}: {e}", backup.display()))))?;
+                .map_err(|e| MigrateError::Hoot(io_error(backup.display(), "create the backup")(e)))?;
             // Through a second, read-only connection: SQLite refuses to back up through the
             // connection holding the write transaction. In WAL mode it reads the committed,
             // pre-migration state, and the write lock held here keeps every other writer out.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::env::{self, Environment};
 use crate::tests::{temp_dir, TestResult};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -72,19 +73,22 @@ fn user_ids_accepted_by_the_store() {
 fn location_rules() -> TestResult {
     let cwd = Path::new("/work");
     let home = Path::new("/home/u");
-    assert_eq!(db::resolve_location(None, None, Some(home), cwd)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
-    assert_eq!(db::resolve_location(None, Some("env.db".into()), Some(home), cwd)?, DbLocation::File(cwd.join("env.db")));
-    assert_eq!(db::resolve_location(Some("/x/opt.db"), Some("env.db".into()), None, cwd)?, DbLocation::File("/x/opt.db".into()));
-    assert_eq!(db::resolve_location(Some(":memory:"), None, None, cwd)?, DbLocation::Memory);
-    assert_eq!(db::resolve_location(None, Some(String::new()), Some(home), cwd)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
-    assert!(matches!(db::resolve_location(None, None, None, cwd), Err(HootError::Db(_))));
+    let at_home = Environment::fixed(cwd).with_var(env::HOME, home);
+    let env_db = at_home.clone().with_var(env::HOOT_DB_PATH, "env.db");
+    let location = |option, env: &Environment| db::location(option, "dbPath", env);
+    assert_eq!(location(None, &at_home)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
+    assert_eq!(location(None, &env_db)?, DbLocation::File(cwd.join("env.db")));
+    assert_eq!(location(Some("/x/opt.db"), &Environment::fixed(cwd).with_var(env::HOOT_DB_PATH, "env.db"))?, DbLocation::File("/x/opt.db".into()));
+    assert_eq!(location(Some(":memory:"), &Environment::fixed(cwd))?, DbLocation::Memory);
+    assert_eq!(location(None, &at_home.clone().with_var(env::HOOT_DB_PATH, ""))?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
+    assert!(matches!(location(None, &Environment::fixed(cwd)), Err(HootError::Db(_))));
     Ok(())
 }
 
 #[test]
 fn an_empty_db_path_is_refused_not_read_as_the_working_directory() {
     for name in ["dbPath", "opts.dbPath"] {
-        match db::location_from_process(Some(""), name) {
+        match db::location(Some(""), name, &Environment::process()) {
             Err(e) => assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains(&format!("\"{name}\"")), "{e}"),
             Ok(location) => panic!("accepted as {location:?}"),
         }
