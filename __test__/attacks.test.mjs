@@ -2,7 +2,14 @@
 // None may pass, throw or take the process down. (How fast they are refused is the benchmark's
 // business: `npm run bench` reports the cost of a forged token.)
 import assert from 'node:assert/strict'
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, constants } from 'node:crypto'
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as cryptoSign,
+  constants,
+} from 'node:crypto'
 import { createServer } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 
@@ -54,7 +61,9 @@ function signature(alg, input, key) {
     case 'RS':
       return cryptoSign(digest, data, key).toString('base64url')
     case 'PS':
-      return cryptoSign(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }).toString('base64url')
+      return cryptoSign(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }).toString(
+        'base64url',
+      )
     case 'ES':
       return cryptoSign(digest, data, { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')
     default: // EdDSA
@@ -106,10 +115,18 @@ describe('algorithm attacks', () => {
     }
     for (const [form, secret] of Object.entries(secrets)) {
       for (const alg of ['HS256', 'HS384', 'HS512']) {
-        rejects(token(header({ alg }), claims(), { alg, key: secret }), 'ERR_JOSE_ALG_NOT_ALLOWED', `${alg} with the ${form}`)
+        rejects(
+          token(header({ alg }), claims(), { alg, key: secret }),
+          'ERR_JOSE_ALG_NOT_ALLOWED',
+          `${alg} with the ${form}`,
+        )
       }
       // The same HMAC under a header that claims RS256.
-      rejects(token(header(), claims(), { alg: 'HS256', key: secret }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', `RS256 header, HS256 signature with the ${form}`)
+      rejects(
+        token(header(), claims(), { alg: 'HS256', key: secret }),
+        'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+        `RS256 header, HS256 signature with the ${form}`,
+      )
     }
   })
 
@@ -126,7 +143,11 @@ describe('algorithm attacks', () => {
       rejects(token(header({ alg }), claims(), { alg, key }), 'ERR_JOSE_ALG_NOT_ALLOWED', alg)
     }
     // RS256 in the header over a PSS signature by our own key.
-    rejects(token(header(), claims(), { alg: 'PS256', key: ourKey }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'RS256 header, PS256 signature')
+    rejects(
+      token(header(), claims(), { alg: 'PS256', key: ourKey }),
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      'RS256 header, PS256 signature',
+    )
     for (const alg of [null, 7, ['RS256'], { RS256: true }, '', 'rs256', 'RS256 ']) {
       const code = typeof alg === 'string' ? 'ERR_JOSE_ALG_NOT_ALLOWED' : 'ERR_JWS_INVALID'
       rejects(token(header({ alg }), claims()), code, `alg ${JSON.stringify(alg)}`)
@@ -137,7 +158,11 @@ describe('algorithm attacks', () => {
 
 describe('key attacks', () => {
   test('a token signed by another key under our kid', () => {
-    rejects(token(header(), claims(), { key: attacker.privateKey }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'same kid, other key')
+    rejects(
+      token(header(), claims(), { key: attacker.privateKey }),
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      'same kid, other key',
+    )
   })
 
   test('jku, x5u, x5c and jwk headers are never fetched or trusted', () => {
@@ -145,8 +170,16 @@ describe('key attacks', () => {
     const attackerJwk = { ...attacker.publicKey.export({ format: 'jwk' }), kid: hoot.kid, alg: 'RS256', use: 'sig' }
     const injected = { jku: `${base}/jwks.json`, x5u: `${base}/cert.pem`, jwk: attackerJwk, x5c: ['MIIB'] }
     for (const [name, value] of Object.entries(injected)) {
-      rejects(token(header({ [name]: value }), claims(), { key: attacker.privateKey }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', `${name} with our kid`)
-      rejects(token({ alg: 'RS256', [name]: value }, claims(), { key: attacker.privateKey }), 'ERR_JWKS_NO_MATCHING_KEY', `${name} without a kid`)
+      rejects(
+        token(header({ [name]: value }), claims(), { key: attacker.privateKey }),
+        'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+        `${name} with our kid`,
+      )
+      rejects(
+        token({ alg: 'RS256', [name]: value }, claims(), { key: attacker.privateKey }),
+        'ERR_JWKS_NO_MATCHING_KEY',
+        `${name} without a kid`,
+      )
     }
     // Signed by us, the extra headers change nothing: the token is good and nothing is fetched.
     assert.equal(verifyToken(token(header(injected), claims())).valid, true)
@@ -154,14 +187,28 @@ describe('key attacks', () => {
   })
 
   test('kid values that try to reach a file, a query or the limits', () => {
-    const kids = ['../../../../etc/passwd', '/dev/null', "' OR '1'='1' --", '"; DROP TABLE keys; --', '\u0000', `${hoot.kid}\u0000`, hoot.kid.toUpperCase(), ` ${hoot.kid}`, 'k'.repeat(5000)]
+    const kids = [
+      '../../../../etc/passwd',
+      '/dev/null',
+      "' OR '1'='1' --",
+      '"; DROP TABLE keys; --',
+      '\u0000',
+      `${hoot.kid}\u0000`,
+      hoot.kid.toUpperCase(),
+      ` ${hoot.kid}`,
+      'k'.repeat(5000),
+    ]
     for (const kid of kids) {
       rejects(token(header({ kid }), claims()), 'ERR_JWKS_NO_MATCHING_KEY', `kid ${JSON.stringify(kid.slice(0, 40))}`)
     }
     for (const kid of [7, null, [hoot.kid], { kid: hoot.kid }]) {
       rejects(token(header({ kid }), claims()), 'ERR_JWKS_NO_MATCHING_KEY', `kid ${JSON.stringify(kid)}`)
     }
-    rejects(token(header({ kid: 'k'.repeat(10 * 1024) }), claims()), 'ERR_JWS_INVALID', '10 KB kid: over the size limit')
+    rejects(
+      token(header({ kid: 'k'.repeat(10 * 1024) }), claims()),
+      'ERR_JWS_INVALID',
+      '10 KB kid: over the size limit',
+    )
   })
 
   test('crit headers are refused even on a good signature', () => {
@@ -208,7 +255,11 @@ describe('encoding attacks', () => {
     assert.equal(s.length % 4, 2)
     const last = alphabet.indexOf(s.at(-1))
     const nonCanonical = `${s.slice(0, -1)}${alphabet[last + 1]}`
-    assert.deepEqual(Buffer.from(nonCanonical, 'base64url'), Buffer.from(s, 'base64url'), 'Node itself reads both as one signature')
+    assert.deepEqual(
+      Buffer.from(nonCanonical, 'base64url'),
+      Buffer.from(s, 'base64url'),
+      'Node itself reads both as one signature',
+    )
     rejects(`${h}.${p}.${nonCanonical}`, 'ERR_JWS_INVALID', 'stray bits in the signature')
     const standard = (x) => x.replaceAll('-', '+').replaceAll('_', '/')
     const withStandard = [h, p, s].findIndex((x) => x !== standard(x))
@@ -236,18 +287,39 @@ describe('encoding attacks', () => {
   })
 
   test('header and claims that are not JSON objects, or nest without end', () => {
-    for (const [h, why] of [['[]', 'array'], ['"RS256"', 'string'], ['null', 'null'], ['{', 'cut short'], ['{"alg":"RS256"} x', 'trailing text'], ['\ufeff{}', 'byte order mark']]) {
+    for (const [h, why] of [
+      ['[]', 'array'],
+      ['"RS256"', 'string'],
+      ['null', 'null'],
+      ['{', 'cut short'],
+      ['{"alg":"RS256"} x', 'trailing text'],
+      ['\ufeff{}', 'byte order mark'],
+    ]) {
       rejects(token(h, claims()), 'ERR_JWS_INVALID', `header ${why}`)
     }
-    for (const [p, why] of [['[]', 'array'], ['"x"', 'string'], ['1', 'number'], ['{', 'cut short'], [`["${USER}",${now() + 60}]`, 'array in claim order']]) {
+    for (const [p, why] of [
+      ['[]', 'array'],
+      ['"x"', 'string'],
+      ['1', 'number'],
+      ['{', 'cut short'],
+      [`["${USER}",${now() + 60}]`, 'array in claim order'],
+    ]) {
       rejects(token(header(), p), 'ERR_JWT_INVALID', `claims ${why}`)
     }
     // Nesting past 32 levels is refused before any parser sees it.
     const deep = (n) => '['.repeat(n) + ']'.repeat(n)
     rejects(token(`{"alg":"RS256","kid":"${hoot.kid}","x":${deep(2000)}}`, claims()), 'ERR_JWS_INVALID', 'deep header')
-    rejects(token(header(), `{"sub":"${USER}","exp":${now() + 60},"x":${deep(2000)}}`), 'ERR_JWT_INVALID', 'deep claims')
+    rejects(
+      token(header(), `{"sub":"${USER}","exp":${now() + 60},"x":${deep(2000)}}`),
+      'ERR_JWT_INVALID',
+      'deep claims',
+    )
     const objects = (n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
-    rejects(token(header(), `{"sub":"${USER}","exp":${now() + 60},"x":${objects(300)}}`), 'ERR_JWT_INVALID', 'deep objects')
+    rejects(
+      token(header(), `{"sub":"${USER}","exp":${now() + 60},"x":${objects(300)}}`),
+      'ERR_JWT_INVALID',
+      'deep objects',
+    )
     rejects(`${b64url(deep(100000))}.${b64url(claims())}.AAAA`, 'ERR_JWS_INVALID', 'a 200 KB bracket bomb')
   })
 
@@ -262,11 +334,19 @@ describe('encoding attacks', () => {
       [claims({ sub: `${USER}\u0000` }), 'ERR_JWT_CLAIM_VALIDATION_FAILED', 'sub with a NUL'],
       [claims({ exp: now() - 1 }), 'ERR_JWT_EXPIRED', 'expired'],
       [claims({ exp: Infinity }), 'ERR_JWT_CLAIM_VALIDATION_FAILED', 'exp Infinity (JSON null)'],
-      [`{"sub":"${USER}","exp":1e400}`, 'ERR_JWT_INVALID', 'exp beyond any double (JSON.parse would read Infinity: valid forever)'],
+      [
+        `{"sub":"${USER}","exp":1e400}`,
+        'ERR_JWT_INVALID',
+        'exp beyond any double (JSON.parse would read Infinity: valid forever)',
+      ],
     ]
     for (const [p, code, why] of cases) rejects(token(header(), p), code, why)
     // Forged and expired: the signature is what is reported, never "expired".
-    rejects(token(header(), claims({ exp: now() - 1 }), { key: attacker.privateKey }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED', 'forged and expired')
+    rejects(
+      token(header(), claims({ exp: now() - 1 }), { key: attacker.privateKey }),
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      'forged and expired',
+    )
   })
 })
 

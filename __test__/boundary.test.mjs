@@ -34,13 +34,46 @@ const CODED = new Set(['ERR_INVALID_ARG_VALUE', 'ERR_INVALID_USER_ID', 'ERR_HOOT
 
 // What each kind of parameter must do with each value: 'type' (TypeError, ERR_INVALID_ARG_TYPE),
 // 'value' (ERR_INVALID_ARG_VALUE), 'ok' (accepted), or 'coded' (accepted, or refused with a code).
-const NOT_A_STRING = { undefined: 'type', null: 'type', number: 'type', boolean: 'type', array: 'type', object: 'type', symbol: 'type', bigint: 'type' }
+const NOT_A_STRING = {
+  undefined: 'type',
+  null: 'type',
+  number: 'type',
+  boolean: 'type',
+  array: 'type',
+  object: 'type',
+  symbol: 'type',
+  bigint: 'type',
+}
 const KINDS = {
   string: { ...NOT_A_STRING, 'huge string': 'coded', 'string with NUL': 'coded' },
   'string or null': { ...NOT_A_STRING, null: 'ok', 'huge string': 'coded', 'string with NUL': 'coded' },
-  'optional string': { ...NOT_A_STRING, undefined: 'ok', null: 'ok', 'huge string': 'coded', 'string with NUL': 'coded' },
-  options: { ...NOT_A_STRING, undefined: 'ok', null: 'ok', object: 'ok', 'huge string': 'type', 'string with NUL': 'type' },
-  'JSON object': { undefined: 'type', symbol: 'type', bigint: 'type', null: 'value', number: 'value', boolean: 'value', array: 'value', object: 'ok', 'huge string': 'value', 'string with NUL': 'value' },
+  'optional string': {
+    ...NOT_A_STRING,
+    undefined: 'ok',
+    null: 'ok',
+    'huge string': 'coded',
+    'string with NUL': 'coded',
+  },
+  options: {
+    ...NOT_A_STRING,
+    undefined: 'ok',
+    null: 'ok',
+    object: 'ok',
+    'huge string': 'type',
+    'string with NUL': 'type',
+  },
+  'JSON object': {
+    undefined: 'type',
+    symbol: 'type',
+    bigint: 'type',
+    null: 'value',
+    number: 'value',
+    boolean: 'value',
+    array: 'value',
+    object: 'ok',
+    'huge string': 'value',
+    'string with NUL': 'value',
+  },
 }
 
 const key = () => join(dir, `keys-${Math.random().toString(36).slice(2)}`)
@@ -72,10 +105,22 @@ const CALLS = [
   ['migrateDatabase(dbPath)', 'optional string', (v) => hoot.migrateDatabase(v)],
   ['cleanupExpiredVerifiers(opts)', 'options', (v) => hoot.cleanupExpiredVerifiers(v ?? { dbPath })],
   ['getCachedFavicon(serverUrl)', 'string', (v) => hoot.getCachedFavicon(v, undefined, { dbPath })],
-  ['getCachedFavicon(_, oauthLogoUri)', 'optional string', (v) => hoot.getCachedFavicon('https://a.example', v, { dbPath })],
-  ['getCachedFavicon(_, _, opts)', 'options', (v) => hoot.getCachedFavicon('https://a.example', undefined, v ?? { dbPath })],
+  [
+    'getCachedFavicon(_, oauthLogoUri)',
+    'optional string',
+    (v) => hoot.getCachedFavicon('https://a.example', v, { dbPath }),
+  ],
+  [
+    'getCachedFavicon(_, _, opts)',
+    'options',
+    (v) => hoot.getCachedFavicon('https://a.example', undefined, v ?? { dbPath }),
+  ],
   ['cacheFavicon(serverUrl)', 'string', (v) => hoot.cacheFavicon(v, null, undefined, { dbPath })],
-  ['cacheFavicon(_, faviconUrl)', 'string or null', (v) => hoot.cacheFavicon('https://b.example', v, undefined, { dbPath })],
+  [
+    'cacheFavicon(_, faviconUrl)',
+    'string or null',
+    (v) => hoot.cacheFavicon('https://b.example', v, undefined, { dbPath }),
+  ],
   ['closeDatabase(dbPath)', 'optional string', (v) => hoot.closeDatabase(v)],
   ['inspectDatabase(dbPath)', 'optional string', (v) => hoot.inspectDatabase(v)],
 ]
@@ -87,8 +132,15 @@ function snapshot() {
   const servers = store.servers()
   return JSON.stringify({
     servers,
-    rows: servers.map((s) => [store.clientInformation(s), store.tokens(s), store.codeVerifier(s), store.serverConfig(s)]),
-    favicons: ['https://a.example', 'https://b.example'].map((u) => hoot.getCachedFavicon(u, undefined, { dbPath }) ?? '-'),
+    rows: servers.map((s) => [
+      store.clientInformation(s),
+      store.tokens(s),
+      store.codeVerifier(s),
+      store.serverConfig(s),
+    ]),
+    favicons: ['https://a.example', 'https://b.example'].map(
+      (u) => hoot.getCachedFavicon(u, undefined, { dbPath }) ?? '-',
+    ),
   })
 }
 
@@ -176,7 +228,9 @@ function optionInterfaces() {
   const dts = readFileSync(join(root, 'lib', 'index.d.ts'), 'utf8')
   const interfaces = {}
   for (const [, name, body] of dts.matchAll(/^export interface (\w+Options) \{\n([\s\S]*?)^\}/gm)) {
-    interfaces[name] = Object.fromEntries([...body.matchAll(/^ {2}(\w+)\?: (.+)$/gm)].map(([, prop, type]) => [prop, type]))
+    interfaces[name] = Object.fromEntries(
+      [...body.matchAll(/^ {2}(\w+)\?: (.+)$/gm)].map(([, prop, type]) => [prop, type]),
+    )
   }
   return interfaces
 }
@@ -185,7 +239,11 @@ test('every property of every options interface refuses a wrong type, naming opt
   const interfaces = optionInterfaces()
   // OAuthProviderOptions is hand-written (lib/header.d.ts) and checked in provider.test.mjs.
   delete interfaces.OAuthProviderOptions
-  assert.deepEqual(Object.keys(interfaces).sort(), Object.keys(OPTION_CALLS).sort(), 'an options interface without calls here')
+  assert.deepEqual(
+    Object.keys(interfaces).sort(),
+    Object.keys(OPTION_CALLS).sort(),
+    'an options interface without calls here',
+  )
   for (const [name, props] of Object.entries(interfaces)) {
     assert.ok(Object.keys(props).length > 0, `${name} declares no properties`)
     for (const [prop, type] of Object.entries(props)) {
@@ -219,7 +277,10 @@ test('issueTokenAsync rejects with exactly what issueToken throws, and never thr
         pending = hoot.issueTokenAsync(...args)
       })
       if (syncError) {
-        await assert.rejects(pending, (e) => e.name === syncError.name && e.code === syncError.code && e.message === syncError.message)
+        await assert.rejects(
+          pending,
+          (e) => e.name === syncError.name && e.code === syncError.code && e.message === syncError.message,
+        )
       } else {
         assert.equal(hoot.verifyToken(await pending).valid, true)
       }
@@ -239,7 +300,11 @@ test('a panic inside the core becomes a JS error or a rejected promise, never an
   const library = { linux: 'libhoot_core.so', darwin: 'libhoot_core.dylib', win32: 'hoot_core.dll' }[process.platform]
   const addon = join(tempDir('panic'), 'hoot-core-test-panic.node')
   copyFileSync(join(root, 'target', 'debug', library), addon)
-  const child = spawnSync(process.execPath, ['-e', `
+  const child = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `
     const native = require(${JSON.stringify(addon)})
     const DEAD = '00000000-0000-4000-8000-00000000dead'
     const seen = []
@@ -255,7 +320,10 @@ test('a panic inside the core becomes a JS error or a rejected promise, never an
       // Still working after three panics.
       seen.push({ where: 'after', token: typeof native.issueToken(${JSON.stringify(USER)}) })
       console.log(JSON.stringify(seen))
-    })`], { encoding: 'utf8' })
+    })`,
+    ],
+    { encoding: 'utf8' },
+  )
   assert.equal(child.status, 0, `the process died (signal ${child.signal}):\n${child.stderr}`)
   const seen = JSON.parse(child.stdout.trim().split('\n').pop())
   for (const where of ['issueToken', 'storeTokensText', 'issueTokenAsync']) {

@@ -35,7 +35,7 @@ test('help and usage errors', () => {
   assert.equal(hootCore(['doctor', '--nope']).code, 2)
 })
 
-test('keygen writes Hoot\'s files, and doctor then reports healthy', () => {
+test("keygen writes Hoot's files, and doctor then reports healthy", () => {
   const dir = tempDir('cli-keys')
   const made = hootCore(['keygen', dir, '--kid', 'cli-kid'])
   assert.equal(made.code, 0, made.err)

@@ -50,18 +50,24 @@ async function browserToken(userId = randomUUID()) {
 }
 
 test('/auth/token checks the origin and the user id, as Hoot does', async () => {
-  assert.deepEqual(await call('POST', '/auth/token', { origin: 'https://evil.example', body: { userId: randomUUID() } }),
-    { status: 403, body: { success: false, error: 'Forbidden' } })
-  assert.deepEqual(await call('POST', '/auth/token', { origin: ORIGIN, body: { userId: 'not-a-uuid' } }),
-    { status: 400, body: { success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' } })
+  assert.deepEqual(
+    await call('POST', '/auth/token', { origin: 'https://evil.example', body: { userId: randomUUID() } }),
+    { status: 403, body: { success: false, error: 'Forbidden' } },
+  )
+  assert.deepEqual(await call('POST', '/auth/token', { origin: ORIGIN, body: { userId: 'not-a-uuid' } }), {
+    status: 400,
+    body: { success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' },
+  })
   const jwks = await call('GET', '/.well-known/jwks.json')
   assert.equal(jwks.body.keys[0].kid, keys.kid)
 })
 
-test('missing, tampered, expired and foreign tokens get Hoot\'s 401 bodies', async () => {
+test("missing, tampered, expired and foreign tokens get Hoot's 401 bodies", async () => {
   const unauthorized = { success: false, error: 'Unauthorized', message: 'Invalid authentication token' }
-  assert.deepEqual(await call('GET', '/mcp/tools/x'),
-    { status: 401, body: { success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' } })
+  assert.deepEqual(await call('GET', '/mcp/tools/x'), {
+    status: 401,
+    body: { success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' },
+  })
   const token = await browserToken()
   const [h, , s] = token.split('.')
   const forged = `${h}.${Buffer.from(JSON.stringify({ sub: randomUUID(), exp: 9999999999 })).toString('base64url')}.${s}`
@@ -71,8 +77,10 @@ test('missing, tampered, expired and foreign tokens get Hoot\'s 401 bodies', asy
     .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
     .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
     .sign(await importJWK(keys.privateJwk, 'RS256'))
-  assert.deepEqual(await call('GET', '/mcp/tools/x', { token: expired }),
-    { status: 401, body: { success: false, error: 'TokenExpired', message: 'Token has expired', expired: true } })
+  assert.deepEqual(await call('GET', '/mcp/tools/x', { token: expired }), {
+    status: 401,
+    body: { success: false, error: 'TokenExpired', message: 'Token has expired', expired: true },
+  })
   const other = await hootKeyFiles(tempDir('other-server'), keys.kid) // another server's key, same kid
   const foreign = await new SignJWT({ sub: randomUUID() })
     .setProtectedHeader({ alg: 'RS256', kid: keys.kid, typ: 'JWT' })
@@ -81,10 +89,14 @@ test('missing, tampered, expired and foreign tokens get Hoot\'s 401 bodies', asy
   assert.deepEqual(await call('GET', '/mcp/tools/x', { token: foreign }), { status: 401, body: unauthorized })
 })
 
-test('two browsers: each authorizes for itself and cannot reach the other\'s connection', async () => {
+test("two browsers: each authorizes for itself and cannot reach the other's connection", async () => {
   const alice = await browserToken()
   const bob = await browserToken()
-  const connect = (token, authorizationCode) => call('POST', '/mcp/connect', { token, body: { serverId: 'fixture', url: fixture.url.toString(), authorizationCode } })
+  const connect = (token, authorizationCode) =>
+    call('POST', '/mcp/connect', {
+      token,
+      body: { serverId: 'fixture', url: fixture.url.toString(), authorizationCode },
+    })
 
   const first = await connect(alice)
   assert.equal(first.status, 401)
@@ -92,18 +104,34 @@ test('two browsers: each authorizes for itself and cannot reach the other\'s con
   const connected = await connect(alice, await approve(first.body.authorizationUrl))
   assert.deepEqual(connected, { status: 200, body: { success: true, serverId: 'fixture' } })
   const tools = await call('GET', '/mcp/tools/fixture', { token: alice })
-  assert.deepEqual(tools.body.tools.map((t) => t.name), ['whoami'])
+  assert.deepEqual(
+    tools.body.tools.map((t) => t.name),
+    ['whoami'],
+  )
 
   // Bob sees neither Alice's live connection nor her stored credentials.
-  assert.deepEqual(await call('GET', '/mcp/tools/fixture', { token: bob }), { status: 404, body: { success: false, error: 'Server not connected' } })
+  assert.deepEqual(await call('GET', '/mcp/tools/fixture', { token: bob }), {
+    status: 404,
+    body: { success: false, error: 'Server not connected' },
+  })
   assert.equal((await call('POST', '/mcp/disconnect', { token: bob, body: { serverId: 'fixture' } })).status, 404)
-  assert.equal((await call('POST', '/mcp/clear-oauth-tokens', { token: bob, body: { serverId: 'fixture' } })).status, 200)
+  assert.equal(
+    (await call('POST', '/mcp/clear-oauth-tokens', { token: bob, body: { serverId: 'fixture' } })).status,
+    200,
+  )
   assert.equal((await connect(bob)).body.needsAuth, true, 'Bob must authorize for himself')
   assert.equal((await call('GET', '/mcp/tools/fixture', { token: alice })).status, 200, 'Alice is still connected')
 
   // Alice reconnects with her stored tokens; clearing them forces a new authorization.
   assert.equal((await connect(alice)).status, 200)
-  assert.equal((await call('POST', '/mcp/clear-oauth-tokens', { token: alice, body: { serverId: 'fixture' } })).status, 200)
+  assert.equal(
+    (await call('POST', '/mcp/clear-oauth-tokens', { token: alice, body: { serverId: 'fixture' } })).status,
+    200,
+  )
   assert.equal((await connect(alice)).body.needsAuth, true)
-  assert.equal((await call('POST', '/mcp/disconnect', { token: alice, body: { serverId: 'fixture' } })).status, 404, 'the failed reconnect dropped the old connection')
+  assert.equal(
+    (await call('POST', '/mcp/disconnect', { token: alice, body: { serverId: 'fixture' } })).status,
+    404,
+    'the failed reconnect dropped the old connection',
+  )
 })

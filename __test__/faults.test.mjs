@@ -28,9 +28,17 @@ function delays(seed, count, max) {
  */
 function killDuring(body, delay) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', `import * as hoot from ${JSON.stringify(entry)}\nimport { writeSync } from 'node:fs'\n${body}`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as hoot from ${JSON.stringify(entry)}\nimport { writeSync } from 'node:fs'\n${body}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
     let out = ''
     child.stdout.setEncoding('utf8')
     child.stdout.on('data', (chunk) => {
@@ -43,22 +51,28 @@ function killDuring(body, delay) {
 }
 
 function integrity(path) {
-  return withBetterSqlite(`
+  return withBetterSqlite(
+    `
     const db = new Database(input.path, { readonly: true })
-    console.log(JSON.stringify(db.pragma('integrity_check', { simple: true })))`, { path })
+    console.log(JSON.stringify(db.pragma('integrity_check', { simple: true })))`,
+    { path },
+  )
 }
 
 test('SIGKILL in the middle of saves, at 8 random moments: every acknowledged save is there, the file is intact', async () => {
   for (const delay of delays(7, 8, 120)) {
     const dbPath = join(tempDir('kill-saves'), 'hoot-mcp.db')
     // Each line is printed only after saveTokens has returned: that is the acknowledgement.
-    const { lines, signal } = await killDuring(`
+    const { lines, signal } = await killDuring(
+      `
       const store = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
       for (let i = 0; ; i++) {
         store.saveTokens('server-' + (i % 40), { i, access_token: 'a'.repeat(500 + (i % 7) * 300) })
         store.saveCodeVerifier('server-' + (i % 40), 'v' + i)
         writeSync(1, i + '\\n')
-      }`, delay)
+      }`,
+      delay,
+    )
     assert.equal(signal, 'SIGKILL')
     assert.ok(lines.length > 0)
     assert.equal(integrity(dbPath), 'ok', `after a kill at ${delay} ms`)
@@ -69,7 +83,10 @@ test('SIGKILL in the middle of saves, at 8 random moments: every acknowledged sa
     for (let s = 0; s < 40 && s <= last; s++) {
       const acknowledged = last - ((last - s) % 40)
       const stored = store.tokens(`server-${s}`)
-      assert.ok(stored && stored.i >= acknowledged, `server-${s}: ${stored?.i} < acknowledged ${acknowledged} (kill at ${delay} ms)`)
+      assert.ok(
+        stored && stored.i >= acknowledged,
+        `server-${s}: ${stored?.i} < acknowledged ${acknowledged} (kill at ${delay} ms)`,
+      )
       const verifier = Number(store.codeVerifier(`server-${s}`).slice(1))
       assert.ok(verifier >= acknowledged, `server-${s}: verifier of step ${verifier} < acknowledged ${acknowledged}`)
     }
@@ -80,11 +97,14 @@ test('SIGKILL in the middle of saves, at 8 random moments: every acknowledged sa
 test('SIGKILL in the middle of key generation, at 8 random moments: key files are absent or complete', async () => {
   for (const delay of delays(11, 8, 400)) {
     const base = tempDir('kill-keys')
-    const { lines } = await killDuring(`
+    const { lines } = await killDuring(
+      `
       for (let i = 0; ; i++) {
         hoot.generateKeys(${JSON.stringify(base)} + '/k' + i)
         writeSync(1, i + '\\n')
-      }`, delay)
+      }`,
+      delay,
+    )
     for (const name of readdirSync(base)) {
       const dir = join(base, name)
       const privatePath = join(dir, 'private-key.json')
@@ -99,17 +119,28 @@ test('SIGKILL in the middle of key generation, at 8 random moments: key files ar
       }
       if (existsSync(jwksPath)) {
         assert.ok(existsSync(privatePath), `${name}: jwks.json without its private key`)
-        assert.equal(JSON.parse(readFileSync(jwksPath, 'utf8')).keys[0].n, JSON.parse(readFileSync(privatePath, 'utf8')).n)
+        assert.equal(
+          JSON.parse(readFileSync(jwksPath, 'utf8')).keys[0].n,
+          JSON.parse(readFileSync(privatePath, 'utf8')).n,
+        )
       }
     }
   }
 })
 
-test('a full disk is a clear ERR_HOOT_DB, and what was saved before stays readable', { skip: !linux && 'needs ulimit -f' }, () => {
-  const dbPath = join(tempDir('full'), 'hoot-mcp.db')
-  // A file size limit makes every write past it fail as a full disk would (EFBIG instead of
-  // ENOSPC); SIGXFSZ is ignored so the write returns the error instead of killing the process.
-  const child = spawnSync('sh', ['-c', `ulimit -f 512; exec "${process.execPath}" --input-type=module -e "$0"`, `
+test(
+  'a full disk is a clear ERR_HOOT_DB, and what was saved before stays readable',
+  { skip: !linux && 'needs ulimit -f' },
+  () => {
+    const dbPath = join(tempDir('full'), 'hoot-mcp.db')
+    // A file size limit makes every write past it fail as a full disk would (EFBIG instead of
+    // ENOSPC); SIGXFSZ is ignored so the write returns the error instead of killing the process.
+    const child = spawnSync(
+      'sh',
+      [
+        '-c',
+        `ulimit -f 512; exec "${process.execPath}" --input-type=module -e "$0"`,
+        `
     import * as hoot from ${JSON.stringify(entry)}
     process.on('SIGXFSZ', () => {})
     const store = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
@@ -118,32 +149,43 @@ test('a full disk is a clear ERR_HOOT_DB, and what was saved before stays readab
     for (let i = 0; i < 10000 && !error; i++) {
       try { store.saveTokens('fill-' + i, { access_token: 'x'.repeat(8000) }) } catch (e) { error = e }
     }
-    console.log(JSON.stringify({ name: error?.name, code: error?.code, message: error?.message, kept: store.tokens('before') }))`], { encoding: 'utf8' })
-  assert.equal(child.status, 0, child.stderr)
-  const result = JSON.parse(child.stdout.trim().split('\n').pop())
-  assert.equal(result.code, 'ERR_HOOT_DB', result.message)
-  assert.match(result.message, /disk is full/)
-  assert.ok(result.message.includes(dbPath), 'the message names the file')
-  assert.deepEqual(result.kept, { access_token: 'kept' })
-  assert.equal(integrity(dbPath), 'ok')
-})
+    console.log(JSON.stringify({ name: error?.name, code: error?.code, message: error?.message, kept: store.tokens('before') }))`,
+      ],
+      { encoding: 'utf8' },
+    )
+    assert.equal(child.status, 0, child.stderr)
+    const result = JSON.parse(child.stdout.trim().split('\n').pop())
+    assert.equal(result.code, 'ERR_HOOT_DB', result.message)
+    assert.match(result.message, /disk is full/)
+    assert.ok(result.message.includes(dbPath), 'the message names the file')
+    assert.deepEqual(result.kept, { access_token: 'kept' })
+    assert.equal(integrity(dbPath), 'ok')
+  },
+)
 
-test('a read-only database file is a clear ERR_HOOT_DB, and nothing is written', { skip: !linux && 'uses a POSIX user' }, () => {
-  // root writes whatever the mode bits say, so as root the check runs as the user nobody, with a
-  // copy of the package it can read.
-  const dir = tempDir('read-only')
-  chmodSync(dir, 0o755)
-  const pkg = join(dir, 'pkg')
-  mkdirSync(pkg)
-  cpSync(join(root, 'lib'), join(pkg, 'lib'), { recursive: true })
-  const dbPath = join(dir, 'hoot-mcp.db')
-  const store = new OAuthStore(USER, { dbPath })
-  store.saveTokens('kept', { access_token: 'kept' })
-  closeDatabase(dbPath)
-  for (const file of readdirSync(dir).filter((f) => f.startsWith('hoot-mcp.db'))) chmodSync(join(dir, file), 0o444)
-  chmodSync(dir, 0o555) // no new -wal or -shm files either
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
-  const child = spawnSync(process.execPath, ['-e', `
+test(
+  'a read-only database file is a clear ERR_HOOT_DB, and nothing is written',
+  { skip: !linux && 'uses a POSIX user' },
+  () => {
+    // root writes whatever the mode bits say, so as root the check runs as the user nobody, with a
+    // copy of the package it can read.
+    const dir = tempDir('read-only')
+    chmodSync(dir, 0o755)
+    const pkg = join(dir, 'pkg')
+    mkdirSync(pkg)
+    cpSync(join(root, 'lib'), join(pkg, 'lib'), { recursive: true })
+    const dbPath = join(dir, 'hoot-mcp.db')
+    const store = new OAuthStore(USER, { dbPath })
+    store.saveTokens('kept', { access_token: 'kept' })
+    closeDatabase(dbPath)
+    for (const file of readdirSync(dir).filter((f) => f.startsWith('hoot-mcp.db'))) chmodSync(join(dir, file), 0o444)
+    chmodSync(dir, 0o555) // no new -wal or -shm files either
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `
     const hoot = require(${JSON.stringify(join(pkg, 'lib', 'index.js'))})
     const outcome = {}
     try {
@@ -151,15 +193,19 @@ test('a read-only database file is a clear ERR_HOOT_DB, and nothing is written',
       store.saveTokens('new', { access_token: 'x' })
       outcome.saved = true
     } catch (e) { outcome.name = e.name; outcome.code = e.code; outcome.message = e.message }
-    console.log(JSON.stringify(outcome))`], { encoding: 'utf8', cwd: dir, env: { ...process.env, HOME: dir }, ...asNobody })
-  chmodSync(dir, 0o755)
-  assert.equal(child.status, 0, child.stderr)
-  const outcome = JSON.parse(child.stdout.trim().split('\n').pop())
-  assert.equal(outcome.code, 'ERR_HOOT_DB', JSON.stringify(outcome))
-  assert.ok(outcome.message.includes(dbPath), outcome.message)
-  assert.match(outcome.message, /writable|read-only|readonly/i)
-  for (const file of readdirSync(dir).filter((f) => f.startsWith('hoot-mcp.db'))) chmodSync(join(dir, file), 0o644)
-  assert.equal(new OAuthStore(USER, { dbPath }).tokens('new'), undefined)
-  assert.deepEqual(new OAuthStore(USER, { dbPath }).tokens('kept'), { access_token: 'kept' })
-  closeDatabase(dbPath)
-})
+    console.log(JSON.stringify(outcome))`,
+      ],
+      { encoding: 'utf8', cwd: dir, env: { ...process.env, HOME: dir }, ...asNobody },
+    )
+    chmodSync(dir, 0o755)
+    assert.equal(child.status, 0, child.stderr)
+    const outcome = JSON.parse(child.stdout.trim().split('\n').pop())
+    assert.equal(outcome.code, 'ERR_HOOT_DB', JSON.stringify(outcome))
+    assert.ok(outcome.message.includes(dbPath), outcome.message)
+    assert.match(outcome.message, /writable|read-only|readonly/i)
+    for (const file of readdirSync(dir).filter((f) => f.startsWith('hoot-mcp.db'))) chmodSync(join(dir, file), 0o644)
+    assert.equal(new OAuthStore(USER, { dbPath }).tokens('new'), undefined)
+    assert.deepEqual(new OAuthStore(USER, { dbPath }).tokens('kept'), { access_token: 'kept' })
+    closeDatabase(dbPath)
+  },
+)

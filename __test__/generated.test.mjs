@@ -64,3 +64,19 @@ test('the declarations cover the whole contract for keys, tokens and the store',
     assert.ok(dts.includes(signature), `index.d.ts lacks: ${signature}`)
   }
 })
+
+test('every declaration in lib/index.d.ts has JSDoc', () => {
+  const lines = readFileSync(join(root, 'lib', 'index.d.ts'), 'utf8').split('\n')
+  const undocumented = []
+  let inside = 0 // depth of the interface or class body being read
+  for (const [i, line] of lines.entries()) {
+    const declaration =
+      inside === 0
+        ? /^export (declare |type |interface )/.test(line)
+        : inside === 1 && /^ {2}[\w(]|^ {2}get |^ {2}readonly /.test(line)
+    if (declaration && !lines[i - 1]?.trim().endsWith('*/')) undocumented.push(`${i + 1}: ${line.trim()}`)
+    if (/^export (declare class|interface) .*\{$/.test(line)) inside = 1
+    else if (inside === 1 && line === '}') inside = 0
+  }
+  assert.deepEqual(undocumented, [])
+})

@@ -77,7 +77,8 @@ export const LEGACY_SCHEMA = `
 
 /** Writes a legacy database with `rows` rows per table, in WAL mode like Hoot's. */
 export function makeLegacyDb(path, rows) {
-  withBetterSqlite(`
+  withBetterSqlite(
+    `
     const db = new Database(input.path)
     db.pragma('journal_mode = WAL')
     db.exec(input.schema)
@@ -90,5 +91,7 @@ export function makeLegacyDb(path, rows) {
       }
     })()
     db.close()
-    console.log('null')`, { path, rows, schema: LEGACY_SCHEMA })
+    console.log('null')`,
+    { path, rows, schema: LEGACY_SCHEMA },
+  )
 }

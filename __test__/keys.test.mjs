@@ -43,14 +43,19 @@ test('zero-config: the first start generates a private key once, later starts re
 test('processes starting together on a fresh home agree on one key', async () => {
   const home = tempDir('race')
   const code = `import * as hoot from ${JSON.stringify(entry)}\nconsole.log(hoot.loadKeys().kid)`
-  const runs = Array.from({ length: 4 }, () =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, HOME: home }, cwd: home })
-      let out = ''
-      child.stdout.on('data', (d) => (out += d))
-      child.on('error', reject)
-      child.on('close', (status) => (status === 0 ? resolve(out.trim()) : reject(new Error(`exit ${status}`))))
-    }),
+  const runs = Array.from(
+    { length: 4 },
+    () =>
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+          env: { ...process.env, HOME: home },
+          cwd: home,
+        })
+        let out = ''
+        child.stdout.on('data', (d) => (out += d))
+        child.on('error', reject)
+        child.on('close', (status) => (status === 0 ? resolve(out.trim()) : reject(new Error(`exit ${status}`))))
+      }),
   )
   const kids = await Promise.all(runs)
   assert.equal(new Set(kids).size, 1, `kids: ${kids}`)
@@ -58,12 +63,12 @@ test('processes starting together on a fresh home agree on one key', async () =>
   assert.equal(onDisk.keys[0].kid, kids[0])
 })
 
-test('Hoot\'s private-key.json and jwks.json in the working directory are used as they are', async () => {
+test("Hoot's private-key.json and jwks.json in the working directory are used as they are", async () => {
   const dir = tempDir('cwdfiles')
   const files = await hootKeyFiles(dir)
   const out = runIsolated(`console.log(JSON.stringify(hoot.loadKeys()))`, { cwd: dir, env: { HOME: tempDir('home') } })
   assert.equal(out.source, 'files')
-  assert.equal(out.kid, files.kid, 'the kid comes from jwks.json; Hoot\'s private key has none')
+  assert.equal(out.kid, files.kid, "the kid comes from jwks.json; Hoot's private key has none")
   assert.equal(out.privateKeyPath, files.privateKeyPath)
   assert.equal(out.jwksPath, files.jwksPath)
 })
@@ -80,16 +85,25 @@ test('JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH point at the files', async () => {
 
 test('keys that cannot be loaded throw ERR_HOOT_KEYS naming the file and the fix', () => {
   const missing = join(tempDir('missing'), 'private-key.json')
-  assert.throws(() => loadKeys({ privateKeyPath: missing }), (e) => {
-    assert.equal(e.code, 'ERR_HOOT_KEYS')
-    assert.ok(e.message.includes(missing), e.message)
-    assert.ok(e.message.includes('JWT_PRIVATE_KEY_PATH'), e.message)
-    return true
-  })
+  assert.throws(
+    () => loadKeys({ privateKeyPath: missing }),
+    (e) => {
+      assert.equal(e.code, 'ERR_HOOT_KEYS')
+      assert.ok(e.message.includes(missing), e.message)
+      assert.ok(e.message.includes('JWT_PRIVATE_KEY_PATH'), e.message)
+      return true
+    },
+  )
   const dir = tempDir('broken')
   writeFileSync(join(dir, 'private-key.json'), '{ "kty": "RSA", ')
-  assert.throws(() => loadKeys({ privateKeyPath: join(dir, 'private-key.json') }), { code: 'ERR_HOOT_KEYS', message: /not valid JSON/ })
-  assert.throws(() => loadKeys({ keyDir: tempDir('empty'), generateIfMissing: false }), { code: 'ERR_HOOT_KEYS', message: /generateKeys/ })
+  assert.throws(() => loadKeys({ privateKeyPath: join(dir, 'private-key.json') }), {
+    code: 'ERR_HOOT_KEYS',
+    message: /not valid JSON/,
+  })
+  assert.throws(() => loadKeys({ keyDir: tempDir('empty'), generateIfMissing: false }), {
+    code: 'ERR_HOOT_KEYS',
+    message: /generateKeys/,
+  })
 
   // Lazily loaded defaults fail the same way, from the token calls themselves.
   const out = runIsolated(
@@ -119,7 +133,10 @@ test('rotation: sign with the new key, keep verifying tokens from the old one', 
   assert.equal(info.publicKeys, 2)
   assert.equal(verifyToken(oldToken).valid, true)
   assert.equal(JSON.parse(Buffer.from(issueToken(USER).split('.')[0], 'base64url')).kid, 'new-kid')
-  assert.deepEqual(publicJwks().keys.map((k) => k.kid), ['old-kid', 'new-kid'])
+  assert.deepEqual(
+    publicJwks().keys.map((k) => k.kid),
+    ['old-kid', 'new-kid'],
+  )
 })
 
 test('published keys never carry private members, even from a JWKS that holds them', async () => {
@@ -133,10 +150,14 @@ test('published keys never carry private members, even from a JWKS that holds th
   assert.equal(JSON.stringify(jwks).includes(files.privateJwk.d), false)
 })
 
-test('generateKeys writes Hoot\'s files (0600 in a 0700 directory) and never overwrites', async () => {
+test("generateKeys writes Hoot's files (0600 in a 0700 directory) and never overwrites", async () => {
   const dir = join(tempDir('gen'), 'keys')
   const made = generateKeys(dir, { kid: 'my-kid', bits: 3072 })
-  assert.deepEqual(made, { kid: 'my-kid', privateKeyPath: join(dir, 'private-key.json'), jwksPath: join(dir, 'jwks.json') })
+  assert.deepEqual(made, {
+    kid: 'my-kid',
+    privateKeyPath: join(dir, 'private-key.json'),
+    jwksPath: join(dir, 'jwks.json'),
+  })
   assert.equal(mode(dir), 0o700)
   assert.equal(mode(made.privateKeyPath), 0o600)
   assert.equal(mode(made.jwksPath), 0o600)
@@ -150,9 +171,16 @@ test('generateKeys writes Hoot\'s files (0600 in a 0700 directory) and never ove
   assert.equal(verifyToken(token).valid, true)
 
   assert.throws(() => generateKeys(dir), { code: 'ERR_HOOT_KEYS', message: /never overwrites/ })
-  assert.throws(() => generateKeys(tempDir('bits'), { bits: 1024 }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => generateKeys(tempDir('bits'), { bits: 1024 }), {
+    name: 'RangeError',
+    code: 'ERR_INVALID_ARG_VALUE',
+  })
   assert.throws(() => generateKeys(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"dir" argument/ })
-  assert.throws(() => generateKeys(tempDir('kid'), { kid: 7 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.kid"/ })
+  assert.throws(() => generateKeys(tempDir('kid'), { kid: 7 }), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"opts.kid"/,
+  })
   const fresh = generateKeys(tempDir('default'))
   assert.match(fresh.kid, /^[0-9a-f-]{36}$/)
 })

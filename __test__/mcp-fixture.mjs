@@ -66,7 +66,10 @@ export async function startOAuthMcpServer() {
   }
 
   app.use(mcpAuthRouter({ provider, issuerUrl: base, resourceServerUrl: url }))
-  const bearer = requireBearerAuth({ verifier: provider, resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(url) })
+  const bearer = requireBearerAuth({
+    verifier: provider,
+    resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(url),
+  })
   app.post('/mcp', express.json(), bearer, async (req, res) => {
     const server = new McpServer({ name: 'oauth-fixture', version: '1.0.0' })
     server.registerTool('whoami', { description: 'Names the OAuth client calling it' }, async (extra) => ({

@@ -11,7 +11,8 @@ const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')
 
 /** Schema and rows of a database, read by better-sqlite3 in a child process. */
 function inspect(path) {
-  return withBetterSqlite(`
+  return withBetterSqlite(
+    `
     const db = new Database(input.path)
     const out = {}
     for (const table of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers']) {
@@ -25,7 +26,9 @@ function inspect(path) {
     out.version = db.pragma('user_version', { simple: true })
     out.integrity = db.pragma('integrity_check', { simple: true })
     db.close()
-    console.log(JSON.stringify(out))`, { path })
+    console.log(JSON.stringify(out))`,
+    { path },
+  )
 }
 
 describe('migrateDatabase', () => {
@@ -42,7 +45,7 @@ describe('migrateDatabase', () => {
     assert.ok(existsSync(report.backupPath), report.backupPath)
     assert.equal(inspect(report.backupPath).oauth_tokens.multiTenant, false, 'the backup is the legacy file')
 
-    assert.equal(statSync(path).mode & 0o777, 0o600, 'Hoot\'s 0644 file is made private')
+    assert.equal(statSync(path).mode & 0o777, 0o600, "Hoot's 0644 file is made private")
     const after = inspect(path)
     for (const table of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers']) {
       assert.deepEqual(after[table], { multiTenant: true, rows: 30, users: [report.legacyUserId] }, table)
@@ -64,19 +67,24 @@ describe('migrateDatabase', () => {
     assert.equal(report.migrated, true)
     assert.deepEqual([report.tokens, report.clientInfo, report.verifiers], [0, 0, 0])
     const after = inspect(path)
-    assert.ok(after.oauth_tokens.multiTenant && after.oauth_client_info.multiTenant && after.oauth_verifiers.multiTenant)
+    assert.ok(
+      after.oauth_tokens.multiTenant && after.oauth_client_info.multiTenant && after.oauth_verifiers.multiTenant,
+    )
     new OAuthStore(USER, { dbPath: path }).saveTokens('s', { works: true })
   })
 
-  test('a half-migrated file (Hoot\'s old migration cut short) finishes under the same legacy user', () => {
+  test("a half-migrated file (Hoot's old migration cut short) finishes under the same legacy user", () => {
     const path = dbFile('mixed')
     makeLegacyDb(path, 5)
-    withBetterSqlite(`
+    withBetterSqlite(
+      `
       const db = new Database(input.path)
       const rows = db.prepare('SELECT * FROM oauth_tokens').all()
       db.exec('DROP TABLE oauth_tokens; CREATE TABLE oauth_tokens (user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id))')
       for (const r of rows) db.prepare('INSERT INTO oauth_tokens VALUES (?, ?, ?)').run('legacy-user-1700000000000', r.server_id, r.tokens)
-      db.close(); console.log('null')`, { path })
+      db.close(); console.log('null')`,
+      { path },
+    )
     const report = migrateDatabase(path)
     assert.equal(report.legacyUserId, 'legacy-user-1700000000000')
     assert.deepEqual([report.tokens, report.clientInfo, report.verifiers], [0, 5, 5])
@@ -87,7 +95,13 @@ describe('migrateDatabase', () => {
 
   test('a brand-new file gets the schema and reports nothing migrated', () => {
     const path = dbFile('new')
-    assert.deepEqual(migrateDatabase(path), { migrated: false, tokens: 0, clientInfo: 0, verifiers: 0, schemaVersion: 1 })
+    assert.deepEqual(migrateDatabase(path), {
+      migrated: false,
+      tokens: 0,
+      clientInfo: 0,
+      verifiers: 0,
+      schemaVersion: 1,
+    })
     assert.equal(inspect(path).version, 1)
   })
 
@@ -125,7 +139,9 @@ test('SIGKILL at any moment of a migration leaves the file fully legacy or fully
     await new Promise((resolve, reject) => {
       const code = `import { migrateDatabase } from ${JSON.stringify(entry)}
         process.stdout.write('start\\n'); migrateDatabase(${JSON.stringify(path)}); process.stdout.write('done\\n')`
-      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
       if (delay !== null) child.stdout.once('data', () => setTimeout(() => child.kill('SIGKILL'), delay))
       child.on('error', reject)
       child.on('close', resolve)

@@ -31,7 +31,10 @@ after(() => fixture.close())
 
 /** What Hoot's /mcp/connect does: a fresh transport and client, finishing auth first when given a code. */
 async function connect(userId, authorizationCode) {
-  const authProvider = createOAuthProvider(new OAuthStore(userId, { dbPath }), 'fixture', { redirectUrl, clientMetadata })
+  const authProvider = createOAuthProvider(new OAuthStore(userId, { dbPath }), 'fixture', {
+    redirectUrl,
+    clientMetadata,
+  })
   const transport = new StreamableHTTPClientTransport(fixture.url, { authProvider })
   if (authorizationCode) await transport.finishAuth(authorizationCode)
   const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
@@ -64,7 +67,10 @@ test('connect, register, authorize, finishAuth, then reconnect with stored token
 
   const client = await connect(alice, await approve(url))
   const { tools } = await client.listTools()
-  assert.deepEqual(tools.map((t) => t.name), ['whoami'])
+  assert.deepEqual(
+    tools.map((t) => t.name),
+    ['whoami'],
+  )
   const clientId = await whoami(client)
   assert.equal(clientId, store.clientInformation('fixture').client_id)
   assert.ok(store.tokens('fixture').access_token, 'tokens are stored')
@@ -88,12 +94,15 @@ test('a second user has nothing stored and authorizes separately', async () => {
   await Promise.all([aliceClient.close(), bobClient.close()])
 })
 
-test('invalidateCredentials(\'all\') forces a new authorization', async () => {
+test("invalidateCredentials('all') forces a new authorization", async () => {
   const carol = randomUUID()
   await (await connect(carol, await approve(await authorizationUrlFor(carol)))).close()
   new OAuthStore(carol, { dbPath }).invalidateCredentials('fixture', 'all')
   const url = await authorizationUrlFor(carol)
   const client = await connect(carol, await approve(url))
-  assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['whoami'])
+  assert.deepEqual(
+    (await client.listTools()).tools.map((t) => t.name),
+    ['whoami'],
+  )
   await client.close()
 })

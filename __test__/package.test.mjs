@@ -39,7 +39,21 @@ test('the npm pack tarball installs into an empty project and works from ESM and
   const packDir = tempDir('pack')
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', packDir], { cwd: root }))
   const files = packed[0].files.map((f) => f.path)
-  for (const needed of ['lib/index.js', 'lib/provider.js', 'lib/verify.js', 'lib/store.js', 'lib/binding.js', 'lib/index.d.ts', 'lib/header.d.ts', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'scripts/install.js', 'LICENSE']) {
+  for (const needed of [
+    'lib/index.js',
+    'lib/provider.js',
+    'lib/verify.js',
+    'lib/store.js',
+    'lib/binding.js',
+    'lib/index.d.ts',
+    'lib/header.d.ts',
+    'Cargo.toml',
+    'Cargo.lock',
+    'build.rs',
+    'src/lib.rs',
+    'scripts/install.js',
+    'LICENSE',
+  ]) {
     assert.ok(files.includes(needed), `tarball lacks ${needed}`)
   }
   assert.ok(!files.some((f) => f.endsWith('.node') || f.startsWith('target/')), 'no build output in the tarball')
@@ -53,19 +67,34 @@ test('the npm pack tarball installs into an empty project and works from ESM and
   })
 
   const env = { ...process.env, HOME: tempDir('home') }
-  const esm = run(process.execPath, ['--input-type=module', '-e', `
+  const esm = run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import * as all from 'hoot-core'
     import { issueToken, verifyToken, createOAuthProvider } from 'hoot-core'
     if (typeof createOAuthProvider !== 'function') throw new Error('createOAuthProvider is not exported')
-    console.log(JSON.stringify({ userId: verifyToken(issueToken('${USER}')).userId, names: Object.keys(all) }))`], { cwd: project, env })
+    console.log(JSON.stringify({ userId: verifyToken(issueToken('${USER}')).userId, names: Object.keys(all) }))`,
+    ],
+    { cwd: project, env },
+  )
   const fromEsm = JSON.parse(esm.trim())
   assert.equal(fromEsm.userId, USER)
-  const cjs = run(process.execPath, ['-e', `
+  const cjs = run(
+    process.execPath,
+    [
+      '-e',
+      `
     const hoot = require('hoot-core')
     const store = new hoot.OAuthStore('${USER}', { dbPath: ':memory:' })
     const visible = []
     for (let o = store; o !== null; o = Object.getPrototypeOf(o)) visible.push(...Object.getOwnPropertyNames(o))
-    console.log(JSON.stringify({ userId: hoot.verifyToken(hoot.issueToken('${USER}')).userId, names: Object.keys(hoot), visible }))`], { cwd: project, env })
+    console.log(JSON.stringify({ userId: hoot.verifyToken(hoot.issueToken('${USER}')).userId, names: Object.keys(hoot), visible }))`,
+    ],
+    { cwd: project, env },
+  )
   const fromCjs = JSON.parse(cjs.trim())
   assert.equal(fromCjs.userId, USER)
 
@@ -79,9 +108,17 @@ test('the npm pack tarball installs into an empty project and works from ESM and
   // dependencies are linked from this repository rather than downloaded.
   mkdirSync(join(project, 'node_modules', '@modelcontextprotocol'), { recursive: true })
   symlinkSync(join(root, 'node_modules', 'express'), join(project, 'node_modules', 'express'))
-  symlinkSync(join(root, 'node_modules', '@modelcontextprotocol', 'sdk'), join(project, 'node_modules', '@modelcontextprotocol', 'sdk'))
+  symlinkSync(
+    join(root, 'node_modules', '@modelcontextprotocol', 'sdk'),
+    join(project, 'node_modules', '@modelcontextprotocol', 'sdk'),
+  )
   copyFileSync(join(root, 'examples', 'express', 'server.mjs'), join(project, 'server.mjs'))
-  const roundTrip = run(process.execPath, ['--input-type=module', '-e', `
+  const roundTrip = run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { once } from 'node:events'
     import { createApp } from './server.mjs'
     const http = createApp().listen(0, '127.0.0.1')
@@ -91,8 +128,15 @@ test('the npm pack tarball installs into an empty project and works from ESM and
     const tools = await fetch(base + '/mcp/tools/none', { headers: { 'x-hoot-token': issued.token } })
     const refused = await fetch(base + '/mcp/tools/none', { headers: { 'x-hoot-token': issued.token + 'x' } })
     console.log(JSON.stringify({ tokenType: issued.tokenType, authenticated: tools.status, refused: refused.status }))
-    http.close()`], { cwd: project, env: { ...env, HOOT_DB_PATH: join(project, 'hoot.db') } })
-  assert.deepEqual(JSON.parse(roundTrip.trim().split('\n').pop()), { tokenType: 'jwt', authenticated: 404, refused: 401 })
+    http.close()`,
+    ],
+    { cwd: project, env: { ...env, HOOT_DB_PATH: join(project, 'hoot.db') } },
+  )
+  assert.deepEqual(JSON.parse(roundTrip.trim().split('\n').pop()), {
+    tokenType: 'jwt',
+    authenticated: 404,
+    refused: 401,
+  })
 })
 
 test('without cargo the install fails with one line saying what to install', () => {

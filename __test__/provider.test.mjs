@@ -47,11 +47,14 @@ test('redirectToAuthorization throws UnauthorizedError with the URL, or calls on
     return true
   })
   const seen = []
-  await createOAuthProvider(store, 'srv', { ...options, onRedirect: (u) => seen.push(u.toString()) }).redirectToAuthorization(url)
+  await createOAuthProvider(store, 'srv', {
+    ...options,
+    onRedirect: (u) => seen.push(u.toString()),
+  }).redirectToAuthorization(url)
   assert.deepEqual(seen, [url.toString()])
 })
 
-test('two users\' providers for one server never share credentials', async () => {
+test("two users' providers for one server never share credentials", async () => {
   const dbPath = join(tempDir('provider-users'), 'hoot-mcp.db')
   const alice = createOAuthProvider(new OAuthStore(randomUUID(), { dbPath }), 'srv', options)
   const bob = createOAuthProvider(new OAuthStore(randomUUID(), { dbPath }), 'srv', options)
@@ -63,11 +66,32 @@ test('two users\' providers for one server never share credentials', async () =>
 
 test('wrong arguments throw TypeErrors naming them', () => {
   const store = new OAuthStore(USER, { dbPath: ':memory:' })
-  assert.throws(() => createOAuthProvider({}, 'srv', options), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"store"/ })
-  assert.throws(() => createOAuthProvider(store, 1, options), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"serverId"/ })
+  assert.throws(() => createOAuthProvider({}, 'srv', options), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"store"/,
+  })
+  assert.throws(() => createOAuthProvider(store, 1, options), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"serverId"/,
+  })
   assert.throws(() => createOAuthProvider(store, '', options), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
-  assert.throws(() => createOAuthProvider(store, 'srv'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"options"/ })
-  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, redirectUrl: 5 }), { code: 'ERR_INVALID_ARG_TYPE', message: /"options.redirectUrl"/ })
-  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, clientMetadata: null }), { code: 'ERR_INVALID_ARG_TYPE', message: /"options.clientMetadata"/ })
-  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, onRedirect: 'x' }), { code: 'ERR_INVALID_ARG_TYPE', message: /"options.onRedirect"/ })
+  assert.throws(() => createOAuthProvider(store, 'srv'), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"options"/,
+  })
+  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, redirectUrl: 5 }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"options.redirectUrl"/,
+  })
+  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, clientMetadata: null }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"options.clientMetadata"/,
+  })
+  assert.throws(() => createOAuthProvider(store, 'srv', { ...options, onRedirect: 'x' }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"options.onRedirect"/,
+  })
 })

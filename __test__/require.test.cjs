@@ -4,9 +4,22 @@ const { test } = require('node:test')
 
 test('require() exposes every export', () => {
   const hoot = require('..')
-  for (const name of ['loadKeys', 'generateKeys', 'publicJwks', 'issueToken', 'issueTokenAsync', 'verifyToken', 'isValidUserId',
-    'OAuthStore', 'migrateDatabase', 'cleanupExpiredVerifiers', 'getCachedFavicon', 'cacheFavicon', 'closeDatabase',
-    'createOAuthProvider']) {
+  for (const name of [
+    'loadKeys',
+    'generateKeys',
+    'publicJwks',
+    'issueToken',
+    'issueTokenAsync',
+    'verifyToken',
+    'isValidUserId',
+    'OAuthStore',
+    'migrateDatabase',
+    'cleanupExpiredVerifiers',
+    'getCachedFavicon',
+    'cacheFavicon',
+    'closeDatabase',
+    'createOAuthProvider',
+  ]) {
     assert.equal(typeof hoot[name], 'function', name)
   }
   assert.equal(hoot.isValidUserId('3b241101-e2bb-4255-8caf-4136c566a962'), true)

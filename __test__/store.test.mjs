@@ -15,7 +15,13 @@ describe('OAuthStore', () => {
     const dbPath = dbFile('roundtrip')
     const store = new OAuthStore(USER, { dbPath })
     assert.equal(store.userId, USER)
-    assert.throws(() => { store.userId = 'other' }, TypeError, 'userId is read-only')
+    assert.throws(
+      () => {
+        store.userId = 'other'
+      },
+      TypeError,
+      'userId is read-only',
+    )
     for (const read of ['clientInformation', 'tokens', 'codeVerifier', 'serverConfig']) {
       assert.equal(store[read]('srv'), undefined, read)
     }
@@ -57,13 +63,13 @@ describe('OAuthStore', () => {
     assert.equal(statSync(join(dir, 'hoot-mcp.db')).mode & 0o777, 0o600)
   })
 
-  test('many users with interleaved writes never read, list or delete each other\'s rows', () => {
+  test("many users with interleaved writes never read, list or delete each other's rows", () => {
     const dbPath = dbFile('isolation')
     const users = [...Array.from({ length: 12 }, () => randomUUID()), 'default-user', 'legacy-user-1']
     const servers = Array.from({ length: 8 }, (_, i) => `server-${i}`)
     const model = new Map(users.map((u) => [u, new Map()]))
     let seed = 7
-    const random = (n) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n)
+    const random = (n) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
     for (let step = 0; step < 3000; step++) {
       const user = users[random(users.length)]
       const server = servers[random(servers.length)]
@@ -85,7 +91,8 @@ describe('OAuthStore', () => {
       for (const server of servers) assert.deepEqual(store.tokens(server), mine.get(server), `${user} ${server}`)
     }
     // Forgetting half the users leaves the others exactly as they were.
-    for (const user of users.slice(0, 7)) assert.equal(new OAuthStore(user, { dbPath }).deleteAll(), model.get(user).size)
+    for (const user of users.slice(0, 7))
+      assert.equal(new OAuthStore(user, { dbPath }).deleteAll(), model.get(user).size)
     for (const user of users.slice(7)) {
       const store = new OAuthStore(user, { dbPath })
       for (const [server, value] of model.get(user)) assert.deepEqual(store.tokens(server), value)
@@ -109,32 +116,57 @@ describe('OAuthStore', () => {
       assert.throws(() => new OAuthStore(id, { dbPath }), { name: 'Error', code: 'ERR_INVALID_USER_ID' })
     }
     assert.throws(() => new OAuthStore(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"userId"/ })
-    assert.throws(() => new OAuthStore(USER, { dbPath: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.dbPath"/ })
+    assert.throws(() => new OAuthStore(USER, { dbPath: 5 }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts.dbPath"/,
+    })
     assert.throws(() => store.tokens(7), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"serverId"/ })
-    assert.throws(() => store.saveTokens('', {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /"serverId"/ })
+    assert.throws(() => store.saveTokens('', {}), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: /"serverId"/,
+    })
     for (const value of ['text', 42, null, [1, 2], true]) {
-      assert.throws(() => store.saveTokens('s', value), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, String(value))
+      assert.throws(
+        () => store.saveTokens('s', value),
+        { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' },
+        String(value),
+      )
     }
     assert.throws(() => store.saveTokens('s', undefined), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
     assert.throws(() => store.saveTokens('s', { toJSON: () => 'not an object' }), { code: 'ERR_INVALID_ARG_VALUE' })
     const circular = {}
     circular.self = circular
-    assert.throws(() => store.saveTokens('s', circular), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /circular/ })
-    assert.throws(() => store.saveTokens('s', { blob: 'x'.repeat(1024 * 1024) }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => store.saveTokens('s', circular), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: /circular/,
+    })
+    assert.throws(() => store.saveTokens('s', { blob: 'x'.repeat(1024 * 1024) }), {
+      name: 'RangeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
     assert.throws(() => store.saveCodeVerifier('s', ''), { code: 'ERR_INVALID_ARG_VALUE' })
     assert.throws(() => store.saveCodeVerifier('s', {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => store.invalidateCredentials('s', 'everything'), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => store.invalidateCredentials('s', 'everything'), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
     assert.deepEqual(store.servers(), [], 'nothing was written')
   })
 
   test('a file that is not a SQLite database gives ERR_HOOT_DB', () => {
     const dbPath = dbFile('notadb')
     writeFileSync(dbPath, 'not a database\n'.repeat(200))
-    assert.throws(() => new OAuthStore(USER, { dbPath }), (e) => {
-      assert.equal(e.code, 'ERR_HOOT_DB')
-      assert.ok(e.message.includes(dbPath) && e.message.includes('not a SQLite database'), e.message)
-      return true
-    })
+    assert.throws(
+      () => new OAuthStore(USER, { dbPath }),
+      (e) => {
+        assert.equal(e.code, 'ERR_HOOT_DB')
+        assert.ok(e.message.includes(dbPath) && e.message.includes('not a SQLite database'), e.message)
+        return true
+      },
+    )
   })
 
   test('an in-memory database is shared within the process until closed', () => {
@@ -165,19 +197,28 @@ describe('shared tables', () => {
     cacheFavicon('https://a.example', null, undefined, opts)
     assert.equal(getCachedFavicon('https://a.example', undefined, opts), null)
     cacheFavicon('https://b.example', 'https://b.example/favicon.ico', 'https://b.example/logo.png', opts)
-    assert.equal(getCachedFavicon('https://b.example', 'https://b.example/logo.png', opts), 'https://b.example/favicon.ico')
+    assert.equal(
+      getCachedFavicon('https://b.example', 'https://b.example/logo.png', opts),
+      'https://b.example/favicon.ico',
+    )
     assert.equal(getCachedFavicon('https://b.example', 'https://other/logo.png', opts), undefined)
-    assert.throws(() => cacheFavicon('https://c.example', 42, undefined, opts), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => cacheFavicon('https://c.example', 42, undefined, opts), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+    })
   })
 
   test('cleanupExpiredVerifiers removes only old verifiers', () => {
     const dbPath = dbFile('cleanup')
     new OAuthStore(USER, { dbPath }).saveCodeVerifier('fresh', 'v')
-    withBetterSqlite(`
+    withBetterSqlite(
+      `
       const db = new Database(input.dbPath)
       db.prepare('INSERT INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)')
         .run(input.user, 'old', 'v', Math.floor(Date.now() / 1000) - 601)
-      db.close(); console.log('null')`, { dbPath, user: USER })
+      db.close(); console.log('null')`,
+      { dbPath, user: USER },
+    )
     const store = new OAuthStore(USER, { dbPath })
     assert.equal(store.codeVerifier('old'), undefined, 'an old verifier is never returned')
     assert.equal(cleanupExpiredVerifiers({ dbPath }), 1)
@@ -185,8 +226,8 @@ describe('shared tables', () => {
   })
 })
 
-describe('compatibility with Hoot\'s own SQL (better-sqlite3, in a child process)', () => {
-  test('rows written here are read by Hoot\'s queries', () => {
+describe("compatibility with Hoot's own SQL (better-sqlite3, in a child process)", () => {
+  test("rows written here are read by Hoot's queries", () => {
     const dbPath = dbFile('compat-out')
     const store = new OAuthStore(USER, { dbPath })
     store.saveTokens('srv', { access_token: 'x' })
@@ -194,7 +235,8 @@ describe('compatibility with Hoot\'s own SQL (better-sqlite3, in a child process
     store.saveCodeVerifier('srv', 'v')
     store.saveServerConfig('srv', { url: 'u' })
     closeDatabase(dbPath)
-    const read = withBetterSqlite(`
+    const read = withBetterSqlite(
+      `
       const db = new Database(input.dbPath)
       const get = (sql) => db.prepare(sql).get(input.user, 'srv')
       console.log(JSON.stringify({
@@ -202,13 +244,21 @@ describe('compatibility with Hoot\'s own SQL (better-sqlite3, in a child process
         info: JSON.parse(get('SELECT client_info FROM oauth_client_info WHERE user_id = ? AND server_id = ?').client_info),
         verifier: get('SELECT verifier FROM oauth_verifiers WHERE user_id = ? AND server_id = ?').verifier,
         config: JSON.parse(get('SELECT config FROM server_configs WHERE user_id = ? AND server_id = ?').config),
-      }))`, { dbPath, user: USER })
-    assert.deepEqual(read, { tokens: { access_token: 'x' }, info: { client_id: 'c' }, verifier: 'v', config: { url: 'u' } })
+      }))`,
+      { dbPath, user: USER },
+    )
+    assert.deepEqual(read, {
+      tokens: { access_token: 'x' },
+      info: { client_id: 'c' },
+      verifier: 'v',
+      config: { url: 'u' },
+    })
   })
 
-  test('rows written by Hoot\'s code are read here', () => {
+  test("rows written by Hoot's code are read here", () => {
     const dbPath = dbFile('compat-in')
-    withBetterSqlite(`
+    withBetterSqlite(
+      `
       const db = new Database(input.dbPath)
       db.pragma('journal_mode = WAL')
       db.exec(\`CREATE TABLE IF NOT EXISTS oauth_tokens (user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id));
@@ -219,12 +269,14 @@ describe('compatibility with Hoot\'s own SQL (better-sqlite3, in a child process
       db.prepare('INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)').run(input.user, 'srv', 'hoot-v', Math.floor(Date.now() / 1000))
       db.prepare('INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?, ?, ?, ?)').run('https://h', 'https://h/f.ico', null, Math.floor(Date.now() / 1000))
       db.pragma('wal_checkpoint(PASSIVE)')
-      db.close(); console.log('null')`, { dbPath, user: USER })
+      db.close(); console.log('null')`,
+      { dbPath, user: USER },
+    )
     const store = new OAuthStore(USER, { dbPath })
     assert.deepEqual(store.tokens('srv'), { access_token: 'from-hoot' })
     assert.equal(store.codeVerifier('srv'), 'hoot-v')
     assert.equal(getCachedFavicon('https://h', undefined, { dbPath }), 'https://h/f.ico')
-    store.saveServerConfig('srv', { added: 'server_configs, which Hoot\'s file lacked' })
+    store.saveServerConfig('srv', { added: "server_configs, which Hoot's file lacked" })
     assert.deepEqual(store.servers(), ['srv'])
   })
 })
@@ -241,12 +293,19 @@ test('four processes writing one file at once all succeed and every row is there
       if (i % 10 === 0) store.servers()
     }`
   const users = Array.from({ length: 4 }, () => randomUUID())
-  const results = await Promise.all(users.map((user) => new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', writer(user)], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (status) => resolve({ status, stderr }))
-  })))
+  const results = await Promise.all(
+    users.map(
+      (user) =>
+        new Promise((resolve) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', writer(user)], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          })
+          let stderr = ''
+          child.stderr.on('data', (d) => (stderr += d))
+          child.on('close', (status) => resolve({ status, stderr }))
+        }),
+    ),
+  )
   for (const result of results) assert.equal(result.status, 0, result.stderr)
   for (const user of users) {
     const store = new OAuthStore(user, { dbPath })

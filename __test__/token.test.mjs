@@ -30,7 +30,9 @@ async function hootSign(claims = {}, { kid = hoot.kid, iat = now(), exp = iat + 
 /** Signs arbitrary header/payload JSON (or raw text) with Hoot's private key. */
 function rawSign(header, payload) {
   const input = `${b64url(header)}.${b64url(payload)}`
-  const signature = createSign('RSA-SHA256').update(input).sign(createPrivateKey({ key: hoot.privateJwk, format: 'jwk' }))
+  const signature = createSign('RSA-SHA256')
+    .update(input)
+    .sign(createPrivateKey({ key: hoot.privateJwk, format: 'jwk' }))
   return `${input}.${signature.toString('base64url')}`
 }
 
@@ -50,10 +52,13 @@ before(async () => {
 })
 
 describe('issueToken', () => {
-  test('produces exactly Hoot\'s header and claims', () => {
+  test("produces exactly Hoot's header and claims", () => {
     const before = now()
     const token = issueToken(USER)
-    const [header, payload] = token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url')))
+    const [header, payload] = token
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url')))
     assert.deepEqual(header, { alg: 'RS256', kid: hoot.kid, typ: 'JWT' })
     assert.deepEqual(Object.keys(payload), ['sub', 'portkey_oid', 'portkey_workspace', 'scope', 'iat', 'exp'])
     assert.equal(payload.sub, USER)
@@ -76,7 +81,13 @@ describe('issueToken', () => {
       delete process.env.PORTKEY_ORG_ID
       delete process.env.PORTKEY_WORKSPACE_SLUG
     }
-    const token = issueToken(USER, { ttlSeconds: 60, portkeyOrgId: 'o', portkeyWorkspace: 'w', scope: ['x'], claims: { role: 'admin' } })
+    const token = issueToken(USER, {
+      ttlSeconds: 60,
+      portkeyOrgId: 'o',
+      portkeyWorkspace: 'w',
+      scope: ['x'],
+      claims: { role: 'admin' },
+    })
     const result = verifyToken(token)
     assert.equal(result.valid, true)
     assert.equal(result.payload.role, 'admin')
@@ -89,10 +100,16 @@ describe('issueToken', () => {
       assert.throws(() => issueToken(id), { name: 'Error', code: 'ERR_INVALID_USER_ID' })
     }
     for (const claim of ['sub', 'iat', 'exp']) {
-      assert.throws(() => issueToken(USER, { claims: { [claim]: 1 } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
+      assert.throws(() => issueToken(USER, { claims: { [claim]: 1 } }), {
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARG_VALUE',
+      })
     }
     assert.throws(() => issueToken(USER, { ttlSeconds: 0 }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
-    assert.throws(() => issueToken(USER, { claims: { blob: 'x'.repeat(9000) } }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => issueToken(USER, { claims: { blob: 'x'.repeat(9000) } }), {
+      name: 'RangeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
   })
 
   test('issueTokenAsync signs off the event loop and reports every error as a rejection', async () => {
@@ -101,22 +118,31 @@ describe('issueToken', () => {
     const pending = issueTokenAsync(42) // must not throw synchronously
     await assert.rejects(pending, { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(issueTokenAsync('nope'), { code: 'ERR_INVALID_USER_ID' })
-    await assert.rejects(issueTokenAsync(USER, { ttlSeconds: -1 }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
+    await assert.rejects(issueTokenAsync(USER, { ttlSeconds: -1 }), {
+      name: 'RangeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
   })
 })
 
 describe('interop', () => {
-  test('tokens signed by Hoot\'s jose code verify here', async () => {
+  test("tokens signed by Hoot's jose code verify here", async () => {
     const token = await hootSign()
     const result = verifyToken(token)
     assert.equal(result.valid, true, result.error)
     assert.equal(result.userId, USER)
-    assert.deepEqual(result.portkey, { orgId: 'test-org-id', workspace: 'test-workspace', scope: ['completions.write', 'virtual_keys.list', 'logs.view'] })
+    assert.deepEqual(result.portkey, {
+      orgId: 'test-org-id',
+      workspace: 'test-workspace',
+      scope: ['completions.write', 'virtual_keys.list', 'logs.view'],
+    })
   })
 
   test('tokens issued here verify under jose and jsonwebtoken', async () => {
     const token = issueToken(USER)
-    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(publicJwks()), { algorithms: ['RS256'] })
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(publicJwks()), {
+      algorithms: ['RS256'],
+    })
     assert.equal(payload.sub, USER)
     assert.equal(protectedHeader.kid, hoot.kid)
     // Hoot's middleware: jsonwebtoken.verify with the JWKS key as PEM.
@@ -158,20 +184,35 @@ describe('interop', () => {
 })
 
 describe('verifyToken', () => {
-  test('every failure has the contract\'s code, and only expiry says expired', async () => {
+  test("every failure has the contract's code, and only expiry says expired", async () => {
     const good = await hootSign()
     const [h, p, s] = good.split('.')
     const hdr = { alg: 'RS256', kid: hoot.kid, typ: 'JWT' }
     assertFailure(verifyToken(await hootSign({}, { iat: now() - 100, exp: now() - 1 })), 'ERR_JWT_EXPIRED', true)
     assertFailure(verifyToken(`${b64url({ alg: 'none' })}.${p}.`), 'ERR_JOSE_ALG_NOT_ALLOWED')
     assertFailure(verifyToken(`${b64url({ ...hdr, alg: 'HS256' })}.${p}.${s}`), 'ERR_JOSE_ALG_NOT_ALLOWED')
-    assertFailure(verifyToken(rawSign({ ...hdr, alg: 'RS384' }, { sub: USER, exp: now() + 60 })), 'ERR_JOSE_ALG_NOT_ALLOWED')
+    assertFailure(
+      verifyToken(rawSign({ ...hdr, alg: 'RS384' }, { sub: USER, exp: now() + 60 })),
+      'ERR_JOSE_ALG_NOT_ALLOWED',
+    )
     assertFailure(verifyToken(rawSign({ alg: 'RS256' }, { sub: USER, exp: now() + 60 })), 'ERR_JWKS_NO_MATCHING_KEY')
     assertFailure(verifyToken(await hootSign({}, { kid: 'unknown' })), 'ERR_JWKS_NO_MATCHING_KEY')
-    assertFailure(verifyToken(`${h}.${b64url({ sub: USER, exp: now() + 99999 })}.${s}`), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
+    assertFailure(
+      verifyToken(`${h}.${b64url({ sub: USER, exp: now() + 99999 })}.${s}`),
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    )
     assertFailure(verifyToken(`${h}.${b64url({ sub: USER, exp: 1 })}.${s}`), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
     assertFailure(verifyToken(`${h}.${p}.`), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
-    for (const malformed of ['', 'abc', `${h}.${p}`, `${h}.${p}.${s}.x`, `${h}=.${p}.${s}`, `${h}.${p}.${s.replace(/-|_/, '+')}`, ` ${good}`, `${h}.${p}.${s}\n`]) {
+    for (const malformed of [
+      '',
+      'abc',
+      `${h}.${p}`,
+      `${h}.${p}.${s}.x`,
+      `${h}=.${p}.${s}`,
+      `${h}.${p}.${s.replace(/-|_/, '+')}`,
+      ` ${good}`,
+      `${h}.${p}.${s}\n`,
+    ]) {
       assertFailure(verifyToken(malformed), 'ERR_JWS_INVALID')
     }
     assertFailure(verifyToken(rawSign({ ...hdr, crit: ['exp'] }, { sub: USER, exp: now() + 60 })), 'ERR_JWS_INVALID')
@@ -180,9 +221,18 @@ describe('verifyToken', () => {
     assertFailure(verifyToken(rawSign(hdr, 'not json')), 'ERR_JWT_INVALID')
     assertFailure(verifyToken(rawSign(hdr, '"a string"')), 'ERR_JWT_INVALID')
     assertFailure(verifyToken(rawSign(hdr, { sub: USER })), 'ERR_JWT_CLAIM_VALIDATION_FAILED')
-    assertFailure(verifyToken(rawSign(hdr, { sub: 'default-user', exp: now() + 60 })), 'ERR_JWT_CLAIM_VALIDATION_FAILED')
-    assertFailure(verifyToken(rawSign(hdr, { sub: USER, exp: now() + 600, nbf: now() + 120 })), 'ERR_JWT_CLAIM_VALIDATION_FAILED')
-    assert.equal(verifyToken(rawSign(hdr, { sub: USER, exp: now() + 600, nbf: now() + 120 }), { leewaySeconds: 180 }).valid, true)
+    assertFailure(
+      verifyToken(rawSign(hdr, { sub: 'default-user', exp: now() + 60 })),
+      'ERR_JWT_CLAIM_VALIDATION_FAILED',
+    )
+    assertFailure(
+      verifyToken(rawSign(hdr, { sub: USER, exp: now() + 600, nbf: now() + 120 })),
+      'ERR_JWT_CLAIM_VALIDATION_FAILED',
+    )
+    assert.equal(
+      verifyToken(rawSign(hdr, { sub: USER, exp: now() + 600, nbf: now() + 120 }), { leewaySeconds: 180 }).valid,
+      true,
+    )
   })
 
   test('leeway extends exp the way jose does', async () => {
@@ -192,7 +242,7 @@ describe('verifyToken', () => {
     assertFailure(verifyToken(token, { leewaySeconds: 10 }), 'ERR_JWT_EXPIRED', true)
   })
 
-  test('a success carries the payload and Hoot\'s Portkey context', async () => {
+  test("a success carries the payload and Hoot's Portkey context", async () => {
     const token = await hootSign({ portkey_oid: undefined, organisation_id: 'org-x', scope: undefined, scopes: ['s'] })
     const result = verifyToken(token)
     assert.equal(result.valid, true)
@@ -233,31 +283,70 @@ describe('argument types', () => {
   const wrong = [undefined, null, 42, true, {}, [], () => {}, Symbol('s'), 10n]
   test('every export throws a TypeError naming the argument, and the process carries on', () => {
     for (const value of wrong) {
-      assert.throws(() => issueToken(value), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"userId" argument must be of type string/ })
-      assert.throws(() => verifyToken(value), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"token" argument/ })
-      assert.throws(() => isValidUserId(value), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"id" argument/ })
+      assert.throws(() => issueToken(value), {
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARG_TYPE',
+        message: /"userId" argument must be of type string/,
+      })
+      assert.throws(() => verifyToken(value), {
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARG_TYPE',
+        message: /"token" argument/,
+      })
+      assert.throws(() => isValidUserId(value), {
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARG_TYPE',
+        message: /"id" argument/,
+      })
     }
-    assert.throws(() => verifyToken('x', 5), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts" argument/ })
-    assert.throws(() => verifyToken('x', { leewaySeconds: '5' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.leewaySeconds" property/ })
+    assert.throws(() => verifyToken('x', 5), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts" argument/,
+    })
+    assert.throws(() => verifyToken('x', { leewaySeconds: '5' }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts.leewaySeconds" property/,
+    })
     assert.throws(() => verifyToken('x', { leewaySeconds: -1 }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' })
-    assert.throws(() => issueToken(USER, { scope: 'a b' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.scope"/ })
+    assert.throws(() => issueToken(USER, { scope: 'a b' }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts.scope"/,
+    })
     assert.throws(() => issueToken(USER, { scope: ['a', 1] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => issueToken(USER, { claims: [] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.claims"/ })
-    assert.throws(() => issueToken(USER, { claims: { f: () => {} } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => issueToken(USER, { claims: [] }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts.claims"/,
+    })
+    assert.throws(() => issueToken(USER, { claims: { f: () => {} } }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
     assert.throws(() => issueToken(USER, { ttlSeconds: '60' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
     assert.throws(() => loadKeys('files'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => loadKeys({ generateIfMissing: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"opts.generateIfMissing"/ })
+    assert.throws(() => loadKeys({ generateIfMissing: 'yes' }), {
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"opts.generateIfMissing"/,
+    })
     // Still alive and still working.
     assert.equal(verifyToken(issueToken(USER)).valid, true)
   })
 
   test('a throwing getter in options surfaces its own error', () => {
-    const opts = { get ttlSeconds() { throw new Error('boom') } }
+    const opts = {
+      get ttlSeconds() {
+        throw new Error('boom')
+      },
+    }
     assert.throws(() => issueToken(USER, opts), /boom/)
     assert.equal(verifyToken(issueToken(USER)).valid, true)
   })
 
-  test('isValidUserId matches Hoot\'s regex', () => {
+  test("isValidUserId matches Hoot's regex", () => {
     assert.equal(isValidUserId(USER), true)
     assert.equal(isValidUserId(USER.toUpperCase()), true)
     assert.equal(isValidUserId(randomUUID()), true)
@@ -270,8 +359,12 @@ describe('argument types', () => {
   })
 })
 
-test('issueTokenAsync rejects with a throwing getter\'s own error instead of throwing', async () => {
-  const opts = { get scope() { throw new Error('getter boom') } }
+test("issueTokenAsync rejects with a throwing getter's own error instead of throwing", async () => {
+  const opts = {
+    get scope() {
+      throw new Error('getter boom')
+    },
+  }
   const pending = issueTokenAsync(USER, opts)
   await assert.rejects(pending, /getter boom/)
 })

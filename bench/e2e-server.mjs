@@ -11,7 +11,8 @@ import { hootJsVerifier } from './tokens.mjs'
 
 const require = createRequire(import.meta.url)
 const [kind, privateKeyPath, jwksPath] = process.argv.slice(2)
-const unauthorized = (res) => res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
+const unauthorized = (res) =>
+  res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
 
 function middleware() {
   if (kind === 'hoot-core') {

@@ -15,9 +15,20 @@ export const CONNECTIONS = 20
 const ROUNDS = QUICK ? 2 : 3
 
 function start(kind, keys) {
-  const child = fork(SERVER, [kind, keys.privateKeyPath, keys.jwksPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(SERVER, [kind, keys.privateKeyPath, keys.jwksPath], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
   return new Promise((resolve, reject) => {
-    child.once('message', ({ port }) => resolve({ port, stop: () => new Promise((r) => { child.once('exit', r); child.disconnect() }) }))
+    child.once('message', ({ port }) =>
+      resolve({
+        port,
+        stop: () =>
+          new Promise((r) => {
+            child.once('exit', r)
+            child.disconnect()
+          }),
+      }),
+    )
     child.once('exit', (code) => reject(new Error(`${kind} server exited with code ${code}`)))
   })
 }
@@ -47,7 +58,13 @@ export async function run(keys) {
       const order = r % 2 ? Object.keys(servers).reverse() : Object.keys(servers)
       for (const name of order) {
         const result = await load(servers[name].port, tokens, DURATION)
-        runs[name].push({ rps: result.requests.average, p99: result.latency.p99, p50: result.latency.p50, non2xx: result.non2xx, errors: result.errors })
+        runs[name].push({
+          rps: result.requests.average,
+          p99: result.latency.p99,
+          p50: result.latency.p50,
+          non2xx: result.non2xx,
+          errors: result.errors,
+        })
       }
     }
     return { runs, rounds: ROUNDS }

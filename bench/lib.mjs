@@ -65,9 +65,11 @@ export function worker(script, args = [], execArgv = []) {
     if (error) pending.reject(new Error(`${script} ${args.join(' ')}: ${error}`))
     else pending.resolve(result)
   })
-  const died = new Promise((_, reject) => child.on('exit', (code) => {
-    if (waiting.size) reject(new Error(`${script} ${args.join(' ')} exited with code ${code}`))
-  }))
+  const died = new Promise((_, reject) =>
+    child.on('exit', (code) => {
+      if (waiting.size) reject(new Error(`${script} ${args.join(' ')} exited with code ${code}`))
+    }),
+  )
   died.catch(() => {})
   return {
     call(request) {
@@ -108,5 +110,9 @@ export const fmt = {
 export function table(rows) {
   const keys = Object.keys(rows[0])
   const line = (cells) => `| ${cells.join(' | ')} |`
-  return [line(keys), line(keys.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map((r) => line(keys.map((k) => r[k])))].join('\n')
+  return [
+    line(keys),
+    line(keys.map((_, i) => (i === 0 ? '---' : '---:'))),
+    ...rows.map((r) => line(keys.map((k) => r[k]))),
+  ].join('\n')
 }

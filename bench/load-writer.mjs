@@ -4,7 +4,10 @@
 import hoot from '../lib/index.js'
 
 const [index, users] = [Number(process.argv[2]), Number(process.argv[3])]
-const stores = Array.from({ length: users }, (_, u) => new hoot.OAuthStore(`00000000-0000-4000-8000-${String(index * 100000 + u).padStart(12, '0')}`))
+const stores = Array.from(
+  { length: users },
+  (_, u) => new hoot.OAuthStore(`00000000-0000-4000-8000-${String(index * 100000 + u).padStart(12, '0')}`),
+)
 const acknowledged = []
 let running = true
 let errors = 0
@@ -16,7 +19,10 @@ function save() {
     const seq = acknowledged.length + errors
     const u = seq % users
     try {
-      stores[u].saveTokens(`writer-${index}-${seq}`, { access_token: `w${index}-${seq}`, refresh_token: 'r'.repeat(64) })
+      stores[u].saveTokens(`writer-${index}-${seq}`, {
+        access_token: `w${index}-${seq}`,
+        refresh_token: 'r'.repeat(64),
+      })
       acknowledged.push([stores[u].userId, `writer-${index}-${seq}`, `w${index}-${seq}`])
     } catch (e) {
       errors++

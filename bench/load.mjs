@@ -22,18 +22,27 @@ const WRITERS = 3
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 
 const dir = tempDir('load')
-const env = { ...process.env, HOME: dir, HOOT_DB_PATH: join(dir, 'hoot-mcp.db'), JWT_PRIVATE_KEY_PATH: join(dir, 'keys', 'private-key.json'), JWT_JWKS_PATH: join(dir, 'keys', 'jwks.json') }
+const env = {
+  ...process.env,
+  HOME: dir,
+  HOOT_DB_PATH: join(dir, 'hoot-mcp.db'),
+  JWT_PRIVATE_KEY_PATH: join(dir, 'keys', 'private-key.json'),
+  JWT_JWKS_PATH: join(dir, 'keys', 'jwks.json'),
+}
 Object.assign(process.env, env)
 hoot.generateKeys(join(dir, 'keys'))
 hoot.loadKeys()
 
 const server = fork(here('./load-server.mjs'), [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 const { port } = await new Promise((resolve) => server.once('message', resolve))
-const rss = () => new Promise((resolve) => {
-  server.once('message', (m) => resolve(m.rss))
-  server.send('rss')
-})
-const writers = Array.from({ length: WRITERS }, (_, i) => fork(here('./load-writer.mjs'), [String(i + 1), '50'], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+const rss = () =>
+  new Promise((resolve) => {
+    server.once('message', (m) => resolve(m.rss))
+    server.send('rss')
+  })
+const writers = Array.from({ length: WRITERS }, (_, i) =>
+  fork(here('./load-writer.mjs'), [String(i + 1), '50'], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+)
 
 const users = Array.from({ length: USERS }, () => randomUUID())
 const tokens = users.map((u) => hoot.issueToken(u))
@@ -57,7 +66,13 @@ const result = await autocannon({
         const headers = { 'x-hoot-token': tokens[u], 'content-type': 'application/json' }
         if (roll < 2) {
           context.op = null
-          return { ...req, method: 'POST', path: '/auth/token', headers: { 'content-type': 'application/json', origin: 'http://localhost:8009' }, body: JSON.stringify({ userId: users[u] }) }
+          return {
+            ...req,
+            method: 'POST',
+            path: '/auth/token',
+            headers: { 'content-type': 'application/json', origin: 'http://localhost:8009' },
+            body: JSON.stringify({ userId: users[u] }),
+          }
         }
         if (roll < 10) {
           context.op = null
@@ -66,7 +81,13 @@ const result = await autocannon({
         if (roll < 15) {
           const serverId = `http-${seq++}`
           context.op = [users[u], serverId, `t-${serverId}`, u]
-          return { ...req, method: 'PUT', path: `/load/tokens/${serverId}`, headers, body: JSON.stringify({ access_token: `t-${serverId}`, refresh_token: 'r'.repeat(64) }) }
+          return {
+            ...req,
+            method: 'PUT',
+            path: `/load/tokens/${serverId}`,
+            headers,
+            body: JSON.stringify({ access_token: `t-${serverId}`, refresh_token: 'r'.repeat(64) }),
+          }
         }
         context.op = null
         const saved = savedBy[u]
@@ -85,10 +106,15 @@ const result = await autocannon({
 clearInterval(sampler)
 const seconds = (Date.now() - started) / 1000
 
-const fromWriters = await Promise.all(writers.map((w) => new Promise((resolve) => {
-  w.once('message', resolve)
-  w.send('stop')
-})))
+const fromWriters = await Promise.all(
+  writers.map(
+    (w) =>
+      new Promise((resolve) => {
+        w.once('message', resolve)
+        w.send('stop')
+      }),
+  ),
+)
 server.disconnect()
 
 // Every acknowledged save, read back through hoot-core in this process.
@@ -98,7 +124,10 @@ for (const [userId, serverId, accessToken] of all) {
   if (new hoot.OAuthStore(userId).tokens(serverId)?.access_token !== accessToken) lost++
 }
 // RSS every 2 s: the median of the second quarter (warm) against the median of the last quarter.
-const quarter = (q) => median(samples.slice(Math.floor((samples.length * q) / 4), Math.floor((samples.length * (q + 1)) / 4)).map((s) => s.rss))
+const quarter = (q) =>
+  median(
+    samples.slice(Math.floor((samples.length * q) / 4), Math.floor((samples.length * (q + 1)) / 4)).map((s) => s.rss),
+  )
 const report = {
   seconds: Math.round(seconds),
   connections: CONNECTIONS,
@@ -114,7 +143,13 @@ const report = {
   'saves acknowledged by the 3 writers': fromWriters.reduce((a, w) => a + w.acknowledged.length, 0),
   'writer errors': fromWriters.reduce((a, w) => a + w.errors, 0),
   'saves lost': lost,
-  'server RSS MB: first sample, median of each quarter': [samples[0].rss, quarter(0), quarter(1), quarter(2), quarter(3)].map((r) => Math.round(r / 1048576)),
+  'server RSS MB: first sample, median of each quarter': [
+    samples[0].rss,
+    quarter(0),
+    quarter(1),
+    quarter(2),
+    quarter(3),
+  ].map((r) => Math.round(r / 1048576)),
   'server RSS growth, second quarter to last, MB': Math.round((quarter(3) - quarter(1)) / 1048576),
 }
 console.log(JSON.stringify(report, null, 2))

@@ -31,11 +31,17 @@ function storeOp(i) {
   const store = storeOf(users[random(users.length)])
   const server = `server-${random(20)}`
   switch (i % 10) {
-    case 0: case 1: return store.saveTokens(server, tokens)
-    case 7: return store.saveCodeVerifier(server, 'v'.repeat(43))
-    case 8: return store.codeVerifier(server)
-    case 9: return store.invalidateCredentials(server, 'verifier')
-    default: return store.tokens(server)
+    case 0:
+    case 1:
+      return store.saveTokens(server, tokens)
+    case 7:
+      return store.saveCodeVerifier(server, 'v'.repeat(43))
+    case 8:
+      return store.codeVerifier(server)
+    case 9:
+      return store.invalidateCredentials(server, 'verifier')
+    default:
+      return store.tokens(server)
   }
 }
 // Warm up every path first, so the readings compare steady states.

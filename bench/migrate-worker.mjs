@@ -11,21 +11,32 @@ const [kind, path] = process.argv.slice(2)
 const TABLES = [
   ['oauth_tokens', 'tokens TEXT NOT NULL', ['tokens']],
   ['oauth_client_info', 'client_info TEXT NOT NULL', ['client_info']],
-  ['oauth_verifiers', "verifier TEXT NOT NULL, created_at INTEGER DEFAULT (strftime('%s', 'now'))", ['verifier', 'created_at']],
+  [
+    'oauth_verifiers',
+    "verifier TEXT NOT NULL, created_at INTEGER DEFAULT (strftime('%s', 'now'))",
+    ['verifier', 'created_at'],
+  ],
 ]
 
 function hootLoop() {
   const Database = require('better-sqlite3')
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
-  const legacy = !db.prepare('PRAGMA table_info(oauth_tokens)').all().some((c) => c.name === 'user_id')
+  const legacy = !db
+    .prepare('PRAGMA table_info(oauth_tokens)')
+    .all()
+    .some((c) => c.name === 'user_id')
   if (!legacy) throw new Error('not a legacy file')
   const user = 'legacy-user-' + Date.now()
   for (const [table, columns, names] of TABLES) {
     const rows = db.prepare(`SELECT * FROM ${table}`).all()
     if (rows.length === 0) continue
-    db.exec(`DROP TABLE ${table}; CREATE TABLE ${table} (user_id TEXT NOT NULL, server_id TEXT NOT NULL, ${columns}, PRIMARY KEY (user_id, server_id));`)
-    const insert = db.prepare(`INSERT INTO ${table} (user_id, server_id, ${names.join(', ')}) VALUES (?, ?, ${names.map(() => '?').join(', ')})`)
+    db.exec(
+      `DROP TABLE ${table}; CREATE TABLE ${table} (user_id TEXT NOT NULL, server_id TEXT NOT NULL, ${columns}, PRIMARY KEY (user_id, server_id));`,
+    )
+    const insert = db.prepare(
+      `INSERT INTO ${table} (user_id, server_id, ${names.join(', ')}) VALUES (?, ?, ${names.map(() => '?').join(', ')})`,
+    )
     for (const row of rows) insert.run(user, row.server_id, ...names.map((n) => row[n]))
   }
   db.pragma('wal_checkpoint(TRUNCATE)')

@@ -49,6 +49,9 @@ export async function run() {
     return Number(execFileSync(process.execPath, [WORKER, kind, path], { encoding: 'utf8' }).trim())
   }
   // Milliseconds, so smaller is better; stored as runs per second to share the rate tables.
-  const runs = await interleave(ROUNDS, { 'hoot-core': () => 1000 / once('hoot-core'), "Hoot's loop": () => 1000 / once('hoot-loop') })
+  const runs = await interleave(ROUNDS, {
+    'hoot-core': () => 1000 / once('hoot-core'),
+    "Hoot's loop": () => 1000 / once('hoot-loop'),
+  })
   return { rows: ROWS, runs }
 }

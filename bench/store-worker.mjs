@@ -11,8 +11,18 @@ import { USER, serve } from './lib.mjs'
 const require = createRequire(import.meta.url)
 const [kind, dir] = process.argv.slice(2)
 const dbPath = join(dir, `${kind}.db`)
-const TOKENS = { access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600), refresh_token: 'r'.repeat(64), token_type: 'Bearer', expires_in: 3600, scope: 'read write' }
-const CLIENT = { client_id: 'c'.repeat(36), client_secret: 's'.repeat(43), redirect_uris: ['http://localhost:8009/oauth/callback'] }
+const TOKENS = {
+  access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600),
+  refresh_token: 'r'.repeat(64),
+  token_type: 'Bearer',
+  expires_in: 3600,
+  scope: 'read write',
+}
+const CLIENT = {
+  client_id: 'c'.repeat(36),
+  client_secret: 's'.repeat(43),
+  redirect_uris: ['http://localhost:8009/oauth/callback'],
+}
 const VERIFIER = 'v'.repeat(43)
 const now = () => Math.floor(Date.now() / 1000)
 
@@ -45,7 +55,11 @@ function contender() {
     return {
       sync: db.pragma('synchronous', { simple: true }),
       saveTokens: (s) => {
-        db.prepare('INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, ?, ?)').run(USER, s, JSON.stringify(TOKENS))
+        db.prepare('INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, ?, ?)').run(
+          USER,
+          s,
+          JSON.stringify(TOKENS),
+        )
         db.pragma('wal_checkpoint(PASSIVE)')
       },
       tokens: (s) => {
@@ -53,10 +67,16 @@ function contender() {
         return row ? JSON.parse(row.tokens) : undefined
       },
       saveClientInformation: (s) => {
-        db.prepare('INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?, ?, ?)').run(USER, s, JSON.stringify(CLIENT))
+        db.prepare('INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?, ?, ?)').run(
+          USER,
+          s,
+          JSON.stringify(CLIENT),
+        )
       },
       saveCodeVerifier: (s) => {
-        db.prepare('INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)').run(USER, s, VERIFIER, now())
+        db.prepare(
+          'INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)',
+        ).run(USER, s, VERIFIER, now())
         db.pragma('wal_checkpoint(PASSIVE)')
       },
       codeVerifier: (s) => {
@@ -74,10 +94,16 @@ function contender() {
   db.pragma('synchronous = FULL')
   const put = db.prepare('INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, ?, ?)')
   const get = db.prepare('SELECT tokens FROM oauth_tokens WHERE user_id = ? AND server_id = ?')
-  const putClient = db.prepare('INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?, ?, ?)')
-  const putVerifier = db.prepare('INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)')
+  const putClient = db.prepare(
+    'INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?, ?, ?)',
+  )
+  const putVerifier = db.prepare(
+    'INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?, ?, ?, ?)',
+  )
   const getVerifier = db.prepare('SELECT verifier FROM oauth_verifiers WHERE user_id = ? AND server_id = ?')
-  const deletes = ['oauth_client_info', 'oauth_tokens', 'oauth_verifiers'].map((t) => db.prepare(`DELETE FROM ${t} WHERE user_id = ? AND server_id = ?`))
+  const deletes = ['oauth_client_info', 'oauth_tokens', 'oauth_verifiers'].map((t) =>
+    db.prepare(`DELETE FROM ${t} WHERE user_id = ? AND server_id = ?`),
+  )
   const invalidate = db.transaction((s) => deletes.forEach((d) => d.run(USER, s)))
   return {
     sync: db.pragma('synchronous', { simple: true }),
@@ -111,10 +137,11 @@ serve({
     })
   },
   // A PKCE round trip: the verifier saved before the redirect, read back at the callback.
-  verifier: ({ n }) => rate(n, (i) => {
-    c.saveCodeVerifier(`server-${i % 50}`)
-    c.codeVerifier(`server-${i % 50}`)
-  }),
+  verifier: ({ n }) =>
+    rate(n, (i) => {
+      c.saveCodeVerifier(`server-${i % 50}`)
+      c.codeVerifier(`server-${i % 50}`)
+    }),
   // invalidateCredentials('all') on a server that has client info, tokens and a verifier; the
   // rows are written first, untimed.
   invalidate: ({ n }) => {

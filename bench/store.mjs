@@ -7,7 +7,11 @@ import { QUICK, ROUNDS, interleave, tempDir, worker } from './lib.mjs'
 const WORKER = fileURLToPath(new URL('./store-worker.mjs', import.meta.url))
 const N = QUICK ? 300 : 2000
 export const CONTENDERS = ['hoot-core', 'hoot-path', 'tuned']
-export const LABELS = { 'hoot-core': 'hoot-core', 'hoot-path': "better-sqlite3, Hoot's code path", tuned: 'better-sqlite3, tuned' }
+export const LABELS = {
+  'hoot-core': 'hoot-core',
+  'hoot-path': "better-sqlite3, Hoot's code path",
+  tuned: 'better-sqlite3, tuned',
+}
 
 export async function run() {
   const dir = tempDir('store')
@@ -22,7 +26,10 @@ export async function run() {
       ['saveCodeVerifier + codeVerifier', 'verifier', N],
       ["invalidateCredentials('all')", 'invalidate', N],
     ]) {
-      rows[label] = await interleave(ROUNDS, Object.fromEntries(CONTENDERS.map((k) => [LABELS[k], () => workers[k].call({ op, n })])))
+      rows[label] = await interleave(
+        ROUNDS,
+        Object.fromEntries(CONTENDERS.map((k) => [LABELS[k], () => workers[k].call({ op, n })])),
+      )
     }
     return { rows, synchronous }
   } finally {

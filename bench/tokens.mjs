@@ -36,7 +36,10 @@ function hootKeys() {
 
 /** `openssl speed rsa2048`: sign/s and verify/s of the machine's OpenSSL. */
 export function opensslSpeed(seconds) {
-  const out = execFileSync('openssl', ['speed', '-seconds', String(seconds), 'rsa2048'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  const out = execFileSync('openssl', ['speed', '-seconds', String(seconds), 'rsa2048'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
   const row = out.split('\n').find((l) => /^rsa\s+2048 bits/.test(l))
   if (!row) throw new Error(`no rsa 2048 line in openssl speed output:\n${out}`)
   const numbers = row.trim().split(/\s+/).slice(-2).map(Number)
@@ -101,7 +104,11 @@ export async function run() {
   const joseKey = await importJWK(keys.privateJwk, 'RS256')
   const joseJwks = createLocalJWKSet(jwks)
   const hootJs = hootJsVerifier(jwks)
-  const claims = { portkey_oid: 'test-org-id', portkey_workspace: 'test-workspace', scope: ['completions.write', 'virtual_keys.list', 'logs.view'] }
+  const claims = {
+    portkey_oid: 'test-org-id',
+    portkey_workspace: 'test-workspace',
+    scope: ['completions.write', 'virtual_keys.list', 'logs.view'],
+  }
   const fastSign = createSigner({ key: privatePem, algorithm: 'RS256', kid: keys.kid, expiresIn: 3600 * 1000 })
   const fastVerify = createVerifier({ key: publicPem, algorithms: ['RS256'] })
   const fastVerifyCached = createVerifier({ key: publicPem, algorithms: ['RS256'], cache: true })
@@ -118,7 +125,9 @@ export async function run() {
   check(fastVerify(fastSign({ sub: users[0] })).sub === users[0], 'fast-jwt signer')
 
   // Cold: a token no contender has seen, every call. hoot-core caches, so each token is used once.
-  const cold = Array.from({ length: ROUNDS * COLD_N }, (_, i) => hoot.issueToken(randomUUID(), { claims: { jti: String(i) } }))
+  const cold = Array.from({ length: ROUNDS * COLD_N }, (_, i) =>
+    hoot.issueToken(randomUUID(), { claims: { jti: String(i) } }),
+  )
   const coldOf = (round) => (i) => cold[round * COLD_N + i]
 
   coreSpeed() // compiled before anything is timed
@@ -126,8 +135,18 @@ export async function run() {
   const core = []
   const sign_ = await interleave(ROUNDS, {
     'hoot-core': () => measure(SIGN_N, (i) => hoot.issueToken(users[i])),
-    jose: () => measure(SIGN_N, (i) => new SignJWT({ sub: users[i], ...claims }).setProtectedHeader({ alg: 'RS256', kid: keys.kid, typ: 'JWT' }).setIssuedAt().setExpirationTime('1h').sign(joseKey)),
-    'jsonwebtoken + jwk-to-pem': () => measure(SIGN_N, (i) => jwt.sign({ sub: users[i], ...claims }, privatePem, { algorithm: 'RS256', keyid: keys.kid, expiresIn: 3600 })),
+    jose: () =>
+      measure(SIGN_N, (i) =>
+        new SignJWT({ sub: users[i], ...claims })
+          .setProtectedHeader({ alg: 'RS256', kid: keys.kid, typ: 'JWT' })
+          .setIssuedAt()
+          .setExpirationTime('1h')
+          .sign(joseKey),
+      ),
+    'jsonwebtoken + jwk-to-pem': () =>
+      measure(SIGN_N, (i) =>
+        jwt.sign({ sub: users[i], ...claims }, privatePem, { algorithm: 'RS256', keyid: keys.kid, expiresIn: 3600 }),
+      ),
     'fast-jwt': () => measure(SIGN_N, (i) => fastSign({ sub: users[i], ...claims })),
     'node:crypto (floor)': () => measure(SIGN_N, () => sign('sha256', message, privateKey)),
     'openssl speed (floor)': async () => {
@@ -163,8 +182,18 @@ export async function run() {
   const verifyForged = await interleave(ROUNDS, {
     'hoot-core': () => measure(COLD_N, (i) => hoot.verifyToken(forged[i])),
     jose: () => measure(COLD_N, (i) => jwtVerify(forged[i], joseJwks, { algorithms: ['RS256'] }).catch(() => {})),
-    'jsonwebtoken + jwk-to-pem': () => measure(COLD_N, (i) => { try { hootJs(forged[i]) } catch {} }),
-    'fast-jwt, no cache': () => measure(COLD_N, (i) => { try { fastVerify(forged[i]) } catch {} }),
+    'jsonwebtoken + jwk-to-pem': () =>
+      measure(COLD_N, (i) => {
+        try {
+          hootJs(forged[i])
+        } catch {}
+      }),
+    'fast-jwt, no cache': () =>
+      measure(COLD_N, (i) => {
+        try {
+          fastVerify(forged[i])
+        } catch {}
+      }),
   })
   // The attacks refused before any RSA work: alg none, HS256 keyed with the public key, an
   // unknown kid, non-canonical base64url, and a bracket bomb in the header.
@@ -179,13 +208,35 @@ export async function run() {
   ]
   const verifyAttacks = await interleave(ROUNDS, {
     'hoot-core': () => measure(COLD_N, (i) => hoot.verifyToken(attacks[i % attacks.length])),
-    jose: () => measure(COLD_N, (i) => jwtVerify(attacks[i % attacks.length], joseJwks, { algorithms: ['RS256'] }).catch(() => {})),
-    'jsonwebtoken + jwk-to-pem': () => measure(COLD_N, (i) => { try { hootJs(attacks[i % attacks.length]) } catch {} }),
-    'fast-jwt, no cache': () => measure(COLD_N, (i) => { try { fastVerify(attacks[i % attacks.length]) } catch {} }),
+    jose: () =>
+      measure(COLD_N, (i) =>
+        jwtVerify(attacks[i % attacks.length], joseJwks, { algorithms: ['RS256'] }).catch(() => {}),
+      ),
+    'jsonwebtoken + jwk-to-pem': () =>
+      measure(COLD_N, (i) => {
+        try {
+          hootJs(attacks[i % attacks.length])
+        } catch {}
+      }),
+    'fast-jwt, no cache': () =>
+      measure(COLD_N, (i) => {
+        try {
+          fastVerify(attacks[i % attacks.length])
+        } catch {}
+      }),
   })
-  check(attacks.every((a) => !hoot.verifyToken(a).valid), 'every attack token is refused')
+  check(
+    attacks.every((a) => !hoot.verifyToken(a).valid),
+    'every attack token is refused',
+  )
   return {
-    rows: { sign: sign_, 'verify, cold': verifyCold, 'verify, repeated token': verifyRepeated, 'verify, forged signature': verifyForged, 'verify, attack tokens refused before RSA': verifyAttacks },
+    rows: {
+      sign: sign_,
+      'verify, cold': verifyCold,
+      'verify, repeated token': verifyRepeated,
+      'verify, forged signature': verifyForged,
+      'verify, attack tokens refused before RSA': verifyAttacks,
+    },
     openssl: opensslVersion(),
   }
 }

@@ -100,19 +100,30 @@ function doctor(values) {
     hoot = loadNative()
     ok('native addon loads')
   } catch (e) {
-    problem(`the native addon does not load: ${String(e.message).split('\n')[0]}`, 'run `npm rebuild hoot-core` (it needs cargo from https://rustup.rs)')
+    problem(
+      `the native addon does not load: ${String(e.message).split('\n')[0]}`,
+      'run `npm rebuild hoot-core` (it needs cargo from https://rustup.rs)',
+    )
   }
 
   if (hoot) {
     try {
       const keys = hoot.loadKeys({ generateIfMissing: false })
-      ok(`keys: kid ${keys.kid} (${keys.source}${keys.privateKeyPath ? `, ${keys.privateKeyPath}` : ''}), ${keys.publicKeys} public key(s)`)
+      ok(
+        `keys: kid ${keys.kid} (${keys.source}${keys.privateKeyPath ? `, ${keys.privateKeyPath}` : ''}), ${keys.publicKeys} public key(s)`,
+      )
       if (keys.privateKeyPath && process.platform !== 'win32' && modeOf(keys.privateKeyPath) & 0o077) {
-        problem(`the private key ${keys.privateKeyPath} is readable by others (mode ${modeOf(keys.privateKeyPath).toString(8)})`, `chmod 600 ${keys.privateKeyPath}`)
+        problem(
+          `the private key ${keys.privateKeyPath} is readable by others (mode ${modeOf(keys.privateKeyPath).toString(8)})`,
+          `chmod 600 ${keys.privateKeyPath}`,
+        )
       }
     } catch (e) {
       if (e.code === 'ERR_HOOT_KEYS' && e.message.startsWith('No key set found')) {
-        warn('no keys yet: the server generates one in ~/.hoot/keys on first start', 'nothing to do; or run `npx hoot-core keygen` to make Hoot\'s files yourself')
+        warn(
+          'no keys yet: the server generates one in ~/.hoot/keys on first start',
+          "nothing to do; or run `npx hoot-core keygen` to make Hoot's files yourself",
+        )
       } else {
         problem(`keys: ${e.message}`)
       }
@@ -124,15 +135,26 @@ function doctor(values) {
         ok(`database: ${db.path} does not exist yet; it is created (0600) on first use`)
       } else {
         if (db.legacyTables.length) {
-          problem(`database: ${db.path} still has Hoot's single-user tables (${db.legacyTables.join(', ')})`, `npx hoot-core migrate ${db.path}`)
+          problem(
+            `database: ${db.path} still has Hoot's single-user tables (${db.legacyTables.join(', ')})`,
+            `npx hoot-core migrate ${db.path}`,
+          )
         } else if (!db.upToDate) {
-          warn(`database: ${db.path} is at schema version ${db.schemaVersion}${db.missingTables.length ? `, without ${db.missingTables.join(', ')}` : ''}`, `npx hoot-core migrate ${db.path} (or let the first OAuthStore complete it)`)
+          warn(
+            `database: ${db.path} is at schema version ${db.schemaVersion}${db.missingTables.length ? `, without ${db.missingTables.join(', ')}` : ''}`,
+            `npx hoot-core migrate ${db.path} (or let the first OAuthStore complete it)`,
+          )
         } else {
           ok(`database: ${db.path}, schema version ${db.schemaVersion}`)
         }
         if (db.path !== ':memory:' && process.platform !== 'win32') {
-          if (modeOf(db.path) & 0o077) problem(`database: ${db.path} is readable by others (mode ${modeOf(db.path).toString(8)})`, `chmod 600 ${db.path}`)
-          if (modeOf(dirname(db.path)) & 0o077) warn(`database: its directory ${dirname(db.path)} is open to others`, `chmod 700 ${dirname(db.path)}`)
+          if (modeOf(db.path) & 0o077)
+            problem(
+              `database: ${db.path} is readable by others (mode ${modeOf(db.path).toString(8)})`,
+              `chmod 600 ${db.path}`,
+            )
+          if (modeOf(dirname(db.path)) & 0o077)
+            warn(`database: its directory ${dirname(db.path)} is open to others`, `chmod 700 ${dirname(db.path)}`)
         }
       }
     } catch (e) {
@@ -160,7 +182,11 @@ function main(argv) {
   if (!command) throw new UsageError(`unknown command "${name}"`)
   let parsed
   try {
-    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true })
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    })
   } catch (e) {
     throw new UsageError(e.message)
   }

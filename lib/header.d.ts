@@ -3,6 +3,31 @@
    the rest is derived from the Rust doc comments. */
 /* eslint-disable */
 
+/**
+ * The `code` of every error hoot-core throws (the README's error table; `src/error.rs`'s
+ * `ERROR_CODES`).
+ */
+export type HootErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_INVALID_USER_ID'
+  | 'ERR_HOOT_KEYS'
+  | 'ERR_HOOT_DB'
+  | 'ERR_HOOT_INTERNAL'
+
+/**
+ * The `code` of a failed verification: jose's names (the README's table; `src/token.rs`'s
+ * `FailureCode::ALL`).
+ */
+export type VerifyFailureCode =
+  | 'ERR_JWT_EXPIRED'
+  | 'ERR_JWS_INVALID'
+  | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+  | 'ERR_JOSE_ALG_NOT_ALLOWED'
+  | 'ERR_JWKS_NO_MATCHING_KEY'
+  | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+  | 'ERR_JWT_INVALID'
+
 /** The Portkey context of a verified token (Hoot's `req.portkeyContext`). */
 export interface PortkeyContext {
   /** `portkey_oid`, else `organisation_id`. */
@@ -13,32 +38,33 @@ export interface PortkeyContext {
   scope: string[]
 }
 
+/** A token that verified. */
 export interface VerifySuccess {
+  /** Always `true` here. */
   valid: true
   /** The `sub` claim: the browser's UUID v4. */
   userId: string
+  /** Every claim, as signed. */
   payload: Record<string, unknown>
   /** The `exp` claim, in seconds. */
   expiresAt: number
+  /** The Portkey claims, read as Hoot's middleware reads them. */
   portkey: PortkeyContext
 }
 
+/** A token that did not verify: a value, never an exception. */
 export interface VerifyFailure {
+  /** Always `false` here. */
   valid: false
   /** `true` only for `ERR_JWT_EXPIRED`: the client should fetch a new token. */
   expired: boolean
-  code:
-    | 'ERR_JWT_EXPIRED'
-    | 'ERR_JWS_INVALID'
-    | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-    | 'ERR_JOSE_ALG_NOT_ALLOWED'
-    | 'ERR_JWKS_NO_MATCHING_KEY'
-    | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-    | 'ERR_JWT_INVALID'
+  /** jose's code for what failed. */
+  code: VerifyFailureCode
   /** What was wrong, for logs; never contains the token. */
   error: string
 }
 
+/** What `verifyToken` returns. */
 export type VerifyResult = VerifySuccess | VerifyFailure
 
 /**
@@ -63,23 +89,35 @@ export interface OAuthProviderOptions {
 
 /** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
 export interface AuthorizationRequiredError extends Error {
+  /** Always `'UnauthorizedError'`, the name Hoot's backend checks. */
   name: 'UnauthorizedError'
+  /** Where to send the browser. */
   authorizationUrl: string
 }
 
 /** An `OAuthClientProvider` of `@modelcontextprotocol/sdk`, backed by one user's `OAuthStore`. */
 export interface StoreOAuthProvider {
+  /** `options.redirectUrl`. */
   readonly redirectUrl: string | URL
+  /** `options.clientMetadata`. */
   readonly clientMetadata: Record<string, unknown>
+  /** A fresh random OAuth `state` (64 hex characters). */
   state(): Promise<string>
+  /** The client registration stored for this server, or `undefined`. */
   clientInformation(): Promise<any>
+  /** Stores the client registration for this server. */
   saveClientInformation(info: object): Promise<void>
+  /** The OAuth tokens stored for this server, or `undefined`. */
   tokens(): Promise<any>
+  /** Stores the OAuth tokens for this server. */
   saveTokens(tokens: object): Promise<void>
+  /** Calls `onRedirect`, or throws `AuthorizationRequiredError` without it. */
   redirectToAuthorization(authorizationUrl: URL): Promise<void>
+  /** Stores the PKCE code verifier for this server. */
   saveCodeVerifier(verifier: string): Promise<void>
   /** Rejects when no verifier younger than 10 minutes is stored. */
   codeVerifier(): Promise<string>
+  /** Removes the stored credentials in `scope` (`'discovery'` stores nothing, so removes nothing). */
   invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
 }
 
@@ -89,7 +127,7 @@ export interface StoreOAuthProvider {
  */
 export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider
 
-/** The methods of `OAuthStore` that return a stored JSON object (defined in store.js). */
+/** The methods of `OAuthStore` that return a stored JSON object (defined in lib/store.js). */
 export interface OAuthStore {
   /** The OAuth client registration saved for `serverId`. */
   clientInformation(serverId: string): object | undefined
@@ -98,3 +136,9 @@ export interface OAuthStore {
   /** The server config saved for `serverId` (for reconnecting). */
   serverConfig(serverId: string): object | undefined
 }
+
+/**
+ * Not an export: the generated loader has a `__napiBindingTarget`, which lib/index.js does not
+ * pass on. Declared here, unexported, so that napi build does not declare it as an export.
+ */
+declare const __napiBindingTarget: never

@@ -3,6 +3,31 @@
    the rest is derived from the Rust doc comments. */
 /* eslint-disable */
 
+/**
+ * The `code` of every error hoot-core throws (the README's error table; `src/error.rs`'s
+ * `ERROR_CODES`).
+ */
+export type HootErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_INVALID_USER_ID'
+  | 'ERR_HOOT_KEYS'
+  | 'ERR_HOOT_DB'
+  | 'ERR_HOOT_INTERNAL'
+
+/**
+ * The `code` of a failed verification: jose's names (the README's table; `src/token.rs`'s
+ * `FailureCode::ALL`).
+ */
+export type VerifyFailureCode =
+  | 'ERR_JWT_EXPIRED'
+  | 'ERR_JWS_INVALID'
+  | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+  | 'ERR_JOSE_ALG_NOT_ALLOWED'
+  | 'ERR_JWKS_NO_MATCHING_KEY'
+  | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+  | 'ERR_JWT_INVALID'
+
 /** The Portkey context of a verified token (Hoot's `req.portkeyContext`). */
 export interface PortkeyContext {
   /** `portkey_oid`, else `organisation_id`. */
@@ -13,32 +38,33 @@ export interface PortkeyContext {
   scope: string[]
 }
 
+/** A token that verified. */
 export interface VerifySuccess {
+  /** Always `true` here. */
   valid: true
   /** The `sub` claim: the browser's UUID v4. */
   userId: string
+  /** Every claim, as signed. */
   payload: Record<string, unknown>
   /** The `exp` claim, in seconds. */
   expiresAt: number
+  /** The Portkey claims, read as Hoot's middleware reads them. */
   portkey: PortkeyContext
 }
 
+/** A token that did not verify: a value, never an exception. */
 export interface VerifyFailure {
+  /** Always `false` here. */
   valid: false
   /** `true` only for `ERR_JWT_EXPIRED`: the client should fetch a new token. */
   expired: boolean
-  code:
-    | 'ERR_JWT_EXPIRED'
-    | 'ERR_JWS_INVALID'
-    | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-    | 'ERR_JOSE_ALG_NOT_ALLOWED'
-    | 'ERR_JWKS_NO_MATCHING_KEY'
-    | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-    | 'ERR_JWT_INVALID'
+  /** jose's code for what failed. */
+  code: VerifyFailureCode
   /** What was wrong, for logs; never contains the token. */
   error: string
 }
 
+/** What `verifyToken` returns. */
 export type VerifyResult = VerifySuccess | VerifyFailure
 
 /**
@@ -63,23 +89,35 @@ export interface OAuthProviderOptions {
 
 /** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
 export interface AuthorizationRequiredError extends Error {
+  /** Always `'UnauthorizedError'`, the name Hoot's backend checks. */
   name: 'UnauthorizedError'
+  /** Where to send the browser. */
   authorizationUrl: string
 }
 
 /** An `OAuthClientProvider` of `@modelcontextprotocol/sdk`, backed by one user's `OAuthStore`. */
 export interface StoreOAuthProvider {
+  /** `options.redirectUrl`. */
   readonly redirectUrl: string | URL
+  /** `options.clientMetadata`. */
   readonly clientMetadata: Record<string, unknown>
+  /** A fresh random OAuth `state` (64 hex characters). */
   state(): Promise<string>
+  /** The client registration stored for this server, or `undefined`. */
   clientInformation(): Promise<any>
+  /** Stores the client registration for this server. */
   saveClientInformation(info: object): Promise<void>
+  /** The OAuth tokens stored for this server, or `undefined`. */
   tokens(): Promise<any>
+  /** Stores the OAuth tokens for this server. */
   saveTokens(tokens: object): Promise<void>
+  /** Calls `onRedirect`, or throws `AuthorizationRequiredError` without it. */
   redirectToAuthorization(authorizationUrl: URL): Promise<void>
+  /** Stores the PKCE code verifier for this server. */
   saveCodeVerifier(verifier: string): Promise<void>
   /** Rejects when no verifier younger than 10 minutes is stored. */
   codeVerifier(): Promise<string>
+  /** Removes the stored credentials in `scope` (`'discovery'` stores nothing, so removes nothing). */
   invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
 }
 
@@ -89,7 +127,7 @@ export interface StoreOAuthProvider {
  */
 export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider
 
-/** The methods of `OAuthStore` that return a stored JSON object (defined in store.js). */
+/** The methods of `OAuthStore` that return a stored JSON object (defined in lib/store.js). */
 export interface OAuthStore {
   /** The OAuth client registration saved for `serverId`. */
   clientInformation(serverId: string): object | undefined
@@ -100,12 +138,10 @@ export interface OAuthStore {
 }
 
 /**
- * Which binding artifact the generated loader actually loaded: `'native'` for
- * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
- * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
- * can point the loader at a WASI artifact this package does not build itself.
+ * Not an export: the generated loader has a `__napiBindingTarget`, which lib/index.js does not
+ * pass on. Declared here, unexported, so that napi build does not declare it as an export.
  */
-export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+declare const __napiBindingTarget: never
 
 /**
  * One user's OAuth state for remote MCP servers, in Hoot's SQLite database. Make one per request
@@ -121,17 +157,22 @@ export declare class OAuthStore {
   constructor(userId: string, opts?: StoreOptions)
   /** The user every call is scoped to. */
   get userId(): string
+  /** Saves the OAuth client registration for `serverId` (from dynamic client registration), replacing any. */
   saveClientInformation(serverId: string, info: object): void
+  /** Saves the OAuth tokens for `serverId`, replacing any. Durable when it returns. */
   saveTokens(serverId: string, tokens: object): void
   /** The PKCE code verifier saved for `serverId`; one older than 10 minutes is never returned. */
   codeVerifier(serverId: string): string | undefined
+  /** Saves the PKCE code verifier for `serverId`, replacing any; it is readable for 10 minutes. */
   saveCodeVerifier(serverId: string, verifier: string): void
   /**
    * Removes credentials for `serverId`: `'all'` (client info, tokens and verifier, not the
    * server config), `'client'`, `'tokens'` or `'verifier'`.
    */
   invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'): void
+  /** Saves the config of `serverId` (for reconnecting), replacing any. */
   saveServerConfig(serverId: string, config: object): void
+  /** Removes the config of `serverId`. */
   deleteServerConfig(serverId: string): void
   /** Server ids with any stored state for this user, sorted. */
   servers(): Array<string>
@@ -161,6 +202,7 @@ export declare function closeDatabase(dbPath?: string): void
 export interface DatabaseStatus {
   /** The file looked at (or `':memory:'`). */
   path: string
+  /** Whether the file exists. */
   exists: boolean
   /** `PRAGMA user_version`: 1 once hoot-core has completed the schema, 0 for Hoot's own files. */
   schemaVersion: number
@@ -305,9 +347,11 @@ export interface MigrationReport {
   migrated: boolean
   /** The user the legacy rows now belong to. */
   legacyUserId?: string
-  /** Rows moved, per table (0 when nothing was migrated). */
+  /** Rows moved into `oauth_tokens` (0 when nothing was migrated). */
   tokens: number
+  /** Rows moved into `oauth_client_info`. */
   clientInfo: number
+  /** Rows moved into `oauth_verifiers`. */
   verifiers: number
   /** `PRAGMA user_version` after the call. */
   schemaVersion: number

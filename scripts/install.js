@@ -36,7 +36,9 @@ function libraryName() {
 
 const probe = spawnSync(cargo, ['--version'], { encoding: 'utf8' })
 if (probe.error || probe.status !== 0) {
-  fail('building the native addon needs Rust: install it from https://rustup.rs (cargo on PATH), then run npm install again')
+  fail(
+    'building the native addon needs Rust: install it from https://rustup.rs (cargo on PATH), then run npm install again',
+  )
 }
 
 // npm hides a dependency's install output unless --foreground-scripts, so the notice also goes
@@ -58,8 +60,13 @@ const rustc = spawnSync(process.env.RUSTC || 'rustc', ['-vV'], { encoding: 'utf8
 const host = !rustc.error && /^host: (\S+)$/m.exec(rustc.stdout || '')
 const targetArgs = host ? ['--target', host[1]] : []
 
-notice(`hoot-core: building the native addon from source with ${probe.stdout.trim()} (a few minutes the first time: SQLite and aws-lc compile from C)...`)
-const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib', ...targetArgs], { cwd: root, stdio: 'inherit' })
+notice(
+  `hoot-core: building the native addon from source with ${probe.stdout.trim()} (a few minutes the first time: SQLite and aws-lc compile from C)...`,
+)
+const build = spawnSync(cargo, ['build', '--release', '--locked', '--lib', ...targetArgs], {
+  cwd: root,
+  stdio: 'inherit',
+})
 if (build.error || build.status !== 0) {
   fail(`cargo build failed (exit ${build.status}); the output above says why`)
 }

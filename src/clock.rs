@@ -1,6 +1,8 @@
 //! The wall clock, read in one place; the core's time-dependent functions take `now` as a
 //! parameter so their tests never sleep.
 
+#![warn(missing_docs)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -1,26 +1,61 @@
 //! The one error type of the core. Every variant has a stable `code()` that reaches JavaScript as
 //! `err.code`; the binding picks the JS error class from `kind()`.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 /// Which JavaScript error class a failure becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// `Error`: the environment (keys, database) or a bug.
     Error,
+    /// `TypeError`: a wrong type, or a value of the right type that is never acceptable.
     TypeError,
+    /// `RangeError`: a number or size outside its range.
     RangeError,
 }
 
+/// Every `code` a thrown hoot-core error can carry, in the README's order; lib/header.d.ts's
+/// `HootErrorCode` and the README's table list the same set (a test checks).
+pub const ERROR_CODES: [&str; 6] = [
+    "ERR_INVALID_ARG_TYPE",
+    "ERR_INVALID_ARG_VALUE",
+    "ERR_INVALID_USER_ID",
+    "ERR_HOOT_KEYS",
+    "ERR_HOOT_DB",
+    "ERR_HOOT_INTERNAL",
+];
+
+/// A failure of a hoot-core call, with a stable `code()` and a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HootError {
     /// An argument (or option property) has the wrong JavaScript type.
-    InvalidArgType { name: String, expected: &'static str, received: String },
+    InvalidArgType {
+        /// The argument (`userId`) or property (`opts.ttlSeconds`).
+        name: String,
+        /// What it must be (`of type string`).
+        expected: &'static str,
+        /// What it was, in Node's words (`type number (42)`).
+        received: String,
+    },
     /// An argument has the right type but a value the API cannot accept.
-    InvalidArgValue { name: String, reason: String, out_of_range: bool },
-    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms); `expected`
-    /// says which forms the call accepts.
-    InvalidUserId { id: String, expected: &'static str },
+    InvalidArgValue {
+        /// The argument or property.
+        name: String,
+        /// What is wrong with it, as the end of a sentence starting with its name.
+        reason: String,
+        /// A number or size outside its range: a `RangeError` rather than a `TypeError`.
+        out_of_range: bool,
+    },
+    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms).
+    InvalidUserId {
+        /// The refused id.
+        id: String,
+        /// Which forms the call accepts.
+        expected: &'static str,
+    },
     /// The key set could not be loaded, generated or used; the message names the file and the fix.
     Keys(String),
     /// The database could not be opened, migrated, read or written; the message names the file.
@@ -30,6 +65,7 @@ pub enum HootError {
 }
 
 impl HootError {
+    /// The stable code JavaScript sees as `err.code`: one of `ERROR_CODES`.
     pub fn code(&self) -> &'static str {
         match self {
             HootError::InvalidArgType { .. } => "ERR_INVALID_ARG_TYPE",
@@ -41,6 +77,7 @@ impl HootError {
         }
     }
 
+    /// The JavaScript error class.
     pub fn kind(&self) -> ErrorKind {
         match self {
             HootError::InvalidArgType { .. } => ErrorKind::TypeError,
@@ -50,14 +87,17 @@ impl HootError {
         }
     }
 
+    /// `name` is not of the `expected` type.
     pub fn arg_type(name: impl Into<String>, expected: &'static str, received: impl Into<String>) -> Self {
         HootError::InvalidArgType { name: name.into(), expected, received: received.into() }
     }
 
+    /// `name` has an unusable value; `reason` says why.
     pub fn arg_value(name: impl Into<String>, reason: impl Into<String>) -> Self {
         HootError::InvalidArgValue { name: name.into(), reason: reason.into(), out_of_range: false }
     }
 
+    /// `name` is a number or size outside its range.
     pub fn out_of_range(name: impl Into<String>, reason: impl Into<String>) -> Self {
         HootError::InvalidArgValue { name: name.into(), reason: reason.into(), out_of_range: true }
     }
@@ -80,11 +120,9 @@ fn noun(name: &str) -> &'static str {
 impl fmt::Display for HootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HootError::InvalidArgType { name, expected, received } => write!(
-                f,
-                "The \"{name}\" {} must be {expected}. Received {received}",
-                noun(name)
-            ),
+            HootError::InvalidArgType { name, expected, received } => {
+                write!(f, "The \"{name}\" {} must be {expected}. Received {received}", noun(name))
+            }
             HootError::InvalidArgValue { name, reason, .. } => {
                 write!(f, "The \"{name}\" {} {reason}", noun(name))
             }
@@ -105,17 +143,16 @@ impl std::error::Error for HootError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn messages_follow_node_wording() {
         let e = HootError::arg_type("userId", "of type string", "type number (42)");
         assert_eq!(e.code(), "ERR_INVALID_ARG_TYPE");
         assert_eq!(e.kind(), ErrorKind::TypeError);
-        assert_eq!(
-            e.to_string(),
-            "The \"userId\" argument must be of type string. Received type number (42)"
+        assert_eq!(e.to_string(), "The \"userId\" argument must be of type string. Received type number (42)");
+        let e = HootError::out_of_range(
+            "opts.ttlSeconds",
+            "must be a whole number of seconds from 1 to 315360000. Received 0",
         );
-        let e = HootError::out_of_range("opts.ttlSeconds", "must be a whole number of seconds from 1 to 315360000. Received 0");
         assert_eq!(e.kind(), ErrorKind::RangeError);
         assert!(e.to_string().starts_with("The \"opts.ttlSeconds\" property must"));
     }

@@ -1,6 +1,8 @@
 //! The key set: Hoot's `private-key.json` (a private RSA JWK) and `jwks.json` (the public keys
 //! that verify), loaded from files, inline JSON, or a key generated once into `~/.hoot/keys`.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
@@ -9,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
 use pkcs1::RsaPrivateKeyRef;
 use pkcs8::PrivateKeyInfoRef;
 use serde_json::{json, Map, Value};
@@ -20,18 +22,25 @@ use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::private_fs::{create_private_dir, new_private_file};
 
+/// Hoot's private key file name.
 pub const PRIVATE_KEY_FILE: &str = "private-key.json";
+/// Hoot's public key set file name.
 pub const JWKS_FILE: &str = "jwks.json";
 const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the key set in use came from (`KeysInfo.source`).
 pub enum KeySource {
+    /// `privateKeyPath` / `jwksPath`, their variables, or Hoot's files in the working directory.
     Files,
+    /// `privateKeyJwk` / `jwks` given as JSON.
     Inline,
+    /// The zero-config key this package keeps in `~/.hoot/keys`.
     Generated,
 }
 
 impl KeySource {
+    /// The name JavaScript sees: `'files'`, `'inline'` or `'generated'`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeySource::Files => "files",
@@ -44,20 +53,26 @@ impl KeySource {
 /// How the caller asked for keys (`loadKeys(opts)`); `None` means "use the default".
 #[derive(Debug, Clone, Default)]
 pub struct KeyOptions {
+    /// The private JWK file (`privateKeyPath`).
     pub private_key_path: Option<PathBuf>,
+    /// The JWKS file (`jwksPath`).
     pub jwks_path: Option<PathBuf>,
     /// A JWK object, or a JSON string holding one.
     pub private_key_jwk: Option<Value>,
     /// A JWKS object, or a JSON string holding one.
     pub jwks: Option<Value>,
+    /// Where the zero-config key is kept (`keyDir`).
     pub key_dir: Option<PathBuf>,
+    /// Whether a missing zero-config key is generated (`generateIfMissing`).
     pub generate_if_missing: Option<bool>,
 }
 
 /// Where a JSON document comes from; `File` paths are absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JsonSource {
+    /// JSON given by the caller (an object, or text to parse).
     Inline(Value),
+    /// A file to read.
     File(PathBuf),
 }
 
@@ -65,9 +80,21 @@ pub enum JsonSource {
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyPlan {
     /// Load this private key and this JWKS (`None`: publish the private key's own public half).
-    Load { private: JsonSource, jwks: Option<JsonSource>, source: KeySource },
+    Load {
+        /// The private JWK.
+        private: JsonSource,
+        /// The JWKS; `None`: the private key's own public half.
+        jwks: Option<JsonSource>,
+        /// What `KeysInfo.source` reports.
+        source: KeySource,
+    },
     /// The zero-config key in `dir`, made there first if `generate`.
-    KeyDir { dir: PathBuf, generate: bool },
+    KeyDir {
+        /// The key directory.
+        dir: PathBuf,
+        /// Whether a missing key is generated there.
+        generate: bool,
+    },
 }
 
 /// Applies the precedence rules: inline JSON, then explicit paths (option, then environment), then
@@ -83,9 +110,8 @@ pub fn resolve_plan(opts: &KeyOptions, env: &Environment) -> Result<KeyPlan, Hoo
         (None, None) => None,
     };
     let cwd_jwks = cwd.join(JWKS_FILE);
-    let jwks_or_cwd = || {
-        explicit_jwks.clone().or_else(|| cwd_jwks.is_file().then(|| JsonSource::File(cwd_jwks.clone())))
-    };
+    let jwks_or_cwd =
+        || explicit_jwks.clone().or_else(|| cwd_jwks.is_file().then(|| JsonSource::File(cwd_jwks.clone())));
 
     if let Some(inline) = &opts.private_key_jwk {
         return Ok(KeyPlan::Load {
@@ -174,15 +200,19 @@ impl KeySet {
     pub fn verifying_key(&self, kid: &str) -> Option<&ParsedPublicKey> {
         self.verifying_keys.get(kid)
     }
+    /// How many public keys verify tokens.
     pub fn public_keys(&self) -> usize {
         self.public_jwks.len()
     }
+    /// Where the key set came from.
     pub fn source(&self) -> KeySource {
         self.source
     }
+    /// The private key file, when there is one.
     pub fn private_key_path(&self) -> Option<&Path> {
         self.private_key_path.as_deref()
     }
+    /// The JWKS file, when there is one.
     pub fn jwks_path(&self) -> Option<&Path> {
         self.jwks_path.as_deref()
     }
@@ -271,12 +301,10 @@ fn read_json(source: &JsonSource, option: &str, role: Role) -> Result<(Value, Op
         }),
         JsonSource::Inline(value) => Ok((value.clone(), None)),
         JsonSource::File(path) => {
-            let text = fs::read_to_string(path).map_err(|e| {
-                HootError::Keys(format!("Cannot read {}: {e}. {}", path.display(), role.fix()))
-            })?;
-            let value = serde_json::from_str(&text).map_err(|e| {
-                HootError::Keys(format!("{} is not valid JSON ({e}). {}", path.display(), role.fix()))
-            })?;
+            let text = fs::read_to_string(path)
+                .map_err(|e| HootError::Keys(format!("Cannot read {}: {e}. {}", path.display(), role.fix())))?;
+            let value = serde_json::from_str(&text)
+                .map_err(|e| HootError::Keys(format!("{} is not valid JSON ({e}). {}", path.display(), role.fix())))?;
             Ok((value, Some(path.clone())))
         }
     }
@@ -288,9 +316,10 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A base64url JWK member as an unsigned big-endian integer without leading zeros.
 fn member(jwk: &Map<String, Value>, name: &str, label: &str) -> Result<Vec<u8>, HootError> {
-    let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| {
-        HootError::Keys(format!("{label}: the RSA JWK has no \"{name}\" member (expected a string)"))
-    })?;
+    let text = jwk
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| HootError::Keys(format!("{label}: the RSA JWK has no \"{name}\" member (expected a string)")))?;
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| {
         HootError::Keys(format!("{label}: the \"{name}\" member is not base64url (RFC 7515, no padding)"))
     })?;
@@ -353,7 +382,9 @@ fn public_jwk(kid: &str, n: &[u8], e: &[u8]) -> Value {
 /// An RSA public key parsed once for RS256 verification (2048 to 8192 bits, as jose accepts).
 fn verifying_key(n: &[u8], e: &[u8], label: &str) -> Result<ParsedPublicKey, HootError> {
     PublicKeyComponents { n, e }.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256).map_err(|e| {
-        HootError::Keys(format!("{label}: not a usable RSA public key for RS256 ({e}); it needs a 2048- to 8192-bit modulus"))
+        HootError::Keys(format!(
+            "{label}: not a usable RSA public key for RS256 ({e}); it needs a 2048- to 8192-bit modulus"
+        ))
     })
 }
 
@@ -416,9 +447,8 @@ fn signing_key_pair(private: &Value, label: &str) -> Result<(KeyPair, Vec<u8>, V
         dQ: dq.as_slice(),
         qInv: qi.as_slice(),
     };
-    let key_pair = KeyPair::from_components(&components).map_err(|e| {
-        HootError::Keys(format!("{label}: the RSA private key is inconsistent or unsupported ({e})"))
-    })?;
+    let key_pair = KeyPair::from_components(&components)
+        .map_err(|e| HootError::Keys(format!("{label}: the RSA private key is inconsistent or unsupported ({e})")))?;
     Ok((key_pair, n, e))
 }
 
@@ -504,8 +534,11 @@ impl PublicKeys {
 /// What `generateKeys` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedKeys {
+    /// The new key's id.
     pub kid: String,
+    /// The private JWK written (0600).
     pub private_key_path: PathBuf,
+    /// The JWKS written with its public half (0600).
     pub jwks_path: PathBuf,
 }
 

@@ -1,6 +1,11 @@
 //! hoot-core: the security-critical core of the Hoot backend (session tokens and the multi-tenant
 //! OAuth store) in Rust. The modules below are plain Rust, tested by `cargo test`;
 //! `binding` is the only place that knows about Node.
+//!
+//! Every core module warns on a public item without a doc comment (`#![warn(missing_docs)]` at
+//! its top), and every `unsafe` block says why it is sound; CI runs clippy with `-D warnings`.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod active;
 pub mod clock;

@@ -74,3 +74,53 @@ pub fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value
         ]
     })
 }
+
+// The closed code sets, written in three places: Rust, the types and the README.
+
+use crate::error::{HootError, ERROR_CODES};
+use crate::token::FailureCode;
+
+/// The members of `export type <name> =` in a d.ts text.
+fn union_members(dts: &str, name: &str) -> Vec<String> {
+    let start = dts.find(&format!("export type {name} =")).unwrap_or_else(|| panic!("no type {name}"));
+    dts[start..]
+        .lines()
+        .skip(1)
+        .map_while(|line| line.trim().strip_prefix("| '"))
+        .map(|member| member.trim_end_matches('\'').to_string())
+        .collect()
+}
+
+/// The codes in the first column of the README's "Errors" tables.
+fn readme_codes() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let start = readme.find("\n## Errors\n").unwrap_or_else(|| panic!("no Errors section"));
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `ERR_"))
+        .map(|l| format!("ERR_{}", &l[..l.find('`').unwrap_or(0)]))
+        .collect()
+}
+
+#[test]
+fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
+    let dts = include_str!("../lib/header.d.ts");
+    let failure_codes: Vec<&str> = FailureCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(union_members(dts, "HootErrorCode"), ERROR_CODES);
+    assert_eq!(union_members(dts, "VerifyFailureCode"), failure_codes);
+    let mut both: Vec<&str> = ERROR_CODES.to_vec();
+    both.extend(&failure_codes);
+    assert_eq!(readme_codes(), both, "the README's tables, thrown codes then verifyToken's");
+    // Every variant's code is in the list, and every listed code has a variant.
+    let variants = [
+        HootError::arg_type("x", "y", "z"),
+        HootError::arg_value("x", "y"),
+        HootError::InvalidUserId { id: String::new(), expected: "" },
+        HootError::Keys(String::new()),
+        HootError::Db(String::new()),
+        HootError::Internal(String::new()),
+    ];
+    assert_eq!(variants.iter().map(HootError::code).collect::<Vec<_>>(), ERROR_CODES);
+}

@@ -6,6 +6,8 @@
 //! nothing else. Claims are checked here with `now` passed in, by jose's rules (expired when
 //! `now >= exp + leeway`), so the tests need no sleeping.
 
+#![warn(missing_docs)]
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -42,11 +44,15 @@ impl VerifyOptions {
 
 /// Tokens longer than this are rejected before any decoding.
 pub const MAX_TOKEN_LENGTH: usize = 8 * 1024;
+/// A token's lifetime when `ttlSeconds` is not given: an hour, as Hoot issues them.
 pub const DEFAULT_TTL_SECONDS: u64 = 3600;
 /// Ten years: longer than any session, short enough that `iat + ttl` is an exact JS number.
 pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+/// Hoot's `portkey_oid` when neither the option nor `$PORTKEY_ORG_ID` gives one.
 pub const DEFAULT_ORG_ID: &str = "test-org-id";
+/// Hoot's `portkey_workspace` when neither the option nor `$PORTKEY_WORKSPACE_SLUG` gives one.
 pub const DEFAULT_WORKSPACE: &str = "test-workspace";
+/// Hoot's `scope` claim when `scope` is not given.
 pub const DEFAULT_SCOPE: [&str; 3] = ["completions.write", "virtual_keys.list", "logs.view"];
 const RESERVED_CLAIMS: [&str; 3] = ["sub", "iat", "exp"];
 const USER_ID_FORMS: &str =
@@ -67,20 +73,30 @@ pub fn is_valid_user_id(id: &str) -> bool {
 /// Issue options after defaults and `PORTKEY_*` variables have been applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssueConfig {
+    /// Lifetime in whole seconds.
     pub ttl_seconds: u64,
+    /// The `portkey_oid` claim.
     pub portkey_org_id: String,
+    /// The `portkey_workspace` claim.
     pub portkey_workspace: String,
+    /// The `scope` claim.
     pub scope: Vec<String>,
+    /// Extra claims, added after Hoot's.
     pub claims: Map<String, Value>,
 }
 
 /// The caller's `IssueOptions`, each `None` when not given.
 #[derive(Debug, Clone, Default)]
 pub struct IssueOptions {
+    /// `ttlSeconds`.
     pub ttl_seconds: Option<f64>,
+    /// `portkeyOrgId`.
     pub portkey_org_id: Option<String>,
+    /// `portkeyWorkspace`.
     pub portkey_workspace: Option<String>,
+    /// `scope`.
     pub scope: Option<Vec<String>>,
+    /// `claims`.
     pub claims: Option<Map<String, Value>>,
 }
 
@@ -159,15 +175,8 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     let portkey_oid = take("portkey_oid", Value::from(config.portkey_org_id.as_str()));
     let portkey_workspace = take("portkey_workspace", Value::from(config.portkey_workspace.as_str()));
     let scope = take("scope", Value::from(config.scope.clone()));
-    let claims = Claims {
-        sub: user_id,
-        portkey_oid,
-        portkey_workspace,
-        scope,
-        extra,
-        iat: now,
-        exp: now + config.ttl_seconds,
-    };
+    let claims =
+        Claims { sub: user_id, portkey_oid, portkey_workspace, scope, extra, iat: now, exp: now + config.ttl_seconds };
     let header = Header { alg: "RS256", kid: keys.kid(), typ: "JWT" };
     let mut token = encode_segment(&header)?;
     token.push('.');
@@ -194,16 +203,36 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
 /// jose's error codes for a token that does not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCode {
+    /// `now >= exp + leeway`.
     Expired,
+    /// Not a well-formed JWS: segments, base64url, header JSON, `crit`, size.
     JwsInvalid,
+    /// The signature does not verify under the key `kid` names.
     SignatureFailed,
+    /// An `alg` other than RS256.
     AlgNotAllowed,
+    /// No `kid`, or one the key set does not have.
     NoMatchingKey,
+    /// `exp` missing or not a number, `nbf` in the future, `sub` not a UUID v4.
     ClaimInvalid,
+    /// The claims set is not a JSON object.
     JwtInvalid,
 }
 
 impl FailureCode {
+    /// Every failure, in the README's order; lib/header.d.ts's `VerifyFailureCode` and the
+    /// README's table list the same codes (a test checks).
+    pub const ALL: [FailureCode; 7] = [
+        FailureCode::Expired,
+        FailureCode::JwsInvalid,
+        FailureCode::SignatureFailed,
+        FailureCode::AlgNotAllowed,
+        FailureCode::NoMatchingKey,
+        FailureCode::ClaimInvalid,
+        FailureCode::JwtInvalid,
+    ];
+
+    /// The code JavaScript sees (jose's name).
     pub fn as_str(self) -> &'static str {
         match self {
             FailureCode::Expired => "ERR_JWT_EXPIRED",
@@ -220,7 +249,9 @@ impl FailureCode {
 /// A token that did not verify: a value, not an exception.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyFailure {
+    /// jose's code for the failure.
     pub code: FailureCode,
+    /// What was wrong, for logs; never contains the token.
     pub message: &'static str,
 }
 
@@ -318,9 +349,7 @@ fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, ParseError>
 /// Decodes one segment, accepting only strict base64url: no padding, no `+` `/`, no whitespace,
 /// no stray trailing bits.
 fn decode_segment(segment: &str) -> Result<Vec<u8>, VerifyFailure> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .or_else(|_| fail(FailureCode::JwsInvalid, "a JWS segment is not strict base64url"))
+    URL_SAFE_NO_PAD.decode(segment).or_else(|_| fail(FailureCode::JwsInvalid, "a JWS segment is not strict base64url"))
 }
 
 fn number_claim(value: Option<Value>, message: &'static str) -> Result<Option<f64>, VerifyFailure> {
@@ -356,20 +385,32 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     }
     check_claims(&payload_json, now as f64, leeway as f64)?;
     // The claims parsed as JSON, so they are UTF-8.
-    String::from_utf8(payload_json).or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))
+    String::from_utf8(payload_json)
+        .or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))
 }
 
 /// Reads the protected header (RS256 only, no `crit`) and finds the key its `kid` names.
 fn verifying_key_for<'k>(keys: &'k KeySet, header_json: &[u8]) -> Result<&'k ParsedPublicKey, VerifyFailure> {
     let header: JoseHeader = match parse_object(header_json) {
         Ok(header) => header,
-        Err(ParseError::Duplicate) => return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice"),
-        Err(ParseError::TooDeep) => return fail(FailureCode::JwsInvalid, "the JWS protected header nests more than 32 levels deep"),
-        Err(ParseError::NotAnObject) => return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object"),
+        Err(ParseError::Duplicate) => {
+            return fail(FailureCode::JwsInvalid, "the JWS protected header names a member twice")
+        }
+        Err(ParseError::TooDeep) => {
+            return fail(FailureCode::JwsInvalid, "the JWS protected header nests more than 32 levels deep")
+        }
+        Err(ParseError::NotAnObject) => {
+            return fail(FailureCode::JwsInvalid, "the JWS protected header is not a JSON object")
+        }
     };
     match header.alg {
         Some(Value::String(alg)) if alg == "RS256" => {}
-        Some(Value::String(_)) => return fail(FailureCode::AlgNotAllowed, "\"alg\" (Algorithm) Header Parameter value not allowed: only RS256 is accepted"),
+        Some(Value::String(_)) => {
+            return fail(
+                FailureCode::AlgNotAllowed,
+                "\"alg\" (Algorithm) Header Parameter value not allowed: only RS256 is accepted",
+            )
+        }
         _ => return fail(FailureCode::JwsInvalid, "JWS \"alg\" (Algorithm) Header Parameter missing or invalid"),
     }
     if header.crit.is_some() {
@@ -378,7 +419,8 @@ fn verifying_key_for<'k>(keys: &'k KeySet, header_json: &[u8]) -> Result<&'k Par
     let Some(Value::String(kid)) = header.kid else {
         return fail(FailureCode::NoMatchingKey, "the token has no \"kid\" Header Parameter");
     };
-    keys.verifying_key(&kid).map_or_else(|| fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid"), Ok)
+    keys.verifying_key(&kid)
+        .map_or_else(|| fail(FailureCode::NoMatchingKey, "no key in the JWKS matches the token's kid"), Ok)
 }
 
 /// Checks the registered claims of a signed claims set: `exp` (required), `iat` and `nbf` numbers,
@@ -386,9 +428,15 @@ fn verifying_key_for<'k>(keys: &'k KeySet, header_json: &[u8]) -> Result<&'k Par
 fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), VerifyFailure> {
     let claims: RegisteredClaims = match parse_object(payload_json) {
         Ok(claims) => claims,
-        Err(ParseError::Duplicate) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice"),
-        Err(ParseError::TooDeep) => return fail(FailureCode::JwtInvalid, "the JWT Claims Set nests more than 32 levels deep"),
-        Err(ParseError::NotAnObject) => return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"),
+        Err(ParseError::Duplicate) => {
+            return fail(FailureCode::JwtInvalid, "the JWT Claims Set names a registered claim twice")
+        }
+        Err(ParseError::TooDeep) => {
+            return fail(FailureCode::JwtInvalid, "the JWT Claims Set nests more than 32 levels deep")
+        }
+        Err(ParseError::NotAnObject) => {
+            return fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object")
+        }
     };
     let Some(exp) = number_claim(claims.exp, "\"exp\" claim must be a number")? else {
         return fail(FailureCode::ClaimInvalid, "missing required \"exp\" claim");

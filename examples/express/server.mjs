@@ -6,7 +6,16 @@ import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { OAuthStore, closeDatabase, createOAuthProvider, isValidUserId, issueTokenAsync, loadKeys, publicJwks, verifyToken } from 'hoot-core'
+import {
+  OAuthStore,
+  closeDatabase,
+  createOAuthProvider,
+  isValidUserId,
+  issueTokenAsync,
+  loadKeys,
+  publicJwks,
+  verifyToken,
+} from 'hoot-core'
 
 export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009' } = {}) {
   const app = express()
@@ -32,10 +41,17 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
 
   app.use((req, res, next) => {
     const token = req.headers['x-hoot-token']
-    if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
+    if (!token)
+      return res
+        .status(401)
+        .json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
     const result = verifyToken(String(token))
-    if (result.expired) return res.status(401).json({ success: false, error: 'TokenExpired', message: 'Token has expired', expired: true })
-    if (!result.valid) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
+    if (result.expired)
+      return res
+        .status(401)
+        .json({ success: false, error: 'TokenExpired', message: 'Token has expired', expired: true })
+    if (!result.valid)
+      return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     req.userId = result.userId
     req.portkeyContext = result.portkey
     next()
@@ -52,8 +68,12 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     const authProvider = createOAuthProvider(new OAuthStore(req.userId), serverId, {
       redirectUrl: callbackUrl,
       clientMetadata: {
-        client_name: 'Hoot MCP Testing Tool', client_uri: frontendUrl, redirect_uris: [callbackUrl],
-        grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none',
+        client_name: 'Hoot MCP Testing Tool',
+        client_uri: frontendUrl,
+        redirect_uris: [callbackUrl],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
       },
     })
     try {
@@ -65,7 +85,13 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
       res.json({ success: true, serverId })
     } catch (error) {
       if (error.name === 'UnauthorizedError') {
-        return res.status(401).json({ success: false, error: 'UnauthorizedError', message: 'OAuth authorization required', needsAuth: true, authorizationUrl: error.authorizationUrl ?? null })
+        return res.status(401).json({
+          success: false,
+          error: 'UnauthorizedError',
+          message: 'OAuth authorization required',
+          needsAuth: true,
+          authorizationUrl: error.authorizationUrl ?? null,
+        })
       }
       res.status(500).json({ success: false, error: error.message || 'Connection failed', needsAuth: false })
     }
@@ -75,7 +101,10 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     const client = userClients(req.userId).get(req.params.serverId)
     if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
     const { tools } = await client.listTools()
-    res.json({ success: true, tools: tools.map(({ name, description = '', inputSchema }) => ({ name, description, inputSchema })) })
+    res.json({
+      success: true,
+      tools: tools.map(({ name, description = '', inputSchema }) => ({ name, description, inputSchema })),
+    })
   })
 
   app.post('/mcp/disconnect', async (req, res) => {
@@ -89,7 +118,8 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
 
   app.post('/mcp/clear-oauth-tokens', (req, res) => {
     const { serverId } = req.body ?? {}
-    if (typeof serverId !== 'string' || !serverId) return res.status(400).json({ success: false, error: 'serverId is required' })
+    if (typeof serverId !== 'string' || !serverId)
+      return res.status(400).json({ success: false, error: 'serverId is required' })
     new OAuthStore(req.userId).invalidateCredentials(serverId, 'all')
     res.json({ success: true })
   })

@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(value) => assert_eq!(accepted, value.is_object(), "{text:?}"),
         Err(e) if accepted => {
             let message = e.to_string();
-            assert!(message.contains("number out of range") || message.contains("recursion limit"), "{text:?}: {message}");
+            assert!(
+                message.contains("number out of range") || message.contains("recursion limit"),
+                "{text:?}: {message}"
+            );
             assert!(text.trim_start().starts_with('{'), "{text:?}");
         }
         Err(_) => {}

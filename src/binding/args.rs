@@ -18,18 +18,20 @@ pub fn type_of(value: &Unknown) -> Result<ValueType, HootError> {
 
 /// Node's way of naming what was received: `type number (42)`, `undefined`, `an instance of Array`.
 pub fn describe(value: &Unknown) -> String {
-    // SAFETY (each cast below): the value's type was just read as the type cast to.
     match value.get_type() {
         Ok(ValueType::Undefined) => "undefined".into(),
         Ok(ValueType::Null) => "null".into(),
+        // SAFETY: the value is a number.
         Ok(ValueType::Number) => match unsafe { value.cast::<f64>() } {
             Ok(n) => format!("type number ({n})"),
             Err(_) => "type number".into(),
         },
+        // SAFETY: the value is a boolean.
         Ok(ValueType::Boolean) => match unsafe { value.cast::<bool>() } {
             Ok(b) => format!("type boolean ({b})"),
             Err(_) => "type boolean".into(),
         },
+        // SAFETY: the value is a string.
         Ok(ValueType::String) => match unsafe { value.cast::<String>() } {
             Ok(s) if s.chars().count() > 25 => format!("type string ('{}...')", s.chars().take(25).collect::<String>()),
             Ok(s) => format!("type string ('{s}')"),
@@ -47,8 +49,11 @@ pub fn describe(value: &Unknown) -> String {
 /// A string argument; anything else is a `TypeError` naming `name`.
 pub fn string_value(value: &Unknown, name: &str) -> Result<String, HootError> {
     match type_of(value)? {
-        // SAFETY: the value is a string.
-        ValueType::String => short_string(value).map_or_else(|| unsafe { value.cast::<String>() }.map_err(napi_failure), Ok),
+        ValueType::String => match short_string(value) {
+            Some(short) => Ok(short),
+            // SAFETY: the value is a string.
+            None => unsafe { value.cast::<String>() }.map_err(napi_failure),
+        },
         _ => Err(HootError::arg_type(name, "of type string", describe(value))),
     }
 }
@@ -72,7 +77,13 @@ pub fn copy_utf8<'b>(value: &Unknown, buffer: &'b mut [u8]) -> Result<&'b [u8], 
     // SAFETY: `value` is a live string handle of its env; N-API writes at most `buffer.len()`
     // bytes (the NUL included) into `buffer` and the count into `copied`.
     let status = unsafe {
-        napi::sys::napi_get_value_string_utf8(value.value().env, value.raw(), buffer.as_mut_ptr().cast(), buffer.len(), &mut copied)
+        napi::sys::napi_get_value_string_utf8(
+            value.value().env,
+            value.raw(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut copied,
+        )
     };
     if status != napi::sys::Status::napi_ok {
         return Err(HootError::Internal(format!("N-API could not read a string (status {status})")));

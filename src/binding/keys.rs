@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::args::{string_value, Props};
 use super::guarded;
 use crate::active;
-use crate::error::HootError;
 use crate::env::Environment;
+use crate::error::HootError;
 use crate::keys;
 
 /// Where the signing key and the public keys come from. Every member is optional.

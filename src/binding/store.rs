@@ -88,6 +88,7 @@ impl OAuthStore {
         self.inner.user_id().to_string()
     }
 
+    /// Saves the OAuth client registration for `serverId` (from dynamic client registration), replacing any.
     #[napi(ts_args_type = "serverId: string, info: object")]
     pub fn save_client_information(&self, env: Env, server_id: Unknown, info: Unknown) -> napi::Result<()> {
         guarded(&env, || {
@@ -96,6 +97,7 @@ impl OAuthStore {
         })
     }
 
+    /// Saves the OAuth tokens for `serverId`, replacing any. Durable when it returns.
     #[napi(ts_args_type = "serverId: string, tokens: object")]
     pub fn save_tokens(&self, env: Env, server_id: Unknown, tokens: Unknown) -> napi::Result<()> {
         guarded(&env, || {
@@ -108,11 +110,13 @@ impl OAuthStore {
     #[napi(ts_args_type = "serverId: string", ts_return_type = "string | undefined")]
     pub fn code_verifier(&self, env: Env, server_id: Unknown) -> napi::Result<Either<String, ()>> {
         guarded(&env, || {
-            let verifier = self.inner.code_verifier(&string_value(&server_id, "serverId")?, clock::unix_now() as i64)?;
+            let verifier =
+                self.inner.code_verifier(&string_value(&server_id, "serverId")?, clock::unix_now() as i64)?;
             Ok(verifier.map_or(Either::B(()), Either::A))
         })
     }
 
+    /// Saves the PKCE code verifier for `serverId`, replacing any; it is readable for 10 minutes.
     #[napi(ts_args_type = "serverId: string, verifier: string")]
     pub fn save_code_verifier(&self, env: Env, server_id: Unknown, verifier: Unknown) -> napi::Result<()> {
         guarded(&env, || {
@@ -133,6 +137,7 @@ impl OAuthStore {
         })
     }
 
+    /// Saves the config of `serverId` (for reconnecting), replacing any.
     #[napi(ts_args_type = "serverId: string, config: object")]
     pub fn save_server_config(&self, env: Env, server_id: Unknown, config: Unknown) -> napi::Result<()> {
         guarded(&env, || {
@@ -142,6 +147,7 @@ impl OAuthStore {
         })
     }
 
+    /// Removes the config of `serverId`.
     #[napi(ts_args_type = "serverId: string")]
     pub fn delete_server_config(&self, env: Env, server_id: Unknown) -> napi::Result<()> {
         guarded(&env, || self.inner.delete_server_config(&string_value(&server_id, "serverId")?).map(|_| ()))
@@ -167,7 +173,11 @@ impl OAuthStore {
 
 /// The stored client information's JSON text, or `undefined`.
 #[napi(js_name = "storeClientInformationText", skip_typescript)]
-pub fn store_client_information_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+pub fn store_client_information_text<'e>(
+    env: &'e Env,
+    store: &OAuthStore,
+    server_id: Unknown,
+) -> napi::Result<Unknown<'e>> {
     guarded(env, || text_value(env, store.inner.client_information(&string_value(&server_id, "serverId")?)?))
 }
 
@@ -190,9 +200,11 @@ pub struct JsMigrationReport {
     pub migrated: bool,
     /// The user the legacy rows now belong to.
     pub legacy_user_id: Option<String>,
-    /// Rows moved, per table (0 when nothing was migrated).
+    /// Rows moved into `oauth_tokens` (0 when nothing was migrated).
     pub tokens: u32,
+    /// Rows moved into `oauth_client_info`.
     pub client_info: u32,
+    /// Rows moved into `oauth_verifiers`.
     pub verifiers: u32,
     /// `PRAGMA user_version` after the call.
     pub schema_version: u32,
@@ -273,9 +285,10 @@ pub fn cache_favicon(
         let server_url = string_value(&server_url, "serverUrl")?;
         let favicon = match type_of(&favicon_url)? {
             ValueType::Null => None,
-            _ => Some(string_value(&favicon_url, "faviconUrl").map_err(|_| {
-                HootError::arg_type("faviconUrl", "of type string or null", describe(&favicon_url))
-            })?),
+            _ => Some(
+                string_value(&favicon_url, "faviconUrl")
+                    .map_err(|_| HootError::arg_type("faviconUrl", "of type string or null", describe(&favicon_url)))?,
+            ),
         };
         let logo = optional_string(oauth_logo_uri, "oauthLogoUri")?;
         let location = location(&Props::new(opts, "opts")?)?;
@@ -303,6 +316,7 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
 pub struct JsDatabaseStatus {
     /// The file looked at (or `':memory:'`).
     pub path: String,
+    /// Whether the file exists.
     pub exists: bool,
     /// `PRAGMA user_version`: 1 once hoot-core has completed the schema, 0 for Hoot's own files.
     pub schema_version: u32,

@@ -78,10 +78,12 @@ impl Task for IssueTask {
     type JsValue = String;
 
     fn compute(&mut self) -> napi::Result<String> {
-        let request = std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
+        let request =
+            std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
         let outcome = match request {
             Ok((user_id, config)) => {
-                catch_panic(|| token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now())).map_err(Failure::Core)
+                catch_panic(|| token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now()))
+                    .map_err(Failure::Core)
             }
             Err(failure) => Err(failure),
         };

@@ -33,10 +33,17 @@ fn generate_key_files_checks_the_callers_values_before_writing() -> TestResult {
         Err(e) => (e.code(), e.to_string()),
         Ok(written) => panic!("wrote {written:?}"),
     };
-    assert_eq!(refused("", opts(None, None)), ("ERR_INVALID_ARG_VALUE", "The \"dir\" argument must not be empty".into()));
+    assert_eq!(
+        refused("", opts(None, None)),
+        ("ERR_INVALID_ARG_VALUE", "The \"dir\" argument must not be empty".into())
+    );
     assert_eq!(refused("k", opts(Some(""), None)).1, "The \"opts.kid\" property must not be empty");
     for bits in [1024.0, 2048.5, -2048.0, 0.0, 65536.0 + 2048.0, f64::NAN] {
-        assert_eq!(refused("k", opts(None, Some(bits))).1, "The \"opts.bits\" property must be 2048, 3072 or 4096", "{bits}");
+        assert_eq!(
+            refused("k", opts(None, Some(bits))).1,
+            "The \"opts.bits\" property must be 2048, 3072 or 4096",
+            "{bits}"
+        );
     }
     assert_eq!(fs::read_dir(&cwd)?.count(), 0, "nothing was written");
 
@@ -182,10 +189,8 @@ fn bad_key_material_is_named_with_its_fix() -> TestResult {
     let broken = KeyOptions { private_key_path: Some("broken.json".into()), ..KeyOptions::default() };
     assert!(keys_err(load_keys(&broken, &env)).contains("is not valid JSON"));
 
-    let public_only = KeyOptions {
-        private_key_jwk: Some(read_json(&PAIR.jwks_path)["keys"][0].clone()),
-        ..KeyOptions::default()
-    };
+    let public_only =
+        KeyOptions { private_key_jwk: Some(read_json(&PAIR.jwks_path)["keys"][0].clone()), ..KeyOptions::default() };
     assert!(keys_err(load_keys(&public_only, &env)).contains("d, p, q, dp, dq and qi"));
 
     let mut ec = read_json(&PAIR.private_key_path);
@@ -273,7 +278,10 @@ fn zero_config_generates_once_with_private_permissions_and_reuses_the_key() -> T
     }
     let second = load_keys(&KeyOptions::default(), &env)?;
     assert_eq!(first.kid(), second.kid(), "a second start reuses the key");
-    let leftovers: Vec<_> = fs::read_dir(&dir)?.filter_map(Result::ok).filter(|e| e.file_name() != PRIVATE_KEY_FILE && e.file_name() != JWKS_FILE).collect();
+    let leftovers: Vec<_> = fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != PRIVATE_KEY_FILE && e.file_name() != JWKS_FILE)
+        .collect();
     assert!(leftovers.is_empty(), "no temp files left behind: {leftovers:?}");
 
     let off = KeyOptions { generate_if_missing: Some(false), ..KeyOptions::default() };

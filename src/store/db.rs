@@ -20,6 +20,7 @@ use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::private_fs::{create_private_dir, new_private_file};
 
+/// The `dbPath` that names the process's one in-memory database.
 pub const MEMORY: &str = ":memory:";
 /// How long a statement waits for another process's lock before giving up with `ERR_HOOT_DB`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,12 +32,14 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// A database: one file, or the process's one in-memory database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DbLocation {
+    /// The process's one in-memory database (`':memory:'`).
     Memory,
     /// An absolute path with a canonical parent directory.
     File(PathBuf),
 }
 
 impl DbLocation {
+    /// The path as messages and `inspectDatabase` show it.
     pub fn display(&self) -> String {
         match self {
             DbLocation::Memory => MEMORY.to_string(),
@@ -92,7 +95,8 @@ pub fn db_error(file: impl fmt::Display, doing: &str, cause: Cause) -> HootError
                 }
                 (Some(ErrorCode::DiskFull), _) => "the disk is full; free some space and retry".into(),
                 (Some(ErrorCode::SystemIoFailure), Some(os)) if disk_full(os) => {
-                    format!("the disk is full or the file reached a size limit ({os}); free some space and retry").into()
+                    format!("the disk is full or the file reached a size limit ({os}); free some space and retry")
+                        .into()
                 }
                 (Some(ErrorCode::SystemIoFailure), Some(os)) => format!("the operating system said: {os}").into(),
                 (Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied), _) => access.into(),
@@ -133,6 +137,7 @@ pub fn io_error<'a>(file: impl fmt::Display + 'a, doing: &'static str) -> impl F
     move |e| db_error(file, doing, Cause::Io(&e))
 }
 
+/// Whether SQLite refused for a lock another connection holds.
 pub fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked))
 }
@@ -218,11 +223,8 @@ fn canonical(location: DbLocation) -> Result<DbLocation, HootError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(HootError::Db(format!("{} is not a file path", shown.display())));
     };
-    create_private_dir(parent)
-        .map_err(io_error(shown.display(), "create the directory for"))?;
-    let parent = parent
-        .canonicalize()
-        .map_err(io_error(shown.display(), "resolve the directory of"))?;
+    create_private_dir(parent).map_err(io_error(shown.display(), "create the directory for"))?;
+    let parent = parent.canonicalize().map_err(io_error(shown.display(), "resolve the directory of"))?;
     let file = parent.join(name);
     // A symlinked database file is followed, like SQLite itself does.
     Ok(DbLocation::File(file.canonicalize().unwrap_or(file)))
@@ -231,6 +233,7 @@ fn canonical(location: DbLocation) -> Result<DbLocation, HootError> {
 /// An open database. The connection is behind a mutex: the store is synchronous, like
 /// better-sqlite3, and async work may touch it from the libuv pool.
 pub struct Database {
+    /// The canonical location this database was opened at.
     pub location: DbLocation,
     conn: Mutex<Connection>,
     /// Set when the registry forgets it (`closeDatabase`): a store holding on to it must go back
@@ -249,8 +252,7 @@ impl Database {
             DbLocation::Memory => Connection::open_in_memory().map_err(sql_error(&location, "open"))?,
             DbLocation::File(path) => {
                 check_header(path, &location)?;
-                create_private_file(path)
-                    .map_err(io_error(location.display(), "create"))?;
+                create_private_file(path).map_err(io_error(location.display(), "create"))?;
                 make_private(path);
                 let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?
@@ -307,7 +309,10 @@ pub fn get_or_open(location: DbLocation, now_ms: i64) -> Result<(Arc<Database>, 
 
 /// `get_or_open` for a key that is already canonical (a store's own location), skipping the
 /// filesystem calls canonicalising takes.
-pub fn get_or_open_canonical(key: &DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
+pub fn get_or_open_canonical(
+    key: &DbLocation,
+    now_ms: i64,
+) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {
     let mut registry = registry();
     if let Some(db) = registry.open.get(key) {
         return Ok((Arc::clone(db), None));

@@ -1,6 +1,8 @@
 //! The multi-tenant OAuth store: Hoot's SQLite tables behind a type that is bound to one user id
 //! when it is made, so no statement it runs can forget the tenant.
 
+#![warn(missing_docs)]
+
 pub mod db;
 pub mod schema;
 
@@ -41,7 +43,10 @@ pub fn check_id(name: &str, id: &str) -> Result<(), HootError> {
         return Err(HootError::arg_value(name, "must not be empty"));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(HootError::out_of_range(name, format!("must be at most {MAX_ID_BYTES} bytes. Received {} bytes", id.len())));
+        return Err(HootError::out_of_range(
+            name,
+            format!("must be at most {MAX_ID_BYTES} bytes. Received {} bytes", id.len()),
+        ));
     }
     Ok(())
 }
@@ -51,9 +56,10 @@ pub fn verifier_max_age(max_age_seconds: Option<f64>) -> Result<i64, HootError> 
     match max_age_seconds {
         None => Ok(VERIFIER_TTL_SECONDS),
         Some(age) if age.fract() == 0.0 && (0.0..=1e12).contains(&age) => Ok(age as i64),
-        Some(age) => {
-            Err(HootError::out_of_range("opts.maxAgeSeconds", format!("must be a whole number of seconds. Received {age}")))
-        }
+        Some(age) => Err(HootError::out_of_range(
+            "opts.maxAgeSeconds",
+            format!("must be a whole number of seconds. Received {age}"),
+        )),
     }
 }
 
@@ -73,6 +79,7 @@ pub enum ValueKind {
 pub struct JsonObject(String);
 
 impl JsonObject {
+    /// Checks `text` (named `name` in messages) as a storable object: at most `MAX_VALUE_BYTES`, one JSON object.
     pub fn new(text: String, name: &str) -> Result<Self, HootError> {
         if text.len() > MAX_VALUE_BYTES {
             return Err(HootError::out_of_range(
@@ -80,8 +87,8 @@ impl JsonObject {
                 format!("must be at most {MAX_VALUE_BYTES} bytes as JSON. Received {} bytes", text.len()),
             ));
         }
-        let is_object = text.trim_start().starts_with('{')
-            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+        let is_object =
+            text.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
         if !is_object {
             return Err(HootError::arg_value(name, "must be a JSON object"));
         }
@@ -99,7 +106,9 @@ impl JsonObject {
         match kind {
             ValueKind::Object => Ok(()),
             ValueKind::NotJson => Err(HootError::arg_type(name, "a JSON object", received)),
-            ValueKind::OtherJson => Err(HootError::arg_value(name, format!("must be a JSON object. Received {received}"))),
+            ValueKind::OtherJson => {
+                Err(HootError::arg_value(name, format!("must be a JSON object. Received {received}")))
+            }
         }
     }
 
@@ -112,13 +121,18 @@ impl JsonObject {
 /// Which credentials `invalidateCredentials` removes; a server's config is not a credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialScope {
+    /// Client information, tokens and verifier.
     All,
+    /// The client registration.
     Client,
+    /// The OAuth tokens.
     Tokens,
+    /// The PKCE code verifier.
     Verifier,
 }
 
 impl CredentialScope {
+    /// The scope the SDK names (`'all'`, `'client'`, `'tokens'`, `'verifier'`).
     pub fn parse(scope: &str) -> Result<Self, HootError> {
         match scope {
             "all" => Ok(CredentialScope::All),
@@ -127,7 +141,10 @@ impl CredentialScope {
             "verifier" => Ok(CredentialScope::Verifier),
             other => Err(HootError::arg_value(
                 "scope",
-                format!("must be one of 'all', 'client', 'tokens', 'verifier'. Received {:?}", other.chars().take(40).collect::<String>()),
+                format!(
+                    "must be one of 'all', 'client', 'tokens', 'verifier'. Received {:?}",
+                    other.chars().take(40).collect::<String>()
+                ),
             )),
         }
     }
@@ -167,6 +184,7 @@ impl OAuthStore {
         Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone(), opened: Arc::downgrade(&db) })
     }
 
+    /// The user every statement is scoped to.
     pub fn user_id(&self) -> &str {
         &self.user_id
     }
@@ -197,6 +215,7 @@ impl OAuthStore {
         self.read_text("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ?2", server_id)
     }
 
+    /// Saves the OAuth client registration for `server_id`, replacing any.
     pub fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         self.write(
@@ -205,10 +224,12 @@ impl OAuthStore {
         )
     }
 
+    /// The OAuth tokens (JSON text), if any.
     pub fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
         self.read_text("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2", server_id)
     }
 
+    /// Saves the OAuth tokens for `server_id`, replacing any.
     pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         self.write(
@@ -229,6 +250,7 @@ impl OAuthStore {
         })
     }
 
+    /// Saves the PKCE verifier for `server_id` at time `now` (seconds), replacing any.
     pub fn save_code_verifier(&self, server_id: &str, verifier: &str, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         check_id("verifier", verifier)?;
@@ -253,7 +275,9 @@ impl OAuthStore {
                     Some(server_id) => tx
                         .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))?
                         .execute(params![self.user_id, server_id])?,
-                    None => tx.prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?.execute(params![self.user_id])?,
+                    None => tx
+                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?
+                        .execute(params![self.user_id])?,
                 } as u64;
             }
             tx.commit()?;
@@ -261,10 +285,12 @@ impl OAuthStore {
         })
     }
 
+    /// The server config (JSON text), if any.
     pub fn server_config(&self, server_id: &str) -> Result<Option<String>, HootError> {
         self.read_text("SELECT config FROM server_configs WHERE user_id = ?1 AND server_id = ?2", server_id)
     }
 
+    /// Saves the config of `server_id` (for reconnecting) at time `now`, replacing any.
     pub fn save_server_config(&self, server_id: &str, config: &JsonObject, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         self.write(
@@ -273,6 +299,7 @@ impl OAuthStore {
         )
     }
 
+    /// Removes the config of `server_id`; returns the rows removed.
     pub fn delete_server_config(&self, server_id: &str) -> Result<u64, HootError> {
         check_id("serverId", server_id)?;
         self.delete_rows(&["server_configs"], Some(server_id))
@@ -299,7 +326,11 @@ impl OAuthStore {
     }
 }
 
-fn run_on<T>(db: &Database, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
+fn run_on<T>(
+    db: &Database,
+    doing: &'static str,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, HootError> {
     db.with_conn(|conn| f(conn).map_err(|e| db::conn_error(conn, &db.location, doing, &e)))
 }
 
@@ -317,7 +348,9 @@ fn run_at<T>(
 /// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
 pub fn cleanup_expired_verifiers(location: DbLocation, max_age: i64, now: i64) -> Result<u64, HootError> {
     run_at(location, now, "delete from", |conn| {
-        conn.prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")?.execute(params![now - max_age]).map(|n| n as u64)
+        conn.prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")?
+            .execute(params![now - max_age])
+            .map(|n| n as u64)
     })
 }
 
@@ -340,6 +373,7 @@ pub fn cached_favicon(
     })
 }
 
+/// Caches a favicon lookup for `server_url` at `now` (`None`: the lookup found no favicon).
 pub fn cache_favicon(
     location: DbLocation,
     server_url: &str,
@@ -377,7 +411,9 @@ pub fn migrate_database(location: DbLocation, now_ms: i64) -> Result<MigrationRe
 pub fn inspect_database(location: DbLocation) -> Result<DatabaseStatus, HootError> {
     match &location {
         DbLocation::File(path) => schema::inspect(path, &location),
-        DbLocation::Memory => Ok(DatabaseStatus { exists: true, schema_version: SCHEMA_VERSION, ..DatabaseStatus::default() }),
+        DbLocation::Memory => {
+            Ok(DatabaseStatus { exists: true, schema_version: SCHEMA_VERSION, ..DatabaseStatus::default() })
+        }
     }
 }
 

@@ -63,11 +63,17 @@ const USER_TABLES: [UserTable; 3] = [
 pub struct MigrationReport {
     /// True when legacy tables were converted (empty ones included).
     pub migrated: bool,
+    /// The user the legacy rows now belong to.
     pub legacy_user_id: Option<String>,
+    /// Rows moved into `oauth_tokens`.
     pub tokens: u64,
+    /// Rows moved into `oauth_client_info`.
     pub client_info: u64,
+    /// Rows moved into `oauth_verifiers`.
     pub verifiers: u64,
+    /// `PRAGMA user_version` afterwards.
     pub schema_version: i64,
+    /// The copy of the file taken before migrating.
     pub backup_path: Option<PathBuf>,
 }
 
@@ -137,7 +143,11 @@ impl From<rusqlite::Error> for MigrateError {
     }
 }
 
-fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64) -> Result<MigrationReport, MigrateError> {
+fn migrate_in_transaction(
+    conn: &Connection,
+    location: &DbLocation,
+    now_ms: i64,
+) -> Result<MigrationReport, MigrateError> {
     // IMMEDIATE takes the write lock first, so two processes never both decide to migrate; the
     // transaction rolls back when dropped unless committed.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -169,7 +179,8 @@ fn migrate_in_transaction(conn: &Connection, location: &DbLocation, now_ms: i64)
             // Through a second, read-only connection: SQLite refuses to back up through the
             // connection holding the write transaction. In WAL mode it reads the committed,
             // pre-migration state, and the write lock held here keeps every other writer out.
-            let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            let reader =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
             reader.backup(rusqlite::MAIN_DB, &backup, None::<fn(rusqlite::backup::Progress)>)?;
             report.backup_path = Some(backup);
         }
@@ -227,7 +238,9 @@ fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], us
 /// What a database holds, read without changing anything (for `hoot-core doctor`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabaseStatus {
+    /// Whether the file exists.
     pub exists: bool,
+    /// `PRAGMA user_version`.
     pub schema_version: i64,
     /// Tables still in Hoot's single-user form: `migrateDatabase` would convert them.
     pub legacy_tables: Vec<String>,
@@ -238,7 +251,10 @@ pub struct DatabaseStatus {
 impl DatabaseStatus {
     /// Nothing for `migrateDatabase` to do.
     pub fn up_to_date(&self) -> bool {
-        self.exists && self.schema_version == SCHEMA_VERSION && self.legacy_tables.is_empty() && self.missing_tables.is_empty()
+        self.exists
+            && self.schema_version == SCHEMA_VERSION
+            && self.legacy_tables.is_empty()
+            && self.missing_tables.is_empty()
     }
 }
 

@@ -36,9 +36,18 @@ fn legacy_db(path: &Path, rows: usize) -> TestResult {
     )?;
     let tx = conn.unchecked_transaction()?;
     for i in 0..rows {
-        tx.execute("INSERT INTO oauth_tokens VALUES (?1, ?2)", params![format!("s{i}"), format!("{{\"access_token\":\"t{i}\"}}")])?;
-        tx.execute("INSERT INTO oauth_client_info VALUES (?1, ?2)", params![format!("s{i}"), format!("{{\"client_id\":\"c{i}\"}}")])?;
-        tx.execute("INSERT INTO oauth_verifiers VALUES (?1, ?2, ?3)", params![format!("s{i}"), format!("v{i}"), NOW - 10])?;
+        tx.execute(
+            "INSERT INTO oauth_tokens VALUES (?1, ?2)",
+            params![format!("s{i}"), format!("{{\"access_token\":\"t{i}\"}}")],
+        )?;
+        tx.execute(
+            "INSERT INTO oauth_client_info VALUES (?1, ?2)",
+            params![format!("s{i}"), format!("{{\"client_id\":\"c{i}\"}}")],
+        )?;
+        tx.execute(
+            "INSERT INTO oauth_verifiers VALUES (?1, ?2, ?3)",
+            params![format!("s{i}"), format!("v{i}"), NOW - 10],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -49,8 +58,10 @@ fn user_id_columns(path: &Path) -> Result<Vec<bool>, rusqlite::Error> {
     ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]
         .iter()
         .map(|t| {
-            conn.query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'user_id'", [t], |r| r.get::<_, i64>(0))
-                .map(|n| n == 1)
+            conn.query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'user_id'", [t], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n == 1)
         })
         .collect()
 }
@@ -78,9 +89,15 @@ fn location_rules() -> TestResult {
     let location = |option, env: &Environment| db::location(option, "dbPath", env);
     assert_eq!(location(None, &at_home)?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
     assert_eq!(location(None, &env_db)?, DbLocation::File(cwd.join("env.db")));
-    assert_eq!(location(Some("/x/opt.db"), &Environment::fixed(cwd).with_var(env::HOOT_DB_PATH, "env.db"))?, DbLocation::File("/x/opt.db".into()));
+    assert_eq!(
+        location(Some("/x/opt.db"), &Environment::fixed(cwd).with_var(env::HOOT_DB_PATH, "env.db"))?,
+        DbLocation::File("/x/opt.db".into())
+    );
     assert_eq!(location(Some(":memory:"), &Environment::fixed(cwd))?, DbLocation::Memory);
-    assert_eq!(location(None, &at_home.clone().with_var(env::HOOT_DB_PATH, ""))?, DbLocation::File(home.join(".hoot/hoot-mcp.db")));
+    assert_eq!(
+        location(None, &at_home.clone().with_var(env::HOOT_DB_PATH, ""))?,
+        DbLocation::File(home.join(".hoot/hoot-mcp.db"))
+    );
     assert!(matches!(location(None, &Environment::fixed(cwd)), Err(HootError::Db(_))));
     Ok(())
 }
@@ -89,7 +106,9 @@ fn location_rules() -> TestResult {
 fn an_empty_db_path_is_refused_not_read_as_the_working_directory() {
     for name in ["dbPath", "opts.dbPath"] {
         match db::location(Some(""), name, &Environment::process()) {
-            Err(e) => assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains(&format!("\"{name}\"")), "{e}"),
+            Err(e) => {
+                assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains(&format!("\"{name}\"")), "{e}")
+            }
             Ok(location) => panic!("accepted as {location:?}"),
         }
     }
@@ -112,9 +131,18 @@ fn verifier_max_age_is_whole_seconds() -> TestResult {
 fn only_an_object_may_be_stored() {
     assert_eq!(JsonObject::check_kind(ValueKind::Object, "tokens", "an instance of Object"), Ok(()));
     let e = JsonObject::check_kind(ValueKind::NotJson, "tokens", "undefined").err();
-    assert_eq!(e.map(|e| (e.code(), e.to_string())), Some(("ERR_INVALID_ARG_TYPE", "The \"tokens\" argument must be a JSON object. Received undefined".into())));
+    assert_eq!(
+        e.map(|e| (e.code(), e.to_string())),
+        Some(("ERR_INVALID_ARG_TYPE", "The \"tokens\" argument must be a JSON object. Received undefined".into()))
+    );
     let e = JsonObject::check_kind(ValueKind::OtherJson, "tokens", "an instance of Array").err();
-    assert_eq!(e.map(|e| (e.code(), e.to_string())), Some(("ERR_INVALID_ARG_VALUE", "The \"tokens\" argument must be a JSON object. Received an instance of Array".into())));
+    assert_eq!(
+        e.map(|e| (e.code(), e.to_string())),
+        Some((
+            "ERR_INVALID_ARG_VALUE",
+            "The \"tokens\" argument must be a JSON object. Received an instance of Array".into()
+        ))
+    );
     assert_eq!(JsonObject::unserialisable("info", "cycle").code(), "ERR_INVALID_ARG_VALUE");
 }
 

@@ -60,10 +60,14 @@ fn user_ids_follow_hoots_regex() {
 #[test]
 fn issue_config_defaults_environment_and_limits() -> TestResult {
     let c = config();
-    assert_eq!((c.ttl_seconds, c.portkey_org_id.as_str(), c.portkey_workspace.as_str()), (3600, "test-org-id", "test-workspace"));
+    assert_eq!(
+        (c.ttl_seconds, c.portkey_org_id.as_str(), c.portkey_workspace.as_str()),
+        (3600, "test-org-id", "test-workspace")
+    );
     assert_eq!(c.scope, DEFAULT_SCOPE);
 
-    let env = no_env().with_var(crate::env::PORTKEY_ORG_ID, "org-from-env").with_var(crate::env::PORTKEY_WORKSPACE_SLUG, "");
+    let env =
+        no_env().with_var(crate::env::PORTKEY_ORG_ID, "org-from-env").with_var(crate::env::PORTKEY_WORKSPACE_SLUG, "");
     let c = IssueConfig::resolve(IssueOptions::default(), &env)?;
     assert_eq!(c.portkey_org_id, "org-from-env");
     assert_eq!(c.portkey_workspace, "test-workspace", "an empty variable counts as unset");
@@ -118,7 +122,10 @@ fn extra_claims_follow_hoots_and_may_replace_portkey_claims_in_place() -> TestRe
     let config = IssueConfig { claims: extra, ..config() };
     let token = issue_token(&KEYS, USER, &config, NOW)?;
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(token.split('.').nth(1).ok_or("payload")?)?)?;
-    assert!(payload.starts_with(&format!(r#"{{"sub":"{USER}","portkey_oid":"org-2","portkey_workspace""#)), "{payload}");
+    assert!(
+        payload.starts_with(&format!(r#"{{"sub":"{USER}","portkey_oid":"org-2","portkey_workspace""#)),
+        "{payload}"
+    );
     assert!(payload.contains(r#""role":"admin","iat""#), "{payload}");
 
     let mut huge = Map::new();
@@ -221,7 +228,9 @@ fn hs256_signed_with_the_public_key_is_not_accepted() -> TestResult {
 #[test]
 fn kid_must_name_a_listed_key() {
     let p = b64json(&claims(NOW + 60));
-    for h in [json!({ "alg": "RS256" }), json!({ "alg": "RS256", "kid": "unknown" }), json!({ "alg": "RS256", "kid": 7 })] {
+    for h in
+        [json!({ "alg": "RS256" }), json!({ "alg": "RS256", "kid": "unknown" }), json!({ "alg": "RS256", "kid": 7 })]
+    {
         assert_eq!(code_of(&sign_raw(&b64json(&h), &p), NOW, 0), "ERR_JWKS_NO_MATCHING_KEY", "{h}");
     }
     let crit = json!({ "alg": "RS256", "kid": "test-kid", "crit": ["exp"] });
@@ -235,7 +244,11 @@ fn tampering_fails_the_signature_before_claims_are_read() -> TestResult {
     let forged_payload = b64json(&json!({ "sub": "11111111-1111-4111-8111-111111111111", "exp": NOW + 3600 }));
     let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
     assert_eq!(code_of(&forged, NOW, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED");
-    assert_eq!(code_of(&forged, NOW + 7200, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED", "forged and expired is still forged");
+    assert_eq!(
+        code_of(&forged, NOW + 7200, 0),
+        "ERR_JWS_SIGNATURE_VERIFICATION_FAILED",
+        "forged and expired is still forged"
+    );
     let stripped = format!("{}.{}.", parts[0], parts[1]);
     assert_eq!(code_of(&stripped, NOW, 0), "ERR_JWS_SIGNATURE_VERIFICATION_FAILED");
     let mut flipped = parts[2].to_string();
@@ -275,7 +288,10 @@ fn oversized_tokens_are_rejected_before_decoding() {
     let token = sign_raw(&h, &p);
     assert!(token.len() > MAX_TOKEN_LENGTH);
     let failure = verify_token(&KEYS, &token, NOW, 0).err();
-    assert_eq!(failure.map(|f| (f.code, f.message)), Some((FailureCode::JwsInvalid, "the token is longer than 8192 characters")));
+    assert_eq!(
+        failure.map(|f| (f.code, f.message)),
+        Some((FailureCode::JwsInvalid, "the token is longer than 8192 characters"))
+    );
 }
 
 #[test]
