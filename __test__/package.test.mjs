@@ -2,7 +2,7 @@
 // by its install script, and imported from ESM and CommonJS.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
@@ -28,6 +28,18 @@ const API = [
   'publicJwks',
   'verifyToken',
 ]
+
+/** The `### name` headings of the README's API section. */
+function documentedExports() {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const start = readme.indexOf('\n## API\n')
+  const api = readme.slice(start, readme.indexOf('\n## ', start + 1))
+  return [...api.matchAll(/^### `?(\w+)`?$/gm)].map((m) => m[1]).sort()
+}
+
+test('the README documents every export under a heading of its own, and nothing else', () => {
+  assert.deepEqual(documentedExports(), API)
+})
 
 function run(command, args, options) {
   const result = spawnSync(command, args, { encoding: 'utf8', ...options })
