@@ -222,7 +222,7 @@ if (results.store) {
     '**What bounds a store read.** ' +
       `A \`tokens\` read costs hoot-core ${us('tokens', 'hoot-core')} µs and tuned better-sqlite3 ${us('tokens', 'better-sqlite3, tuned')} µs. ` +
       "The SQLite work is the same statement on the same schema, and each read transaction in WAL mode takes and drops the shared-memory read lock with two `fcntl` calls in both (strace, run by hand: 20,075 and 20,077 `fcntl` calls for 10,000 reads); both parse the row with V8's `JSON.parse`. " +
-      "The difference is the call: better-sqlite3 is a C++ addon on V8's own API, while hoot-core goes through N-API and napi-rs's class-method dispatch (argument conversion, borrow tracking, handle scopes), which costs a few tenths of a microsecond per call more. " +
+      "The difference is the call: better-sqlite3 is a C++ addon on V8's own API, while hoot-core goes through N-API and napi-rs's call dispatch (argument conversion, unwrapping the store, borrow tracking, handle scopes), which costs a few tenths of a microsecond per call more. " +
       "Writes are bounded by the fsync of each commit at `synchronous=FULL`, the same for both: there hoot-core is level with tuned better-sqlite3 and several times faster than Hoot's code path, which checkpoints after every save. " +
       "Hoot's code path deletes faster than either because it runs at `synchronous=NORMAL` (no fsync per commit, so a power cut can lose the last deletes) and runs its three deletes as three transactions.",
     '',
