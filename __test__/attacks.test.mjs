@@ -11,9 +11,10 @@ import {
   constants,
 } from 'node:crypto'
 import { createServer } from 'node:http'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { issueToken, loadKeys, verifyToken } from '../lib/index.js'
+import { OAuthStore, issueToken, issueTokenAsync, loadKeys, verifyToken } from '../lib/index.js'
 import { USER, b64url, hootKeyFiles, tempDir } from './helpers.mjs'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -386,4 +387,33 @@ test('10,000 random strings from a fixed seed: all refused with a known code, no
     refused++
   }
   assert.ok(refused > 9900)
+})
+
+test('a refused user id is described, never repeated: it is the bearer secret SECURITY.md keeps out of logs', async () => {
+  const dbPath = join(tempDir('refused-ids'), 'hoot-mcp.db')
+  // A real browser id with a stray space or newline, or mistyped, is still the secret.
+  for (const id of [
+    `${USER} `,
+    `\n${USER}`,
+    `${USER}\r\n`,
+    USER.replace('-4', '-1'),
+    `${USER}0`,
+    `${USER.slice(0, 30)}é`,
+  ]) {
+    const attempts = [() => issueToken(id), () => new OAuthStore(id, { dbPath }), () => issueTokenAsync(id)]
+    for (const attempt of attempts) {
+      let error
+      try {
+        await attempt()
+      } catch (e) {
+        error = e
+      }
+      assert.equal(error?.code, 'ERR_INVALID_USER_ID', `${JSON.stringify(id)} was accepted`)
+      assert.match(error.message, /^Invalid user id: it (is|has) /)
+      for (const part of USER.split('-')) {
+        assert.ok(!error.message.includes(part), `the message repeats part of the id: ${error.message}`)
+      }
+      assert.ok(!error.stack.includes(USER.slice(0, 8)), 'nor does the stack')
+    }
+  }
 })

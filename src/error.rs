@@ -49,10 +49,11 @@ pub enum HootError {
         /// A number or size outside its range: a `RangeError` rather than a `TypeError`.
         out_of_range: bool,
     },
-    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms).
+    /// A user id that is not a UUID v4 (or, for the store, one of its legacy forms). The id itself
+    /// is not kept: it is the browser's bearer secret, which no message or log may repeat.
     InvalidUserId {
-        /// The refused id.
-        id: String,
+        /// What is wrong with it, without repeating it (`it is 37 characters long, not 36`).
+        problem: String,
         /// Which forms the call accepts.
         expected: &'static str,
     },
@@ -97,6 +98,11 @@ impl HootError {
         HootError::InvalidArgValue { name: name.into(), reason: reason.into(), out_of_range: false }
     }
 
+    /// The refused user id `id`, described without being repeated.
+    pub fn invalid_user_id(id: &str, expected: &'static str) -> Self {
+        HootError::InvalidUserId { problem: user_id_problem(id), expected }
+    }
+
     /// `name` is a number or size outside its range.
     pub fn out_of_range(name: impl Into<String>, reason: impl Into<String>) -> Self {
         HootError::InvalidArgValue { name: name.into(), reason: reason.into(), out_of_range: true }
@@ -105,6 +111,22 @@ impl HootError {
     /// `name` holds something JSON cannot (a BigInt, a function, a cycle); `detail` says what.
     pub fn not_json(name: impl Into<String>, detail: impl fmt::Display) -> Self {
         Self::arg_value(name, format!("must hold only JSON values: {detail}"))
+    }
+}
+
+/// What is wrong with a refused user id, in words that never repeat it or any part of it.
+fn user_id_problem(id: &str) -> String {
+    let length = id.chars().count();
+    if length == 0 {
+        "it is empty".to_string()
+    } else if id.trim() != id {
+        format!("it has white space at its start or end ({length} characters)")
+    } else if !id.is_ascii() {
+        format!("it has characters outside ASCII ({length} characters)")
+    } else if length != 36 {
+        format!("it is {length} characters long, not 36")
+    } else {
+        "it is not in the 8-4-4-4-12 hex form with version digit 4 and variant 8, 9, a or b".to_string()
     }
 }
 
@@ -126,9 +148,8 @@ impl fmt::Display for HootError {
             HootError::InvalidArgValue { name, reason, .. } => {
                 write!(f, "The \"{name}\" {} {reason}", noun(name))
             }
-            HootError::InvalidUserId { id, expected } => {
-                let shown: String = id.chars().take(64).collect();
-                write!(f, "Invalid user id {shown:?}: expected {expected}")
+            HootError::InvalidUserId { problem, expected } => {
+                write!(f, "Invalid user id: {problem}; expected {expected}")
             }
             HootError::Keys(message) | HootError::Db(message) => f.write_str(message),
             HootError::Internal(message) => {
@@ -143,6 +164,28 @@ impl std::error::Error for HootError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_refused_user_id_is_described_never_repeated() {
+        let secret = "3b241101-e2bb-4255-8caf-4136c566a962";
+        for (id, problem) in [
+            ("", "it is empty"),
+            (&format!("{secret} ") as &str, "it has white space at its start or end (37 characters)"),
+            (&format!("{secret}\n"), "it has white space at its start or end (37 characters)"),
+            (&format!("{secret}\u{00e9}"), "it has characters outside ASCII (37 characters)"),
+            (&secret[..35], "it is 35 characters long, not 36"),
+            (&secret.replace("-4255-", "-1255-"), "it is not in the 8-4-4-4-12 hex form"),
+        ] {
+            let e = HootError::invalid_user_id(id, "a UUID v4");
+            let message = e.to_string();
+            assert_eq!(e.code(), "ERR_INVALID_USER_ID");
+            assert!(message.starts_with(&format!("Invalid user id: {problem}")), "{message}");
+            for part in secret.split('-') {
+                assert!(!message.contains(part), "{message} repeats part of the id");
+            }
+            assert!(!format!("{e:?}").contains("3b241101"), "Debug repeats the id");
+        }
+    }
+
     #[test]
     fn messages_follow_node_wording() {
         let e = HootError::arg_type("userId", "of type string", "type number (42)");

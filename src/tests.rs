@@ -117,7 +117,7 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
     let variants = [
         HootError::arg_type("x", "y", "z"),
         HootError::arg_value("x", "y"),
-        HootError::InvalidUserId { id: String::new(), expected: "" },
+        HootError::invalid_user_id("", ""),
         HootError::Keys(String::new()),
         HootError::Db(String::new()),
         HootError::Internal(String::new()),

@@ -55,8 +55,7 @@ pub const DEFAULT_WORKSPACE: &str = "test-workspace";
 /// Hoot's `scope` claim when `scope` is not given.
 pub const DEFAULT_SCOPE: [&str; 3] = ["completions.write", "virtual_keys.list", "logs.view"];
 const RESERVED_CLAIMS: [&str; 3] = ["sub", "iat", "exp"];
-const USER_ID_FORMS: &str =
-    "a UUID v4 such as \"3b241101-e2bb-4255-8caf-4136c566a962\" (the browser's crypto.randomUUID())";
+const USER_ID_FORMS: &str = "a UUID v4, the browser's crypto.randomUUID() (8-4-4-4-12 hex digits)";
 
 /// Hoot's user id check: a UUID v4, any case (`/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i`).
 pub fn is_valid_user_id(id: &str) -> bool {
@@ -167,7 +166,7 @@ fn encode_segment<T: Serialize>(value: &T) -> Result<String, HootError> {
 pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64) -> Result<String, HootError> {
     crate::test_panic(user_id);
     if !is_valid_user_id(user_id) {
-        return Err(HootError::InvalidUserId { id: user_id.to_string(), expected: USER_ID_FORMS });
+        return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
     }
     // Extra claims may replace the Portkey claims; they keep their place in the token.
     let mut extra = config.claims.clone();

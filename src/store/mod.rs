@@ -178,7 +178,7 @@ impl OAuthStore {
     /// Checks the user id and opens (and if needed migrates) the database.
     pub fn open(user_id: &str, location: DbLocation, now_ms: i64) -> Result<Self, HootError> {
         if !is_store_user_id(user_id) {
-            return Err(HootError::InvalidUserId { id: user_id.to_string(), expected: USER_ID_FORMS });
+            return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
         }
         let (db, _) = get_or_open(location, now_ms)?;
         Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone(), opened: Arc::downgrade(&db) })
