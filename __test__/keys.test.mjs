@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { Worker } from 'node:worker_threads'
 
 import { SignJWT, importJWK } from 'jose'
 
@@ -183,4 +184,47 @@ test("generateKeys writes Hoot's files (0600 in a 0700 directory) and never over
   })
   const fresh = generateKeys(tempDir('default'))
   assert.match(fresh.kid, /^[0-9a-f-]{36}$/)
+})
+
+/** A worker thread running `body` (an ES module with `hoot` and `port` in scope); resolves with its first message. */
+function inWorker(body, workerData) {
+  const code = `import * as hoot from ${JSON.stringify(entry)}\nimport { parentPort as port, workerData } from 'node:worker_threads'\n${body}`
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData })
+  const next = () =>
+    new Promise((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+  return { worker, next }
+}
+
+test('a key removed by loadKeys in any thread stops verifying in every thread, cached or not', async () => {
+  const a = await hootKeyFiles(tempDir('threads-a'))
+  const b = await hootKeyFiles(tempDir('threads-b'))
+  const onlyA = { privateKeyPath: a.privateKeyPath, jwksPath: a.jwksPath }
+  const onlyB = { privateKeyPath: b.privateKeyPath, jwksPath: b.jwksPath }
+
+  // Rotation in a worker, rejection here: this thread's cache held the token.
+  loadKeys(onlyA)
+  const token = issueToken(USER)
+  for (let i = 0; i < 3; i++) assert.equal(verifyToken(token).valid, true)
+  const rotator = inWorker(`hoot.loadKeys(workerData); port.postMessage('rotated')`, onlyB)
+  assert.equal(await rotator.next(), 'rotated')
+  await rotator.worker.terminate()
+  assert.equal(verifyToken(token).code, 'ERR_JWKS_NO_MATCHING_KEY')
+
+  // The other way round: the worker's cache held the token, the rotation is here.
+  loadKeys(onlyA)
+  const verifier = inWorker(
+    `const token = hoot.issueToken(workerData)
+    for (let i = 0; i < 3; i++) if (!hoot.verifyToken(token).valid) throw new Error('did not verify')
+    port.postMessage('cached')
+    port.once('message', () => port.postMessage(hoot.verifyToken(token).code ?? 'valid'))`,
+    USER,
+  )
+  assert.equal(await verifier.next(), 'cached')
+  loadKeys(onlyB)
+  verifier.worker.postMessage('verify again')
+  assert.equal(await verifier.next(), 'ERR_JWKS_NO_MATCHING_KEY')
+  await verifier.worker.terminate()
 })

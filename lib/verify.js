@@ -9,6 +9,10 @@
 // into native code. The cache holds only what the core verified, is never served at or after
 // `exp` or before `nbf`, is bounded (two generations of 4096 tokens: a token in use survives,
 // memory stays flat), and is cleared by loadKeys, so a rotated-out key stops verifying at once.
+// That holds across threads too: the cache is this isolate's, but the key set is the process's,
+// so each verifyToken first compares the process-wide key generation (read from memory the native
+// side shares with every isolate, with no native call) with the one this cache was filled under,
+// and drops the cache when another thread has loaded keys since.
 // A token enters it on its second verification: one seen once (most of them, under churn or an
 // attack) costs no hashing of its 700 characters and no copy into the old generation of the heap.
 // First sights of valid tokens are remembered by their last 12 characters (72 bits of the
@@ -19,6 +23,9 @@
 const native = require('./binding.js')
 
 const GENERATION = 4096
+// The process's key generation: a Uint32Array over the native counter every loadKeys bumps.
+const keyGeneration = new Uint32Array(native.keyGeneration())
+let filledUnder = keyGeneration[0]
 let current = new Map()
 let previous = new Map()
 let seen = new Set()
@@ -93,6 +100,12 @@ function failure(outcome) {
 }
 
 function verifyToken(token, opts) {
+  // Read before verifying: a load racing this call bumps it after installing its keys, so an
+  // entry made now is dropped by the next call at the latest.
+  if (keyGeneration[0] !== filledUnder) {
+    clearCache()
+    filledUnder = keyGeneration[0]
+  }
   const cacheable = opts === undefined && typeof token === 'string'
   // Twelve characters, so V8 copies them rather than keeping the whole token alive.
   const tail = cacheable ? token.slice(-12) : undefined

@@ -136,3 +136,25 @@ pub fn generate_keys(env: Env, dir: Unknown, opts: Option<Unknown>) -> napi::Res
 pub fn public_jwks(env: Env) -> napi::Result<Value> {
     guarded(&env, || Ok(active::current()?.public_jwks()))
 }
+
+/// The process-wide key generation (`active::GENERATION`) as a 4-byte ArrayBuffer over its own
+/// memory, so each isolate's `lib/verify.js` reads it without a native call. Not part of the
+/// typed API.
+#[napi(js_name = "keyGeneration", skip_typescript)]
+pub fn key_generation<'e>(env: &'e Env) -> napi::Result<Unknown<'e>> {
+    guarded(env, || {
+        let data = active::GENERATION.as_ptr().cast::<std::ffi::c_void>();
+        let mut value = std::ptr::null_mut();
+        // SAFETY: `data` points at a static, so it outlives every ArrayBuffer made over it (no
+        // finalizer is needed); its 4 bytes are an AtomicU32, which JavaScript only reads (a
+        // stray write could only make a cache drop early). `env` is the live environment.
+        let status = unsafe {
+            napi::sys::napi_create_external_arraybuffer(env.raw(), data, 4, None, std::ptr::null_mut(), &mut value)
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(HootError::Internal(format!("N-API could not share the key generation (status {status})")));
+        }
+        // SAFETY: N-API just created `value`, a valid handle in the current scope of `env`.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    })
+}
