@@ -333,3 +333,45 @@ test('a panic inside the core becomes a JS error or a rejected promise, never an
   }
   assert.deepEqual(seen.at(-1), { where: 'after', token: 'string' })
 })
+
+test('issueTokenAsync rejects with exactly the value an options getter throws, whatever it is', async () => {
+  const errorWithThrowingCause = new Error('outer')
+  Object.defineProperty(errorWithThrowingCause, 'cause', {
+    get() {
+      throw new Error('cause getter')
+    },
+  })
+  const thrown = ['a string', 42, null, undefined, Symbol('thrown'), 10n, errorWithThrowingCause, { plain: 'object' }]
+  for (const value of thrown) {
+    const label = typeof value === 'symbol' ? 'a symbol' : String(value?.message ?? value)
+    const getter = {
+      get ttlSeconds() {
+        throw value
+      },
+    }
+    const trap = new Proxy(
+      {},
+      {
+        get() {
+          throw value
+        },
+      },
+    )
+    for (const opts of [getter, trap]) {
+      assert.throws(
+        () => hoot.issueToken(USER, opts),
+        (e) => Object.is(e, value),
+        `issueToken: ${label}`,
+      )
+      let pending
+      assert.doesNotThrow(() => {
+        pending = hoot.issueTokenAsync(USER, opts)
+      }, `issueTokenAsync threw ${label} synchronously`)
+      assert.ok(pending instanceof Promise)
+      await pending.then(
+        () => assert.fail(`resolved despite ${label}`),
+        (e) => assert.ok(Object.is(e, value), `issueTokenAsync rejected with ${String(e)} instead of ${label}`),
+      )
+    }
+  }
+})

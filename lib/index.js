@@ -1,6 +1,7 @@
 // The package entry. Every export is named here, once: the native functions from the napi-generated
 // loader (binding.js), and the hand-written parts, each from the module that defines it:
-// verifyToken and the loadKeys that clears its cache (verify.js), OAuthStore with its
+// verifyToken and the loadKeys that clears its cache (verify.js), issueTokenAsync's promise
+// (issue.js), OAuthStore with its
 // JSON-returning methods (store.js), createOAuthProvider (provider.js). The loader's internal
 // names (verifyTokenRaw, the store's text readers, napi's __napiBindingTarget) are not exported.
 //
@@ -9,6 +10,7 @@
 'use strict'
 
 const binding = require('./binding.js')
+const { issueTokenAsync } = require('./issue.js')
 const { loadKeys, verifyToken } = require('./verify.js')
 const { OAuthStore } = require('./store.js')
 const { createOAuthProvider } = require('./provider.js')
@@ -20,7 +22,7 @@ exports.publicJwks = binding.publicJwks
 
 // Tokens
 exports.issueToken = binding.issueToken
-exports.issueTokenAsync = binding.issueTokenAsync
+exports.issueTokenAsync = issueTokenAsync
 exports.verifyToken = verifyToken
 exports.isValidUserId = binding.isValidUserId
 

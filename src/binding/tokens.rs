@@ -6,7 +6,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use super::args::{copy_utf8, describe, string_value, type_of, Props};
-use super::{catch_panic, guarded, take_pending_exception, to_js};
+use super::{catch_panic, guarded, to_js};
 use crate::active;
 use crate::clock;
 use crate::env::Environment;
@@ -60,17 +60,10 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
     })
 }
 
-/// Why an async call failed: a core error, or the caller's own exception (a throwing getter)
-/// caught while reading the arguments, to be rejected with as it is.
-enum Failure {
-    Core(HootError),
-    Js(napi::Error),
-}
-
 /// The signing work of one `issueTokenAsync` call, run on the libuv thread pool.
 pub struct IssueTask {
-    request: Result<(String, IssueConfig), Failure>,
-    failure: Option<Failure>,
+    request: Option<(String, IssueConfig)>,
+    failure: Option<HootError>,
 }
 
 impl Task for IssueTask {
@@ -78,14 +71,11 @@ impl Task for IssueTask {
     type JsValue = String;
 
     fn compute(&mut self) -> napi::Result<String> {
-        let request =
-            std::mem::replace(&mut self.request, Err(Failure::Core(HootError::Internal("task ran twice".into()))));
-        let outcome = match request {
-            Ok((user_id, config)) => {
+        let outcome = match self.request.take() {
+            Some((user_id, config)) => {
                 catch_panic(|| token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now()))
-                    .map_err(Failure::Core)
             }
-            Err(failure) => Err(failure),
+            None => Err(HootError::Internal("task ran twice".into())),
         };
         outcome.map_err(|failure| {
             self.failure = Some(failure);
@@ -99,8 +89,7 @@ impl Task for IssueTask {
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<String> {
         match self.failure.take() {
-            Some(Failure::Core(e)) => Err(to_js(&env, &e)),
-            Some(Failure::Js(e)) => Err(e),
+            Some(e) => Err(to_js(&env, &e)),
             None => Err(err),
         }
     }
@@ -108,17 +97,12 @@ impl Task for IssueTask {
 
 /// `issueToken` with the RSA signing done on the libuv thread pool. Every error, a bad argument
 /// included, rejects the promise; nothing throws synchronously.
+// The arguments are read here, and a bad one throws as in `issueToken` (the caller's own exception
+// unchanged); lib/issue.js, the exported function, turns every throw into a rejection.
 #[napi(ts_args_type = "userId: string, opts?: IssueOptions", ts_return_type = "Promise<string>")]
-pub fn issue_token_async(env: Env, user_id: Unknown, opts: Option<Unknown>) -> AsyncTask<IssueTask> {
-    let request = catch_panic(|| {
-        let user_id = string_value(&user_id, "userId")?;
-        Ok((user_id, JsIssueOptions::read(opts)?))
-    })
-    .map_err(|e| match take_pending_exception(&env) {
-        Some(js) => Failure::Js(js),
-        None => Failure::Core(e),
-    });
-    AsyncTask::new(IssueTask { request, failure: None })
+pub fn issue_token_async(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::Result<AsyncTask<IssueTask>> {
+    let request = guarded(&env, || Ok((string_value(&user_id, "userId")?, JsIssueOptions::read(opts)?)))?;
+    Ok(AsyncTask::new(IssueTask { request: Some(request), failure: None }))
 }
 
 /// Options of `verifyToken`.
