@@ -112,6 +112,18 @@ describe('issueToken', () => {
     })
   })
 
+  test('claims verifyToken would refuse are refused at issue, so every issued token verifies', () => {
+    for (const nbf of ['1800000000', null, true, [1], {}]) {
+      assert.throws(() => issueToken(USER, { claims: { nbf } }), { code: 'ERR_INVALID_ARG_VALUE' }, JSON.stringify(nbf))
+    }
+    const nested = (levels) => Array.from({ length: levels }).reduce((inner) => [inner], 1)
+    assert.throws(() => issueToken(USER, { claims: { deep: nested(32) } }), { code: 'ERR_INVALID_ARG_VALUE' })
+    const deepest = issueToken(USER, { claims: { deep: nested(31) } })
+    assert.equal(verifyToken(deepest).valid, true)
+    const later = Math.floor(Date.now() / 1000) - 5
+    assert.equal(verifyToken(issueToken(USER, { claims: { nbf: later } })).payload.nbf, later)
+  })
+
   test('issueTokenAsync signs off the event loop and reports every error as a rejection', async () => {
     const tokens = await Promise.all(Array.from({ length: 8 }, () => issueTokenAsync(USER)))
     for (const token of tokens) assert.equal(verifyToken(token).userId, USER)

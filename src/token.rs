@@ -69,6 +69,48 @@ pub fn is_valid_user_id(id: &str) -> bool {
         })
 }
 
+/// Extra claims may set nothing `verify_token` would then refuse, so every issued token verifies:
+/// not `sub`, `iat` or `exp` (they come from the call), `nbf` only as a number, and nothing nested
+/// deeper than `MAX_JSON_DEPTH` levels counting the claims set itself.
+fn check_extra_claims(claims: &Map<String, Value>) -> Result<(), HootError> {
+    if let Some(reserved) = RESERVED_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+        return Err(HootError::arg_value(
+            "opts.claims",
+            format!("may not set \"{reserved}\": sub is the userId argument, iat and exp come from ttlSeconds"),
+        ));
+    }
+    if claims.get("nbf").is_some_and(|nbf| !nbf.is_number()) {
+        return Err(HootError::arg_value(
+            "opts.claims",
+            "may set \"nbf\" only to a number of seconds: verifyToken refuses a token whose nbf is not a number",
+        ));
+    }
+    if claims.values().any(|value| 1 + nesting(value) > MAX_JSON_DEPTH) {
+        return Err(HootError::arg_value(
+            "opts.claims",
+            format!("nest more than {MAX_JSON_DEPTH} levels deep (the claims set included), which verifyToken refuses"),
+        ));
+    }
+    Ok(())
+}
+
+/// How many arrays or objects `value` opens inside one another (0 for a scalar). Iterative, so
+/// no input can exhaust the stack.
+fn nesting(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(members) => Box::new(members.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
 /// Issue options after defaults and `PORTKEY_*` variables have been applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssueConfig {
@@ -114,12 +156,7 @@ impl IssueConfig {
             }
         };
         let claims = opts.claims.unwrap_or_default();
-        if let Some(reserved) = RESERVED_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
-            return Err(HootError::arg_value(
-                "opts.claims",
-                format!("may not set \"{reserved}\": sub is the userId argument, iat and exp come from ttlSeconds"),
-            ));
-        }
+        check_extra_claims(&claims)?;
         Ok(IssueConfig {
             ttl_seconds,
             portkey_org_id: opts

@@ -138,6 +138,29 @@ fn extra_claims_follow_hoots_and_may_replace_portkey_claims_in_place() -> TestRe
 }
 
 #[test]
+fn claims_the_verifier_would_refuse_are_refused_at_issue() -> TestResult {
+    let resolve = |claims: Value| {
+        let claims = claims.as_object().cloned();
+        IssueConfig::resolve(IssueOptions { claims, ..IssueOptions::default() }, &no_env())
+    };
+    for nbf in [json!("1800000000"), json!(null), json!(true), json!([1]), json!({})] {
+        let e = resolve(json!({ "nbf": nbf })).err().ok_or("accepted a non-numeric nbf")?;
+        assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains("\"nbf\""), "{e}");
+    }
+    let config = resolve(json!({ "nbf": NOW + 60 }))?;
+    let token = issue_token(&KEYS, USER, &config, NOW)?;
+    assert_eq!(code_of(&token, NOW + 60, 0), "valid", "a numeric nbf is kept and verifies once due");
+
+    let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!([inner]));
+    // The claims set is the first level: a value opening 31 more is the most that verifies.
+    let config = resolve(json!({ "deep": nested(MAX_JSON_DEPTH - 1) }))?;
+    assert_eq!(code_of(&issue_token(&KEYS, USER, &config, NOW)?, NOW, 0), "valid");
+    let e = resolve(json!({ "deep": nested(MAX_JSON_DEPTH) })).err().ok_or("accepted 33 levels")?;
+    assert!(e.code() == "ERR_INVALID_ARG_VALUE" && e.to_string().contains("32 levels"), "{e}");
+    Ok(())
+}
+
+#[test]
 fn refuses_to_issue_for_anything_but_a_uuid_v4() {
     match issue_token(&KEYS, "default-user", &config(), NOW) {
         Err(e @ HootError::InvalidUserId { .. }) => assert!(!e.to_string().contains("default-user"), "{e}"),
