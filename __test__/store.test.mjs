@@ -313,3 +313,45 @@ test('four processes writing one file at once all succeed and every row is there
     assert.deepEqual(store.tokens(`s${rows - 1}`), { i: rows - 1 })
   }
 })
+
+describe('one key, one row: ids are compared as JavaScript holds them', () => {
+  test('a server id, URL or logo URI with a lone surrogate is refused before anything is written', () => {
+    const dbPath = dbFile('surrogates')
+    const store = new OAuthStore(USER, { dbPath })
+    // Both would become the same U+FFFD in UTF-8, and so one row.
+    for (const serverId of ['server-\uD800', 'server-\uDBFF', '\uDC00', 'a\uD83D']) {
+      for (const write of [
+        () => store.saveTokens(serverId, { access_token: 'x' }),
+        () => store.saveClientInformation(serverId, { client_id: 'c' }),
+        () => store.saveCodeVerifier(serverId, 'v'.repeat(43)),
+        () => store.saveServerConfig(serverId, { url: 'u' }),
+        () => store.tokens(serverId),
+        () => store.invalidateCredentials(serverId, 'all'),
+      ]) {
+        assert.throws(write, { code: 'ERR_INVALID_ARG_VALUE', message: /"serverId".*lone surrogate/ })
+      }
+      assert.throws(() => cacheFavicon(`https://${serverId}`, null, undefined, { dbPath }), {
+        code: 'ERR_INVALID_ARG_VALUE',
+      })
+      assert.throws(() => getCachedFavicon('https://a.example', `https://${serverId}/logo`, { dbPath }), {
+        code: 'ERR_INVALID_ARG_VALUE',
+      })
+    }
+    assert.deepEqual(store.servers(), [])
+    // A real U+FFFD and a surrogate pair are ordinary characters, each its own key.
+    store.saveTokens('server-\uFFFD', { access_token: 'replacement' })
+    store.saveTokens('server-\uD83D\uDE00', { access_token: 'pair' })
+    assert.deepEqual(store.tokens('server-\uFFFD'), { access_token: 'replacement' })
+    assert.deepEqual(store.tokens('server-\uD83D\uDE00'), { access_token: 'pair' })
+  })
+
+  test('a UUID in upper case is the same tenant as in lower case', () => {
+    const dbPath = dbFile('case')
+    const upper = new OAuthStore(USER.toUpperCase(), { dbPath })
+    assert.equal(upper.userId, USER)
+    upper.saveTokens('s', { access_token: 'one secret' })
+    assert.deepEqual(new OAuthStore(USER, { dbPath }).tokens('s'), { access_token: 'one secret' })
+    assert.equal(upper.deleteAll(), 1)
+    assert.equal(new OAuthStore(USER, { dbPath }).tokens('s'), undefined, 'forgetting under one spelling forgets both')
+  })
+})

@@ -380,3 +380,35 @@ test("issueTokenAsync rejects with a throwing getter's own error instead of thro
   const pending = issueTokenAsync(USER, opts)
   await assert.rejects(pending, /getter boom/)
 })
+
+describe('one browser secret, one tenant', () => {
+  test('a UUID in upper case is issued, and read back, in lower case', async () => {
+    const token = issueToken(USER.toUpperCase())
+    const result = verifyToken(token)
+    assert.equal(result.payload.sub, USER, 'the signed sub')
+    assert.equal(result.userId, USER)
+    // A token signed elsewhere (Hoot's own jose code) with an upper-case sub: the id is canonical.
+    const signed = await new SignJWT({ sub: USER.toUpperCase() })
+      .setProtectedHeader({ alg: 'RS256', kid: hoot.kid })
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(await importJWK(hoot.privateJwk, 'RS256'))
+    for (let i = 0; i < 3; i++) assert.equal(verifyToken(signed).userId, USER, 'cached or not')
+  })
+
+  test('a claim key, a claim value or a scope with a lone surrogate is refused, not signed as U+FFFD', async () => {
+    for (const opts of [
+      { claims: { ['role\uD800']: 'x' } },
+      { claims: { role: 'admin\uDFFF' } },
+      { claims: { nested: [{ deep: '\uD83D' }] } },
+      { scope: ['read\uD800'] },
+      { portkeyOrgId: 'org\uDC00' },
+      { portkeyWorkspace: '\uD800' },
+    ]) {
+      assert.throws(() => issueToken(USER, opts), { code: 'ERR_INVALID_ARG_VALUE', message: /lone surrogate/ })
+      await assert.rejects(issueTokenAsync(USER, opts), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+    const kept = verifyToken(issueToken(USER, { claims: { 'r\uFFFD': 'pair \uD83D\uDE00' } })).payload
+    assert.equal(kept['r\uFFFD'], 'pair \uD83D\uDE00', 'a real U+FFFD and a surrogate pair are signed as they are')
+  })
+})

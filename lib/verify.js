@@ -89,7 +89,14 @@ function portkeyContext(payload) {
 
 function success(claims) {
   const payload = JSON.parse(claims)
-  return { valid: true, userId: payload.sub, payload, expiresAt: payload.exp, portkey: portkeyContext(payload) }
+  // The user id in lower case, whatever case the signer wrote it in: one browser secret, one tenant.
+  return {
+    valid: true,
+    userId: payload.sub.toLowerCase(),
+    payload,
+    expiresAt: payload.exp,
+    portkey: portkeyContext(payload),
+  }
 }
 
 /** The core's `"<code> <message>"` as a failure result. */

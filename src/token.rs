@@ -205,6 +205,8 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     if !is_valid_user_id(user_id) {
         return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
     }
+    // One browser secret is one tenant: `sub` is the UUID in lower case, whatever case it came in.
+    let sub = user_id.to_ascii_lowercase();
     // Extra claims may replace the Portkey claims; they keep their place in the token.
     let mut extra = config.claims.clone();
     let mut take = |name: &str, default: Value| extra.remove(name).unwrap_or(default);
@@ -212,7 +214,7 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     let portkey_workspace = take("portkey_workspace", Value::from(config.portkey_workspace.as_str()));
     let scope = take("scope", Value::from(config.scope.clone()));
     let claims =
-        Claims { sub: user_id, portkey_oid, portkey_workspace, scope, extra, iat: now, exp: now + config.ttl_seconds };
+        Claims { sub: &sub, portkey_oid, portkey_workspace, scope, extra, iat: now, exp: now + config.ttl_seconds };
     let header = Header { alg: "RS256", kid: keys.kid(), typ: "JWT" };
     let mut token = encode_segment(&header)?;
     token.push('.');

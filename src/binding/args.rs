@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{napi_failure, take_pending_exception};
 use crate::error::HootError;
 use crate::store::{JsonObject, ValueKind};
+use crate::text;
 
 /// The JS type of `value`.
 pub fn type_of(value: &Unknown) -> Result<ValueType, HootError> {
@@ -46,16 +47,43 @@ pub fn describe(value: &Unknown) -> String {
     }
 }
 
-/// A string argument; anything else is a `TypeError` naming `name`.
+/// A string argument; anything else is a `TypeError` naming `name`, and one that is not
+/// well-formed UTF-16 is refused by the core.
 pub fn string_value(value: &Unknown, name: &str) -> Result<String, HootError> {
-    match type_of(value)? {
+    let text = match type_of(value)? {
         ValueType::String => match short_string(value) {
-            Some(short) => Ok(short),
+            Some(short) => short,
             // SAFETY: the value is a string.
-            None => unsafe { value.cast::<String>() }.map_err(napi_failure),
+            None => unsafe { value.cast::<String>() }.map_err(napi_failure)?,
         },
-        _ => Err(HootError::arg_type(name, "of type string", describe(value))),
+        _ => return Err(HootError::arg_type(name, "of type string", describe(value))),
+    };
+    // V8 writes a lone surrogate as U+FFFD: only then is the string read again, as UTF-16.
+    if text.contains('\u{FFFD}') {
+        return text::from_utf16(name, &utf16(value)?);
     }
+    Ok(text)
+}
+
+/// A JS string as UTF-16 code units, exactly as JavaScript holds it.
+fn utf16(value: &Unknown) -> Result<Vec<u16>, HootError> {
+    let (env, raw) = (value.value().env, value.raw());
+    let mut length = 0usize;
+    // SAFETY: `raw` is a live string handle of `env`; a null buffer asks only for the length.
+    let status = unsafe { napi::sys::napi_get_value_string_utf16(env, raw, std::ptr::null_mut(), 0, &mut length) };
+    if status != napi::sys::Status::napi_ok {
+        return Err(HootError::Internal(format!("N-API could not read a string (status {status})")));
+    }
+    let mut units = vec![0u16; length + 1];
+    let mut copied = 0usize;
+    // SAFETY: `units` has room for `length` code units and the terminating NUL N-API writes.
+    let status =
+        unsafe { napi::sys::napi_get_value_string_utf16(env, raw, units.as_mut_ptr(), units.len(), &mut copied) };
+    if status != napi::sys::Status::napi_ok {
+        return Err(HootError::Internal(format!("N-API could not read a string (status {status})")));
+    }
+    units.truncate(copied);
+    Ok(units)
 }
 
 /// A string argument that may be left out (`undefined` or `null`).
@@ -167,10 +195,17 @@ impl<'a> Props<'a> {
             .transpose()
     }
 
-    /// An object or array converted to JSON.
+    /// An object or array converted to JSON. napi's conversion writes a lone surrogate in a string
+    /// as U+FFFD and leaves out a member whose key holds one, so V8's `JSON.stringify`, which
+    /// writes it as an escape, is asked too and the core refuses what it wrote. (Options are read
+    /// once per call and are small; this costs about a microsecond.)
     fn json(v: &Unknown, name: &str) -> Result<Value, HootError> {
         // SAFETY: the caller checked that the value is an object or an array.
-        unsafe { v.cast::<Value>() }.map_err(|e| HootError::not_json(name, e.reason))
+        let value = unsafe { v.cast::<Value>() }.map_err(|e| HootError::not_json(name, e.reason))?;
+        let env = Env::from_raw(v.value().env);
+        let text = stringify(&env, *v).map_err(|reason| HootError::not_json(name, reason))?;
+        text::from_js_json(name, &text)?;
+        Ok(value)
     }
 
     /// A JSON object, or (when `or_string`) a string of JSON text, which the core parses.
@@ -214,6 +249,21 @@ fn json_function<'e>(env: &'e Env, name: &str) -> Result<Function<'e, Unknown<'e
     json.get_named_property(name).map_err(napi_failure)
 }
 
+/// `JSON.stringify(value)`: its text (empty when it returns `undefined`, as for an object whose
+/// `toJSON` does), or why it threw (a cycle, a BigInt, a throwing `toJSON`).
+fn stringify(env: &Env, value: Unknown) -> Result<String, String> {
+    let text = match json_function(env, "stringify").map_err(|e| e.to_string())?.call(value) {
+        Ok(text) => text,
+        // napi usually hands the thrown error back in `e`; if it is still pending, take it.
+        Err(e) => return Err(take_pending_exception(env).map_or(e.reason, |pending| pending.reason)),
+    };
+    match type_of(&text).map_err(|e| e.to_string())? {
+        // SAFETY: the value is a string.
+        ValueType::String => unsafe { text.cast::<String>() }.map_err(|e| e.reason),
+        _ => Ok(String::new()),
+    }
+}
+
 /// A value to store as a JSON object, serialised by V8's own `JSON.stringify` (so the text is byte
 /// for byte what Hoot's `JSON.stringify(value)` stored) and checked by the core.
 pub fn json_object_arg(env: &Env, value: Unknown, name: &str) -> Result<JsonObject, HootError> {
@@ -223,19 +273,6 @@ pub fn json_object_arg(env: &Env, value: Unknown, name: &str) -> Result<JsonObje
         _ => ValueKind::OtherJson,
     };
     JsonObject::check_kind(kind, name, &describe(&value))?;
-    let text = match json_function(env, "stringify")?.call(value) {
-        Ok(text) => text,
-        Err(e) => {
-            // napi usually hands the thrown error back in `e`; if it is still pending, take it.
-            let reason = take_pending_exception(env).map_or(e.reason, |pending| pending.reason);
-            return Err(JsonObject::unserialisable(name, &reason));
-        }
-    };
-    // `JSON.stringify` returns `undefined` for an object whose `toJSON` does: not storable.
-    let text = match type_of(&text)? {
-        // SAFETY: the value is a string.
-        ValueType::String => unsafe { text.cast::<String>() }.map_err(napi_failure)?,
-        _ => String::new(),
-    };
+    let text = stringify(env, value).map_err(|reason| JsonObject::unserialisable(name, &reason))?;
     JsonObject::new(text, name)
 }

@@ -181,7 +181,9 @@ impl OAuthStore {
             return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
         }
         let (db, _) = get_or_open(location, now_ms)?;
-        Ok(OAuthStore { user_id: user_id.to_string(), location: db.location.clone(), opened: Arc::downgrade(&db) })
+        // One browser secret is one tenant: a UUID is kept lower-case whatever case it came in.
+        let user_id = user_id.to_ascii_lowercase();
+        Ok(OAuthStore { user_id, location: db.location.clone(), opened: Arc::downgrade(&db) })
     }
 
     /// The user every statement is scoped to.
