@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
@@ -83,3 +83,26 @@ test('a failing command exits 1 with its error code', () => {
   assert.equal(result.code, 1)
   assert.match(result.err, /not a SQLite database.*\(ERR_HOOT_DB\)/)
 })
+
+test(
+  'doctor reports key files and database files another user owns, with owner and directory mode',
+  { skip: process.getuid?.() !== 0 && 'chown needs root' },
+  () => {
+    const dir = tempDir('cli-planted')
+    assert.equal(hootCore(['keygen', dir]).code, 0)
+    const healthy = hootCore(['doctor'], { cwd: dir })
+    assert.match(healthy.out, /private-key\.json: owner uid 0, mode 600, directory mode 700/)
+
+    chownSync(join(dir, 'private-key.json'), 65534, 65534)
+    const planted = hootCore(['doctor'], { cwd: dir })
+    assert.equal(planted.code, 1, planted.out)
+    assert.match(planted.out, /✗ keys: Refusing .*private-key\.json: .*owned by another user \(uid 65534\)/)
+
+    const db = join(tempDir('cli-foreign-db'), 'hoot-mcp.db')
+    makeLegacyDb(db, 1)
+    chownSync(db, 65534, 65534)
+    const foreign = hootCore(['doctor'], { env: { HOOT_DB_PATH: db } })
+    assert.equal(foreign.code, 1, foreign.out)
+    assert.match(foreign.out, /hoot-mcp\.db is owned by another user \(uid 65534\)/)
+  },
+)

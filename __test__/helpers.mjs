@@ -1,7 +1,7 @@
 // Shared by the test files: temp dirs, child processes, and key files made the way Hoot makes them.
 import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -26,8 +26,11 @@ export async function hootKeyFiles(dir, kid = randomUUID()) {
   const privateJwk = await exportJWK(privateKey)
   const privateKeyPath = join(dir, 'private-key.json')
   const jwksPath = join(dir, 'jwks.json')
-  writeFileSync(jwksPath, JSON.stringify({ keys: [publicJwk] }, null, 2))
-  writeFileSync(privateKeyPath, JSON.stringify(privateJwk, null, 2))
+  // Modes set outright, so a developer's umask cannot make them group-writable (which loadKeys refuses).
+  writeFileSync(jwksPath, JSON.stringify({ keys: [publicJwk] }, null, 2), { mode: 0o644 })
+  writeFileSync(privateKeyPath, JSON.stringify(privateJwk, null, 2), { mode: 0o600 })
+  chmodSync(jwksPath, 0o644)
+  chmodSync(privateKeyPath, 0o600)
   return { kid, privateKeyPath, jwksPath, publicJwk, privateJwk, privateKey, publicKey }
 }
 
@@ -35,12 +38,13 @@ export async function hootKeyFiles(dir, kid = randomUUID()) {
  * Runs an ES module body in a fresh Node process (hoot-core's key state is per process) and
  * returns the JSON it prints last. `hoot` is in scope.
  */
-export function runIsolated(body, { cwd, env = {} } = {}) {
+export function runIsolated(body, { cwd, env = {}, timeout } = {}) {
   const code = `import * as hoot from ${JSON.stringify(entry)}\n${body}`
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd,
     env: { ...process.env, ...env },
     encoding: 'utf8',
+    timeout,
   })
   if (child.status !== 0) {
     throw new Error(`child exited ${child.status}:\n${child.stderr}`)

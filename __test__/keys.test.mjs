@@ -1,8 +1,19 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { test } from 'node:test'
+import { spawn, spawnSync } from 'node:child_process'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { dirname, join } from 'node:path'
+import { describe, test } from 'node:test'
 import { Worker } from 'node:worker_threads'
 
 import { SignJWT, importJWK } from 'jose'
@@ -227,4 +238,98 @@ test('a key removed by loadKeys in any thread stops verifying in every thread, c
   verifier.worker.postMessage('verify again')
   assert.equal(await verifier.next(), 'ERR_JWKS_NO_MATCHING_KEY')
   await verifier.worker.terminate()
+})
+
+describe('key files are trusted only when they are ours (StrictModes)', () => {
+  const asRoot = process.getuid?.() === 0
+  const OTHER = 65534 // nobody
+
+  test('a key file or directory others can write is refused, with what to fix', async () => {
+    const files = await hootKeyFiles(tempDir('writable'))
+    const paths = { privateKeyPath: files.privateKeyPath, jwksPath: files.jwksPath }
+    assert.equal(loadKeys(paths).kid, files.kid)
+    for (const [target, mode] of [
+      [files.privateKeyPath, 0o620],
+      [files.jwksPath, 0o602],
+      [dirname(files.privateKeyPath), 0o777],
+    ]) {
+      const before = statSync(target).mode & 0o7777
+      chmodSync(target, mode)
+      assert.throws(
+        () => loadKeys(paths),
+        (e) => e.code === 'ERR_HOOT_KEYS' && /writable by others/.test(e.message) && /chmod/.test(e.message),
+        target,
+      )
+      chmodSync(target, before)
+    }
+    assert.equal(loadKeys(paths).kid, files.kid, 'the previous key set is untouched by the refusals')
+  })
+
+  test(
+    'a key file another user owns is refused, from options, the working directory or ~/.hoot/keys',
+    { skip: !asRoot && 'chown needs root' },
+    async () => {
+      const cwd = tempDir('planted-cwd')
+      const files = await hootKeyFiles(cwd)
+      for (const file of [files.privateKeyPath, files.jwksPath]) {
+        chownSync(file, OTHER, OTHER)
+        assert.throws(() => loadKeys({ privateKeyPath: files.privateKeyPath, jwksPath: files.jwksPath }), {
+          code: 'ERR_HOOT_KEYS',
+          message: /owned by another user/,
+        })
+        // Picked up from the working directory, as Hoot's own files are.
+        const out = runIsolated(
+          `try { hoot.loadKeys(); console.log('null') } catch (e) { console.log(JSON.stringify(e.code)) }`,
+          {
+            cwd,
+            env: { HOME: tempDir('planted-home') },
+          },
+        )
+        assert.equal(out, 'ERR_HOOT_KEYS')
+        chownSync(file, 0, 0)
+      }
+      // A key planted where the zero-config key lives is never reported as one this package made.
+      const home = tempDir('planted-keydir')
+      const keyDir = join(home, '.hoot', 'keys')
+      mkdirSync(keyDir, { recursive: true, mode: 0o700 })
+      const planted = await hootKeyFiles(keyDir)
+      chownSync(planted.privateKeyPath, OTHER, OTHER)
+      assert.throws(() => loadKeys({ keyDir }), { code: 'ERR_HOOT_KEYS', message: /owned by another user/ })
+      chownSync(planted.privateKeyPath, 0, 0)
+      chownSync(keyDir, OTHER, OTHER)
+      assert.throws(() => loadKeys({ keyDir }), {
+        code: 'ERR_HOOT_KEYS',
+        message: /directory .* owned by another user/,
+      })
+    },
+  )
+
+  test('a FIFO where a key file should be is refused at once instead of blocking the process', () => {
+    const dir = tempDir('fifo-keys')
+    const fifo = join(dir, 'private-key.json')
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+    const started = Date.now()
+    const out = runIsolated(
+      `try { hoot.loadKeys({ privateKeyPath: ${JSON.stringify(fifo)} }); console.log('null') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+      { env: { HOME: tempDir('fifo-home') }, timeout: 10_000 },
+    )
+    assert.equal(out.code, 'ERR_HOOT_KEYS')
+    assert.match(out.message, /not a regular file/)
+    assert.ok(Date.now() - started < 10_000)
+  })
+
+  test('generateKeys never writes through a planted link, dangling or not, nor into a directory others can write', () => {
+    const dir = tempDir('planted-link')
+    const target = join(tempDir('link-target'), 'where-the-planter-reads')
+    symlinkSync(target, join(dir, 'jwks.json'))
+    assert.throws(() => generateKeys(dir), { code: 'ERR_HOOT_KEYS', message: /jwks\.json already exists/ })
+    assert.ok(!existsSync(target), 'nothing was written through the link')
+    assert.ok(!existsSync(join(dir, 'private-key.json')))
+    assert.equal(lstatSync(join(dir, 'jwks.json')).isSymbolicLink(), true, 'the link is left for its owner to see')
+
+    const open = tempDir('open-dir')
+    chmodSync(open, 0o777)
+    assert.throws(() => generateKeys(open), { code: 'ERR_HOOT_KEYS', message: /writable by others/ })
+    assert.deepEqual(readdirSync(open), [])
+  })
 })

@@ -3,7 +3,7 @@
 // Exit codes: 0 done / healthy, 1 failed / problems found, 2 wrong usage.
 'use strict'
 
-const { statSync } = require('fs')
+const { existsSync, statSync } = require('fs')
 const { dirname, resolve } = require('path')
 const { parseArgs } = require('util')
 
@@ -89,6 +89,13 @@ function modeOf(path) {
   return statSync(path).mode & 0o777
 }
 
+/** `uid N` of a file not owned by this user (or root), else undefined. */
+function foreignOwner(path) {
+  if (typeof process.geteuid !== 'function') return undefined
+  const { uid } = statSync(path)
+  return uid === process.geteuid() || uid === 0 ? undefined : `uid ${uid}`
+}
+
 function doctor(values) {
   const findings = []
   const ok = (text) => findings.push({ level: 'ok', text })
@@ -109,9 +116,14 @@ function doctor(values) {
   if (hoot) {
     try {
       const keys = hoot.loadKeys({ generateIfMissing: false })
-      ok(
-        `keys: kid ${keys.kid} (${keys.source}${keys.privateKeyPath ? `, ${keys.privateKeyPath}` : ''}), ${keys.publicKeys} public key(s)`,
-      )
+      // loadKeys has refused a key file, or a directory above it, that another user owns or can write.
+      const where =
+        keys.privateKeyPath && process.platform !== 'win32'
+          ? `, ${keys.privateKeyPath}: owner uid ${statSync(keys.privateKeyPath).uid}, mode ${modeOf(keys.privateKeyPath).toString(8)}, directory mode ${modeOf(dirname(keys.privateKeyPath)).toString(8)}`
+          : keys.privateKeyPath
+            ? `, ${keys.privateKeyPath}`
+            : ''
+      ok(`keys: kid ${keys.kid} (${keys.source}${where}), ${keys.publicKeys} public key(s)`)
       if (keys.privateKeyPath && process.platform !== 'win32' && modeOf(keys.privateKeyPath) & 0o077) {
         problem(
           `the private key ${keys.privateKeyPath} is readable by others (mode ${modeOf(keys.privateKeyPath).toString(8)})`,
@@ -148,6 +160,14 @@ function doctor(values) {
           ok(`database: ${db.path}, schema version ${db.schemaVersion}`)
         }
         if (db.path !== ':memory:' && process.platform !== 'win32') {
+          for (const file of [db.path, `${db.path}-wal`, `${db.path}-shm`].filter((f) => existsSync(f))) {
+            const owner = foreignOwner(file)
+            if (owner)
+              problem(
+                `database: ${file} is owned by another user (${owner}): they can read and replace every user's OAuth tokens`,
+                `move it away, or chown it to this user`,
+              )
+          }
           if (modeOf(db.path) & 0o077)
             problem(
               `database: ${db.path} is readable by others (mode ${modeOf(db.path).toString(8)})`,

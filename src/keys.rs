@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::env::{self, Environment};
 use crate::error::HootError;
-use crate::private_fs::{create_private_dir, new_private_file};
+use crate::private_fs::{create_private_dir, is_present, new_private_file, open_regular, untrusted};
 
 /// Hoot's private key file name.
 pub const PRIVATE_KEY_FILE: &str = "private-key.json";
@@ -111,7 +111,7 @@ pub fn resolve_plan(opts: &KeyOptions, env: &Environment) -> Result<KeyPlan, Hoo
     };
     let cwd_jwks = cwd.join(JWKS_FILE);
     let jwks_or_cwd =
-        || explicit_jwks.clone().or_else(|| cwd_jwks.is_file().then(|| JsonSource::File(cwd_jwks.clone())));
+        || explicit_jwks.clone().or_else(|| is_present(&cwd_jwks).then(|| JsonSource::File(cwd_jwks.clone())));
 
     if let Some(inline) = &opts.private_key_jwk {
         return Ok(KeyPlan::Load {
@@ -128,7 +128,7 @@ pub fn resolve_plan(opts: &KeyOptions, env: &Environment) -> Result<KeyPlan, Hoo
         });
     }
     let cwd_private = cwd.join(PRIVATE_KEY_FILE);
-    if cwd_private.is_file() {
+    if is_present(&cwd_private) {
         return Ok(KeyPlan::Load {
             private: JsonSource::File(cwd_private),
             jwks: jwks_or_cwd(),
@@ -227,8 +227,8 @@ impl KeySet {
 pub fn load_keys(opts: &KeyOptions, env: &Environment) -> Result<KeySet, HootError> {
     match resolve_plan(opts, env)? {
         KeyPlan::Load { private, jwks, source } => {
-            let (private_value, private_path) = read_json(&private, "privateKeyJwk", Role::Private)?;
-            let jwks = jwks.map(|j| read_json(&j, "jwks", Role::Jwks)).transpose()?;
+            let (private_value, private_path) = read_json(&private, "privateKeyJwk", Role::Private, env)?;
+            let jwks = jwks.map(|j| read_json(&j, "jwks", Role::Jwks, env)).transpose()?;
             let (jwks_value, jwks_path) = match jwks {
                 Some((value, path)) => (Some(value), path),
                 None => (None, None),
@@ -243,7 +243,7 @@ pub fn load_keys(opts: &KeyOptions, env: &Environment) -> Result<KeySet, HootErr
 
 fn load_key_dir(dir: &Path, generate: bool, env: &Environment) -> Result<KeySet, HootError> {
     let private_path = dir.join(PRIVATE_KEY_FILE);
-    if !private_path.is_file() {
+    if !is_present(&private_path) {
         if !generate {
             return Err(HootError::Keys(format!(
                 "No key set found: looked for {} and {}. Put Hoot's {PRIVATE_KEY_FILE} and {JWKS_FILE} in the \
@@ -253,18 +253,18 @@ fn load_key_dir(dir: &Path, generate: bool, env: &Environment) -> Result<KeySet,
                 private_path.display()
             )));
         }
-        match write_new_key(dir, None, KeySize::Rsa2048) {
+        match write_new_key(dir, None, KeySize::Rsa2048, env.home().as_deref()) {
             // Another process made the key first: use theirs, so every process signs with one key.
             Ok(_) | Err(WriteError::Exists(_)) => {}
             Err(WriteError::Failed(e)) => return Err(e),
         }
     }
-    let private = read_json(&JsonSource::File(private_path.clone()), "privateKeyJwk", Role::Private)?.0;
+    let private = read_json(&JsonSource::File(private_path.clone()), "privateKeyJwk", Role::Private, env)?.0;
     let jwks_path = dir.join(JWKS_FILE);
     // A racing process may have linked the private key but not yet written jwks.json; the private
     // key carries its kid, so its public half is the same JWKS.
-    let (jwks, jwks_path) = if jwks_path.is_file() {
-        (Some(read_json(&JsonSource::File(jwks_path.clone()), "jwks", Role::Jwks)?.0), Some(jwks_path))
+    let (jwks, jwks_path) = if is_present(&jwks_path) {
+        (Some(read_json(&JsonSource::File(jwks_path.clone()), "jwks", Role::Jwks, env)?.0), Some(jwks_path))
     } else {
         (None, None)
     };
@@ -294,15 +294,34 @@ impl Role {
     }
 }
 
-fn read_json(source: &JsonSource, option: &str, role: Role) -> Result<(Value, Option<PathBuf>), HootError> {
+/// Reads a key document. A file must be a regular file (a FIFO would block the process) and be
+/// trusted (`private_fs::untrusted`): whoever can write the private key or the JWKS can sign a
+/// token for every user.
+fn read_json(
+    source: &JsonSource,
+    option: &str,
+    role: Role,
+    env: &Environment,
+) -> Result<(Value, Option<PathBuf>), HootError> {
     match source {
         JsonSource::Inline(Value::String(text)) => serde_json::from_str(text).map(|v| (v, None)).map_err(|e| {
             HootError::Keys(format!("The {option} option is a string but not valid JSON ({e}). {}", role.fix()))
         }),
         JsonSource::Inline(value) => Ok((value.clone(), None)),
         JsonSource::File(path) => {
-            let text = fs::read_to_string(path)
-                .map_err(|e| HootError::Keys(format!("Cannot read {}: {e}. {}", path.display(), role.fix())))?;
+            let cannot_read =
+                |e: io::Error| HootError::Keys(format!("Cannot read {}: {e}. {}", path.display(), role.fix()));
+            let (mut file, meta) = open_regular(path).map_err(cannot_read)?;
+            if let Some(why) = untrusted(path, &meta, env.home().as_deref()) {
+                return Err(HootError::Keys(format!(
+                    "Refusing {}: {why}, and whoever can write it can sign a token for every user. Make the \
+                     file and its directories owned by this user and writable by no one else (chown, chmod \
+                     go-w), or point hoot-core at keys you made",
+                    path.display()
+                )));
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text).map_err(cannot_read)?;
             let value = serde_json::from_str(&text)
                 .map_err(|e| HootError::Keys(format!("{} is not valid JSON ({e}). {}", path.display(), role.fix())))?;
             Ok((value, Some(path.clone())))
@@ -581,14 +600,21 @@ pub fn generate_key_files(dir: &str, opts: &GenerateKeyOptions, env: &Environmen
         Some(_) => None,
     }
     .ok_or_else(|| HootError::out_of_range("opts.bits", "must be 2048, 3072 or 4096"))?;
-    generate_keys(&env.absolute(Path::new(dir)), opts.kid.as_deref(), size)
+    generate_keys(&env.absolute(Path::new(dir)), opts.kid.as_deref(), size, env.home().as_deref())
 }
 
 /// Generates an RS256 key pair into `dir` as Hoot's two files (directory 0700, files 0600). Refuses
 /// to replace an existing key: rotating is deleting the files (or adding a key to jwks.json).
-pub fn generate_keys(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<GeneratedKeys, HootError> {
+/// A dangling symbolic link at either name counts as a file, and a directory (or one above it, up
+/// to `home`) that someone else can write is refused, as `loadKeys` would refuse the key.
+pub fn generate_keys(
+    dir: &Path,
+    kid: Option<&str>,
+    size: KeySize,
+    home: Option<&Path>,
+) -> Result<GeneratedKeys, HootError> {
     for existing in [dir.join(PRIVATE_KEY_FILE), dir.join(JWKS_FILE)] {
-        if existing.exists() {
+        if is_present(&existing) {
             return Err(HootError::Keys(format!(
                 "{} already exists; hoot-core never overwrites a key. Delete {PRIVATE_KEY_FILE} and {JWKS_FILE} \
                  in {} to make a new one, or load the existing pair with loadKeys({{ keyDir }})",
@@ -597,7 +623,7 @@ pub fn generate_keys(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Gen
             )));
         }
     }
-    match write_new_key(dir, kid, size) {
+    match write_new_key(dir, kid, size, home) {
         Ok(written) => Ok(written),
         Err(WriteError::Exists(path)) => Err(HootError::Keys(format!(
             "{} appeared while the key was being written (another process is generating one); \
@@ -608,7 +634,12 @@ pub fn generate_keys(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Gen
     }
 }
 
-fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<GeneratedKeys, WriteError> {
+fn write_new_key(
+    dir: &Path,
+    kid: Option<&str>,
+    size: KeySize,
+    home: Option<&Path>,
+) -> Result<GeneratedKeys, WriteError> {
     let fail = |what: &str, path: &Path, e: io::Error| {
         WriteError::Failed(HootError::Keys(format!(
             "Cannot {what} {}: {e}. Make the directory writable, or pass loadKeys({{ keyDir }}) / set \
@@ -617,6 +648,15 @@ fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Generat
         )))
     };
     create_private_dir(dir).map_err(|e| fail("create the key directory", dir, e))?;
+    let dir_meta = fs::metadata(dir).map_err(|e| fail("read the key directory", dir, e))?;
+    if let Some(why) = untrusted(dir, &dir_meta, home) {
+        return Err(WriteError::Failed(HootError::Keys(format!(
+            "Refusing to write a key into {}: {why}, so someone else could replace the key. Use a \
+             directory only this user can write (chmod 700 {}), or another one",
+            dir.display(),
+            dir.display()
+        ))));
+    }
 
     let key_pair = KeyPair::generate(size)
         .map_err(|_| WriteError::Failed(HootError::Internal("aws-lc-rs could not generate an RSA key".into())))?;
@@ -636,11 +676,17 @@ fn write_new_key(dir: &Path, kid: Option<&str>, size: KeySize) -> Result<Generat
         io::ErrorKind::AlreadyExists => WriteError::Exists(private_key_path.clone()),
         _ => fail("write", &private_key_path, e),
     })?;
-    match write_exclusive(&jwks_path, &pretty(&jwks)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(fail("write", &jwks_path, e)),
-    }
+    // Whoever links the private key writes its jwks.json, so one already there (a planted file or
+    // link, or one left from an older key) is not this key's: never keep it.
+    write_exclusive(&jwks_path, &pretty(&jwks)).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => WriteError::Failed(HootError::Keys(format!(
+            "{} was already there (a file or link not written with this key). Delete {PRIVATE_KEY_FILE} and \
+             {JWKS_FILE} in {} and start again",
+            jwks_path.display(),
+            dir.display()
+        ))),
+        _ => fail("write", &jwks_path, e),
+    })?;
     Ok(GeneratedKeys { kid, private_key_path, jwks_path })
 }
 

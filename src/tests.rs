@@ -29,14 +29,14 @@ pub fn env_in(cwd: &std::path::Path, home: Option<&std::path::Path>) -> Environm
 pub static PAIR: Lazy<GeneratedKeys> = Lazy::new(|| {
     let dir = temp_dir("pair");
     let size = key_size(2048).unwrap_or_else(|| panic!("2048 is a supported size"));
-    generate_keys(&dir, Some("test-kid"), size).unwrap_or_else(|e| panic!("key generation failed: {e}"))
+    generate_keys(&dir, Some("test-kid"), size, None).unwrap_or_else(|e| panic!("key generation failed: {e}"))
 });
 
 /// A second, different key pair, for rotation and mismatch tests.
 pub static OTHER_PAIR: Lazy<GeneratedKeys> = Lazy::new(|| {
     let dir = temp_dir("other");
     let size = key_size(2048).unwrap_or_else(|| panic!("2048 is a supported size"));
-    generate_keys(&dir, Some("other-kid"), size).unwrap_or_else(|e| panic!("key generation failed: {e}"))
+    generate_keys(&dir, Some("other-kid"), size, None).unwrap_or_else(|e| panic!("key generation failed: {e}"))
 });
 
 pub fn read_json(path: &std::path::Path) -> serde_json::Value {

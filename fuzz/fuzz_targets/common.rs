@@ -13,7 +13,7 @@ pub fn keys_and_private_jwk() -> &'static (KeySet, serde_json::Value) {
     KEYS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("hoot-core-fuzz-{}", std::process::id()));
         let env = Environment::fixed(&dir);
-        let generated = generate_keys(&dir, Some("fuzz-kid"), key_size(2048).unwrap_or_else(|| unreachable!()));
+        let generated = generate_keys(&dir, Some("fuzz-kid"), key_size(2048).unwrap_or_else(|| unreachable!()), None);
         let opts = KeyOptions { key_dir: Some(dir.clone()), generate_if_missing: Some(false), ..KeyOptions::default() };
         let keys = match generated.and_then(|_| load_keys(&opts, &env)) {
             Ok(keys) => keys,

@@ -306,7 +306,7 @@ fn a_key_dir_caught_between_the_two_writes_still_loads() -> TestResult {
 fn generate_keys_never_overwrites() -> TestResult {
     let dir = temp_dir("gen");
     fs::write(dir.join(JWKS_FILE), "{}")?;
-    match generate_keys(&dir, None, KeySize::Rsa2048) {
+    match generate_keys(&dir, None, KeySize::Rsa2048, None) {
         Err(HootError::Keys(message)) => assert!(message.contains("never overwrites"), "{message}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
