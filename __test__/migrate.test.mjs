@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
@@ -166,3 +175,51 @@ test('SIGKILL at any moment of a migration leaves the file fully legacy or fully
   // The early kills land before the commit; the unkilled run shows a completed migration passes too.
   assert.ok(outcomes.legacy > 0 && outcomes.migrated > 0, JSON.stringify(outcomes))
 })
+
+test('the pre-migration backup is never written through a link planted at its name', () => {
+  const path = dbFile('planted-backup')
+  makeLegacyDb(path, 3)
+  const elsewhere = tempDir('planter')
+  // The name carries the time in ms: plant a dangling link at every name of the next few seconds.
+  const start = Date.now()
+  for (let ms = start; ms < start + 5000; ms++) {
+    symlinkSync(join(elsewhere, `copy-${ms}`), `${path}.pre-migration-${ms}.bak`)
+  }
+  const report = migrateDatabase(path)
+  assert.equal(report.migrated, true)
+  assert.ok(!lstatSync(report.backupPath).isSymbolicLink(), report.backupPath)
+  assert.equal(statSync(report.backupPath).mode & 0o777, 0o600)
+  assert.deepEqual(readdirSync(elsewhere), [], 'no copy of the tokens reached the planter')
+})
+
+test(
+  'a migration that fails removes its own backup, and the file stays legacy',
+  { skip: process.platform !== 'linux' && 'needs ulimit -f' },
+  () => {
+    const path = dbFile('failed-migration')
+    makeLegacyDb(path, 2000)
+    const before = readFileSync(path)
+    // A file size limit just above the file's size: the backup or the migration's writes fail
+    // as on a full disk (SIGXFSZ ignored, so the write returns an error).
+    const blocks = Math.ceil(before.length / 512) + 8
+    const child = spawnSync(
+      'sh',
+      [
+        '-c',
+        `ulimit -f ${blocks}; exec "${process.execPath}" --input-type=module -e "$0"`,
+        `import { migrateDatabase } from ${JSON.stringify(entry)}
+        process.on('SIGXFSZ', () => {})
+        try { migrateDatabase(${JSON.stringify(path)}); console.log('"migrated"') } catch (e) { console.log(JSON.stringify(e.code)) }`,
+      ],
+      { encoding: 'utf8' },
+    )
+    assert.equal(child.stdout.trim(), '"ERR_HOOT_DB"', child.stderr)
+    assert.deepEqual(
+      readdirSync(join(path, '..')).filter((f) => f.includes('pre-migration')),
+      [],
+      'the failed attempt left no copy of every token behind',
+    )
+    assert.equal(inspect(path).oauth_tokens.multiTenant, false)
+    assert.equal(inspect(path).oauth_tokens.rows, 2000)
+  },
+)

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { statSync, writeFileSync } from 'node:fs'
+import { linkSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { OAuthStore, cacheFavicon, cleanupExpiredVerifiers, closeDatabase, getCachedFavicon } from '../lib/index.js'
-import { USER, entry, tempDir, withBetterSqlite } from './helpers.mjs'
+import {
+  OAuthStore,
+  cacheFavicon,
+  cleanupExpiredVerifiers,
+  closeDatabase,
+  getCachedFavicon,
+  inspectDatabase,
+} from '../lib/index.js'
+import { USER, entry, root, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')
 
@@ -353,5 +360,97 @@ describe('one key, one row: ids are compared as JavaScript holds them', () => {
     assert.deepEqual(new OAuthStore(USER, { dbPath }).tokens('s'), { access_token: 'one secret' })
     assert.equal(upper.deleteAll(), 1)
     assert.equal(new OAuthStore(USER, { dbPath }).tokens('s'), undefined, 'forgetting under one spelling forgets both')
+  })
+})
+
+describe('one file, one name, the same file throughout', () => {
+  test('a database with a second hard link is refused: the two names would get two WAL files', () => {
+    const dbPath = dbFile('linked')
+    new OAuthStore(USER, { dbPath }).saveTokens('s', { access_token: 'a' })
+    closeDatabase(dbPath)
+    const second = join(tempDir('linked-other'), 'hoot-mcp.db')
+    linkSync(dbPath, second)
+    for (const path of [dbPath, second]) {
+      assert.throws(() => new OAuthStore(USER, { dbPath: path }), { code: 'ERR_HOOT_DB', message: /2 hard links/ })
+    }
+  })
+
+  test('a database moved or replaced under a running store is never written through the old file', () => {
+    const dbPath = dbFile('replaced')
+    const store = new OAuthStore(USER, { dbPath })
+    store.saveTokens('s', { access_token: 'before' })
+    // Another database moved over it, as a restore from a backup would be.
+    const other = join(join(dbPath, '..'), 'restored.db')
+    const restored = new OAuthStore(USER, { dbPath: other })
+    restored.saveTokens('s', { access_token: 'restored' })
+    closeDatabase(other)
+    renameSync(other, dbPath)
+    assert.throws(() => store.saveTokens('s', { access_token: 'lost' }), {
+      code: 'ERR_HOOT_DB',
+      message: /moved, replaced or deleted/,
+    })
+    // The next call works on the file now at the path; the write refused above went nowhere, and
+    // the old file's last commits (in the WAL at the path) were not applied to the new one.
+    assert.deepEqual(store.tokens('s'), { access_token: 'restored' })
+    store.saveTokens('s', { access_token: 'after' })
+    closeDatabase(dbPath)
+    assert.deepEqual(new OAuthStore(USER, { dbPath }).tokens('s'), { access_token: 'after' })
+  })
+
+  test('a database moved aside keeps its last commits, and the path opens clean', () => {
+    const dbPath = dbFile('moved-aside')
+    const aside = join(tempDir('aside'), 'hoot-mcp.db')
+    const store = new OAuthStore(USER, { dbPath })
+    store.saveTokens('s', { access_token: 'last commit' })
+    renameSync(dbPath, aside) // its -wal stays behind at the old path
+    assert.throws(() => store.saveTokens('s', { access_token: 'x' }), { code: 'ERR_HOOT_DB' })
+    assert.equal(store.tokens('s'), undefined, 'a new, empty database at the path, not the old WAL')
+    assert.deepEqual(
+      withBetterSqlite(
+        `const db = new Database(input.aside, { readonly: true }); console.log(db.prepare('SELECT tokens FROM oauth_tokens').get().tokens)`,
+        { aside },
+      ),
+      { access_token: 'last commit' },
+    )
+  })
+
+  test('a FIFO at the database path is refused at once by the store, inspectDatabase and doctor', () => {
+    const fifo = dbFile('fifo')
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as hoot from ${JSON.stringify(entry)}
+        const codes = []
+        for (const call of [() => new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(fifo)} }), () => hoot.inspectDatabase(${JSON.stringify(fifo)})]) {
+          try { call(); codes.push('ok') } catch (e) { codes.push(e.code + ' ' + /not a regular file/.test(e.message)) }
+        }
+        console.log(JSON.stringify(codes))`,
+      ],
+      { encoding: 'utf8', timeout: 10_000 },
+    )
+    assert.equal(child.status, 0, `blocked or failed: ${child.signal} ${child.stderr}`)
+    assert.deepEqual(JSON.parse(child.stdout.trim()), ['ERR_HOOT_DB true', 'ERR_HOOT_DB true'])
+    const doctor = spawnSync(process.execPath, [join(root, 'bin', 'hoot-core.js'), 'doctor', '--db', fifo], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      env: { ...process.env, HOME: tempDir('fifo-home') },
+    })
+    assert.equal(doctor.status, 1, doctor.stdout)
+    assert.match(doctor.stdout, /not a regular file/)
+  })
+
+  test('inspectDatabase creates nothing next to a WAL database', () => {
+    const dbPath = dbFile('inspect-wal')
+    new OAuthStore(USER, { dbPath }).saveTokens('s', { access_token: 'a' })
+    closeDatabase(dbPath)
+    const dir = join(dbPath, '..')
+    const before = readdirSync(dir).sort()
+    assert.deepEqual(before, ['hoot-mcp.db'], 'closing checkpointed and removed -wal and -shm')
+    const status = inspectDatabase(dbPath)
+    assert.equal(status.upToDate, true)
+    assert.deepEqual(readdirSync(dir).sort(), before)
   })
 })

@@ -18,7 +18,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::schema::{self, MigrationReport};
 use crate::env::{self, Environment};
 use crate::error::HootError;
-use crate::private_fs::{create_private_dir, new_private_file};
+use crate::private_fs::{create_private_dir, new_private_file, open_regular};
 
 /// The `dbPath` that names the process's one in-memory database.
 pub const MEMORY: &str = ":memory:";
@@ -165,13 +165,26 @@ pub fn retry_while<T, E>(mut f: impl FnMut() -> Result<T, E>, busy: impl Fn(&E) 
     }
 }
 
-/// Refuses a file that exists, is not empty, and does not start with SQLite's header, without
-/// letting SQLite touch it (SQLite would create -wal/-shm files next to it).
+/// Refuses, without letting SQLite touch it (SQLite would create -wal/-shm files next to it):
+/// anything that is not a regular file (a FIFO would block the process; it is opened
+/// non-blocking), a file with more than one hard link (two names would get two WAL files, and a
+/// write acknowledged through one name would be invisible through the other), and a file that is
+/// not empty and does not start with SQLite's header.
 pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
     let mut header = [0u8; 16];
-    let read = match fs::File::open(path) {
-        Ok(mut file) => file.read(&mut header),
+    let read = match open_regular(path) {
+        Ok((mut file, meta)) => {
+            check_single_link(&meta, location)?;
+            file.read(&mut header)
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Err(HootError::Db(format!(
+                "{} is not a regular file (a FIFO, a device or a directory); hoot-core left it untouched. \
+                 Point HOOT_DB_PATH (or {{ dbPath }}) at a database file",
+                location.display()
+            )))
+        }
         Err(e) => Err(e),
     }
     .map_err(io_error(location.display(), "read"))?;
@@ -183,6 +196,25 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
          another file, or move this one away to start a new database",
         location.display()
     )))
+}
+
+/// Refuses a database file with more than one name (hard link).
+fn check_single_link(meta: &fs::Metadata, location: &DbLocation) -> Result<(), HootError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(HootError::Db(format!(
+                "{} has {} hard links: processes using it by different names would keep separate WAL files \
+                 and not see each other's writes. Keep one name (remove the other links, or copy the file)",
+                location.display(),
+                meta.nlink()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (meta, location);
+    Ok(())
 }
 
 /// Creates an empty file with mode 0600 unless one exists; SQLite's -wal and -shm files copy
@@ -269,6 +301,39 @@ impl Database {
         Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false) }, report))
     }
 
+    /// Refuses to write when the file this connection has open is no longer the one at its path
+    /// (moved, replaced by `mv`, deleted): the write would go to the old file, where no later
+    /// reader of the path finds it. SQLite tells (`SQLITE_FCNTL_HAS_MOVED`, one `stat`, next to a
+    /// write's fsync). The `-wal` at the path still holds the old file's last commits, and SQLite
+    /// would apply them to whatever file is opened there next; so they are first checkpointed into
+    /// the old file (which keeps them wherever it was moved) and the WAL emptied, and then the
+    /// database is forgotten: the next call opens the file now at the path, clean.
+    pub fn check_not_moved(&self, conn: &Connection) -> Result<(), HootError> {
+        let DbLocation::File(_) = &self.location else { return Ok(()) };
+        let mut moved: std::os::raw::c_int = 0;
+        // SAFETY: the handle is this connection's, used under its lock; "main" is a NUL-terminated
+        // schema name and `moved` is the int this file control writes.
+        let status = unsafe {
+            rusqlite::ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_HAS_MOVED,
+                (&mut moved as *mut std::os::raw::c_int).cast(),
+            )
+        };
+        if status != rusqlite::ffi::SQLITE_OK || moved == 0 {
+            return Ok(());
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.closed.store(true, Ordering::Release);
+        forget(&self.location);
+        Err(HootError::Db(format!(
+            "{} was moved, replaced or deleted while this process had it open, so nothing was written; the \
+             next call uses the file now at that path. Replace a database only while no server has it open",
+            self.location.display()
+        )))
+    }
+
     /// Runs `f` with the connection. A poisoned lock (a panic mid-call, caught at the boundary)
     /// is recovered: SQLite rolls back any statement left half-done.
     pub fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T, HootError>) -> Result<T, HootError> {
@@ -349,6 +414,13 @@ pub fn close(location: DbLocation) -> Result<bool, HootError> {
         db.closed.store(true, Ordering::Release);
     }
     Ok(removed.is_some())
+}
+
+/// Drops `key` (a canonical location) from the registry, with every spelling that led to it.
+fn forget(key: &DbLocation) {
+    let mut registry = registry();
+    registry.aliases.retain(|_, canonical| canonical != key);
+    registry.open.remove(key);
 }
 
 /// Closes every database (shutdown).

@@ -192,24 +192,24 @@ impl OAuthStore {
     }
 
     /// Runs `f` on this store's connection; a SQLite error becomes `ERR_HOOT_DB` naming the file.
-    fn run<T>(&self, doing: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
+    fn run<T>(&self, access: Access, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
         let db = match self.opened.upgrade().filter(|db| db::is_open(db)) {
             Some(db) => db,
             None => get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0,
         };
-        run_on(&db, doing, f)
+        run_on(&db, access, f)
     }
 
     fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
         crate::test_panic(server_id);
         check_id("serverId", server_id)?;
-        self.run("read", |conn| {
+        self.run(Access::Read, |conn| {
             conn.prepare_cached(sql)?.query_row(params![self.user_id, server_id], |row| row.get(0)).optional()
         })
     }
 
     fn write(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<(), HootError> {
-        self.run("write to", |conn| conn.prepare_cached(sql)?.execute(params).map(|_| ()))
+        self.run(Access::Write, |conn| conn.prepare_cached(sql)?.execute(params).map(|_| ()))
     }
 
     /// The OAuth client registration (JSON text), if any.
@@ -243,7 +243,7 @@ impl OAuthStore {
     /// The PKCE verifier saved for `server_id`, unless it is older than ten minutes at `now`.
     pub fn code_verifier(&self, server_id: &str, now: i64) -> Result<Option<String>, HootError> {
         check_id("serverId", server_id)?;
-        self.run("read", |conn| {
+        self.run(Access::Read, |conn| {
             conn.prepare_cached(
                 "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
             )?
@@ -269,7 +269,7 @@ impl OAuthStore {
     }
 
     fn delete_rows(&self, tables: &[&str], server_id: Option<&str>) -> Result<u64, HootError> {
-        self.run("delete from", |conn| {
+        self.run(Access::Delete, |conn| {
             let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
             let mut removed = 0;
             for table in tables {
@@ -309,7 +309,7 @@ impl OAuthStore {
 
     /// Server ids with any stored state for this user, sorted.
     pub fn servers(&self) -> Result<Vec<String>, HootError> {
-        self.run("read", |conn| {
+        self.run(Access::Read, |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT server_id FROM oauth_tokens WHERE user_id = ?1
                  UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
@@ -328,28 +328,52 @@ impl OAuthStore {
     }
 }
 
+/// What a call does to the database: its error message says so, and only a read may go ahead on
+/// a file that was moved or replaced under this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Access {
+    fn doing(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write to",
+            Access::Delete => "delete from",
+        }
+    }
+}
+
 fn run_on<T>(
     db: &Database,
-    doing: &'static str,
+    access: Access,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T, HootError> {
-    db.with_conn(|conn| f(conn).map_err(|e| db::conn_error(conn, &db.location, doing, &e)))
+    db.with_conn(|conn| {
+        if access != Access::Read {
+            db.check_not_moved(conn)?;
+        }
+        f(conn).map_err(|e| db::conn_error(conn, &db.location, access.doing(), &e))
+    })
 }
 
 /// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.
 fn run_at<T>(
     location: DbLocation,
     now: i64,
-    doing: &'static str,
+    access: Access,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T, HootError> {
     let (db, _) = get_or_open(location, now * 1000)?;
-    run_on(&db, doing, f)
+    run_on(&db, access, f)
 }
 
 /// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
 pub fn cleanup_expired_verifiers(location: DbLocation, max_age: i64, now: i64) -> Result<u64, HootError> {
-    run_at(location, now, "delete from", |conn| {
+    run_at(location, now, Access::Delete, |conn| {
         conn.prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")?
             .execute(params![now - max_age])
             .map(|n| n as u64)
@@ -365,7 +389,7 @@ pub fn cached_favicon(
     now: i64,
 ) -> Result<Option<Option<String>>, HootError> {
     check_id("serverUrl", server_url)?;
-    run_at(location, now, "read", |conn| {
+    run_at(location, now, Access::Read, |conn| {
         conn.prepare_cached(
             "SELECT favicon_url FROM favicon_cache WHERE server_url = ?1
              AND (oauth_logo_uri IS NULL OR oauth_logo_uri = ?2) AND cached_at > ?3",
@@ -389,7 +413,7 @@ pub fn cache_favicon(
             return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
         }
     }
-    run_at(location, now, "write to", |conn| {
+    run_at(location, now, Access::Write, |conn| {
         conn.prepare_cached(
             "INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?1, ?2, ?3, ?4)",
         )?

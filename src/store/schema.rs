@@ -1,12 +1,15 @@
 //! Hoot's on-disk schema and the migration from its single-user schema, in one `BEGIN IMMEDIATE`
 //! transaction: a crash leaves the file fully legacy or fully migrated, never in between.
 
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::db::{create_private_file, io_error, is_busy, retry_busy, retry_while, sql_error, DbLocation};
+use super::db::{io_error, is_busy, retry_busy, retry_while, sql_error, DbLocation};
 use crate::error::HootError;
+use crate::private_fs::new_private_file;
 
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -98,15 +101,54 @@ fn existing_legacy_user(conn: &Connection, tables: &[&str]) -> rusqlite::Result<
     Ok(None)
 }
 
-fn backup_path_for(path: &Path, now_ms: i64) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut candidate = path.with_file_name(format!("{name}.pre-migration-{now_ms}.bak"));
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = path.with_file_name(format!("{name}.pre-migration-{now_ms}-{n}.bak"));
-        n += 1;
+/// The pre-migration backup, created exclusively (0600, `O_EXCL`, so never through a link planted
+/// at its name) under the first free name, and removed again unless the migration commits: a
+/// rolled-back attempt leaves no copy of every user's tokens behind.
+struct Backup {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Backup {
+    fn create(db: &Path, now_ms: i64) -> io::Result<Backup> {
+        let name = db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for n in 0u32.. {
+            let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+            let path = db.with_file_name(format!("{name}.pre-migration-{now_ms}{suffix}.bak"));
+            match new_private_file().open(&path) {
+                Ok(_) => return Ok(Backup { path, kept: false }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("no free backup name"))
     }
-    candidate
+
+    /// Copies the committed state of `db` into the backup, through a second, read-only
+    /// connection: SQLite refuses to back up through the connection holding the write
+    /// transaction. In WAL mode it reads the pre-migration state, and the write lock held by the
+    /// caller keeps every other writer out. The backup is opened without following links.
+    fn copy_from(&self, db: &Path) -> rusqlite::Result<()> {
+        let reader =
+            Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut copy = Connection::open_with_flags(&self.path, flags)?;
+        let copied = rusqlite::backup::Backup::new(&reader, &mut copy)?.run_to_completion(
+            i32::MAX,
+            std::time::Duration::ZERO,
+            None,
+        );
+        copied
+    }
+}
+
+impl Drop for Backup {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Brings the schema up to date: creates missing tables, converts legacy single-user tables
@@ -171,18 +213,15 @@ fn migrate_in_transaction(
         }
     }
 
+    let mut backup = None;
     if !legacy.is_empty() {
         if let DbLocation::File(path) = location {
-            let backup = backup_path_for(path, now_ms);
-            create_private_file(&backup)
-                .map_err(|e| MigrateError::Hoot(io_error(backup.display(), "create the backup")(e)))?;
-            // Through a second, read-only connection: SQLite refuses to back up through the
-            // connection holding the write transaction. In WAL mode it reads the committed,
-            // pre-migration state, and the write lock held here keeps every other writer out.
-            let reader =
-                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-            reader.backup(rusqlite::MAIN_DB, &backup, None::<fn(rusqlite::backup::Progress)>)?;
-            report.backup_path = Some(backup);
+            let made = Backup::create(path, now_ms).map_err(|e| {
+                MigrateError::Hoot(io_error(location.display(), "create the pre-migration backup of")(e))
+            })?;
+            made.copy_from(path)?;
+            report.backup_path = Some(made.path.clone());
+            backup = Some(made);
         }
         let user = match existing_legacy_user(&tx, &multi_tenant)? {
             Some(id) => id,
@@ -204,6 +243,9 @@ fn migrate_in_transaction(
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    if let Some(backup) = &mut backup {
+        backup.kept = true;
+    }
     Ok(report)
 }
 
@@ -235,6 +277,19 @@ fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], us
     Ok(moved as u64)
 }
 
+/// `file:<path>?immutable=1`, the path percent-encoded as SQLite's URI parser expects.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => uri.push(char::from(byte)),
+            _ => uri.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 /// What a database holds, read without changing anything (for `hoot-core doctor`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabaseStatus {
@@ -259,14 +314,27 @@ impl DatabaseStatus {
 }
 
 /// Reads the schema state of the database at `path` through a read-only connection.
+/// Nothing is created next to the file: a read-only connection to a WAL database would create its
+/// `-shm` (and `-wal`), so unless both are there already (a server has the file open) the file
+/// is opened `immutable`, which creates nothing and is exact when there is no WAL to read.
 pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, HootError> {
-    if !path.exists() {
+    if !crate::private_fs::is_present(path) {
         return Ok(DatabaseStatus::default());
     }
     super::db::check_header(path, location)?;
     let fail = sql_error(location, "inspect");
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(&fail)?;
+    let sidecar = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private_fs::is_present(Path::new(&name))
+    };
+    let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if sidecar("-wal") && sidecar("-shm") {
+        Connection::open_with_flags(path, read_only)
+    } else {
+        Connection::open_with_flags(immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
+    }
+    .map_err(&fail)?;
     let mut status = DatabaseStatus {
         exists: true,
         schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
