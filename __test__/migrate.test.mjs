@@ -13,7 +13,7 @@ import {
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { OAuthStore, closeDatabase, migrateDatabase } from '../lib/index.js'
+import { OAuthStore, closeDatabase, inspectDatabase, migrateDatabase } from '../lib/index.js'
 import { USER, entry, makeLegacyDb, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')
@@ -223,3 +223,72 @@ test(
     assert.equal(inspect(path).oauth_tokens.rows, 2000)
   },
 )
+
+describe('legacy files a plain conversion could not take', () => {
+  test('colliding NULL server ids are converted, the extra rows kept aside and reported', () => {
+    const path = dbFile('nulls')
+    makeLegacyDb(path, 1)
+    withBetterSqlite(
+      `const db = new Database(input.path)
+      db.prepare('INSERT INTO oauth_tokens VALUES (NULL, ?)').run('{"access_token":"a"}')
+      db.prepare('INSERT INTO oauth_tokens VALUES (NULL, ?)').run('{"access_token":"b"}')
+      db.close(); console.log('null')`,
+      { path },
+    )
+    const report = migrateDatabase(path)
+    assert.equal(report.migrated, true)
+    assert.equal(report.tokens, 2)
+    assert.equal(report.conflicts, 1)
+    assert.equal(report.conflictsTable, 'hoot_migration_conflicts')
+    const kept = withBetterSqlite(
+      `const db = new Database(input.path, { readonly: true })
+      console.log(JSON.stringify(db.prepare('SELECT table_name, row FROM hoot_migration_conflicts').all()))`,
+      { path },
+    )
+    assert.deepEqual(kept, [{ table_name: 'oauth_tokens', row: '{"tokens":"{\\"access_token\\":\\"b\\"}"}' }])
+  })
+
+  test('a file that cannot be migrated gives every call one clear error, and leaves no backups', () => {
+    const path = dbFile('unmigratable')
+    withBetterSqlite(
+      `const db = new Database(input.path); db.pragma('journal_mode = WAL')
+      db.exec('CREATE TABLE oauth_tokens (id TEXT PRIMARY KEY, tokens TEXT)'); db.close(); console.log('null')`,
+      { path },
+    )
+    const messages = new Set()
+    for (let i = 0; i < 20; i++) {
+      assert.throws(
+        () => new OAuthStore(USER, { dbPath: path }),
+        (e) => {
+          messages.add(e.message)
+          return e.code === 'ERR_HOOT_DB'
+        },
+      )
+    }
+    assert.equal(messages.size, 1)
+    assert.match([...messages][0], /table oauth_tokens has no server_id column .*Rename or drop that table/)
+    assert.deepEqual(
+      readdirSync(join(path, '..')).filter((f) => f.includes('pre-migration')),
+      [],
+    )
+  })
+
+  test('user_version 1 over legacy tables: inspect, doctor and migrate agree it needs migrating', () => {
+    const path = dbFile('v1')
+    makeLegacyDb(path, 2)
+    withBetterSqlite(
+      `const db = new Database(input.path); db.pragma('user_version = 1'); db.close(); console.log('null')`,
+      {
+        path,
+      },
+    )
+    const status = inspectDatabase(path)
+    assert.equal(status.upToDate, false)
+    assert.deepEqual(status.legacyTables, ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers'])
+    const report = migrateDatabase(path)
+    assert.equal(report.migrated, true)
+    assert.equal(report.tokens, 2)
+    assert.equal(inspectDatabase(path).upToDate, true)
+    assert.deepEqual(new OAuthStore(report.legacyUserId, { dbPath: path }).tokens('s1'), { access_token: 't1' })
+  })
+})

@@ -82,6 +82,10 @@ function migrate(values, [db]) {
   ${report.tokens} OAuth tokens, ${report.clientInfo} client registrations, ${report.verifiers} verifiers
   now belong to ${report.legacyUserId}.
   Backup of the old file: ${report.backupPath}`)
+  if (report.conflicts) {
+    console.log(`  ${report.conflicts} legacy row(s) shared a server id with another (two NULL ids, or NULL and '')
+  and were kept aside, whole, in the table ${report.conflictsTable}: look there before deleting the backup.`)
+  }
   return 0
 }
 

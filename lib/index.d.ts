@@ -357,6 +357,13 @@ export interface MigrationReport {
   schemaVersion: number
   /** The copy of the database taken before migrating. */
   backupPath?: string
+  /**
+   * Legacy rows that collided on a key (two NULL server ids, or a NULL and an empty one) and
+   * were kept aside, whole, in `conflictsTable` instead: present only when there were any.
+   */
+  conflicts?: number
+  /** The table holding them, `hoot_migration_conflicts` (Hoot's queries never read it). */
+  conflictsTable?: string
 }
 
 /**

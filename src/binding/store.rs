@@ -210,6 +210,11 @@ pub struct JsMigrationReport {
     pub schema_version: u32,
     /// The copy of the database taken before migrating.
     pub backup_path: Option<String>,
+    /// Legacy rows that collided on a key (two NULL server ids, or a NULL and an empty one) and
+    /// were kept aside, whole, in `conflictsTable` instead: present only when there were any.
+    pub conflicts: Option<u32>,
+    /// The table holding them, `hoot_migration_conflicts` (Hoot's queries never read it).
+    pub conflicts_table: Option<String>,
 }
 
 fn count(n: u64) -> u32 {
@@ -232,6 +237,8 @@ pub fn migrate_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsMi
             verifiers: count(report.verifiers),
             schema_version: u32::try_from(report.schema_version).unwrap_or(0),
             backup_path: report.backup_path.map(|p| p.display().to_string()),
+            conflicts: (report.conflicts > 0).then(|| count(report.conflicts)),
+            conflicts_table: (report.conflicts > 0).then(|| store::schema::CONFLICTS_TABLE.to_string()),
         })
     })
 }

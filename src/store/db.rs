@@ -349,6 +349,40 @@ impl Database {
 struct Registry {
     open: HashMap<DbLocation, Arc<Database>>,
     aliases: HashMap<DbLocation, DbLocation>,
+    /// Files that failed to open (or migrate): asked again only once the file has changed or
+    /// `RETRY_FAILED_OPEN_MS` has passed, not on every call of a server making one store per
+    /// request.
+    failed: HashMap<DbLocation, FailedOpen>,
+}
+
+/// How long a database that failed to open is answered with the same error while its file stays
+/// as it was.
+pub const RETRY_FAILED_OPEN_MS: i64 = 5_000;
+
+struct FailedOpen {
+    error: HootError,
+    file: Option<FileIdentity>,
+    at_ms: i64,
+}
+
+/// What tells that a file was changed or replaced: its inode, size and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileIdentity {
+    fn of(location: &DbLocation) -> Option<FileIdentity> {
+        let DbLocation::File(path) = location else { return None };
+        let meta = fs::symlink_metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileIdentity { inode, len: meta.len(), modified: meta.modified().ok() })
+    }
 }
 
 static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
@@ -382,7 +416,20 @@ pub fn get_or_open_canonical(
     if let Some(db) = registry.open.get(key) {
         return Ok((Arc::clone(db), None));
     }
-    let (db, report) = Database::open(key.clone(), now_ms)?;
+    if let Some(failed) = registry.failed.get(key) {
+        if now_ms - failed.at_ms < RETRY_FAILED_OPEN_MS && FileIdentity::of(key) == failed.file {
+            return Err(failed.error.clone());
+        }
+    }
+    let (db, report) = match Database::open(key.clone(), now_ms) {
+        Ok(opened) => opened,
+        Err(error) => {
+            let failed = FailedOpen { error: error.clone(), file: FileIdentity::of(key), at_ms: now_ms };
+            registry.failed.insert(key.clone(), failed);
+            return Err(error);
+        }
+    };
+    registry.failed.remove(key);
     let db = Arc::new(db);
     registry.open.insert(key.clone(), Arc::clone(&db));
     Ok((db, Some(report)))
@@ -409,6 +456,7 @@ pub fn close(location: DbLocation) -> Result<bool, HootError> {
         },
     };
     registry.aliases.retain(|_, canonical| *canonical != key);
+    registry.failed.remove(&key);
     let removed = registry.open.remove(&key);
     if let Some(db) = &removed {
         db.closed.store(true, Ordering::Release);
@@ -431,4 +479,5 @@ pub fn close_all() {
     }
     registry.open.clear();
     registry.aliases.clear();
+    registry.failed.clear();
 }

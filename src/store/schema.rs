@@ -78,6 +78,64 @@ pub struct MigrationReport {
     pub schema_version: i64,
     /// The copy of the file taken before migrating.
     pub backup_path: Option<PathBuf>,
+    /// Legacy rows that could not be kept under their key because another row has it (two NULL
+    /// server ids, or a NULL and an empty one): moved, whole, into `CONFLICTS_TABLE`.
+    pub conflicts: u64,
+}
+
+/// Where a migration keeps the legacy rows that collide on a key, whole, for their owner to look
+/// at: a table no Hoot query reads.
+pub const CONFLICTS_TABLE: &str = "hoot_migration_conflicts";
+
+/// The tables hoot-core's schema has, in Hoot's single-user form, or lacks: what decides whether
+/// a database needs migrating (the same answer for `migrateDatabase`, `inspectDatabase` and
+/// `doctor`, whatever `user_version` says).
+struct Shape {
+    /// Legacy tables with their columns.
+    legacy: Vec<(&'static UserTable, Vec<String>)>,
+    /// Tables already in the multi-tenant form.
+    multi_tenant: Vec<&'static str>,
+    /// Tables hoot-core would create.
+    missing: Vec<&'static str>,
+}
+
+impl Shape {
+    fn read(conn: &Connection) -> rusqlite::Result<Shape> {
+        let mut shape = Shape { legacy: Vec::new(), multi_tenant: Vec::new(), missing: Vec::new() };
+        for (name, _) in TABLES {
+            let cols = columns(conn, name)?;
+            match USER_TABLES.iter().find(|t| t.name == name) {
+                _ if cols.is_empty() => shape.missing.push(name),
+                Some(table) if !cols.iter().any(|c| c == "user_id") => shape.legacy.push((table, cols)),
+                Some(_) => shape.multi_tenant.push(name),
+                None => {}
+            }
+        }
+        Ok(shape)
+    }
+
+    fn complete(&self) -> bool {
+        self.legacy.is_empty() && self.missing.is_empty()
+    }
+
+    /// Refuses, before any backup or change, a legacy table without the columns its rows need.
+    fn check_columns(&self, location: &DbLocation) -> Result<(), HootError> {
+        for (table, cols) in &self.legacy {
+            // created_at may be missing (a very old verifiers table): it gets the column's default.
+            let needed = ["server_id"].iter().chain(table.columns.iter().take(1));
+            if let Some(absent) = needed.into_iter().find(|c| !cols.iter().any(|have| have == *c)) {
+                return Err(HootError::Db(format!(
+                    "{}: table {} has no {absent} column (it has {}), so it is neither Hoot's single-user nor \
+                     its multi-user schema and hoot-core cannot convert it; nothing was changed. Rename or drop \
+                     that table (its rows stay yours to move by hand), or point HOOT_DB_PATH at another file",
+                    location.display(),
+                    table.name,
+                    cols.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
@@ -159,7 +217,12 @@ pub fn ensure_schema(conn: &Connection, location: &DbLocation, now_ms: i64) -> R
     let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |row| row.get(0)))
         .map_err(sql_error(location, "read the schema version of"))?;
     if version == SCHEMA_VERSION {
-        return Ok(up_to_date);
+        // user_version alone is not trusted: Hoot's own code or a restore can leave legacy tables
+        // under a version 1, and then every write would fail.
+        let shape = retry_busy(|| Shape::read(conn)).map_err(sql_error(location, "read the schema of"))?;
+        if shape.complete() {
+            return Ok(up_to_date);
+        }
     }
     if version > SCHEMA_VERSION {
         return Err(HootError::Db(format!(
@@ -194,24 +257,15 @@ fn migrate_in_transaction(
     // transaction rolls back when dropped unless committed.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut report = MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() };
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version == SCHEMA_VERSION {
-        return Ok(report); // another process finished first
-    }
-
-    let mut legacy = Vec::new();
-    let mut multi_tenant = Vec::new();
-    for table in &USER_TABLES {
-        let cols = columns(&tx, table.name)?;
-        if cols.is_empty() {
-            continue;
-        }
-        if cols.iter().any(|c| c == "user_id") {
-            multi_tenant.push(table.name);
-        } else {
-            legacy.push((table, cols));
+    let shape = Shape::read(&tx)?;
+    if shape.complete() {
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version == SCHEMA_VERSION {
+            return Ok(report); // another process finished first
         }
     }
+    shape.check_columns(location).map_err(MigrateError::Hoot)?;
+    let Shape { legacy, multi_tenant, .. } = shape;
 
     let mut backup = None;
     if !legacy.is_empty() {
@@ -228,7 +282,8 @@ fn migrate_in_transaction(
             None => format!("legacy-user-{now_ms}"),
         };
         for (table, cols) in &legacy {
-            let moved = migrate_table(&tx, table, cols, &user)?;
+            let (moved, conflicts) = migrate_table(&tx, table, cols, &user, now_ms)?;
+            report.conflicts += conflicts;
             match table.name {
                 "oauth_tokens" => report.tokens = moved,
                 "oauth_client_info" => report.client_info = moved,
@@ -249,13 +304,25 @@ fn migrate_in_transaction(
     Ok(report)
 }
 
-/// Rebuilds one legacy table in the multi-tenant form with every row under `user`.
-fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], user: &str) -> rusqlite::Result<u64> {
+/// Rebuilds one legacy table in the multi-tenant form with every row under `user`; returns the
+/// rows moved and the rows kept aside in `CONFLICTS_TABLE`.
+///
+/// A NULL server id (the legacy key allowed several) becomes `''`. Where rows then share a key,
+/// one is kept, by a fixed rule (a real `''` before a NULL, then the first inserted), and the
+/// others go, whole, to `CONFLICTS_TABLE`: nothing is lost. Views naming the table keep working
+/// (the new table takes its name, with its columns), and its triggers are made again on it.
+fn migrate_table(
+    tx: &Transaction,
+    table: &UserTable,
+    legacy_cols: &[String],
+    user: &str,
+    now_ms: i64,
+) -> Result<(u64, u64), MigrateError> {
     let name = table.name;
     let new_name = format!("{name}__hoot_migrating");
     tx.execute_batch(&format!("DROP TABLE IF EXISTS {new_name}; {}", create_table(&new_name, columns_of(name))))?;
     // A column the legacy table lacks (a very old verifiers table without created_at) gets the
-    // column's default; `server_id` and the value columns are always there in Hoot's legacy schema.
+    // column's default.
     let select: Vec<String> = table
         .columns
         .iter()
@@ -264,17 +331,63 @@ fn migrate_table(tx: &Transaction, table: &UserTable, legacy_cols: &[String], us
             false => "CAST(strftime('%s', 'now') AS INTEGER)".to_string(),
         })
         .collect();
+    let ranked = format!(
+        "SELECT rowid AS legacy_rowid, server_id AS legacy_server_id, {select}, ROW_NUMBER() OVER \
+         (PARTITION BY COALESCE(server_id, '') ORDER BY server_id IS NULL, rowid) AS rank FROM {name}",
+        select = select.iter().zip(table.columns).map(|(s, c)| format!("{s} AS {c}")).collect::<Vec<_>>().join(", ")
+    );
+    let cols = table.columns.join(", ");
     let moved = tx.execute(
         &format!(
-            // A NULL server_id (legacy keys allowed it) becomes '' rather than failing the NOT NULL.
-            "INSERT INTO {new_name} (user_id, server_id, {cols}) SELECT ?1, COALESCE(server_id, ''), {select} FROM {name}",
-            cols = table.columns.join(", "),
-            select = select.join(", ")
+            "INSERT INTO {new_name} (user_id, server_id, {cols}) \
+             SELECT ?1, COALESCE(legacy_server_id, ''), {cols} FROM ({ranked}) WHERE rank = 1"
         ),
         [user],
     )?;
-    tx.execute_batch(&format!("DROP TABLE {name}; ALTER TABLE {new_name} RENAME TO {name};"))?;
-    Ok(moved as u64)
+    let members = table.columns.iter().map(|c| format!("'{c}', {c}")).collect::<Vec<_>>().join(", ");
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {CONFLICTS_TABLE} (table_name TEXT NOT NULL, user_id TEXT NOT NULL, \
+         server_id TEXT, legacy_rowid INTEGER NOT NULL, row TEXT NOT NULL, migrated_at INTEGER NOT NULL)"
+    ))?;
+    let conflicts = tx.execute(
+        &format!(
+            "INSERT INTO {CONFLICTS_TABLE} (table_name, user_id, server_id, legacy_rowid, row, migrated_at) \
+             SELECT ?1, ?2, legacy_server_id, legacy_rowid, json_object({members}), ?3 FROM ({ranked}) WHERE rank > 1"
+        ),
+        rusqlite::params![name, user, now_ms],
+    )?;
+    if conflicts == 0 {
+        drop_if_empty(tx)?;
+    }
+    let triggers: Vec<(String, String)> = tx
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL")?
+        .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // With the legacy rename rule SQLite leaves views alone (they name the table, which the new
+    // one becomes) instead of refusing the rename because a view names a table being dropped.
+    tx.pragma_update(None, "legacy_alter_table", true)?;
+    let renamed = tx.execute_batch(&format!("DROP TABLE {name}; ALTER TABLE {new_name} RENAME TO {name};"));
+    tx.pragma_update(None, "legacy_alter_table", false)?;
+    renamed?;
+    for (trigger, sql) in triggers {
+        tx.execute_batch(&sql).map_err(|e| {
+            MigrateError::Hoot(HootError::Db(format!(
+                "The trigger {trigger} on {name} does not fit the multi-user table ({e}), so nothing was \
+                 migrated. Drop it (DROP TRIGGER {trigger}) and migrate again, then make it anew if you need it"
+            )))
+        })?;
+    }
+    Ok((moved as u64, conflicts as u64))
+}
+
+/// Drops the conflicts table when this migration put nothing in it (and no earlier one did).
+fn drop_if_empty(tx: &Transaction) -> rusqlite::Result<()> {
+    let empty: bool =
+        tx.query_row(&format!("SELECT NOT EXISTS (SELECT 1 FROM {CONFLICTS_TABLE})"), [], |r| r.get(0))?;
+    if empty {
+        tx.execute_batch(&format!("DROP TABLE {CONFLICTS_TABLE}"))?;
+    }
+    Ok(())
 }
 
 /// `file:<path>?immutable=1`, the path percent-encoded as SQLite's URI parser expects.
@@ -335,18 +448,11 @@ pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, Hoo
         Connection::open_with_flags(immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
     }
     .map_err(&fail)?;
-    let mut status = DatabaseStatus {
+    let shape = Shape::read(&conn).map_err(&fail)?;
+    Ok(DatabaseStatus {
         exists: true,
         schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
-        ..DatabaseStatus::default()
-    };
-    for (name, _) in TABLES {
-        let cols = columns(&conn, name).map_err(&fail)?;
-        if cols.is_empty() {
-            status.missing_tables.push(name.to_string());
-        } else if USER_TABLES.iter().any(|t| t.name == name) && !cols.iter().any(|c| c == "user_id") {
-            status.legacy_tables.push(name.to_string());
-        }
-    }
-    Ok(status)
+        legacy_tables: shape.legacy.iter().map(|(t, _)| t.name.to_string()).collect(),
+        missing_tables: shape.missing.iter().map(|t| t.to_string()).collect(),
+    })
 }

@@ -441,3 +441,142 @@ mod properties {
         }
     }
 }
+
+// Legacy files that Hoot's own code could leave and that a plain conversion cannot take.
+
+fn backups_next_to(path: &Path) -> usize {
+    let dir = path.parent().unwrap_or(path);
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains("pre-migration")).count())
+}
+
+#[test]
+fn colliding_legacy_keys_are_kept_aside_whole_by_a_fixed_rule() -> TestResult {
+    let path = db_file("collide");
+    legacy_db(&path, 2)?;
+    {
+        let conn = Connection::open(&path)?;
+        // The legacy key allowed several NULLs; a NULL and '' become one key too.
+        conn.execute_batch(
+            r#"INSERT INTO oauth_tokens VALUES (NULL, '{"access_token":"null-1"}');
+               INSERT INTO oauth_tokens VALUES (NULL, '{"access_token":"null-2"}');
+               INSERT INTO oauth_tokens VALUES ('', '{"access_token":"empty"}');
+               INSERT INTO oauth_client_info VALUES (NULL, '{"client_id":"a"}');
+               INSERT INTO oauth_client_info VALUES (NULL, '{"client_id":"b"}');"#,
+        )?;
+    }
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    assert!(report.migrated);
+    assert_eq!((report.tokens, report.client_info, report.conflicts), (3, 3, 3));
+    let legacy = report.legacy_user_id.clone().ok_or("no legacy user")?;
+    assert_eq!(store(&legacy, &path)?.tokens("s1")?.as_deref(), Some(r#"{"access_token":"t1"}"#));
+    // The '' key is Hoot's (the store API refuses empty ids), so it is read here with SQL.
+    let conn = Connection::open(&path)?;
+    let kept_under_empty = |sql: &str| conn.query_row(sql, [&legacy], |r| r.get::<_, String>(0));
+    assert_eq!(
+        kept_under_empty("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ''")?,
+        r#"{"access_token":"empty"}"#,
+        "a real '' before a NULL"
+    );
+    assert_eq!(
+        kept_under_empty("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ''")?,
+        r#"{"client_id":"a"}"#,
+        "then the first inserted"
+    );
+    let mut kept = conn.prepare(&format!(
+        "SELECT table_name, user_id, server_id IS NULL, json_extract(row, '$.tokens'), json_extract(row, '$.client_info') \
+         FROM {} ORDER BY table_name, legacy_rowid",
+        schema::CONFLICTS_TABLE
+    ))?;
+    type KeptRow = (String, String, bool, Option<String>, Option<String>);
+    let rows: Vec<KeptRow> = kept
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        rows,
+        vec![
+            ("oauth_client_info".into(), legacy.clone(), true, None, Some(r#"{"client_id":"b"}"#.into())),
+            ("oauth_tokens".into(), legacy.clone(), true, Some(r#"{"access_token":"null-1"}"#.into()), None),
+            ("oauth_tokens".into(), legacy.clone(), true, Some(r#"{"access_token":"null-2"}"#.into()), None),
+        ],
+        "nothing is lost"
+    );
+    Ok(())
+}
+
+#[test]
+fn views_and_triggers_naming_a_legacy_table_survive_the_migration() -> TestResult {
+    let path = db_file("dependents");
+    legacy_db(&path, 3)?;
+    {
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "CREATE VIEW token_servers AS SELECT server_id FROM oauth_tokens;
+             CREATE TABLE token_log (server_id TEXT);
+             CREATE TRIGGER log_tokens AFTER INSERT ON oauth_tokens BEGIN INSERT INTO token_log VALUES (new.server_id); END;",
+        )?;
+    }
+    let report = migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    assert_eq!((report.migrated, report.tokens), (true, 3));
+    let s = store(&report.legacy_user_id.clone().ok_or("no legacy user")?, &path)?;
+    s.save_tokens("new", &json(r#"{"access_token":"n"}"#))?;
+    let conn = Connection::open(&path)?;
+    let servers: i64 = conn.query_row("SELECT count(*) FROM token_servers", [], |r| r.get(0))?;
+    assert_eq!(servers, 4, "the view reads the new table");
+    let logged: i64 = conn.query_row("SELECT count(*) FROM token_log WHERE server_id = 'new'", [], |r| r.get(0))?;
+    assert_eq!(logged, 1, "the trigger fires on the new table");
+    Ok(())
+}
+
+#[test]
+fn a_legacy_table_without_its_key_column_is_refused_before_any_backup_and_not_retried_per_call() -> TestResult {
+    let path = db_file("no-server-id");
+    {
+        let conn = Connection::open(&path)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE oauth_tokens (id TEXT PRIMARY KEY, tokens TEXT);")?;
+    }
+    let location = DbLocation::File(path.clone());
+    let refused = |now_ms| match migrate_database(location.clone(), now_ms) {
+        Err(HootError::Db(message)) => message,
+        other => panic!("expected ERR_HOOT_DB, got {other:?}"),
+    };
+    let message = refused(NOW_MS);
+    assert!(message.contains("table oauth_tokens has no server_id column (it has id, tokens)"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert_eq!(backups_next_to(&path), 0, "the columns are checked before the backup is taken");
+    assert_eq!(user_id_columns(&path)?, [false, false, false]);
+
+    // Fixed in place, but with the same size and time stamp, the file is not looked at again
+    // within RETRY_FAILED_OPEN_MS: the same error comes back at no cost.
+    let before = std::fs::metadata(&path)?;
+    {
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "DROP TABLE oauth_tokens; CREATE TABLE oauth_tokens (server_id TEXT PRIMARY KEY, tokens TEXT);",
+        )?;
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    }
+    std::fs::OpenOptions::new().write(true).open(&path)?.set_len(before.len())?;
+    std::fs::File::options().write(true).open(&path)?.set_modified(before.modified()?)?;
+    assert_eq!(std::fs::metadata(&path)?.len(), before.len());
+    assert_eq!(refused(NOW_MS + 1), message, "not retried on the next call");
+    // After the pause it is tried again, and opens.
+    let report = migrate_database(location, NOW_MS + db::RETRY_FAILED_OPEN_MS)?;
+    assert!(report.migrated);
+    Ok(())
+}
+
+#[test]
+fn a_version_1_file_over_legacy_tables_is_migrated_and_reported_the_same_everywhere() -> TestResult {
+    let path = db_file("v1-legacy");
+    legacy_db(&path, 4)?;
+    Connection::open(&path)?.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    let location = DbLocation::File(path.clone());
+    let status = inspect_database(location.clone())?;
+    assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
+    assert!(!status.up_to_date(), "inspect (and doctor) say it needs migrating");
+    let report = migrate_database(location.clone(), NOW_MS)?;
+    assert_eq!((report.migrated, report.tokens), (true, 4), "and migrate migrates it, despite user_version");
+    assert!(inspect_database(location)?.up_to_date());
+    Ok(())
+}
