@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test'
 import { SignJWT, importJWK } from 'jose'
 
 import { loadKeys } from '../lib/index.js'
-import { createApp } from '../examples/express/server.mjs'
+import { UserConnections, createApp } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
 import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
 
@@ -134,4 +134,58 @@ test("two browsers: each authorizes for itself and cannot reach the other's conn
     404,
     'the failed reconnect dropped the old connection',
   )
+})
+
+test('a malformed body is a JSON 400, and nothing of it reaches a log', async () => {
+  const secret = randomUUID()
+  const logged = []
+  const { error, warn, log } = console
+  const write = process.stderr.write
+  console.error = console.warn = console.log = (...args) => logged.push(args.join(' '))
+  process.stderr.write = (chunk, ...rest) => (logged.push(String(chunk)), true)
+  let response
+  try {
+    response = await fetch(base + '/auth/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: ORIGIN },
+      body: `{"userId": "${secret}",`,
+    })
+  } finally {
+    Object.assign(console, { error, warn, log })
+    process.stderr.write = write
+  }
+  assert.equal(response.status, 400)
+  assert.match(response.headers.get('content-type'), /application\/json/)
+  assert.deepEqual(await response.json(), { success: false, error: 'Invalid JSON body' })
+  assert.ok(!logged.some((line) => line.includes(secret.slice(0, 8))), logged.join('\n'))
+})
+
+test('a user who only gets 404s leaves nothing behind in the connection map', async () => {
+  for (let i = 0; i < 5; i++) {
+    const token = await browserToken()
+    assert.equal((await call('GET', '/mcp/tools/none', { token })).status, 404)
+    assert.equal((await call('POST', '/mcp/disconnect', { token, body: { serverId: 'none' } })).status, 404)
+  }
+  assert.equal(app.connections.users, 0)
+})
+
+test('UserConnections: bounded per user and in total, idle ones closed, empty users gone', async () => {
+  const closed = []
+  const client = (name) => ({ name, close: async () => void closed.push(name) })
+  const pool = new UserConnections({ perUser: 2, total: 3, idleMs: 1000 })
+  await pool.set('alice', 'a1', client('alice/a1'), 0)
+  await pool.set('alice', 'a2', client('alice/a2'), 10)
+  assert.equal(pool.get('alice', 'a1', 20).name, 'alice/a1') // a1 is now the more recently used
+  await pool.set('alice', 'a3', client('alice/a3'), 30)
+  assert.deepEqual(closed, ['alice/a2'], 'the per-user bound closes her least recently used')
+  assert.equal(pool.get('bob', 'a1'), undefined, 'another user with the same server id sees nothing')
+  await pool.set('bob', 'b1', client('bob/b1'), 40)
+  await pool.set('carol', 'c1', client('carol/c1'), 50)
+  assert.deepEqual(closed, ['alice/a2', 'alice/a1'], 'the total bound closes the least recently used of all')
+  await pool.evictIdle(1045)
+  assert.deepEqual(closed, ['alice/a2', 'alice/a1', 'alice/a3', 'bob/b1'], 'idle for a second: closed')
+  assert.equal(pool.users, 1)
+  assert.equal(await pool.delete('carol', 'c1'), true)
+  assert.equal(pool.users, 0, 'a user with no connection is not kept')
+  assert.equal(await pool.delete('carol', 'c1'), false)
 })

@@ -17,14 +17,85 @@ import {
   verifyToken,
 } from 'hoot-core'
 
-export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009' } = {}) {
+/**
+ * Live MCP clients per user, then per server: Hoot's single Map keyed by serverId let one browser
+ * use or disconnect another browser's connection. Entries are made only on connect and removed on
+ * disconnect, when a user has none left, or after `idleMs` unused; a user holds at most
+ * `perUser` and all users at most `total`, the least recently used closed first. Time is a
+ * parameter (`now`, in ms) so tests need no clock.
+ */
+export class UserConnections {
+  constructor({ perUser = 20, total = 1000, idleMs = 30 * 60 * 1000 } = {}) {
+    Object.assign(this, { perUser, total, idleMs })
+    this.byUser = new Map() // userId -> Map(serverId -> { client, usedAt })
+    this.count = 0
+  }
+
+  /** The user's client for `serverId`, marked as used; undefined without creating anything. */
+  get(userId, serverId, now = Date.now()) {
+    const entry = this.byUser.get(userId)?.get(serverId)
+    if (entry) entry.usedAt = now
+    return entry?.client
+  }
+
+  /** Keeps `client` as the user's connection to `serverId`, closing what it replaces or evicts. */
+  async set(userId, serverId, client, now = Date.now()) {
+    await this.delete(userId, serverId)
+    await this.evictIdle(now)
+    const mine = this.byUser.get(userId) ?? new Map()
+    while (mine.size >= this.perUser) await this.#evictOldest(mine, userId)
+    while (this.count >= this.total) await this.#evictOldest(undefined)
+    mine.set(serverId, { client, usedAt: now })
+    this.byUser.set(userId, mine)
+    this.count++
+  }
+
+  /** Closes and forgets the user's connection to `serverId`; true if there was one. */
+  async delete(userId, serverId) {
+    const mine = this.byUser.get(userId)
+    const entry = mine?.get(serverId)
+    if (!entry) return false
+    mine.delete(serverId)
+    this.count--
+    if (mine.size === 0) this.byUser.delete(userId)
+    await entry.client.close()
+    return true
+  }
+
+  /** Closes every connection unused for `idleMs`. */
+  async evictIdle(now = Date.now()) {
+    for (const [userId, mine] of [...this.byUser]) {
+      for (const [serverId, entry] of [...mine]) {
+        if (now - entry.usedAt >= this.idleMs) await this.delete(userId, serverId)
+      }
+    }
+  }
+
+  async #evictOldest(only, onlyUser) {
+    let oldest
+    for (const [userId, mine] of only ? [[onlyUser, only]] : this.byUser) {
+      for (const [serverId, entry] of mine)
+        if (!oldest || entry.usedAt < oldest.usedAt) oldest = { userId, serverId, ...entry }
+    }
+    if (oldest) await this.delete(oldest.userId, oldest.serverId)
+  }
+
+  /** Users with at least one connection. */
+  get users() {
+    return this.byUser.size
+  }
+
+  async closeAll() {
+    for (const [userId, mine] of [...this.byUser])
+      for (const serverId of [...mine.keys()]) await this.delete(userId, serverId)
+  }
+}
+
+export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009', connections } = {}) {
   const app = express()
   const allowedOrigins = new Set(['http://localhost:3000', 'http://localhost:8009', frontendUrl])
   const callbackUrl = `${frontendUrl}/oauth/callback`
-  // Live MCP clients per user, then per server: Hoot's single Map keyed by serverId let one
-  // browser use or disconnect another browser's connection.
-  const clients = new Map()
-  const userClients = (userId) => clients.get(userId) ?? clients.set(userId, new Map()).get(userId)
+  const clients = connections ?? new UserConnections()
   app.use(express.json({ limit: '10mb' }))
 
   app.get('/health', (req, res) => res.json({ status: 'ok' }))
@@ -62,9 +133,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     if (typeof serverId !== 'string' || !serverId || typeof url !== 'string') {
       return res.status(400).json({ success: false, error: 'serverId and url are required' })
     }
-    const mine = userClients(req.userId)
-    await mine.get(serverId)?.close()
-    mine.delete(serverId)
+    await clients.delete(req.userId, serverId)
     const authProvider = createOAuthProvider(new OAuthStore(req.userId), serverId, {
       redirectUrl: callbackUrl,
       clientMetadata: {
@@ -81,7 +150,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
       if (authorizationCode) await transport.finishAuth(authorizationCode)
       const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
       await client.connect(transport)
-      mine.set(serverId, client)
+      await clients.set(req.userId, serverId, client)
       res.json({ success: true, serverId })
     } catch (error) {
       if (error.name === 'UnauthorizedError') {
@@ -98,7 +167,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   })
 
   app.get('/mcp/tools/:serverId', async (req, res) => {
-    const client = userClients(req.userId).get(req.params.serverId)
+    const client = clients.get(req.userId, req.params.serverId)
     if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
     const { tools } = await client.listTools()
     res.json({
@@ -108,11 +177,9 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   })
 
   app.post('/mcp/disconnect', async (req, res) => {
-    const mine = userClients(req.userId)
-    const client = mine.get(req.body?.serverId)
-    if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
-    await client.close()
-    mine.delete(req.body.serverId)
+    if (!(await clients.delete(req.userId, req.body?.serverId))) {
+      return res.status(404).json({ success: false, error: 'Server not connected' })
+    }
     res.json({ success: true })
   })
 
@@ -124,10 +191,21 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     res.json({ success: true })
   })
 
-  app.closeAll = async () => {
-    for (const mine of clients.values()) for (const client of mine.values()) await client.close()
-    clients.clear()
-  }
+  // Errors as JSON, and never the request body in a log: a malformed body is usually a token
+  // request, and its user id is the browser's secret. (Express's default handler logs the error,
+  // whose message quotes the body, and answers with an HTML stack trace.)
+  app.use((error, req, res, next) => {
+    if (res.headersSent) return next(error)
+    if (error.type === 'entity.parse.failed') {
+      return res.status(400).json({ success: false, error: 'Invalid JSON body' })
+    }
+    if (error.type === 'entity.too.large') return res.status(413).json({ success: false, error: 'Body too large' })
+    console.error(`${req.method} ${req.path} failed: ${error.name}`)
+    res.status(500).json({ success: false, error: 'Internal error' })
+  })
+
+  app.connections = clients
+  app.closeAll = () => clients.closeAll()
   return app
 }
 
