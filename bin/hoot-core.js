@@ -74,17 +74,25 @@ function migrate(values, [db]) {
     return 0
   }
   const where = loadNative().inspectDatabase(db).path
-  if (!report.migrated) {
+  if (!report.migrated && !report.userIdsLowered && !report.conflicts) {
     console.log(`${where} is up to date (schema version ${report.schemaVersion}); nothing was migrated.`)
     return 0
   }
-  console.log(`Migrated ${where} to schema version ${report.schemaVersion}:
+  if (report.migrated) {
+    console.log(`Migrated ${where} to schema version ${report.schemaVersion}:
   ${report.tokens} OAuth tokens, ${report.clientInfo} client registrations, ${report.verifiers} verifiers
   now belong to ${report.legacyUserId}.
   Backup of the old file: ${report.backupPath}`)
+  } else {
+    console.log(`Brought ${where} up to date (schema version ${report.schemaVersion}):`)
+  }
+  if (report.userIdsLowered) {
+    console.log(`  ${report.userIdsLowered} row(s) had a user id in upper case; it is now lower case.`)
+  }
   if (report.conflicts) {
-    console.log(`  ${report.conflicts} legacy row(s) shared a server id with another (two NULL ids, or NULL and '')
-  and were kept aside, whole, in the table ${report.conflictsTable}: look there before deleting the backup.`)
+    console.log(`  ${report.conflicts} row(s) shared a key with another (two NULL server ids, NULL and '', or a user id
+  in two cases) and were kept aside, whole, in the table ${report.conflictsTable}: look there before
+  deleting any backup.`)
   }
   return 0
 }
@@ -154,6 +162,11 @@ function doctor(values) {
           problem(
             `database: ${db.path} still has Hoot's single-user tables (${db.legacyTables.join(', ')})`,
             `npx hoot-core migrate ${db.path}`,
+          )
+        } else if (db.mixedCaseTables.length) {
+          problem(
+            `database: ${db.path} holds user ids in upper case (${db.mixedCaseTables.join(', ')}): one browser in two spellings`,
+            `npx hoot-core migrate ${db.path} (it lowers them; rows that would collide are kept aside)`,
           )
         } else if (!db.upToDate) {
           warn(

@@ -210,6 +210,8 @@ export interface DatabaseStatus {
   legacyTables: Array<string>
   /** Tables `migrateDatabase` would create. */
   missingTables: Array<string>
+  /** Tables holding UUID user ids in upper case, which `migrateDatabase` lowers. */
+  mixedCaseTables: Array<string>
   /** True when `migrateDatabase` would change nothing. */
   upToDate: boolean
 }
@@ -364,6 +366,11 @@ export interface MigrationReport {
   conflicts?: number
   /** The table holding them, `hoot_migration_conflicts` (Hoot's queries never read it). */
   conflictsTable?: string
+  /**
+   * Rows whose UUID user id was in upper case and is now lower case (one browser secret, one
+   * user): present only when there were any.
+   */
+  userIdsLowered?: number
 }
 
 /**

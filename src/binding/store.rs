@@ -215,6 +215,9 @@ pub struct JsMigrationReport {
     pub conflicts: Option<u32>,
     /// The table holding them, `hoot_migration_conflicts` (Hoot's queries never read it).
     pub conflicts_table: Option<String>,
+    /// Rows whose UUID user id was in upper case and is now lower case (one browser secret, one
+    /// user): present only when there were any.
+    pub user_ids_lowered: Option<u32>,
 }
 
 fn count(n: u64) -> u32 {
@@ -239,6 +242,7 @@ pub fn migrate_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsMi
             backup_path: report.backup_path.map(|p| p.display().to_string()),
             conflicts: (report.conflicts > 0).then(|| count(report.conflicts)),
             conflicts_table: (report.conflicts > 0).then(|| store::schema::CONFLICTS_TABLE.to_string()),
+            user_ids_lowered: (report.user_ids_lowered > 0).then(|| count(report.user_ids_lowered)),
         })
     })
 }
@@ -331,6 +335,8 @@ pub struct JsDatabaseStatus {
     pub legacy_tables: Vec<String>,
     /// Tables `migrateDatabase` would create.
     pub missing_tables: Vec<String>,
+    /// Tables holding UUID user ids in upper case, which `migrateDatabase` lowers.
+    pub mixed_case_tables: Vec<String>,
     /// True when `migrateDatabase` would change nothing.
     pub up_to_date: bool,
 }
@@ -349,6 +355,7 @@ pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDa
             up_to_date: status.up_to_date(),
             legacy_tables: status.legacy_tables,
             missing_tables: status.missing_tables,
+            mixed_case_tables: status.mixed_case_tables,
         })
     })
 }

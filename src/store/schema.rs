@@ -78,14 +78,60 @@ pub struct MigrationReport {
     pub schema_version: i64,
     /// The copy of the file taken before migrating.
     pub backup_path: Option<PathBuf>,
-    /// Legacy rows that could not be kept under their key because another row has it (two NULL
-    /// server ids, or a NULL and an empty one): moved, whole, into `CONFLICTS_TABLE`.
+    /// Rows that could not be kept under their key because another row has it (two NULL server
+    /// ids, or a NULL and an empty one; an upper-case user id whose lower-case twin has the same
+    /// server): moved, whole, into `CONFLICTS_TABLE`.
     pub conflicts: u64,
+    /// Rows whose UUID user id was lowered to the one spelling hoot-core uses.
+    pub user_ids_lowered: u64,
 }
 
 /// Where a migration keeps the legacy rows that collide on a key, whole, for their owner to look
 /// at: a table no Hoot query reads.
 pub const CONFLICTS_TABLE: &str = "hoot_migration_conflicts";
+
+/// A user id that is a UUID with an upper-case letter (the other forms are lower case by rule).
+const MIXED_CASE_UUID: &str = "length(user_id) = 36 AND user_id <> lower(user_id)";
+
+/// The columns besides `user_id` and `server_id` of each table that has them, for a row kept in
+/// `CONFLICTS_TABLE`.
+fn value_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "oauth_tokens" => &["tokens"],
+        "oauth_client_info" => &["client_info"],
+        "oauth_verifiers" => &["verifier", "created_at"],
+        _ => &["config", "created_at"],
+    }
+}
+
+fn create_conflicts_table(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {CONFLICTS_TABLE} (table_name TEXT NOT NULL, user_id TEXT NOT NULL, \
+         server_id TEXT, legacy_rowid INTEGER NOT NULL, row TEXT NOT NULL, migrated_at INTEGER NOT NULL)"
+    ))
+}
+
+/// Lowers the UUID user ids of `table`. A row whose lower-case twin is already there (the same
+/// server for the same secret) keeps the twin and goes, whole, to `CONFLICTS_TABLE`: the one
+/// spelled in lower case wins, then the first inserted. Returns (ids lowered, rows kept aside).
+fn lower_user_ids(tx: &Transaction, table: &str, now_ms: i64) -> rusqlite::Result<(u64, u64)> {
+    let lowered =
+        tx.execute(&format!("UPDATE OR IGNORE {table} SET user_id = lower(user_id) WHERE {MIXED_CASE_UUID}"), [])?;
+    create_conflicts_table(tx)?;
+    let members = value_columns(table).iter().map(|c| format!("'{c}', {c}")).collect::<Vec<_>>().join(", ");
+    let kept = tx.execute(
+        &format!(
+            "INSERT INTO {CONFLICTS_TABLE} (table_name, user_id, server_id, legacy_rowid, row, migrated_at) \
+             SELECT ?1, user_id, server_id, rowid, json_object({members}), ?2 FROM {table} WHERE {MIXED_CASE_UUID}"
+        ),
+        rusqlite::params![table, now_ms],
+    )?;
+    tx.execute(&format!("DELETE FROM {table} WHERE {MIXED_CASE_UUID}"), [])?;
+    if kept == 0 {
+        drop_if_empty(tx)?;
+    }
+    Ok((lowered as u64, kept as u64))
+}
 
 /// The tables hoot-core's schema has, in Hoot's single-user form, or lacks: what decides whether
 /// a database needs migrating (the same answer for `migrateDatabase`, `inspectDatabase` and
@@ -97,25 +143,36 @@ struct Shape {
     multi_tenant: Vec<&'static str>,
     /// Tables hoot-core would create.
     missing: Vec<&'static str>,
+    /// Tables holding a UUID user id in upper case: one browser secret in two spellings, which
+    /// hoot-core (keeping ids in lower case) would never reach.
+    mixed_case: Vec<&'static str>,
 }
 
 impl Shape {
     fn read(conn: &Connection) -> rusqlite::Result<Shape> {
-        let mut shape = Shape { legacy: Vec::new(), multi_tenant: Vec::new(), missing: Vec::new() };
+        let mut shape =
+            Shape { legacy: Vec::new(), multi_tenant: Vec::new(), missing: Vec::new(), mixed_case: Vec::new() };
         for (name, _) in TABLES {
             let cols = columns(conn, name)?;
+            let has_user_id = cols.iter().any(|c| c == "user_id");
             match USER_TABLES.iter().find(|t| t.name == name) {
                 _ if cols.is_empty() => shape.missing.push(name),
-                Some(table) if !cols.iter().any(|c| c == "user_id") => shape.legacy.push((table, cols)),
+                Some(table) if !has_user_id => shape.legacy.push((table, cols)),
                 Some(_) => shape.multi_tenant.push(name),
                 None => {}
+            }
+            if has_user_id {
+                let sql = format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE {MIXED_CASE_UUID})");
+                if conn.query_row(&sql, [], |row| row.get::<_, bool>(0))? {
+                    shape.mixed_case.push(name);
+                }
             }
         }
         Ok(shape)
     }
 
     fn complete(&self) -> bool {
-        self.legacy.is_empty() && self.missing.is_empty()
+        self.legacy.is_empty() && self.missing.is_empty() && self.mixed_case.is_empty()
     }
 
     /// Refuses, before any backup or change, a legacy table without the columns its rows need.
@@ -265,7 +322,7 @@ fn migrate_in_transaction(
         }
     }
     shape.check_columns(location).map_err(MigrateError::Hoot)?;
-    let Shape { legacy, multi_tenant, .. } = shape;
+    let Shape { legacy, multi_tenant, mixed_case, .. } = shape;
 
     let mut backup = None;
     if !legacy.is_empty() {
@@ -292,6 +349,11 @@ fn migrate_in_transaction(
         }
         report.migrated = true;
         report.legacy_user_id = Some(user);
+    }
+    for table in mixed_case {
+        let (lowered, kept) = lower_user_ids(&tx, table, now_ms)?;
+        report.user_ids_lowered += lowered;
+        report.conflicts += kept;
     }
     for (name, columns) in TABLES {
         tx.execute_batch(&create_table(name, columns))?;
@@ -345,10 +407,7 @@ fn migrate_table(
         [user],
     )?;
     let members = table.columns.iter().map(|c| format!("'{c}', {c}")).collect::<Vec<_>>().join(", ");
-    tx.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {CONFLICTS_TABLE} (table_name TEXT NOT NULL, user_id TEXT NOT NULL, \
-         server_id TEXT, legacy_rowid INTEGER NOT NULL, row TEXT NOT NULL, migrated_at INTEGER NOT NULL)"
-    ))?;
+    create_conflicts_table(tx)?;
     let conflicts = tx.execute(
         &format!(
             "INSERT INTO {CONFLICTS_TABLE} (table_name, user_id, server_id, legacy_rowid, row, migrated_at) \
@@ -414,6 +473,8 @@ pub struct DatabaseStatus {
     pub legacy_tables: Vec<String>,
     /// Tables hoot-core would create.
     pub missing_tables: Vec<String>,
+    /// Tables holding UUID user ids in upper case, which `migrateDatabase` lowers.
+    pub mixed_case_tables: Vec<String>,
 }
 
 impl DatabaseStatus {
@@ -423,6 +484,7 @@ impl DatabaseStatus {
             && self.schema_version == SCHEMA_VERSION
             && self.legacy_tables.is_empty()
             && self.missing_tables.is_empty()
+            && self.mixed_case_tables.is_empty()
     }
 }
 
@@ -454,5 +516,6 @@ pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, Hoo
         schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
         legacy_tables: shape.legacy.iter().map(|(t, _)| t.name.to_string()).collect(),
         missing_tables: shape.missing.iter().map(|t| t.to_string()).collect(),
+        mixed_case_tables: shape.mixed_case.iter().map(|t| t.to_string()).collect(),
     })
 }

@@ -580,3 +580,38 @@ fn a_version_1_file_over_legacy_tables_is_migrated_and_reported_the_same_everywh
     assert!(inspect_database(location)?.up_to_date());
     Ok(())
 }
+
+#[test]
+fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
+    let path = db_file("mixed-case");
+    migrate_database(DbLocation::File(path.clone()), NOW_MS)?;
+    db::close(DbLocation::File(path.clone()))?;
+    let upper = ALICE.to_uppercase();
+    {
+        // As Hoot's own code (or an older hoot-core) stored them: the id as the request spelled it.
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(&format!(
+            r#"INSERT INTO oauth_tokens VALUES ('{upper}', 'only-upper', '{{"access_token":"u"}}');
+               INSERT INTO oauth_tokens VALUES ('{upper}', 'both', '{{"access_token":"upper twin"}}');
+               INSERT INTO oauth_tokens VALUES ('{ALICE}', 'both', '{{"access_token":"lower twin"}}');
+               INSERT INTO server_configs VALUES ('{upper}', 'cfg', '{{"url":"u"}}', 1);"#
+        ))?;
+    }
+    let location = DbLocation::File(path.clone());
+    assert_eq!(inspect_database(location.clone())?.mixed_case_tables, ["oauth_tokens", "server_configs"]);
+    let report = migrate_database(location.clone(), NOW_MS)?;
+    assert_eq!((report.user_ids_lowered, report.conflicts), (2, 1));
+    let s = store(ALICE, &path)?;
+    assert_eq!(s.tokens("only-upper")?.as_deref(), Some(r#"{"access_token":"u"}"#));
+    assert_eq!(s.tokens("both")?.as_deref(), Some(r#"{"access_token":"lower twin"}"#), "the lower-case twin wins");
+    assert_eq!(s.server_config("cfg")?.as_deref(), Some(r#"{"url":"u"}"#));
+    let conn = Connection::open(&path)?;
+    let kept: String = conn.query_row(
+        &format!("SELECT json_extract(row, '$.tokens') FROM {} WHERE user_id = ?1", schema::CONFLICTS_TABLE),
+        [&upper],
+        |r| r.get(0),
+    )?;
+    assert_eq!(kept, r#"{"access_token":"upper twin"}"#);
+    assert!(inspect_database(location)?.up_to_date());
+    Ok(())
+}
