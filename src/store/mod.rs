@@ -282,6 +282,18 @@ impl OAuthStore {
                         .execute(params![self.user_id])?,
                 } as u64;
             }
+            // Forgetting a user forgets the rows a migration kept aside for them too, in any case.
+            if server_id.is_none() {
+                let conflicts = schema::CONFLICTS_TABLE;
+                let kept_aside: bool = tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")?
+                    .query_row([conflicts], |row| row.get(0))?;
+                if kept_aside {
+                    removed += tx
+                        .prepare_cached(&format!("DELETE FROM {conflicts} WHERE lower(user_id) = ?1"))?
+                        .execute(params![self.user_id])? as u64;
+                }
+            }
             tx.commit()?;
             Ok(removed)
         })

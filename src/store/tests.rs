@@ -613,5 +613,9 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
     )?;
     assert_eq!(kept, r#"{"access_token":"upper twin"}"#);
     assert!(inspect_database(location)?.up_to_date());
+    // Forgetting the user forgets what was kept aside for them as well.
+    assert_eq!(s.delete_all()?, 4);
+    let left: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", schema::CONFLICTS_TABLE), [], |r| r.get(0))?;
+    assert_eq!(left, 0);
     Ok(())
 }
