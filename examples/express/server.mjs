@@ -43,8 +43,8 @@ export class UserConnections {
     await this.delete(userId, serverId)
     await this.evictIdle(now)
     const mine = this.byUser.get(userId) ?? new Map()
-    while (mine.size >= this.perUser) await this.#evictOldest(mine, userId)
-    while (this.count >= this.total) await this.#evictOldest(undefined)
+    while (mine.size >= this.perUser) await this.#closeLeastRecent([[userId, mine]])
+    while (this.count >= this.total) await this.#closeLeastRecent(this.byUser)
     mine.set(serverId, { client, usedAt: now })
     this.byUser.set(userId, mine)
     this.count++
@@ -71,11 +71,12 @@ export class UserConnections {
     }
   }
 
-  async #evictOldest(only, onlyUser) {
+  /** Closes the least recently used connection among `users` (pairs of user id and their map). */
+  async #closeLeastRecent(users) {
     let oldest
-    for (const [userId, mine] of only ? [[onlyUser, only]] : this.byUser) {
+    for (const [userId, mine] of users) {
       for (const [serverId, entry] of mine)
-        if (!oldest || entry.usedAt < oldest.usedAt) oldest = { userId, serverId, ...entry }
+        if (!oldest || entry.usedAt < oldest.usedAt) oldest = { userId, serverId, usedAt: entry.usedAt }
     }
     if (oldest) await this.delete(oldest.userId, oldest.serverId)
   }
