@@ -411,6 +411,13 @@ fn json_the_value_type_cannot_hold_is_still_a_json_object() -> TestResult {
     let db = store(ALICE, &db_file("big-number"))?;
     db.save_tokens("s", &JsonObject::new(text.to_string(), "tokens")?)?;
     assert_eq!(db.tokens("s")?.as_deref(), Some(text));
+    // Found by the same target after lone surrogates were refused in ids: inside a stored value
+    // one is data, not a key. V8's JSON.stringify writes it as an escape serde_json's Value
+    // refuses, JSON.parse reads it back, and the store keeps it byte for byte.
+    let text = r#"{"access_token":"a\udb00b","\udc00":1}"#;
+    assert!(serde_json::from_str::<serde_json::Value>(text).is_err());
+    db.save_tokens("lone", &JsonObject::new(text.to_string(), "tokens")?)?;
+    assert_eq!(db.tokens("lone")?.as_deref(), Some(text));
     Ok(())
 }
 
