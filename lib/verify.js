@@ -87,12 +87,15 @@ function portkeyContext(payload) {
   return portkey
 }
 
-function success(claims) {
+/**
+ * The result for a verified claims set. The user id is `sub` in lower case, whatever case the
+ * signer wrote it in (one browser secret, one tenant); a cache hit passes the one it computed.
+ */
+function success(claims, userId) {
   const payload = JSON.parse(claims)
-  // The user id in lower case, whatever case the signer wrote it in: one browser secret, one tenant.
   return {
     valid: true,
-    userId: payload.sub.toLowerCase(),
+    userId: userId ?? payload.sub.toLowerCase(),
     payload,
     expiresAt: payload.exp,
     portkey: portkeyContext(payload),
@@ -119,14 +122,14 @@ function verifyToken(token, opts) {
   const again = cacheable && (seen.has(tail) || seenBefore.has(tail))
   if (again) {
     const entry = cached(token)
-    if (entry !== undefined) return success(entry.claims)
+    if (entry !== undefined) return success(entry.claims, entry.userId)
   }
   // The claims as JSON text, or "<code> <message>" when the token does not verify.
   const outcome = native.verifyTokenRaw(token, opts)
   if (outcome.charCodeAt(0) !== 123 /* { */) return failure(outcome)
   const result = success(outcome)
   // Only tokens that verified are remembered: forged ones cannot push real ones out.
-  if (again) remember(token, { claims: outcome, exp: result.expiresAt, nbf: result.payload.nbf })
+  if (again) remember(token, { claims: outcome, exp: result.expiresAt, nbf: result.payload.nbf, userId: result.userId })
   else if (cacheable) see(tail)
   return result
 }
