@@ -121,19 +121,19 @@ mod tests {
         let file = keys.join("private-key.json");
         fs::write(&file, "{}")?;
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
-        let check = || untrusted(&file, &fs::metadata(&file).unwrap_or_else(|e| panic!("{e}")), Some(&home));
-        assert_eq!(check(), None);
+        let check = || -> io::Result<Option<String>> { Ok(untrusted(&file, &fs::metadata(&file)?, Some(&home))) };
+        assert_eq!(check()?, None);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o620))?;
-        assert!(check().is_some_and(|why| why.contains("writable by others (mode 620)")));
+        assert!(check()?.is_some_and(|why| why.contains("writable by others (mode 620)")));
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
         fs::set_permissions(&keys, fs::Permissions::from_mode(0o777))?;
-        assert!(check().is_some_and(|why| why.contains("its directory") && why.contains("mode 777")));
+        assert!(check()?.is_some_and(|why| why.contains("its directory") && why.contains("mode 777")));
         fs::set_permissions(&keys, fs::Permissions::from_mode(0o1777))?;
-        assert_eq!(check(), None, "a sticky directory is safe");
+        assert_eq!(check()?, None, "a sticky directory is safe");
         // Above home nothing is looked at: home's own parent is the system temp directory.
         fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))?;
         fs::set_permissions(&home, fs::Permissions::from_mode(0o757))?;
-        assert!(check().is_some_and(|why| why.contains("mode 757")), "home itself is checked");
+        assert!(check()?.is_some_and(|why| why.contains("mode 757")), "home itself is checked");
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700))?;
         Ok(())
     }
