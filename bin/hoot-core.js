@@ -51,6 +51,15 @@ needs fixing. Changes nothing.`,
 
 class UsageError extends Error {}
 
+/** Which .node file is loaded: the prebuilt package (with its version) or a build from source. */
+function loadedBinary() {
+  const file = Object.keys(require.cache).find((f) => f.endsWith('.node'))
+  if (!file) return 'unknown binary'
+  const pkg = /[\\/]node_modules[\\/](hoot-core-[^\\/]+)[\\/]/.exec(file)
+  if (pkg) return `prebuilt ${pkg[1]}@${require(`${pkg[1]}/package.json`).version} (${file})`
+  return `built from source (${file})`
+}
+
 function loadNative() {
   return require('../lib/index.js')
 }
@@ -117,11 +126,15 @@ function doctor(values) {
   let hoot
   try {
     hoot = loadNative()
-    ok('native addon loads')
+    ok(`native addon loads: ${loadedBinary()}`)
   } catch (e) {
+    // lib/native.js's errors for a missing or broken prebuilt binary name their own fix.
+    const explained = e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_DLOPEN_FAILED'
     problem(
       `the native addon does not load: ${String(e.message).split('\n')[0]}`,
-      'run `npm rebuild hoot-core` (it needs cargo from https://rustup.rs)',
+      explained
+        ? 'run the command the line above names'
+        : 'run `npm rebuild hoot-core` (it needs cargo from https://rustup.rs)',
     )
   }
 

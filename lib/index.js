@@ -1,7 +1,7 @@
-// The package entry. Every export is named here, once: the native functions from the napi-generated
-// loader (binding.js), and the hand-written parts, each from the module that defines it:
-// verifyToken and the loadKeys that clears its cache (verify.js), issueTokenAsync's promise
-// (issue.js), OAuthStore with its
+// The package entry. Every export is named here, once: the native functions from the
+// napi-generated loader (binding.js, reached through native.js, which explains a missing binary),
+// and the hand-written parts, each from the module that defines it: verifyToken and the loadKeys
+// that clears its cache (verify.js), issueTokenAsync's promise (issue.js), OAuthStore with its
 // JSON-returning methods (store.js), createOAuthProvider (provider.js). The loader's internal
 // names (verifyTokenRaw, the store's text readers, napi's __napiBindingTarget) are not exported.
 //
@@ -9,7 +9,7 @@
 // ESM importers get named exports too.
 'use strict'
 
-const binding = require('./binding.js')
+const binding = require('./native.js')
 const { issueTokenAsync } = require('./issue.js')
 const { loadKeys, verifyToken } = require('./verify.js')
 const { OAuthStore } = require('./store.js')

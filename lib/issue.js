@@ -5,7 +5,7 @@
 // tick for primitives, and keeps the promise that nothing throws synchronously.
 'use strict'
 
-const native = require('./binding.js')
+const native = require('./native.js')
 
 function issueTokenAsync(userId, opts) {
   try {

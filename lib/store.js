@@ -5,7 +5,7 @@
 // store. Errors (a wrong argument type, ERR_HOOT_DB) come from the native call, unchanged.
 'use strict'
 
-const binding = require('./binding.js')
+const binding = require('./native.js')
 
 const { OAuthStore } = binding
 const parsed = (text) => (text === undefined ? undefined : JSON.parse(text))

@@ -20,7 +20,7 @@
 // options (a leeway) always go to the core.
 'use strict'
 
-const native = require('./binding.js')
+const native = require('./native.js')
 
 const GENERATION = 4096
 // The process's key generation: a Uint32Array over the native counter every loadKeys bumps.

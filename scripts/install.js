@@ -1,31 +1,50 @@
 #!/usr/bin/env node
-// Builds the native addon from source at `npm install` time (there is no prebuilt binary) and
-// puts it where the napi-generated loader (lib/binding.js) looks for it: lib/hoot-core.<platform>.node.
+// The install step, a fallback: most installs get the prebuilt binary as the optional dependency
+// hoot-core-<platform>, and this script then exits at once, building nothing. It builds the addon
+// from source with cargo, and puts it where the napi-generated loader (lib/binding.js) looks first
+// (lib/hoot-core.<platform>.node), only when
+//   - no prebuilt binary is installed (an unsupported platform, optional dependencies skipped), or
+//   - the user asks for it: `npm install --build-from-source` (npm_config_build_from_source) or
+//     HOOT_CORE_BUILD_FROM_SOURCE=1, or
+//   - this is a development clone (a .git next to package.json), where the sources are the point.
 'use strict'
 
 const { spawnSync } = require('child_process')
 const { copyFileSync, existsSync, writeFileSync } = require('fs')
 const { join, resolve } = require('path')
 
+const { PREBUILT, bindingPackage, hostPlatform } = require('../lib/platform.js')
+const { name, version } = require('../package.json')
+
 const root = resolve(__dirname, '..')
 const cargo = process.env.CARGO || 'cargo'
+const platform = hostPlatform()
+const pkg = bindingPackage(platform)
+const local = join(root, 'lib', `hoot-core.${platform}.node`)
 
 function fail(message) {
   console.error(`hoot-core: ${message}`)
   process.exit(1)
 }
 
-// The suffixes napi-rs's loader (lib/binding.js) tries for a local .node file.
-function platformSuffix() {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    const glibc = process.report && process.report.getReport().header.glibcVersionRuntime
-    if (arch === 'arm') return glibc ? 'linux-arm-gnueabihf' : 'linux-arm-musleabihf'
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+function resolves(id) {
+  try {
+    require.resolve(id)
+    return true
+  } catch {
+    return false
   }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  if (platform === 'darwin' || platform === 'freebsd') return `${platform}-${arch}`
-  fail(`no build recipe for ${platform}-${arch}; hoot-core supports Linux, macOS, Windows and FreeBSD`)
+}
+
+/** `--build-from-source` (npm passes "true"; node-pre-gyp's `=<package name>` form also counts) or HOOT_CORE_BUILD_FROM_SOURCE=1. */
+function sourceBuildRequested() {
+  const npmFlag = process.env.npm_config_build_from_source
+  return npmFlag === 'true' || npmFlag === '1' || npmFlag === name || process.env.HOOT_CORE_BUILD_FROM_SOURCE === '1'
+}
+
+const requested = sourceBuildRequested()
+if (!requested && !existsSync(join(root, '.git'))) {
+  if (resolves(`${pkg}/package.json`) || existsSync(local)) process.exit(0)
 }
 
 function libraryName() {
@@ -36,8 +55,17 @@ function libraryName() {
 
 const probe = spawnSync(cargo, ['--version'], { encoding: 'utf8' })
 if (probe.error || probe.status !== 0) {
+  const rust = 'install Rust from https://rustup.rs (cargo on PATH)'
+  if (requested) {
+    fail(`a build from source was requested, and it needs Rust: ${rust}, then run \`npm rebuild ${name}\` again`)
+  }
+  if (PREBUILT.includes(platform)) {
+    fail(
+      `no prebuilt binary for ${platform} (the optional dependency ${pkg} is not installed) and no Rust to build one: run \`npm install ${pkg}@${version}\`, or ${rust} and run \`npm rebuild ${name}\``,
+    )
+  }
   fail(
-    'building the native addon needs Rust: install it from https://rustup.rs (cargo on PATH), then run npm install again',
+    `there is no prebuilt binary for ${platform}, and building one needs Rust: ${rust}, then run \`npm rebuild ${name}\``,
   )
 }
 
@@ -74,6 +102,5 @@ if (build.error || build.status !== 0) {
 const targetDir = resolve(root, process.env.CARGO_TARGET_DIR || 'target')
 const built = join(targetDir, ...(host ? [host[1]] : []), 'release', libraryName())
 if (!existsSync(built)) fail(`cargo finished but ${built} is missing`)
-const dest = join(root, 'lib', `hoot-core.${platformSuffix()}.node`)
-copyFileSync(built, dest)
-console.log(`hoot-core: built ${dest}`)
+copyFileSync(built, local)
+console.log(`hoot-core: built ${local}`)
