@@ -1,4 +1,5 @@
-// OAuthStore's methods that return a stored JSON object, attached here and only here (the entry
+// OAuthStore's methods that return a stored JSON object (tokens, client information, discovery
+// state, server config), attached here and only here (the entry
 // requires this module; so does the provider). The native readers return the JSON text exactly as
 // stored; V8's JSON.parse, called from here, builds the object faster than native code can ask for
 // it. The readers are functions of the loader, not methods, so no `*Text` method is visible on a
@@ -21,6 +22,13 @@ Object.defineProperties(OAuthStore.prototype, {
   tokens: {
     value: function tokens(serverId) {
       return parsed(binding.storeTokensText(this, serverId))
+    },
+    writable: true,
+    configurable: true,
+  },
+  discoveryState: {
+    value: function discoveryState(serverId) {
+      return parsed(binding.storeDiscoveryStateText(this, serverId))
     },
     writable: true,
     configurable: true,

@@ -126,9 +126,43 @@ impl OAuthStore {
         })
     }
 
-    /// Removes credentials for `serverId`: `'all'` (client info, tokens and verifier, not the
-    /// server config), `'client'`, `'tokens'` or `'verifier'`.
-    #[napi(ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'")]
+    /// Saves the MCP SDK's OAuth discovery state for `serverId`, replacing any; it lasts until
+    /// `invalidateCredentials(serverId, 'discovery' | 'all')`.
+    #[napi(ts_args_type = "serverId: string, state: object")]
+    pub fn save_discovery_state(&self, env: Env, server_id: Unknown, state: Unknown) -> napi::Result<()> {
+        guarded(&env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let state = json_object_arg(&env, state, "state")?;
+            self.inner.save_discovery_state(&server_id, &state, clock::unix_now() as i64)
+        })
+    }
+
+    /// Saves the OAuth `state` parameter of the authorization starting for `serverId`, replacing
+    /// any; `consumeAuthorizationState` accepts it once, within 10 minutes.
+    #[napi(ts_args_type = "serverId: string, state: string")]
+    pub fn save_authorization_state(&self, env: Env, server_id: Unknown, state: Unknown) -> napi::Result<()> {
+        guarded(&env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let state = string_value(&state, "state")?;
+            self.inner.save_authorization_state(&server_id, &state, clock::unix_now() as i64)
+        })
+    }
+
+    /// True when `state` is the one saved for `serverId` less than 10 minutes ago. The check uses
+    /// the saved state up, whatever its outcome, so a replayed or forged callback is refused.
+    #[napi(ts_args_type = "serverId: string, state: string")]
+    pub fn consume_authorization_state(&self, env: Env, server_id: Unknown, state: Unknown) -> napi::Result<bool> {
+        guarded(&env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let state = string_value(&state, "state")?;
+            self.inner.consume_authorization_state(&server_id, &state, clock::unix_now() as i64)
+        })
+    }
+
+    /// Removes credentials for `serverId`: `'all'` (client info, tokens, verifier and state, and
+    /// discovery state; not the server config), `'client'`, `'tokens'`, `'verifier'` (with the
+    /// authorization state) or `'discovery'`.
+    #[napi(ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'")]
     pub fn invalidate_credentials(&self, env: Env, server_id: Unknown, scope: Unknown) -> napi::Result<()> {
         guarded(&env, || {
             let server_id = string_value(&server_id, "serverId")?;
@@ -185,6 +219,16 @@ pub fn store_client_information_text<'e>(
 #[napi(js_name = "storeTokensText", skip_typescript)]
 pub fn store_tokens_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
     guarded(env, || text_value(env, store.inner.tokens(&string_value(&server_id, "serverId")?)?))
+}
+
+/// The stored discovery state's JSON text, or `undefined`.
+#[napi(js_name = "storeDiscoveryStateText", skip_typescript)]
+pub fn store_discovery_state_text<'e>(
+    env: &'e Env,
+    store: &OAuthStore,
+    server_id: Unknown,
+) -> napi::Result<Unknown<'e>> {
+    guarded(env, || text_value(env, store.inner.discovery_state(&string_value(&server_id, "serverId")?)?))
 }
 
 /// The stored server config's JSON text, or `undefined`.

@@ -149,8 +149,14 @@ pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi
     })
 }
 
-/// `true` when `id` is a UUID v4 (any case), the only user id Hoot puts in a token.
-#[napi(ts_args_type = "id: string")]
+/// `true` when `id` is a UUID v4 (any case), the only user id Hoot puts in a token; `false` for
+/// anything else, a value that is not a string included. A predicate: it never throws, so
+/// `if (!isValidUserId(req.body.userId))` answers 400 whatever the client sent.
+#[napi(ts_args_type = "id: unknown")]
 pub fn is_valid_user_id(env: Env, id: Unknown) -> napi::Result<bool> {
-    guarded(&env, || Ok(token::is_valid_user_id(&string_value(&id, "id")?)))
+    guarded(&env, || match type_of(&id)? {
+        // A string that is not text (a lone surrogate) is not a UUID either.
+        ValueType::String => Ok(string_value(&id, "id").is_ok_and(|id| token::is_valid_user_id(&id))),
+        _ => Ok(false),
+    })
 }

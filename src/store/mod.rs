@@ -121,28 +121,31 @@ impl JsonObject {
 /// Which credentials `invalidateCredentials` removes; a server's config is not a credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialScope {
-    /// Client information, tokens and verifier.
+    /// Client information, tokens, verifier (and state) and discovery state.
     All,
     /// The client registration.
     Client,
     /// The OAuth tokens.
     Tokens,
-    /// The PKCE code verifier.
+    /// The PKCE code verifier, and the OAuth `state` handed out with it.
     Verifier,
+    /// The SDK's discovery state (the servers' metadata it found).
+    Discovery,
 }
 
 impl CredentialScope {
-    /// The scope the SDK names (`'all'`, `'client'`, `'tokens'`, `'verifier'`).
+    /// The scope the SDK names (`'all'`, `'client'`, `'tokens'`, `'verifier'`, `'discovery'`).
     pub fn parse(scope: &str) -> Result<Self, HootError> {
         match scope {
             "all" => Ok(CredentialScope::All),
             "client" => Ok(CredentialScope::Client),
             "tokens" => Ok(CredentialScope::Tokens),
             "verifier" => Ok(CredentialScope::Verifier),
+            "discovery" => Ok(CredentialScope::Discovery),
             other => Err(HootError::arg_value(
                 "scope",
                 format!(
-                    "must be one of 'all', 'client', 'tokens', 'verifier'. Received {:?}",
+                    "must be one of 'all', 'client', 'tokens', 'verifier', 'discovery'. Received {:?}",
                     other.chars().take(40).collect::<String>()
                 ),
             )),
@@ -151,16 +154,30 @@ impl CredentialScope {
 
     fn tables(self) -> &'static [&'static str] {
         match self {
-            CredentialScope::All => &["oauth_client_info", "oauth_tokens", "oauth_verifiers"],
+            CredentialScope::All => &[
+                "oauth_client_info",
+                "oauth_tokens",
+                "oauth_verifiers",
+                schema::AUTHORIZATION_STATES_TABLE,
+                schema::DISCOVERY_TABLE,
+            ],
             CredentialScope::Client => &["oauth_client_info"],
             CredentialScope::Tokens => &["oauth_tokens"],
-            CredentialScope::Verifier => &["oauth_verifiers"],
+            CredentialScope::Verifier => &["oauth_verifiers", schema::AUTHORIZATION_STATES_TABLE],
+            CredentialScope::Discovery => &[schema::DISCOVERY_TABLE],
         }
     }
 }
 
 /// Every table that holds per-user rows.
-const USER_TABLES: [&str; 4] = ["oauth_tokens", "oauth_client_info", "oauth_verifiers", "server_configs"];
+const USER_TABLES: [&str; 6] = [
+    "oauth_tokens",
+    "oauth_client_info",
+    "oauth_verifiers",
+    "server_configs",
+    schema::DISCOVERY_TABLE,
+    schema::AUTHORIZATION_STATES_TABLE,
+];
 
 /// One user's view of the store. Every statement binds `user_id` from here.
 #[derive(Debug, Clone)]
@@ -262,6 +279,51 @@ impl OAuthStore {
         )
     }
 
+    /// The MCP SDK's discovery state (JSON text) saved for `server_id`, if any.
+    pub fn discovery_state(&self, server_id: &str) -> Result<Option<String>, HootError> {
+        self.read_text("SELECT state FROM hoot_oauth_discovery WHERE user_id = ?1 AND server_id = ?2", server_id)
+    }
+
+    /// Saves the MCP SDK's discovery state for `server_id` at time `now`, replacing any. It lasts
+    /// until invalidated (`'discovery'` or `'all'`): it describes the server, not a flow.
+    pub fn save_discovery_state(&self, server_id: &str, state: &JsonObject, now: i64) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        self.write(
+            "INSERT OR REPLACE INTO hoot_oauth_discovery (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![self.user_id, server_id, state.as_str(), now],
+        )
+    }
+
+    /// Saves the OAuth `state` parameter of the authorization starting now for `server_id`,
+    /// replacing any: one authorization per user and server at a time, as with the verifier.
+    pub fn save_authorization_state(&self, server_id: &str, state: &str, now: i64) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        check_id("state", state)?;
+        self.write(
+            "INSERT OR REPLACE INTO hoot_oauth_states (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![self.user_id, server_id, state, now],
+        )
+    }
+
+    /// Whether `state` is the one saved for `server_id` within the last ten minutes at `now`. The
+    /// saved state is removed by the check, whatever its outcome (single use, even across
+    /// processes: the delete and the read are one statement), and compared in constant time.
+    pub fn consume_authorization_state(&self, server_id: &str, state: &str, now: i64) -> Result<bool, HootError> {
+        check_id("serverId", server_id)?;
+        let saved: Option<(String, i64)> = self.run(Access::Delete, |conn| {
+            conn.prepare_cached(
+                "DELETE FROM hoot_oauth_states WHERE user_id = ?1 AND server_id = ?2 RETURNING state, created_at",
+            )?
+            .query_row(params![self.user_id, server_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+        })?;
+        Ok(saved.is_some_and(|(saved, created_at)| {
+            let fresh = created_at >= now - VERIFIER_TTL_SECONDS && created_at <= now + 60;
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(saved.as_bytes(), state.as_bytes()).is_ok();
+            same & fresh
+        }))
+    }
+
     /// Removes this user's credentials for `server_id` in the given scope, in one transaction.
     pub fn invalidate_credentials(&self, server_id: &str, scope: CredentialScope) -> Result<u64, HootError> {
         check_id("serverId", server_id)?;
@@ -327,6 +389,7 @@ impl OAuthStore {
                  UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
                  UNION SELECT server_id FROM oauth_verifiers WHERE user_id = ?1
                  UNION SELECT server_id FROM server_configs WHERE user_id = ?1
+                 UNION SELECT server_id FROM hoot_oauth_discovery WHERE user_id = ?1
                  ORDER BY 1",
             )?;
             let ids = stmt.query_map(params![self.user_id], |row| row.get(0))?.collect();

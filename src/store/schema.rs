@@ -15,7 +15,9 @@ use crate::private_fs::new_private_file;
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
-const TABLES: [(&str, &str); 5] = [
+/// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
+/// the OAuth `state` handed out with a PKCE verifier, per user and server.
+const TABLES: [(&str, &str); 7] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -39,7 +41,22 @@ const TABLES: [(&str, &str); 5] = [
         "server_url TEXT PRIMARY KEY, favicon_url TEXT, oauth_logo_uri TEXT, \
          cached_at INTEGER DEFAULT (strftime('%s', 'now'))",
     ),
+    (
+        DISCOVERY_TABLE,
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, \
+         created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
+    ),
+    (
+        AUTHORIZATION_STATES_TABLE,
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, \
+         created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
+    ),
 ];
+
+/// The MCP SDK's OAuth discovery state (JSON), per user and server.
+pub const DISCOVERY_TABLE: &str = "hoot_oauth_discovery";
+/// The OAuth `state` parameter of the authorization in progress, per user and server.
+pub const AUTHORIZATION_STATES_TABLE: &str = "hoot_oauth_states";
 
 fn create_table(name: &str, columns: &str) -> String {
     format!("CREATE TABLE IF NOT EXISTS {name} ({columns});")
@@ -100,6 +117,7 @@ fn value_columns(table: &str) -> &'static [&'static str] {
         "oauth_tokens" => &["tokens"],
         "oauth_client_info" => &["client_info"],
         "oauth_verifiers" => &["verifier", "created_at"],
+        DISCOVERY_TABLE | AUTHORIZATION_STATES_TABLE => &["state", "created_at"],
         _ => &["config", "created_at"],
     }
 }
@@ -518,4 +536,13 @@ pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, Hoo
         missing_tables: shape.missing.iter().map(|t| t.to_string()).collect(),
         mixed_case_tables: shape.mixed_case.iter().map(|t| t.to_string()).collect(),
     })
+}
+
+/// What the store's tests need of the schema.
+#[cfg(test)]
+pub mod tests_support {
+    /// Hoot's own tables, as a database of the schema before hoot-core's own tables has them.
+    pub fn hoot_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
+        super::TABLES.into_iter().filter(|(name, _)| !name.starts_with("hoot_"))
+    }
 }

@@ -380,7 +380,7 @@ fn inspection_reports_without_changing_anything() -> TestResult {
     let before = std::fs::read(&path)?;
     let status = inspect_database(location.clone())?;
     assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
-    assert_eq!(status.missing_tables, ["server_configs"]);
+    assert_eq!(status.missing_tables, ["server_configs", "hoot_oauth_discovery", "hoot_oauth_states"]);
     assert!(!status.up_to_date());
     assert_eq!(std::fs::read(&path)?, before);
     migrate_database(location.clone(), NOW_MS)?;
@@ -624,5 +624,79 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
     assert_eq!(s.delete_all()?, 4);
     let left: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", schema::CONFLICTS_TABLE), [], |r| r.get(0))?;
     assert_eq!(left, 0);
+    Ok(())
+}
+
+#[test]
+fn discovery_state_is_per_user_and_server_and_cleared_by_its_scopes() -> TestResult {
+    let path = db_file("discovery");
+    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+    let state = json(r#"{"authorizationServerUrl":"https://as.example"}"#);
+    alice.save_discovery_state("srv", &state, NOW)?;
+    assert_eq!(alice.discovery_state("srv")?.as_deref(), Some(state.as_str()));
+    assert_eq!(bob.discovery_state("srv")?, None);
+    assert_eq!(alice.discovery_state("other")?, None);
+    assert_eq!(alice.servers()?, vec!["srv".to_string()]);
+
+    // The scopes that do not name it leave it alone; 'discovery' and 'all' remove it.
+    for scope in [CredentialScope::Client, CredentialScope::Tokens, CredentialScope::Verifier] {
+        alice.invalidate_credentials("srv", scope)?;
+        assert!(alice.discovery_state("srv")?.is_some(), "{scope:?}");
+    }
+    alice.invalidate_credentials("srv", CredentialScope::parse("discovery")?)?;
+    assert_eq!(alice.discovery_state("srv")?, None);
+    alice.save_discovery_state("srv", &state, NOW)?;
+    alice.invalidate_credentials("srv", CredentialScope::All)?;
+    assert_eq!(alice.discovery_state("srv")?, None);
+    alice.save_discovery_state("srv", &state, NOW)?;
+    assert_eq!(alice.delete_all()?, 1);
+    Ok(())
+}
+
+#[test]
+fn an_authorization_state_is_accepted_once_within_ten_minutes_for_its_own_user_and_server() -> TestResult {
+    let path = db_file("auth-state");
+    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+    alice.save_authorization_state("srv", "s-1", NOW)?;
+    // Another user, another server, a wrong value: refused, and a wrong value uses it up.
+    assert!(!bob.consume_authorization_state("srv", "s-1", NOW)?);
+    assert!(!alice.consume_authorization_state("other", "s-1", NOW)?);
+    assert!(alice.consume_authorization_state("srv", "s-1", NOW + 1)?);
+    assert!(!alice.consume_authorization_state("srv", "s-1", NOW + 2)?, "replayed");
+
+    alice.save_authorization_state("srv", "s-2", NOW)?;
+    assert!(!alice.consume_authorization_state("srv", "forged", NOW)?);
+    assert!(!alice.consume_authorization_state("srv", "s-2", NOW)?, "a failed check used it up");
+
+    alice.save_authorization_state("srv", "s-3", NOW)?;
+    assert!(!alice.consume_authorization_state("srv", "s-3", NOW + VERIFIER_TTL_SECONDS + 1)?, "expired");
+    alice.save_authorization_state("srv", "s-4", NOW)?;
+    assert!(alice.consume_authorization_state("srv", "s-4", NOW + VERIFIER_TTL_SECONDS)?);
+
+    // It goes with the verifier.
+    alice.save_authorization_state("srv", "s-5", NOW)?;
+    alice.invalidate_credentials("srv", CredentialScope::Verifier)?;
+    assert!(!alice.consume_authorization_state("srv", "s-5", NOW)?);
+    assert_eq!(alice.save_authorization_state("srv", "", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+    Ok(())
+}
+
+#[test]
+fn a_database_of_the_previous_schema_gains_the_new_tables_without_a_backup() -> TestResult {
+    let path = db_file("gains-tables");
+    {
+        let conn = Connection::open(&path)?;
+        for (name, columns) in schema::tests_support::hoot_tables() {
+            conn.execute_batch(&format!("CREATE TABLE {name} ({columns})"))?;
+        }
+        conn.pragma_update(None, "user_version", 1)?;
+    }
+    let alice = store(ALICE, &path)?;
+    alice.save_discovery_state("srv", &json("{}"), NOW)?;
+    let dir = path.parent().ok_or("no parent")?;
+    let backups = std::fs::read_dir(dir)?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains(".bak")))
+        .count();
+    assert_eq!(backups, 0);
     Ok(())
 }
