@@ -77,55 +77,57 @@ export type VerifyResult = VerifySuccess | VerifyFailure
  */
 export declare function verifyToken(token: string, opts?: VerifyOptions): VerifyResult
 
-/** Options of `createOAuthProvider`. */
-export interface OAuthProviderOptions {
-  /** Where the authorization server sends the browser back (Hoot: `${FRONTEND_URL}/oauth/callback`). */
-  redirectUrl: string | URL
-  /** The client metadata sent at dynamic client registration (RFC 7591). */
-  clientMetadata: Record<string, unknown>
-  /** Called with the authorization URL; without it, `redirectToAuthorization` throws `UnauthorizedError`. */
-  onRedirect?: (authorizationUrl: URL) => void | Promise<void>
-}
+export {
+  AdapterSource,
+  AuthorizationRequiredError,
+  DatabaseAdapter,
+  OAuthClientMetadata,
+  OAuthDiscoveryState,
+  OAuthProviderOptions,
+  ProviderStore,
+  StoreOAuthProvider,
+  createOAuthProvider,
+} from './provider'
+import type { DatabaseAdapter } from './provider'
 
-/** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
-export interface AuthorizationRequiredError extends Error {
-  /** Always `'UnauthorizedError'`, the name Hoot's backend checks. */
-  name: 'UnauthorizedError'
-  /** Where to send the browser. */
-  authorizationUrl: string
-}
+/**
+ * Hoot's `DatabaseAdapter` on hoot-core's store (a drop-in for its `SQLiteAdapter`): the database
+ * at `opts.dbPath` (default `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`), opened and migrated now.
+ * Every call is scoped to the user id it is given, which must be one a store accepts.
+ */
+export declare function createDatabaseAdapter(opts?: { dbPath?: string }): DatabaseAdapter
 
-/** An `OAuthClientProvider` of `@modelcontextprotocol/sdk`, backed by one user's `OAuthStore`. */
-export interface StoreOAuthProvider {
-  /** `options.redirectUrl`. */
-  readonly redirectUrl: string | URL
-  /** `options.clientMetadata`. */
-  readonly clientMetadata: Record<string, unknown>
-  /** A fresh random OAuth `state` (64 hex characters). */
-  state(): Promise<string>
-  /** The client registration stored for this server, or `undefined`. */
-  clientInformation(): Promise<any>
-  /** Stores the client registration for this server. */
-  saveClientInformation(info: object): Promise<void>
-  /** The OAuth tokens stored for this server, or `undefined`. */
-  tokens(): Promise<any>
-  /** Stores the OAuth tokens for this server. */
-  saveTokens(tokens: object): Promise<void>
-  /** Calls `onRedirect`, or throws `AuthorizationRequiredError` without it. */
-  redirectToAuthorization(authorizationUrl: URL): Promise<void>
-  /** Stores the PKCE code verifier for this server. */
-  saveCodeVerifier(verifier: string): Promise<void>
-  /** Rejects when no verifier younger than 10 minutes is stored. */
-  codeVerifier(): Promise<string>
-  /** Removes the stored credentials in `scope` (`'discovery'` stores nothing, so removes nothing). */
-  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+/** A live MCP client, as `UserConnections` keeps it: anything that can be closed. */
+export interface ClosableClient {
+  /** Closes the connection. */
+  close(): unknown
 }
 
 /**
- * The OAuth provider the MCP SDK needs for `serverId`, keeping client registration, tokens and
- * the PKCE verifier in `store` (so only that store's user ever sees them).
+ * Live MCP clients per user, then per server (the replacement for Hoot's `NodeConnectionPool`
+ * map, which is keyed by server id alone). Bounded per user and in total, least recently used
+ * closed first; `evictIdle` closes those unused for `idleMs`. `now` is in milliseconds.
  */
-export declare function createOAuthProvider(store: OAuthStore, serverId: string, options: OAuthProviderOptions): StoreOAuthProvider
+export declare class UserConnections<C extends ClosableClient = ClosableClient> {
+  /** Defaults: 20 per user, 1,000 in all, 30 minutes idle. */
+  constructor(opts?: { perUser?: number; total?: number; idleMs?: number })
+  /** The user's client for `serverId`, marked as used; `undefined` without creating anything. */
+  get(userId: string, serverId: string, now?: number): C | undefined
+  /** Keeps `client` as the user's connection to `serverId`, closing what it replaces or evicts. */
+  set(userId: string, serverId: string, client: C, now?: number): Promise<void>
+  /** Closes and forgets the user's connection to `serverId`; true if there was one. */
+  delete(userId: string, serverId: string): Promise<boolean>
+  /** Closes every connection unused for `idleMs`. */
+  evictIdle(now?: number): Promise<void>
+  /** The server ids the user has a live connection to, sorted. */
+  servers(userId: string): string[]
+  /** Users with at least one connection. */
+  readonly users: number
+  /** Connections in all. */
+  readonly count: number
+  /** Closes every connection. */
+  closeAll(): Promise<void>
+}
 
 /** The methods of `OAuthStore` that return a stored JSON object (defined in lib/store.js). */
 export interface OAuthStore {
@@ -135,6 +137,8 @@ export interface OAuthStore {
   tokens(serverId: string): object | undefined
   /** The server config saved for `serverId` (for reconnecting). */
   serverConfig(serverId: string): object | undefined
+  /** The MCP SDK's OAuth discovery state saved for `serverId`. */
+  discoveryState(serverId: string): object | undefined
 }
 
 /**
@@ -166,10 +170,26 @@ export declare class OAuthStore {
   /** Saves the PKCE code verifier for `serverId`, replacing any; it is readable for 10 minutes. */
   saveCodeVerifier(serverId: string, verifier: string): void
   /**
-   * Removes credentials for `serverId`: `'all'` (client info, tokens and verifier, not the
-   * server config), `'client'`, `'tokens'` or `'verifier'`.
+   * Saves the MCP SDK's OAuth discovery state for `serverId`, replacing any; it lasts until
+   * `invalidateCredentials(serverId, 'discovery' | 'all')`.
    */
-  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier'): void
+  saveDiscoveryState(serverId: string, state: object): void
+  /**
+   * Saves the OAuth `state` parameter of the authorization starting for `serverId`, replacing
+   * any; `consumeAuthorizationState` accepts it once, within 10 minutes.
+   */
+  saveAuthorizationState(serverId: string, state: string): void
+  /**
+   * True when `state` is the one saved for `serverId` less than 10 minutes ago. The check uses
+   * the saved state up, whatever its outcome, so a replayed or forged callback is refused.
+   */
+  consumeAuthorizationState(serverId: string, state: string): boolean
+  /**
+   * Removes credentials for `serverId`: `'all'` (client info, tokens, verifier and state, and
+   * discovery state; not the server config), `'client'`, `'tokens'`, `'verifier'` (with the
+   * authorization state) or `'discovery'`.
+   */
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void
   /** Saves the config of `serverId` (for reconnecting), replacing any. */
   saveServerConfig(serverId: string, config: object): void
   /** Removes the config of `serverId`. */
@@ -282,8 +302,12 @@ export declare function issueToken(userId: string, opts?: IssueOptions): string
  */
 export declare function issueTokenAsync(userId: string, opts?: IssueOptions): Promise<string>
 
-/** `true` when `id` is a UUID v4 (any case), the only user id Hoot puts in a token. */
-export declare function isValidUserId(id: string): boolean
+/**
+ * `true` when `id` is a UUID v4 (any case), the only user id Hoot puts in a token; `false` for
+ * anything else, a value that is not a string included. A predicate: it never throws, so
+ * `if (!isValidUserId(req.body.userId))` answers 400 whatever the client sent.
+ */
+export declare function isValidUserId(id: unknown): boolean
 
 /** Where the signing key and the public keys come from. Every member is optional. */
 export interface KeyOptions {

@@ -2,7 +2,8 @@
 // napi-generated loader (binding.js, reached through native.js, which explains a missing binary),
 // and the hand-written parts, each from the module that defines it: verifyToken and the loadKeys
 // that clears its cache (verify.js), issueTokenAsync's promise (issue.js), OAuthStore with its
-// JSON-returning methods (store.js), createOAuthProvider (provider.js). The loader's internal
+// JSON-returning methods (store.js), createOAuthProvider (provider.js), createDatabaseAdapter
+// (adapter.js), UserConnections (connections.js). The loader's internal
 // names (verifyTokenRaw, the store's text readers, napi's __napiBindingTarget) are not exported.
 //
 // `exports.name = ...` lines, one per export, are what Node's CommonJS export detection reads, so
@@ -14,6 +15,8 @@ const { issueTokenAsync } = require('./issue.js')
 const { loadKeys, verifyToken } = require('./verify.js')
 const { OAuthStore } = require('./store.js')
 const { createOAuthProvider } = require('./provider.js')
+const { createDatabaseAdapter } = require('./adapter.js')
+const { UserConnections } = require('./connections.js')
 
 // Keys
 exports.loadKeys = loadKeys
@@ -34,6 +37,8 @@ exports.getCachedFavicon = binding.getCachedFavicon
 exports.cacheFavicon = binding.cacheFavicon
 exports.closeDatabase = binding.closeDatabase
 exports.inspectDatabase = binding.inspectDatabase
+exports.createDatabaseAdapter = createDatabaseAdapter
 
-// The MCP SDK's OAuth provider
+// The MCP SDK's OAuth provider, and the live connections it serves
 exports.createOAuthProvider = createOAuthProvider
+exports.UserConnections = UserConnections

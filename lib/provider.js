@@ -1,9 +1,12 @@
-// createOAuthProvider: the MCP TypeScript SDK's OAuthClientProvider, backed by one user's
-// OAuthStore. Hand-written JS (the SDK calls it from JS); typed in header.d.ts.
+// createOAuthProvider: the MCP TypeScript SDK's OAuthClientProvider for one user and one server,
+// kept in an OAuthStore (or anything with its methods) or in a Hoot DatabaseAdapter. Pure
+// JavaScript that never loads the native addon, so it is also the package's `hoot-core/provider`
+// subpath, which Hoot's Workers code can use with its own Durable Objects adapter.
+// Typed in provider.d.ts.
 'use strict'
 
-const { randomBytes } = require('crypto')
-const { OAuthStore } = require('./store.js')
+/** The hoot-core adapter's user-bound store, under a key no Hoot adapter method can collide with. */
+const STORE_OF = Symbol.for('hoot-core.adapter.storeOf')
 
 function typeError(name, expected, value) {
   const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
@@ -12,20 +15,114 @@ function typeError(name, expected, value) {
   return error
 }
 
+function valueError(name, message) {
+  const error = new TypeError(`The "${name}" argument ${message}`)
+  error.code = 'ERR_INVALID_ARG_VALUE'
+  return error
+}
+
+const STORE_METHODS = ['clientInformation', 'saveClientInformation', 'tokens', 'saveTokens']
+const STORE_METHODS_MORE = ['codeVerifier', 'saveCodeVerifier', 'invalidateCredentials']
+const ADAPTER_METHODS = [
+  'getOAuthClientInfo',
+  'saveOAuthClientInfo',
+  'getOAuthTokens',
+  'saveOAuthTokens',
+  'getVerifier',
+  'saveVerifier',
+  'clearOAuthCredentials',
+]
+const hasMethods = (object, names) => names.every((name) => typeof object[name] === 'function')
+
+/**
+ * Where the provider keeps things, as one set of async functions: an OAuthStore-like object
+ * bound to its user, or a Hoot DatabaseAdapter with the user id passed on every call.
+ * `discovery` and `states` are null when the backing cannot keep them.
+ */
+function backingOf(source, serverId) {
+  if (hasMethods(source, [...STORE_METHODS, ...STORE_METHODS_MORE])) return storeBacking(source, serverId)
+  const { adapter, userId } = source
+  if (adapter === null || typeof adapter !== 'object' || !hasMethods(adapter, ADAPTER_METHODS)) {
+    throw typeError(
+      'store',
+      "an OAuthStore (or an object with its methods) or { adapter, userId } with a Hoot DatabaseAdapter's methods",
+      adapter === undefined ? source : adapter,
+    )
+  }
+  if (typeof userId !== 'string') throw typeError('userId', 'of type string', userId)
+  // hoot-core's own adapter hands over its user-bound store, which also keeps discovery state and
+  // the authorization state; another adapter can offer the same through four optional methods.
+  const store = typeof adapter[STORE_OF] === 'function' ? adapter[STORE_OF](userId) : null
+  const extra = store ? storeBacking(store, serverId) : null
+  const or = (value) => (value === null || value === undefined ? undefined : value)
+  return {
+    clientInformation: async () => or(await adapter.getOAuthClientInfo(userId, serverId)),
+    saveClientInformation: (info) => adapter.saveOAuthClientInfo(userId, serverId, info),
+    tokens: async () => or(await adapter.getOAuthTokens(userId, serverId)),
+    saveTokens: (tokens) => adapter.saveOAuthTokens(userId, serverId, tokens),
+    codeVerifier: async () => or(await adapter.getVerifier(userId, serverId)),
+    saveCodeVerifier: (verifier) => adapter.saveVerifier(userId, serverId, verifier),
+    invalidate: (scope) => adapter.clearOAuthCredentials(userId, serverId, scope),
+    discovery: extra
+      ? extra.discovery
+      : hasMethods(adapter, ['getDiscoveryState', 'saveDiscoveryState'])
+        ? {
+            load: async () => or(await adapter.getDiscoveryState(userId, serverId)),
+            save: (state) => adapter.saveDiscoveryState(userId, serverId, state),
+          }
+        : null,
+    states: extra
+      ? extra.states
+      : hasMethods(adapter, ['saveAuthorizationState', 'consumeAuthorizationState'])
+        ? {
+            save: (state) => adapter.saveAuthorizationState(userId, serverId, state),
+            consume: async (state) => (await adapter.consumeAuthorizationState(userId, serverId, state)) === true,
+          }
+        : null,
+  }
+}
+
+function storeBacking(store, serverId) {
+  return {
+    clientInformation: async () => store.clientInformation(serverId),
+    saveClientInformation: async (info) => store.saveClientInformation(serverId, info),
+    tokens: async () => store.tokens(serverId),
+    saveTokens: async (tokens) => store.saveTokens(serverId, tokens),
+    codeVerifier: async () => store.codeVerifier(serverId),
+    saveCodeVerifier: async (verifier) => store.saveCodeVerifier(serverId, verifier),
+    invalidate: async (scope) => store.invalidateCredentials(serverId, scope),
+    discovery: hasMethods(store, ['discoveryState', 'saveDiscoveryState'])
+      ? {
+          load: async () => store.discoveryState(serverId),
+          save: async (state) => store.saveDiscoveryState(serverId, state),
+        }
+      : null,
+    states: hasMethods(store, ['saveAuthorizationState', 'consumeAuthorizationState'])
+      ? {
+          save: async (state) => store.saveAuthorizationState(serverId, state),
+          consume: async (state) => (await store.consumeAuthorizationState(serverId, state)) === true,
+        }
+      : null,
+  }
+}
+
+/** 32 random bytes as hex, from Web Crypto (Node 19+, Workers) or node:crypto (Node 18). */
+function randomHex() {
+  const bytes = new Uint8Array(32)
+  const webcrypto = globalThis.crypto || require('crypto').webcrypto
+  webcrypto.getRandomValues(bytes)
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
 /**
  * Checks createOAuthProvider's arguments as Node checks its own (a coded TypeError naming each)
  * and returns the options, each read once.
  */
-function readArguments(store, serverId, options) {
-  if (!(store instanceof OAuthStore)) throw typeError('store', 'an instance of OAuthStore', store)
+function readOptions(serverId, options) {
   if (typeof serverId !== 'string') throw typeError('serverId', 'of type string', serverId)
-  if (serverId === '') {
-    const error = new TypeError('The "serverId" argument must not be empty')
-    error.code = 'ERR_INVALID_ARG_VALUE'
-    throw error
-  }
+  if (serverId === '') throw valueError('serverId', 'must not be empty')
   if (options === null || typeof options !== 'object') throw typeError('options', 'of type object', options)
-  const { redirectUrl, clientMetadata, onRedirect } = options
+  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL } = options
   if (typeof redirectUrl !== 'string' && !(redirectUrl instanceof URL)) {
     throw typeError('options.redirectUrl', 'of type string or an instance of URL', redirectUrl)
   }
@@ -35,37 +132,68 @@ function readArguments(store, serverId, options) {
   if (onRedirect !== undefined && typeof onRedirect !== 'function') {
     throw typeError('options.onRedirect', 'of type function', onRedirect)
   }
-  return { redirectUrl, clientMetadata, onRedirect }
+  if (clientMetadataUrl !== undefined && typeof clientMetadataUrl !== 'string') {
+    throw typeError('options.clientMetadataUrl', 'of type string', clientMetadataUrl)
+  }
+  if (validateResourceURL !== undefined && typeof validateResourceURL !== 'function') {
+    throw typeError('options.validateResourceURL', 'of type function', validateResourceURL)
+  }
+  return { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL }
 }
 
 /**
- * An OAuthClientProvider for `serverId`, storing everything in `store` (so in that store's user's
- * rows). Without `onRedirect`, `redirectToAuthorization` throws an error named
- * `UnauthorizedError` carrying `authorizationUrl`, which Hoot's backend hands to the browser.
+ * An OAuthClientProvider for `serverId`. `source` is an OAuthStore (or any object with its
+ * methods, sync or async) or `{ adapter, userId }`. Without `onRedirect`, `redirectToAuthorization`
+ * throws an error named `UnauthorizedError` carrying `authorizationUrl`, which Hoot's backend
+ * hands to the browser.
  */
-function createOAuthProvider(store, serverId, options) {
-  const { redirectUrl, clientMetadata, onRedirect } = readArguments(store, serverId, options)
-  return {
+function createOAuthProvider(source, serverId, options) {
+  if (source === null || typeof source !== 'object') {
+    throw typeError('store', 'an OAuthStore or { adapter, userId }', source)
+  }
+  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL } = readOptions(
+    serverId,
+    options,
+  )
+  const backing = backingOf(source, serverId)
+  const provider = {
     get redirectUrl() {
       return redirectUrl
     },
     get clientMetadata() {
       return clientMetadata
     },
+    /** A fresh random `state`, saved with the verifier so the callback can check it once. */
     async state() {
-      return randomBytes(32).toString('hex')
+      const state = randomHex()
+      if (backing.states) await backing.states.save(state)
+      return state
+    },
+    /**
+     * For the OAuth callback, before `finishAuth(code)`: true only for the `state` this provider's
+     * user last got for this server, within 10 minutes, once.
+     */
+    async consumeState(state) {
+      if (!backing.states) {
+        throw valueError(
+          'store',
+          'cannot keep the OAuth state: give the adapter saveAuthorizationState and consumeAuthorizationState',
+        )
+      }
+      if (typeof state !== 'string' || state === '') return false
+      return backing.states.consume(state)
     },
     async clientInformation() {
-      return store.clientInformation(serverId)
+      return backing.clientInformation()
     },
     async saveClientInformation(info) {
-      store.saveClientInformation(serverId, info)
+      await backing.saveClientInformation(info)
     },
     async tokens() {
-      return store.tokens(serverId)
+      return backing.tokens()
     },
     async saveTokens(tokens) {
-      store.saveTokens(serverId, tokens)
+      await backing.saveTokens(tokens)
     },
     async redirectToAuthorization(authorizationUrl) {
       if (onRedirect) return onRedirect(authorizationUrl)
@@ -75,10 +203,10 @@ function createOAuthProvider(store, serverId, options) {
       throw error
     },
     async saveCodeVerifier(verifier) {
-      store.saveCodeVerifier(serverId, verifier)
+      await backing.saveCodeVerifier(verifier)
     },
     async codeVerifier() {
-      const verifier = store.codeVerifier(serverId)
+      const verifier = await backing.codeVerifier()
       if (verifier === undefined) {
         throw new Error(
           `No PKCE code verifier is stored for MCP server "${serverId}" (none was saved, or it is older than ` +
@@ -88,10 +216,22 @@ function createOAuthProvider(store, serverId, options) {
       return verifier
     },
     async invalidateCredentials(scope) {
-      // 'discovery' state is not stored, so there is nothing to forget for it.
-      if (scope !== 'discovery') store.invalidateCredentials(serverId, scope)
+      await backing.invalidate(scope)
     },
   }
+  // Only a provider that can give discovery state back may take it: the SDK (v2) refuses a
+  // provider that saves it but returns nothing on the callback's leg.
+  if (backing.discovery) {
+    provider.saveDiscoveryState = async (state) => {
+      await backing.discovery.save(state)
+    }
+    provider.discoveryState = async () => backing.discovery.load()
+  }
+  if (clientMetadataUrl !== undefined) provider.clientMetadataUrl = clientMetadataUrl
+  if (validateResourceURL !== undefined) {
+    provider.validateResourceURL = (serverUrl, resource) => validateResourceURL(serverUrl, resource)
+  }
+  return provider
 }
 
-module.exports = { createOAuthProvider }
+module.exports = { createOAuthProvider, STORE_OF }
