@@ -8,8 +8,8 @@ import { after, before, test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { loadKeys } from '../lib/index.js'
-import { UserConnections, createApp } from '../examples/express/server.mjs'
+import { UserConnections, loadKeys } from '../lib/index.js'
+import { createApp } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
 import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
 

@@ -8,6 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import {
   OAuthStore,
+  UserConnections,
   closeDatabase,
   createOAuthProvider,
   isValidUserId,
@@ -16,81 +17,6 @@ import {
   publicJwks,
   verifyToken,
 } from 'hoot-core'
-
-/**
- * Live MCP clients per user, then per server: Hoot's single Map keyed by serverId let one browser
- * use or disconnect another browser's connection. Entries are made only on connect and removed on
- * disconnect, when a user has none left, or after `idleMs` unused; a user holds at most
- * `perUser` and all users at most `total`, the least recently used closed first. Time is a
- * parameter (`now`, in ms) so tests need no clock.
- */
-export class UserConnections {
-  constructor({ perUser = 20, total = 1000, idleMs = 30 * 60 * 1000 } = {}) {
-    Object.assign(this, { perUser, total, idleMs })
-    this.byUser = new Map() // userId -> Map(serverId -> { client, usedAt })
-    this.count = 0
-  }
-
-  /** The user's client for `serverId`, marked as used; undefined without creating anything. */
-  get(userId, serverId, now = Date.now()) {
-    const entry = this.byUser.get(userId)?.get(serverId)
-    if (entry) entry.usedAt = now
-    return entry?.client
-  }
-
-  /** Keeps `client` as the user's connection to `serverId`, closing what it replaces or evicts. */
-  async set(userId, serverId, client, now = Date.now()) {
-    await this.delete(userId, serverId)
-    await this.evictIdle(now)
-    const mine = this.byUser.get(userId) ?? new Map()
-    while (mine.size >= this.perUser) await this.#closeLeastRecent([[userId, mine]])
-    while (this.count >= this.total) await this.#closeLeastRecent(this.byUser)
-    mine.set(serverId, { client, usedAt: now })
-    this.byUser.set(userId, mine)
-    this.count++
-  }
-
-  /** Closes and forgets the user's connection to `serverId`; true if there was one. */
-  async delete(userId, serverId) {
-    const mine = this.byUser.get(userId)
-    const entry = mine?.get(serverId)
-    if (!entry) return false
-    mine.delete(serverId)
-    this.count--
-    if (mine.size === 0) this.byUser.delete(userId)
-    await entry.client.close()
-    return true
-  }
-
-  /** Closes every connection unused for `idleMs`. */
-  async evictIdle(now = Date.now()) {
-    for (const [userId, mine] of [...this.byUser]) {
-      for (const [serverId, entry] of [...mine]) {
-        if (now - entry.usedAt >= this.idleMs) await this.delete(userId, serverId)
-      }
-    }
-  }
-
-  /** Closes the least recently used connection among `users` (pairs of user id and their map). */
-  async #closeLeastRecent(users) {
-    let oldest
-    for (const [userId, mine] of users) {
-      for (const [serverId, entry] of mine)
-        if (!oldest || entry.usedAt < oldest.usedAt) oldest = { userId, serverId, usedAt: entry.usedAt }
-    }
-    if (oldest) await this.delete(oldest.userId, oldest.serverId)
-  }
-
-  /** Users with at least one connection. */
-  get users() {
-    return this.byUser.size
-  }
-
-  async closeAll() {
-    for (const [userId, mine] of [...this.byUser])
-      for (const serverId of [...mine.keys()]) await this.delete(userId, serverId)
-  }
-}
 
 export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009', connections } = {}) {
   const app = express()
