@@ -7,11 +7,24 @@ import { once } from 'node:events'
 import express from 'express'
 import { InvalidGrantError, InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js'
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js'
-import { getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js'
+import { authorizationHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/authorize.js'
+import { clientRegistrationHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/register.js'
+import { tokenHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/token.js'
+import {
+  createOAuthMetadata,
+  getOAuthProtectedResourceMetadataUrl,
+  mcpAuthRouter,
+} from '@modelcontextprotocol/sdk/server/auth/router.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 
-export async function startOAuthMcpServer() {
+/**
+ * `headerOnlyMetadata`: the server advertises its protected-resource metadata only in the 401's
+ * `WWW-Authenticate` (at a path no client guesses), and its authorization server lives under
+ * /as, so a client that rediscovers without that header finds neither. `stats.discovery` counts
+ * the metadata requests.
+ */
+export async function startOAuthMcpServer({ headerOnlyMetadata = false } = {}) {
   const app = express()
   const http = app.listen(0, '127.0.0.1')
   await once(http, 'listening')
@@ -20,7 +33,12 @@ export async function startOAuthMcpServer() {
   const clients = new Map()
   const codes = new Map()
   const tokens = new Map()
-  const stats = { registrations: 0, authorizations: 0 }
+  const stats = { registrations: 0, authorizations: 0, discovery: 0, tokenRequests: 0 }
+  app.use((req, res, next) => {
+    if (req.path.startsWith('/.well-known/') || req.path.startsWith('/meta/')) stats.discovery++
+    if (req.path.endsWith('/token')) stats.tokenRequests++
+    next()
+  })
 
   const provider = {
     clientsStore: {
@@ -65,11 +83,28 @@ export async function startOAuthMcpServer() {
     },
   }
 
-  app.use(mcpAuthRouter({ provider, issuerUrl: base, resourceServerUrl: url }))
-  const bearer = requireBearerAuth({
-    verifier: provider,
-    resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(url),
-  })
+  let resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(url)
+  if (headerOnlyMetadata) {
+    const issuerUrl = new URL('/as', base)
+    const at = (path) => new URL(`/as${path}`, base).href
+    const metadata = {
+      ...createOAuthMetadata({ provider, issuerUrl }),
+      authorization_endpoint: at('/authorize'),
+      token_endpoint: at('/token'),
+      registration_endpoint: at('/register'),
+    }
+    resourceMetadataUrl = new URL('/meta/mcp-resource', base).href
+    app.get('/meta/mcp-resource', (req, res) =>
+      res.json({ resource: url.href, authorization_servers: [issuerUrl.href] }),
+    )
+    app.get('/.well-known/oauth-authorization-server/as', (req, res) => res.json(metadata))
+    app.use('/as/authorize', authorizationHandler({ provider, rateLimit: false }))
+    app.use('/as/token', tokenHandler({ provider, rateLimit: false }))
+    app.use('/as/register', clientRegistrationHandler({ clientsStore: provider.clientsStore, rateLimit: false }))
+  } else {
+    app.use(mcpAuthRouter({ provider, issuerUrl: base, resourceServerUrl: url }))
+  }
+  const bearer = requireBearerAuth({ verifier: provider, resourceMetadataUrl })
   app.post('/mcp', express.json(), bearer, async (req, res) => {
     const server = new McpServer({ name: 'oauth-fixture', version: '1.0.0' })
     server.registerTool('whoami', { description: 'Names the OAuth client calling it' }, async (extra) => ({
@@ -94,8 +129,14 @@ export async function startOAuthMcpServer() {
 
 /** Follows an authorization URL the way the browser would, returning the code it comes back with. */
 export async function approve(authorizationUrl) {
+  return (await callback(authorizationUrl)).code
+}
+
+/** Follows an authorization URL the way the browser would: the callback's `code` and `state`. */
+export async function callback(authorizationUrl) {
   const response = await fetch(authorizationUrl, { redirect: 'manual' })
   const location = response.headers.get('location')
   if (response.status !== 302 || !location) throw new Error(`authorization did not redirect: ${response.status}`)
-  return new URL(location).searchParams.get('code')
+  const { searchParams } = new URL(location)
+  return { code: searchParams.get('code'), state: searchParams.get('state') }
 }

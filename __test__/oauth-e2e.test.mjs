@@ -8,8 +8,8 @@ import { after, before, test } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 
-import { OAuthStore, createOAuthProvider } from '../lib/index.js'
-import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
+import { OAuthStore, createDatabaseAdapter, createOAuthProvider } from '../lib/index.js'
+import { approve, callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 import { tempDir } from './helpers.mjs'
 
 const redirectUrl = 'http://localhost:8009/oauth/callback'
@@ -21,30 +21,39 @@ const clientMetadata = {
   token_endpoint_auth_method: 'none',
 }
 let fixture
+let headerOnly
 let dbPath
 
 before(async () => {
   fixture = await startOAuthMcpServer()
+  headerOnly = await startOAuthMcpServer({ headerOnlyMetadata: true })
   dbPath = join(tempDir('e2e'), 'hoot-mcp.db')
 })
-after(() => fixture.close())
+after(() => Promise.all([fixture.close(), headerOnly.close()]))
+
+/** A provider as Hoot builds one per request; `discovery: false` takes away its discovery state. */
+function providerFor(userId, { discovery = true, source = new OAuthStore(userId, { dbPath }) } = {}) {
+  const provider = createOAuthProvider(source, 'fixture', { redirectUrl, clientMetadata })
+  if (!discovery) {
+    delete provider.saveDiscoveryState
+    delete provider.discoveryState
+  }
+  return provider
+}
 
 /** What Hoot's /mcp/connect does: a fresh transport and client, finishing auth first when given a code. */
-async function connect(userId, authorizationCode) {
-  const authProvider = createOAuthProvider(new OAuthStore(userId, { dbPath }), 'fixture', {
-    redirectUrl,
-    clientMetadata,
-  })
-  const transport = new StreamableHTTPClientTransport(fixture.url, { authProvider })
+async function connect(userId, authorizationCode, { server = fixture, ...options } = {}) {
+  const authProvider = providerFor(userId, options)
+  const transport = new StreamableHTTPClientTransport(server.url, { authProvider })
   if (authorizationCode) await transport.finishAuth(authorizationCode)
   const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
   await client.connect(transport)
   return client
 }
 
-async function authorizationUrlFor(userId) {
+async function authorizationUrlFor(userId, options) {
   let thrown
-  await assert.rejects(connect(userId), (e) => {
+  await assert.rejects(connect(userId, undefined, options), (e) => {
     thrown = e
     return e.name === 'UnauthorizedError' && typeof e.authorizationUrl === 'string'
   })
@@ -104,5 +113,58 @@ test("invalidateCredentials('all') forces a new authorization", async () => {
     (await client.listTools()).tools.map((t) => t.name),
     ['whoami'],
   )
+  await client.close()
+})
+
+test('metadata only in WWW-Authenticate: the callback on a new transport and provider needs the saved discovery state', async () => {
+  // Without discovery state the SDK rediscovers on the callback's leg without the 401's header,
+  // falls back to the server's origin as the authorization server, and refuses the exchange.
+  const dave = randomUUID()
+  const without = { server: headerOnly, discovery: false }
+  const code = await approve(await authorizationUrlFor(dave, without))
+  await assert.rejects(connect(dave, code, without), /Existing OAuth client information is required/)
+
+  // With it, the same flow finishes, lists tools, and the callback's leg discovers nothing again.
+  const erin = randomUUID()
+  const withState = { server: headerOnly }
+  const url = await authorizationUrlFor(erin, withState)
+  assert.equal(
+    new OAuthStore(erin, { dbPath }).discoveryState('fixture').authorizationServerUrl,
+    new URL('/as', headerOnly.url).href,
+  )
+  const discoveryBefore = headerOnly.stats.discovery
+  const client = await connect(erin, await approve(url), withState)
+  assert.equal(headerOnly.stats.discovery, discoveryBefore, 'no discovery request on the callback')
+  assert.deepEqual(
+    (await client.listTools()).tools.map((t) => t.name),
+    ['whoami'],
+  )
+  await client.close()
+})
+
+test('the same flow through createDatabaseAdapter, as Hoot passes { adapter, userId }', async () => {
+  const adapter = createDatabaseAdapter({ dbPath })
+  const frank = randomUUID()
+  const options = { server: headerOnly, source: { adapter, userId: frank } }
+  const client = await connect(frank, await approve(await authorizationUrlFor(frank, options)), options)
+  assert.equal(await whoami(client), (await adapter.getOAuthClientInfo(frank, 'fixture')).client_id)
+  await client.close()
+})
+
+test("the callback's state is accepted once, for its own user: a forged or replayed one is refused", async () => {
+  const grace = randomUUID()
+  const { state } = await callback(await authorizationUrlFor(grace))
+  assert.match(state, /^[0-9a-f]{64}$/)
+  const other = randomUUID()
+  await authorizationUrlFor(other)
+  assert.equal(await providerFor(other).consumeState(state), false, "another user's callback")
+  assert.equal(await providerFor(grace).consumeState('f'.repeat(64)), false, 'forged')
+  assert.equal(await providerFor(grace).consumeState(state), false, 'a failed check used the state up')
+
+  const second = await callback(await authorizationUrlFor(grace))
+  assert.equal(await providerFor(grace).consumeState(second.state), true)
+  assert.equal(await providerFor(grace).consumeState(second.state), false, 'replayed')
+  const client = await connect(grace, second.code)
+  assert.ok(await whoami(client))
   await client.close()
 })
