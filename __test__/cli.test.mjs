@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
@@ -106,3 +106,19 @@ test(
     assert.match(foreign.out, /hoot-mcp\.db is owned by another user \(uid 65534\)/)
   },
 )
+
+test("doctor counts a database directory open to others as a problem; opening the database tightens Hoot's ~/.hoot", () => {
+  const home = tempDir('cli-open-dir')
+  const hootDir = join(home, '.hoot')
+  const db = join(hootDir, 'hoot-mcp.db')
+  mkdirSync(hootDir, { mode: 0o755 }) // as Hoot's mkdirSync leaves it
+  chmodSync(hootDir, 0o755)
+  makeLegacyDb(db, 1)
+  const env = { HOME: home, HOOT_DB_PATH: db }
+  assert.equal(hootCore(['migrate'], { env }).code, 0)
+  assert.equal(statSync(hootDir).mode & 0o777, 0o700, 'tightened when hoot-core opened it')
+  chmodSync(hootDir, 0o755)
+  const open = hootCore(['doctor'], { env })
+  assert.equal(open.code, 1, open.out)
+  assert.match(open.out, /✗ database: its directory .*\.hoot is open to others \(mode 755\)\n {2}fix: chmod 700 /)
+})

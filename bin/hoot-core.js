@@ -203,8 +203,13 @@ function doctor(values) {
               `database: ${db.path} is readable by others (mode ${modeOf(db.path).toString(8)})`,
               `chmod 600 ${db.path}`,
             )
+          // A problem, not a warning: others can list it, and open any backup or journal a tool
+          // makes there with the umask's mode. hoot-core tightens ~/.hoot itself when it opens the database.
           if (modeOf(dirname(db.path)) & 0o077)
-            warn(`database: its directory ${dirname(db.path)} is open to others`, `chmod 700 ${dirname(db.path)}`)
+            problem(
+              `database: its directory ${dirname(db.path)} is open to others (mode ${modeOf(dirname(db.path)).toString(8)})`,
+              `chmod 700 ${dirname(db.path)}`,
+            )
         }
       }
     } catch (e) {

@@ -227,13 +227,23 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Tightens an existing database (and its -wal / -shm) to 0600: Hoot's own code created them
-/// world-readable, and they hold OAuth tokens. Best effort: a file owned by someone else is left
-/// for `hoot-core doctor` to report.
+/// Tightens an existing database (and its -wal / -shm) to 0600, and the `.hoot` directory it is
+/// in to 0700: Hoot's own code created them readable by others (its `mkdirSync` leaves `~/.hoot`
+/// 0755), and they hold OAuth tokens. A directory of another name may be shared on purpose and is
+/// only reported (`hoot-core doctor`). Best effort: what someone else owns is left for `doctor`.
 fn make_private(path: &Path) {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|dir| dir.file_name().is_some_and(|name| name == ".hoot")) {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            if let Ok(meta) = fs::symlink_metadata(dir) {
+                if meta.is_dir() && meta.uid() == euid && meta.mode() & 0o077 != 0 {
+                    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+                }
+            }
+        }
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             if let Ok(meta) = fs::metadata(&file) {

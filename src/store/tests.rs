@@ -274,6 +274,23 @@ fn a_new_database_is_private_and_at_the_current_schema() -> TestResult {
     Ok(())
 }
 
+#[cfg(unix)]
+#[test]
+fn a_hoot_directory_left_open_by_hoot_is_tightened_and_another_directory_is_not() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let base = temp_dir("open-dir");
+    let (hoot, shared) = (base.join(".hoot"), base.join("shared"));
+    for dir in [&hoot, &shared] {
+        // As Hoot's mkdirSync leaves it.
+        std::fs::create_dir(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        store(ALICE, &dir.join("hoot-mcp.db"))?;
+    }
+    assert_eq!(std::fs::metadata(&hoot)?.permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&shared)?.permissions().mode() & 0o777, 0o755, "maybe shared on purpose");
+    Ok(())
+}
+
 #[test]
 fn migrates_legacy_rows_to_one_legacy_user_with_a_backup() -> TestResult {
     let path = db_file("legacy");
