@@ -1,0 +1,559 @@
+// Every code block of the two Hoot guides, run. Each block is marked `<!-- test: id -->` in the
+// guide; this file splices it into a module in the shape of the Hoot file it replaces (Hoot's own
+// code is not copied here: the surrounding lines are the minimum of that file's structure), then
+// drives the result the way Hoot's frontend does, against a real MCP server behind OAuth.
+import assert from 'node:assert/strict'
+import { execFile, spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+
+import { hootKeyFiles, root, tempDir } from './helpers.mjs'
+import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
+
+const GUIDES = ['docs/using-in-hoot-server.md', 'docs/using-in-hoot.md']
+const used = new Set()
+
+/** The guide's marked code blocks: id -> code. */
+function snippets(file) {
+  const text = readFileSync(join(root, file), 'utf8')
+  const blocks = new Map()
+  for (const m of text.matchAll(/<!-- test: ([\w-]+) -->\n+```js\n([\s\S]*?)```/g)) {
+    assert.ok(!blocks.has(m[1]), `${file}: ${m[1]} twice`)
+    blocks.set(m[1], m[2])
+  }
+  return blocks
+}
+
+const all = new Map(GUIDES.flatMap((file) => [...snippets(file)]))
+/** A snippet by id, recorded as exercised. */
+function snippet(id) {
+  assert.ok(all.has(id), `no snippet ${id}`)
+  used.add(id)
+  return all.get(id)
+}
+
+/** Writes `files` (path -> text) into a project whose node_modules link hoot-core and its peers. */
+function project(label, files) {
+  const dir = tempDir(label)
+  mkdirSync(join(dir, 'node_modules', '@modelcontextprotocol'), { recursive: true })
+  symlinkSync(root, join(dir, 'node_modules', 'hoot-core'))
+  symlinkSync(join(root, 'node_modules', 'express'), join(dir, 'node_modules', 'express'))
+  symlinkSync(
+    join(root, 'node_modules', '@modelcontextprotocol', 'sdk'),
+    join(dir, 'node_modules', '@modelcontextprotocol', 'sdk'),
+  )
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'hoot', private: true, type: 'module' }))
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true })
+    writeFileSync(join(dir, path), text)
+  }
+  return dir
+}
+
+test('every code block in both guides is marked for a test', () => {
+  for (const file of GUIDES) {
+    const text = readFileSync(join(root, file), 'utf8')
+    const blocks = text.match(/```js\n/g) ?? []
+    assert.equal(blocks.length, snippets(file).size, `${file}: a js block without <!-- test: id -->`)
+  }
+})
+
+// ----------------------------------------------------------------------------------------------
+// Today's Hoot: server/server-node.js, server/lib/handlers.js, server/lib/jwt.js and
+// server/adapters/connection-pool-node.js.
+
+function serverFiles() {
+  return {
+    'server/lib/jwt.js': snippet('jwt-manager'),
+    'server/adapters/connection-pool-node.js': snippet('connection-pool'),
+    'server/lib/handlers.js': `
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+${snippet('handlers-provider')}
+export async function connectToServer(options) {
+  const { serverId, serverName, url, transport, auth, authorizationCode, state, userId, db, frontendUrl, clientManager } = options
+  if (clientManager.has(serverId)) await clientManager.disconnect(serverId)
+  const transportOptions = {}
+  let authProvider
+  if (auth && auth.type === 'headers' && auth.headers) {
+    transportOptions.requestInit = { headers: auth.headers }
+  } else if (auth && auth.type === 'oauth') {
+    authProvider = createOAuthProvider({ db, userId, serverId, frontendUrl })
+    transportOptions.authProvider = authProvider
+  }
+  let mcpTransport
+  if (transport === 'sse') mcpTransport = new SSEClientTransport(new URL(url), transportOptions)
+  else if (transport === 'http') mcpTransport = new StreamableHTTPClientTransport(new URL(url), transportOptions)
+  else throw new Error('Unsupported transport: ' + transport)
+${snippet('handlers-finish-auth')}
+  const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
+  await client.connect(mcpTransport)
+  await clientManager.set(serverId, client, mcpTransport)
+  return { success: true, serverId, message: 'Connected to ' + serverName }
+}
+
+export async function listTools({ serverId, connectionPool }) {
+  const client = await connectionPool.getClient(serverId)
+  const response = await client.listTools()
+  return { success: true, tools: response.tools.map((t) => ({ name: t.name, description: t.description || '', inputSchema: t.inputSchema })) }
+}
+`,
+    'server/server-node.js': `
+import { once } from 'node:events'
+import express from 'express'
+${snippet('node-imports')}
+import { NodeConnectionPool } from './adapters/connection-pool-node.js'
+import { JWTManager } from './lib/jwt.js'
+import { connectToServer, listTools } from './lib/handlers.js'
+
+const logger = { success() {}, info() {}, warn() {}, error() {}, debug() {} }
+const auditLogger = { entries: [], async log(event, data) { this.entries.push({ event, ...data }) } }
+const FRONTEND_URL = process.env.FRONTEND_URL || 'http://localhost:8009'
+const allowedOrigins = ['http://localhost:3000', 'http://localhost:8009']
+
+export async function start() {
+  const app = express()
+  const jwtManager = new JWTManager()
+${snippet('node-db')}
+  const connectionPool = new NodeConnectionPool()
+${snippet('node-keys')}
+  app.use(express.json({ limit: '10mb' }))
+${snippet('node-jwks')}
+  async function authenticateRequest(req, res, next) {
+    if (req.path === '/health' || req.path === '/auth/token') return next()
+    const token = req.headers['x-hoot-token']
+    if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
+    try {
+      if (jwtManager.isInitialized()) {
+${snippet('node-auth-middleware')}
+      }
+      await auditLogger.log('auth_failed', { path: req.path, reason: 'invalid_token' })
+      return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
+    } catch (error) {
+      return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Authentication failed' })
+    }
+  }
+  app.use(authenticateRequest)
+  app.post('/auth/token', async (req, res) => {
+    const origin = req.headers.origin
+    if (!origin || !allowedOrigins.includes(origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    try {
+${snippet('node-auth-token')}
+    } catch (error) {
+      return res.status(500).json({ success: false, error: 'Token generation failed' })
+    }
+  })
+  app.get('/health', (req, res) => res.json({ status: 'ok', activeConnections: connectionPool.size() }))
+${snippet('node-pool-routes')}
+  app.get('/mcp/tools/:serverId', async (req, res) => {
+    const pool = connectionPool.forUser(req.userId)
+    if (!pool.has(req.params.serverId)) return res.status(404).json({ success: false, error: 'Server not connected' })
+    res.json(await listTools({ serverId: req.params.serverId, connectionPool: pool }))
+  })
+  app.post('/mcp/disconnect', async (req, res) => {
+    const { serverId } = req.body
+    await connectionPool.forUser(req.userId).disconnect(serverId)
+    await db.deleteServerConfig(req.userId, serverId)
+    await db.deleteVerifier(req.userId, serverId)
+    res.json({ success: true, serverId })
+  })
+  const http = app.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  return {
+    url: 'http://127.0.0.1:' + http.address().port,
+    auditLogger,
+    close: async () => { await connectionPool.closeAll(); await db.close(); http.close() },
+  }
+}
+`,
+  }
+}
+
+describe("today's Hoot (server/) on hoot-core", () => {
+  let mcp
+  let hoot
+  let base
+  const origin = 'http://localhost:8009'
+
+  before(async () => {
+    mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
+    const dir = project('guide-server', serverFiles())
+    const home = tempDir('guide-server-home')
+    process.env.HOOT_DB_PATH = join(home, 'hoot-mcp.db')
+    process.env.HOME = home
+    const { start } = await import(pathToFileURL(join(dir, 'server', 'server-node.js')).href)
+    hoot = await start()
+    base = hoot.url
+  })
+  after(async () => {
+    await hoot?.close()
+    await mcp?.close()
+    delete process.env.HOOT_DB_PATH
+  })
+
+  const post = (path, body, token) =>
+    fetch(base + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin, ...(token ? { 'x-hoot-token': token } : {}) },
+      body: JSON.stringify(body),
+    })
+  const get = (path, token) => fetch(base + path, { headers: token ? { 'x-hoot-token': token } : {} })
+  const tokenFor = async (userId) => (await (await post('/auth/token', { userId })).json()).token
+  const connect = (token, extra = {}) =>
+    post(
+      '/mcp/connect',
+      {
+        serverId: 'fixture',
+        serverName: 'Fixture',
+        url: mcp.url.href,
+        transport: 'http',
+        auth: { type: 'oauth' },
+        ...extra,
+      },
+      token,
+    )
+
+  test('tokens: a JWT for a UUID, a 400 for anything else, the JWKS without a token', async () => {
+    for (const userId of [42, { id: 1 }, 'not-a-uuid', null]) {
+      const response = await post('/auth/token', { userId })
+      assert.equal(response.status, 400, JSON.stringify(userId))
+    }
+    const issued = await (await post('/auth/token', { userId: randomUUID() })).json()
+    assert.equal(issued.tokenType, 'jwt')
+    assert.equal((await get('/mcp/connections', issued.token)).status, 200)
+    assert.equal((await get('/mcp/connections', issued.token + 'x')).status, 401)
+    const jwks = await (await get('/.well-known/jwks.json')).json()
+    assert.equal(jwks.keys[0].alg, 'RS256')
+    assert.ok(
+      hoot.auditLogger.entries.every((entry) => !Object.values(entry).includes(issued.userId)),
+      'no user id in the audit log',
+    )
+  })
+
+  test('OAuth with metadata only in WWW-Authenticate: the state is checked, and connections stay per user', async () => {
+    const alice = await tokenFor(randomUUID())
+    const bob = await tokenFor(randomUUID())
+    const started = await connect(alice)
+    assert.equal(started.status, 401)
+    const { needsAuth, authorizationUrl } = await started.json()
+    assert.equal(needsAuth, true)
+    const first = await callback(authorizationUrl)
+
+    // A forged state is refused before the code is exchanged, and uses the authorization up.
+    const forged = await connect(alice, { authorizationCode: first.code, state: 'f'.repeat(64) })
+    assert.equal(forged.status, 400)
+    assert.equal((await connect(alice, { authorizationCode: first.code, state: first.state })).status, 400)
+
+    const again = await callback((await (await connect(alice)).json()).authorizationUrl)
+    const finished = await connect(alice, { authorizationCode: again.code, state: again.state })
+    assert.equal(finished.status, 200, await finished.clone().text())
+    const tools = await (await get('/mcp/tools/fixture', alice)).json()
+    assert.deepEqual(
+      tools.tools.map((t) => t.name),
+      ['whoami'],
+    )
+    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'])
+    assert.deepEqual((await (await get('/mcp/connections', bob)).json()).connections, [], "bob sees none of alice's")
+    assert.equal((await get('/mcp/tools/fixture', bob)).status, 404)
+    await post('/mcp/disconnect', { serverId: 'fixture' }, bob)
+    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'], "bob's disconnect")
+
+    // Replaying the callback is refused (Hoot's connect drops the old connection first, as today).
+    const replayed = await connect(alice, { authorizationCode: again.code, state: again.state })
+    assert.equal(replayed.status, 400, 'a replayed callback')
+    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, [])
+  })
+
+  test("JWTManager on hoot-core takes inline keys, as Workers' secrets arrive", async () => {
+    const dir = project('guide-jwt', { 'jwt.js': snippet('jwt-manager') })
+    const keys = await hootKeyFiles(tempDir('guide-jwt-keys'))
+    const body = `
+      import { readFileSync } from 'node:fs'
+      import { JWTManager } from './jwt.js'
+      const manager = new JWTManager()
+      const privateKeyJwk = readFileSync(${JSON.stringify(keys.privateKeyPath)}, 'utf8')
+      const jwks = JSON.parse(readFileSync(${JSON.stringify(keys.jwksPath)}, 'utf8'))
+      const init = await manager.initialize({ privateKeyJwk, jwks })
+      const token = await manager.generateToken('3b241101-e2bb-4255-8caf-4136c566a962', { portkeyOrgId: 'org', expiresIn: 60 })
+      const verified = await manager.verifyToken(token)
+      const bad = await manager.verifyToken(token.slice(0, -2))
+      console.log(JSON.stringify({ init, ready: manager.isInitialized(), sub: verified.payload.sub, org: verified.payload.portkey_oid, bad }))`
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', body], { cwd: dir, encoding: 'utf8' })
+    assert.equal(child.status, 0, child.stderr)
+    const out = JSON.parse(child.stdout.trim().split('\n').pop())
+    assert.deepEqual(out.init, { success: true, kid: keys.kid })
+    assert.equal(out.ready, true)
+    assert.equal(out.sub, '3b241101-e2bb-4255-8caf-4136c566a962')
+    assert.equal(out.org, 'org')
+    assert.equal(out.bad.valid, false)
+    assert.equal(out.bad.expired, false)
+  })
+
+  test('Workers: the provider from hoot-core/provider over a Durable Objects adapter, without the native addon', async () => {
+    const fixture = await startOAuthMcpServer()
+    try {
+      const dir = project('guide-worker', {
+        'provider.js': `
+// The shape of Hoot's DurableObjectsAdapter: its methods over the user's Durable Object storage.
+class DurableObjectsAdapter {
+  constructor(env) { this.storage = env.storage }
+  key(userId, kind, serverId) { return userId + ':' + kind + ':' + serverId }
+  async getOAuthClientInfo(u, s) { return this.storage.get(this.key(u, 'client', s)) ?? null }
+  async saveOAuthClientInfo(u, s, v) { this.storage.set(this.key(u, 'client', s), v) }
+  async getOAuthTokens(u, s) { return this.storage.get(this.key(u, 'tokens', s)) ?? null }
+  async saveOAuthTokens(u, s, v) { this.storage.set(this.key(u, 'tokens', s), v) }
+  async getVerifier(u, s) { return this.storage.get(this.key(u, 'verifier', s)) ?? null }
+  async saveVerifier(u, s, v) { this.storage.set(this.key(u, 'verifier', s), v) }
+  async clearOAuthCredentials(u, s, scope = 'all') {
+    for (const kind of scope === 'all' ? ['client', 'tokens', 'verifier'] : [scope]) this.storage.delete(this.key(u, kind, s))
+  }
+}
+${snippet('worker-provider')}`,
+      })
+      const body = `
+        import { createRequire } from 'node:module'
+        import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+        import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+        import { createWorkerOAuthProvider } from './provider.js'
+        const env = { storage: new Map() }
+        const options = { userId: '3b241101-e2bb-4255-8caf-4136c566a962', frontendUrl: 'http://localhost:8009' }
+        const connect = async (code) => {
+          const transport = new StreamableHTTPClientTransport(new URL(${JSON.stringify(fixture.url.href)}), { authProvider: createWorkerOAuthProvider(env, 'fixture', options) })
+          if (code) await transport.finishAuth(code)
+          const client = new Client({ name: 'hoot-worker', version: '1' }, { capabilities: {} })
+          await client.connect(transport)
+          return client
+        }
+        let url
+        try { await connect() } catch (e) { url = e.authorizationUrl; if (!url) throw e }
+        const response = await fetch(url, { redirect: 'manual' })
+        const code = new URL(response.headers.get('location')).searchParams.get('code')
+        const client = await connect(code)
+        const tools = (await client.listTools()).tools.map((t) => t.name)
+        await client.close()
+        const provider = createWorkerOAuthProvider(env, 'fixture', options)
+        const require = createRequire(import.meta.url)
+        console.log(JSON.stringify({ tools, discovery: 'discoveryState' in provider, native: Object.keys(require.cache).filter((f) => f.endsWith('.node')) }))`
+      // Not spawnSync: the MCP server the child talks to runs in this process.
+      const stdout = await new Promise((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', body], { cwd: dir }, (error, out, err) =>
+          error ? reject(new Error(err || error.message)) : resolve(out),
+        ),
+      )
+      const out = JSON.parse(stdout.trim().split('\n').pop())
+      assert.deepEqual(out, { tools: ['whoami'], discovery: false, native: [] })
+    } finally {
+      await fixture.close()
+    }
+  })
+})
+
+// ----------------------------------------------------------------------------------------------
+// Hoot's single-file backend, mcp-backend-server.js (Hoot at 25c0ecf).
+
+function oldBackend() {
+  const indent = (code) => code.replace(/^/gm, '    ')
+  return `
+import { once } from 'node:events'
+import express from 'express'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+${snippet('old-imports')}
+const FRONTEND_URL = 'http://localhost:8009'
+const allowedOriginsForToken = ['http://localhost:3000', 'http://localhost:8009']
+const audit = []
+function logAuditEvent(event, data) { audit.push({ event, ...data }) }
+let fetches = 0
+
+export async function start() {
+${snippet('old-keys')}
+${snippet('old-db')}
+  const app = express()
+  app.use(express.json())
+${snippet('old-connections')}
+${snippet('old-jwks')}
+  function authenticateRequest(req, res, next) {
+    if (req.path === '/health' || req.path === '/auth/token') return next()
+    const token = req.headers['x-hoot-token']
+    if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
+    try {
+${indent(snippet('old-auth-middleware'))}
+    } catch (error) {
+      return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Authentication failed' })
+    }
+  }
+  app.use(authenticateRequest)
+  app.post('/auth/token', async (req, res) => {
+    const origin = req.headers.origin
+    if (!origin || !allowedOriginsForToken.includes(origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    const { userId } = req.body
+    try {
+${indent(snippet('old-auth-token'))}
+    } catch (error) {
+      return res.status(500).json({ success: false, error: 'Token generation failed' })
+    }
+  })
+${snippet('old-disconnect')}
+  app.post('/mcp/connect', async (req, res) => {
+    try {
+      const { serverId, serverName, url, transport, auth, authorizationCode } = req.body
+      if (connections.get(req.userId, serverId) !== undefined) await disconnectServer(serverId, req.userId)
+      const transportOptions = {}
+      if (auth && auth.type === 'headers' && auth.headers) {
+        transportOptions.requestInit = { headers: auth.headers }
+      } else if (auth && auth.type === 'oauth') {
+${indent(snippet('old-connect'))}
+      }
+      let mcpTransport
+      if (transport === 'sse') mcpTransport = new SSEClientTransport(new URL(url), transportOptions)
+      else mcpTransport = new StreamableHTTPClientTransport(new URL(url), transportOptions)
+${indent(snippet('old-finish-auth'))}
+      const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
+      await client.connect(mcpTransport)
+${indent(snippet('old-store-connection'))}
+      res.json({ success: true, serverId, message: 'Connected to ' + serverName })
+    } catch (error) {
+      if (error.name === 'UnauthorizedError' || error.message?.includes('401')) {
+        return res.status(401).json({ success: false, error: 'UnauthorizedError', needsAuth: true, authorizationUrl: error.authorizationUrl || null })
+      }
+      res.status(500).json({ success: false, error: error.message, needsAuth: false })
+    }
+  })
+  app.get('/mcp/tools/:serverId', async (req, res) => {
+    const client = connections.get(req.userId, req.params.serverId)?.client
+    if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
+    res.json({ success: true, tools: (await client.listTools()).tools })
+  })
+  app.get('/mcp/connections', (req, res) => res.json({ success: true, connections: connections.servers(req.userId) }))
+  app.post('/mcp/disconnect', async (req, res) => {
+    await disconnectServer(req.body.serverId, req.userId)
+    res.json({ success: true })
+  })
+  app.post('/mcp/clear-oauth-tokens', async (req, res) => {
+    const { serverId } = req.body
+    if (!serverId) return res.status(400).json({ success: false, error: 'serverId is required' })
+${indent(snippet('old-clear'))}
+    res.json({ success: true, serverId })
+  })
+  app.post('/mcp/favicon', async (req, res) => {
+    // found: what Hoot's fetch of /favicon.ico and the page would find, given by the test.
+    const { serverUrl, oauthLogoUri, found } = req.body
+${indent(snippet('old-favicon'))}
+    fetches++
+    const foundFaviconUrl = found ?? null
+${indent(snippet('old-favicon-save'))}
+    res.json({ success: true, faviconUrl: foundFaviconUrl })
+  })
+  const http = app.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  return {
+    url: 'http://127.0.0.1:' + http.address().port,
+    audit,
+    fetches: () => fetches,
+    close: async () => {
+      await disconnectAll()
+${indent(snippet('old-shutdown'))}
+      http.close()
+    },
+  }
+}
+`
+}
+
+describe("Hoot's mcp-backend-server.js on hoot-core", () => {
+  let mcp
+  let hoot
+  const origin = 'http://localhost:8009'
+
+  before(async () => {
+    mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
+    const dir = project('guide-old', { 'mcp-backend-server.js': oldBackend() })
+    process.env.HOME = tempDir('guide-old-home')
+    process.env.HOOT_DB_PATH = join(process.env.HOME, '.hoot', 'hoot-mcp.db')
+    const { start } = await import(pathToFileURL(join(dir, 'mcp-backend-server.js')).href)
+    hoot = await start()
+  })
+  after(async () => {
+    await hoot?.close()
+    await mcp?.close()
+  })
+
+  const post = (path, body, token) =>
+    fetch(hoot.url + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin, ...(token ? { 'x-hoot-token': token } : {}) },
+      body: JSON.stringify(body),
+    })
+  const get = (path, token) => fetch(hoot.url + path, { headers: { 'x-hoot-token': token } })
+  const connect = (token, extra = {}) =>
+    post(
+      '/mcp/connect',
+      {
+        serverId: 'fixture',
+        serverName: 'Fixture',
+        url: mcp.url.href,
+        transport: 'http',
+        auth: { type: 'oauth' },
+        ...extra,
+      },
+      token,
+    )
+
+  test('a non-string userId is a 400, and the audit log holds no user id', async () => {
+    for (const userId of [42, ['x'], { a: 1 }]) assert.equal((await post('/auth/token', { userId })).status, 400)
+    const userId = randomUUID()
+    const issued = await (await post('/auth/token', { userId })).json()
+    assert.equal(issued.tokenType, 'jwt')
+    assert.equal((await get('/mcp/connections', issued.token)).status, 200)
+    assert.equal((await fetch(hoot.url + '/.well-known/jwks.json')).status, 200)
+    assert.ok(hoot.audit.every((entry) => !Object.values(entry).includes(userId)))
+  })
+
+  test('OAuth with its state checked, connections per user, a disconnect that keeps the tokens', async () => {
+    const alice = (await (await post('/auth/token', { userId: randomUUID() })).json()).token
+    const bob = (await (await post('/auth/token', { userId: randomUUID() })).json()).token
+    const first = await callback((await (await connect(alice)).json()).authorizationUrl)
+    assert.equal((await connect(alice, { authorizationCode: first.code, state: 'forged' })).status, 400)
+    const second = await callback((await (await connect(alice)).json()).authorizationUrl)
+    const done = await connect(alice, { authorizationCode: second.code, state: second.state })
+    assert.equal(done.status, 200, await done.clone().text())
+    assert.deepEqual(
+      (await (await get('/mcp/tools/fixture', alice)).json()).tools.map((t) => t.name),
+      ['whoami'],
+    )
+    assert.deepEqual((await (await get('/mcp/connections', bob)).json()).connections, [])
+    assert.equal((await get('/mcp/tools/fixture', bob)).status, 404)
+
+    // Disconnect and reconnect: the stored tokens are used, no new authorization.
+    const authorizations = mcp.stats.authorizations
+    await post('/mcp/disconnect', { serverId: 'fixture' }, alice)
+    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, [])
+    assert.equal((await connect(alice)).status, 200)
+    assert.equal(mcp.stats.authorizations, authorizations)
+
+    // Clearing the OAuth tokens does force one.
+    await post('/mcp/clear-oauth-tokens', { serverId: 'fixture' }, alice)
+    assert.equal((await connect(alice)).status, 401)
+  })
+
+  test('a favicon cached as "none found" is answered from the cache', async () => {
+    const token = (await (await post('/auth/token', { userId: randomUUID() })).json()).token
+    const ask = async (body) => (await post('/mcp/favicon', body, token)).json()
+    assert.equal((await ask({ serverUrl: 'https://none.example', found: null })).faviconUrl, null)
+    const fetched = hoot.fetches()
+    assert.equal((await ask({ serverUrl: 'https://none.example', found: 'https://wrong' })).faviconUrl, null)
+    assert.equal(hoot.fetches(), fetched, 'not fetched again')
+    await ask({ serverUrl: 'https://icon.example', found: 'https://icon.example/favicon.ico' })
+    assert.equal((await ask({ serverUrl: 'https://icon.example' })).faviconUrl, 'https://icon.example/favicon.ico')
+  })
+})
+
+after(() => {
+  const missing = [...all.keys()].filter((id) => !used.has(id))
+  assert.deepEqual(missing, [], 'snippets no test exercised')
+})
