@@ -11,7 +11,7 @@ import { SignJWT, importJWK } from 'jose'
 import { UserConnections, loadKeys } from '../lib/index.js'
 import { createApp } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
-import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
+import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
 let base, http, app, fixture, keys
 const ORIGIN = 'http://localhost:8009'
@@ -92,16 +92,19 @@ test("missing, tampered, expired and foreign tokens get Hoot's 401 bodies", asyn
 test("two browsers: each authorizes for itself and cannot reach the other's connection", async () => {
   const alice = await browserToken()
   const bob = await browserToken()
-  const connect = (token, authorizationCode) =>
+  const connect = (token, { code, state } = {}) =>
     call('POST', '/mcp/connect', {
       token,
-      body: { serverId: 'fixture', url: fixture.url.toString(), authorizationCode },
+      body: { serverId: 'fixture', url: fixture.url.toString(), authorizationCode: code, state },
     })
 
   const first = await connect(alice)
   assert.equal(first.status, 401)
   assert.equal(first.body.needsAuth, true)
-  const connected = await connect(alice, await approve(first.body.authorizationUrl))
+  const returned = await callback(first.body.authorizationUrl)
+  // Bob cannot finish Alice's authorization with her callback: the state is hers.
+  assert.equal((await connect(bob, returned)).status, 400)
+  const connected = await connect(alice, returned)
   assert.deepEqual(connected, { status: 200, body: { success: true, serverId: 'fixture' } })
   const tools = await call('GET', '/mcp/tools/fixture', { token: alice })
   assert.deepEqual(

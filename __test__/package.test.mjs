@@ -13,9 +13,11 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 /** The package's API: every export, nothing internal. */
 const API = [
   'OAuthStore',
+  'UserConnections',
   'cacheFavicon',
   'cleanupExpiredVerifiers',
   'closeDatabase',
+  'createDatabaseAdapter',
   'createOAuthProvider',
   'generateKeys',
   'getCachedFavicon',

@@ -56,7 +56,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   })
 
   app.post('/mcp/connect', async (req, res) => {
-    const { serverId, url, authorizationCode } = req.body ?? {}
+    const { serverId, url, authorizationCode, state } = req.body ?? {}
     if (typeof serverId !== 'string' || !serverId || typeof url !== 'string') {
       return res.status(400).json({ success: false, error: 'serverId and url are required' })
     }
@@ -74,7 +74,13 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     })
     try {
       const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider })
-      if (authorizationCode) await transport.finishAuth(authorizationCode)
+      if (authorizationCode) {
+        // The callback must carry the state this user's authorization was started with (CSRF).
+        if (!(await authProvider.consumeState(state))) {
+          return res.status(400).json({ success: false, error: 'OAuth state mismatch: connect again', needsAuth: true })
+        }
+        await transport.finishAuth(authorizationCode)
+      }
       const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
       await client.connect(transport)
       await clients.set(req.userId, serverId, client)
