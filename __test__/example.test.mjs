@@ -182,6 +182,8 @@ test('UserConnections: bounded per user and in total, idle ones closed, empty us
   await pool.set('alice', 'a3', client('alice/a3'), 30)
   assert.deepEqual(closed, ['alice/a2'], 'the per-user bound closes her least recently used')
   assert.equal(pool.get('bob', 'a1'), undefined, 'another user with the same server id sees nothing')
+  assert.deepEqual(pool.servers('alice'), ['a1', 'a3'])
+  assert.deepEqual(pool.servers('bob'), [])
   await pool.set('bob', 'b1', client('bob/b1'), 40)
   await pool.set('carol', 'c1', client('carol/c1'), 50)
   assert.deepEqual(closed, ['alice/a2', 'alice/a1'], 'the total bound closes the least recently used of all')

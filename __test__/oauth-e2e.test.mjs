@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test'
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { Client as Client120 } from 'sdk120/client/index.js'
+import { StreamableHTTPClientTransport as Transport120 } from 'sdk120/client/streamableHttp.js'
 
 import { OAuthStore, createDatabaseAdapter, createOAuthProvider } from '../lib/index.js'
 import { approve, callback, startOAuthMcpServer } from './mcp-fixture.mjs'
@@ -167,4 +169,22 @@ test("the callback's state is accepted once, for its own user: a forged or repla
   const client = await connect(grace, second.code)
   assert.ok(await whoami(client))
   await client.close()
+})
+
+test('SDK 1.20, the version Hoot pins: the same provider through its transport, and no discovery state asked for', async () => {
+  const henry = randomUUID()
+  const connect120 = async (code) => {
+    const authProvider = providerFor(henry)
+    const transport = new Transport120(fixture.url, { authProvider })
+    if (code) await transport.finishAuth(code)
+    const client = new Client120({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
+    await client.connect(transport)
+    return client
+  }
+  let url
+  await assert.rejects(connect120(), (e) => Boolean((url = e.authorizationUrl)))
+  const client = await connect120(await approve(url))
+  assert.ok(await whoami(client))
+  await client.close()
+  assert.equal(new OAuthStore(henry, { dbPath }).discoveryState('fixture'), undefined, '1.20 has no discovery state')
 })
