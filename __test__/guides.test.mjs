@@ -53,6 +53,37 @@ function project(label, files) {
   return dir
 }
 
+/**
+ * The browser's side of a Hoot backend at `server().url`: JSON posts and gets with the
+ * x-hoot-token header, and /mcp/connect to `mcp()`'s OAuth server.
+ */
+function frontend(server, mcp) {
+  const origin = 'http://localhost:8009'
+  const token = (t) => (t ? { 'x-hoot-token': t } : {})
+  const post = (path, body, t) =>
+    fetch(server().url + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin, ...token(t) },
+      body: JSON.stringify(body),
+    })
+  const get = (path, t) => fetch(server().url + path, { headers: token(t) })
+  const connect = (t, extra = {}) =>
+    post(
+      '/mcp/connect',
+      {
+        serverId: 'fixture',
+        serverName: 'Fixture',
+        url: mcp().url.href,
+        transport: 'http',
+        auth: { type: 'oauth' },
+        ...extra,
+      },
+      t,
+    )
+  const tokenFor = async (userId) => (await (await post('/auth/token', { userId })).json()).token
+  return { post, get, connect, tokenFor }
+}
+
 test('every code block in both guides is marked for a test', () => {
   for (const file of GUIDES) {
     const text = readFileSync(join(root, file), 'utf8')
@@ -176,8 +207,6 @@ ${snippet('node-pool-routes')}
 describe("today's Hoot (server/) on hoot-core", () => {
   let mcp
   let hoot
-  let base
-  const origin = 'http://localhost:8009'
 
   before(async () => {
     mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
@@ -187,7 +216,6 @@ describe("today's Hoot (server/) on hoot-core", () => {
     process.env.HOME = home
     const { start } = await import(pathToFileURL(join(dir, 'server', 'server-node.js')).href)
     hoot = await start()
-    base = hoot.url
   })
   after(async () => {
     await hoot?.close()
@@ -195,27 +223,10 @@ describe("today's Hoot (server/) on hoot-core", () => {
     delete process.env.HOOT_DB_PATH
   })
 
-  const post = (path, body, token) =>
-    fetch(base + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', origin, ...(token ? { 'x-hoot-token': token } : {}) },
-      body: JSON.stringify(body),
-    })
-  const get = (path, token) => fetch(base + path, { headers: token ? { 'x-hoot-token': token } : {} })
-  const tokenFor = async (userId) => (await (await post('/auth/token', { userId })).json()).token
-  const connect = (token, extra = {}) =>
-    post(
-      '/mcp/connect',
-      {
-        serverId: 'fixture',
-        serverName: 'Fixture',
-        url: mcp.url.href,
-        transport: 'http',
-        auth: { type: 'oauth' },
-        ...extra,
-      },
-      token,
-    )
+  const { post, get, connect, tokenFor } = frontend(
+    () => hoot,
+    () => mcp,
+  )
 
   test('tokens: a JWT for a UUID, a 400 for anything else, the JWKS without a token', async () => {
     for (const userId of [42, { id: 1 }, 'not-a-uuid', null]) {
@@ -468,7 +479,6 @@ ${indent(snippet('old-shutdown'))}
 describe("Hoot's mcp-backend-server.js on hoot-core", () => {
   let mcp
   let hoot
-  const origin = 'http://localhost:8009'
 
   before(async () => {
     mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
@@ -483,26 +493,10 @@ describe("Hoot's mcp-backend-server.js on hoot-core", () => {
     await mcp?.close()
   })
 
-  const post = (path, body, token) =>
-    fetch(hoot.url + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', origin, ...(token ? { 'x-hoot-token': token } : {}) },
-      body: JSON.stringify(body),
-    })
-  const get = (path, token) => fetch(hoot.url + path, { headers: { 'x-hoot-token': token } })
-  const connect = (token, extra = {}) =>
-    post(
-      '/mcp/connect',
-      {
-        serverId: 'fixture',
-        serverName: 'Fixture',
-        url: mcp.url.href,
-        transport: 'http',
-        auth: { type: 'oauth' },
-        ...extra,
-      },
-      token,
-    )
+  const { post, get, connect } = frontend(
+    () => hoot,
+    () => mcp,
+  )
 
   test('a non-string userId is a 400, and the audit log holds no user id', async () => {
     for (const userId of [42, ['x'], { a: 1 }]) assert.equal((await post('/auth/token', { userId })).status, 400)
