@@ -119,6 +119,8 @@ test("null wherever Hoot's adapter returns null, and no user reaches another's r
   assert.equal(await adapter.getVerifier(USER, 'srv'), 'alice')
   assert.equal(await adapter.getFaviconCache('https://never.example'), null)
   await adapter.saveFaviconCache('https://none.example', null)
+  await adapter.saveFaviconCache('https://undefined.example', undefined)
+  assert.equal(await adapter.getFaviconCache('https://undefined.example'), null)
   assert.equal(
     await adapter.getFaviconCache('https://none.example'),
     null,

@@ -72,8 +72,10 @@ function createDatabaseAdapter(opts) {
     async deleteServerConfig(userId, serverId) {
       storeOf(userId).deleteServerConfig(serverId)
     },
+    /** `faviconUrl` null or undefined: none found (cached too, so it is not fetched again). */
     async saveFaviconCache(serverUrl, faviconUrl, oauthLogoUri = null) {
-      binding.cacheFavicon(serverUrl, faviconUrl, oauthLogoUri === null ? undefined : oauthLogoUri, options)
+      const found = faviconUrl === undefined ? null : faviconUrl
+      binding.cacheFavicon(serverUrl, found, oauthLogoUri === null ? undefined : oauthLogoUri, options)
     },
     /** The cached favicon URL, or null (none cached, older than a day, or cached as not found), as Hoot's. */
     async getFaviconCache(serverUrl, oauthLogoUri = null) {
