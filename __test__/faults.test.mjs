@@ -3,52 +3,15 @@
 // is a clear ERR_HOOT_DB or ERR_HOOT_KEYS, never a crash. (Kills in the middle of a migration are
 // in migrate.test.mjs.)
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
 import { OAuthStore, closeDatabase, loadKeys } from '../lib/index.js'
-import { USER, entry, root, tempDir, withBetterSqlite } from './helpers.mjs'
+import { USER, delays, entry, killDuring, root, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const linux = process.platform === 'linux'
-
-/** A seeded source of kill times, so a failure can be replayed. */
-function delays(seed, count, max) {
-  let state = seed
-  return Array.from({ length: count }, () => {
-    state = (state * 1103515245 + 12345) % 2147483648
-    return state % max
-  })
-}
-
-/**
- * Runs an ES module body in a child that prints one line per acknowledged step, kills it with
- * SIGKILL `delay` ms after the first line, and returns the lines it printed.
- */
-function killDuring(body, delay) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `import * as hoot from ${JSON.stringify(entry)}\nimport { writeSync } from 'node:fs'\n${body}`,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    )
-    let out = ''
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (chunk) => {
-      if (!out) setTimeout(() => child.kill('SIGKILL'), delay)
-      out += chunk
-    })
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolve({ lines: out.split('\n').filter(Boolean), signal }))
-  })
-}
 
 function integrity(path) {
   return withBetterSqlite(

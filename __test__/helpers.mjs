@@ -1,5 +1,5 @@
 // Shared by the test files: temp dirs, child processes, and key files made the way Hoot makes them.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -98,4 +98,41 @@ export function makeLegacyDb(path, rows) {
     console.log('null')`,
     { path, rows, schema: LEGACY_SCHEMA },
   )
+}
+
+/** A seeded source of kill times, so a failure can be replayed. */
+export function delays(seed, count, max) {
+  let state = seed
+  return Array.from({ length: count }, () => {
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state % max
+  })
+}
+
+/**
+ * Runs an ES module body in a child that prints one line per acknowledged step, kills it with
+ * SIGKILL `delay` ms after the first line, and returns the lines it printed.
+ */
+export function killDuring(body, delay) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as hoot from ${JSON.stringify(entry)}\nimport { writeSync } from 'node:fs'\n${body}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    let out = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk) => {
+      if (!out) setTimeout(() => child.kill('SIGKILL'), delay)
+      out += chunk
+    })
+    child.on('error', reject)
+    child.on('close', (code, signal) => resolve({ lines: out.split('\n').filter(Boolean), signal }))
+  })
 }

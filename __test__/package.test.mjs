@@ -14,6 +14,7 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 const API = [
   'OAuthStore',
   'UserConnections',
+  'activitySummary',
   'cacheFavicon',
   'cleanupExpiredVerifiers',
   'closeDatabase',
@@ -28,6 +29,7 @@ const API = [
   'loadKeys',
   'migrateDatabase',
   'publicJwks',
+  'purgeInactiveUsers',
   'verifyToken',
 ]
 

@@ -12,6 +12,7 @@ const USAGE = `Usage: hoot-core <command> [options]
 Commands:
   keygen [dir]   write Hoot's private-key.json and jwks.json into dir (default: the current directory)
   migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db)
+  purge          remove the data of users inactive for --inactive-days (see --dry-run)
   doctor         check the native build, the keys and the database, and say how to fix what is wrong
 
 Run hoot-core <command> --help for a command's options.
@@ -36,6 +37,21 @@ missing tables, in one transaction, after a backup next to the file. Safe to run
     options: { json: { type: 'boolean' } },
     maxPositionals: 1,
     run: migrate,
+  },
+  purge: {
+    usage: `Usage: hoot-core purge --inactive-days <days> [--dry-run] [--db <path>] [--json]
+
+Removes, in one transaction, every row of each user whose last activity (store.touch()) is more
+than <days> days old. Users with data but no recorded activity (from before touch() was called)
+are recorded as active now and kept. --dry-run counts and changes nothing.`,
+    options: {
+      'inactive-days': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      db: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    maxPositionals: 0,
+    run: purge,
   },
   doctor: {
     usage: `Usage: hoot-core doctor [--db <path>]
@@ -73,6 +89,28 @@ function keygen(values, [dir = '.']) {
 Start the server from ${resolve(dir)}, or set
   JWT_PRIVATE_KEY_PATH=${made.privateKeyPath}
   JWT_JWKS_PATH=${made.jwksPath}`)
+  return 0
+}
+
+function purge(values) {
+  if (values['inactive-days'] === undefined) throw new UsageError('purge needs --inactive-days <days>')
+  const inactiveDays = Number(values['inactive-days'])
+  const report = loadNative().purgeInactiveUsers({
+    inactiveDays,
+    dryRun: values['dry-run'] === true,
+    dbPath: values.db,
+  })
+  if (values.json) {
+    console.log(JSON.stringify(report, null, 2))
+    return 0
+  }
+  const verb = report.dryRun ? 'Would remove' : 'Removed'
+  console.log(`${verb} ${report.rows} row(s) of ${report.users} user(s) inactive for more than ${inactiveDays} days.`)
+  if (report.adopted) {
+    console.log(
+      `${report.adopted} user(s) with data but no recorded activity ${report.dryRun ? 'would be' : 'were'} recorded as active now; they go after ${inactiveDays} days without a touch().`,
+    )
+  }
   return 0
 }
 
@@ -188,6 +226,13 @@ function doctor(values) {
           )
         } else {
           ok(`database: ${db.path}, schema version ${db.schemaVersion}`)
+        }
+        if (db.activity) {
+          const a = db.activity
+          const untracked = a.untracked ? `, ${a.untracked} with data from before activity was recorded` : ''
+          ok(
+            `users: ${a.users} known, active in the last day ${a.active1d}, 7 days ${a.active7d}, 30 days ${a.active30d}${untracked} (npx hoot-core purge --inactive-days 90 --dry-run shows what a purge would remove)`,
+          )
         }
         if (db.path !== ':memory:' && process.platform !== 'win32') {
           for (const file of [db.path, `${db.path}-wal`, `${db.path}-shm`].filter((f) => existsSync(f))) {

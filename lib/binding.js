@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.OAuthStore = nativeBinding.OAuthStore
+module.exports.activitySummary = nativeBinding.activitySummary
 module.exports.cacheFavicon = nativeBinding.cacheFavicon
 module.exports.cleanupExpiredVerifiers = nativeBinding.cleanupExpiredVerifiers
 module.exports.closeDatabase = nativeBinding.closeDatabase
@@ -848,3 +849,4 @@ module.exports.isValidUserId = nativeBinding.isValidUserId
 module.exports.loadKeys = nativeBinding.loadKeys
 module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.publicJwks = nativeBinding.publicJwks
+module.exports.purgeInactiveUsers = nativeBinding.purgeInactiveUsers

@@ -194,6 +194,12 @@ export declare class OAuthStore {
   saveServerConfig(serverId: string, config: object): void
   /** Removes the config of `serverId`. */
   deleteServerConfig(serverId: string): void
+  /**
+   * Records that this user is active now, for `activitySummary` and `purgeInactiveUsers`. Cheap
+   * enough for every request: at most one write per user per hour in a process. Returns whether
+   * this call wrote.
+   */
+  touch(): boolean
   /** Server ids with any stored state for this user, sorted. */
   servers(): Array<string>
   /**
@@ -201,6 +207,26 @@ export declare class OAuthStore {
    * transaction and returns how many were removed.
    */
   deleteAll(): number
+}
+
+/**
+ * Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
+ * `store.touch()`). Names no one.
+ */
+export declare function activitySummary(opts?: StoreOptions): ActivitySummary
+
+/** How many users a database knows and how many were active lately: counts only, never an id. */
+export interface ActivitySummary {
+  /** Users with recorded activity or any stored data. */
+  users: number
+  /** Users active in the last day. */
+  active1d: number
+  /** Users active in the last 7 days. */
+  active7d: number
+  /** Users active in the last 30 days. */
+  active30d: number
+  /** Users with data but no recorded activity (from before `touch()` was called for them). */
+  untracked: number
 }
 
 /** Caches a favicon lookup for 24 hours; `faviconUrl: null` records that there is none. */
@@ -234,6 +260,8 @@ export interface DatabaseStatus {
   mixedCaseTables: Array<string>
   /** True when `migrateDatabase` would change nothing. */
   upToDate: boolean
+  /** The users' activity (as `activitySummary`), when every table is there to count it. */
+  activity?: ActivitySummary
 }
 
 /** What `generateKeys` wrote. */
@@ -402,6 +430,25 @@ export interface MigrationReport {
  * Only public members are ever returned, whatever the JWKS file holds.
  */
 export declare function publicJwks(): { keys: object[] }
+
+/**
+ * Removes, in one transaction, every row of each user inactive for more than `inactiveDays`
+ * days. A user with data but no recorded activity is recorded as active by the first run that
+ * sees them, so data from before `touch()` is never purged on upgrade.
+ */
+export declare function purgeInactiveUsers(opts: { inactiveDays: number; dryRun?: boolean; dbPath?: string }): PurgeReport
+
+/** What `purgeInactiveUsers` removed (or would remove, in a dry run). */
+export interface PurgeReport {
+  /** Users whose data was removed. */
+  users: number
+  /** Rows removed, in every table. */
+  rows: number
+  /** Users with data but no recorded activity, counted as active from this run on. */
+  adopted: number
+  /** True when nothing was changed. */
+  dryRun: boolean
+}
 
 /** Where the database is. */
 export interface StoreOptions {

@@ -39,6 +39,10 @@ exports.closeDatabase = binding.closeDatabase
 exports.inspectDatabase = binding.inspectDatabase
 exports.createDatabaseAdapter = createDatabaseAdapter
 
+// The anonymous session's life
+exports.activitySummary = binding.activitySummary
+exports.purgeInactiveUsers = binding.purgeInactiveUsers
+
 // The MCP SDK's OAuth provider, and the live connections it serves
 exports.createOAuthProvider = createOAuthProvider
 exports.UserConnections = UserConnections

@@ -12,7 +12,7 @@ use super::guarded;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::store::{self, db, CredentialScope, DbLocation};
+use crate::store::{self, db, users, CredentialScope, DbLocation};
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]
@@ -185,6 +185,14 @@ impl OAuthStore {
     #[napi(ts_args_type = "serverId: string")]
     pub fn delete_server_config(&self, env: Env, server_id: Unknown) -> napi::Result<()> {
         guarded(&env, || self.inner.delete_server_config(&string_value(&server_id, "serverId")?).map(|_| ()))
+    }
+
+    /// Records that this user is active now, for `activitySummary` and `purgeInactiveUsers`. Cheap
+    /// enough for every request: at most one write per user per hour in a process. Returns whether
+    /// this call wrote.
+    #[napi]
+    pub fn touch(&self, env: Env) -> napi::Result<bool> {
+        guarded(&env, || self.inner.touch(clock::unix_now() as i64, users::TOUCH_INTERVAL_SECONDS))
     }
 
     /// Server ids with any stored state for this user, sorted.
@@ -366,6 +374,80 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
     })
 }
 
+/// How many users a database knows and how many were active lately: counts only, never an id.
+#[napi(object, js_name = "ActivitySummary", object_from_js = false)]
+#[derive(Clone, Copy)]
+pub struct JsActivitySummary {
+    /// Users with recorded activity or any stored data.
+    pub users: u32,
+    /// Users active in the last day.
+    #[napi(js_name = "active1d")]
+    pub active1d: u32,
+    /// Users active in the last 7 days.
+    #[napi(js_name = "active7d")]
+    pub active7d: u32,
+    /// Users active in the last 30 days.
+    #[napi(js_name = "active30d")]
+    pub active30d: u32,
+    /// Users with data but no recorded activity (from before `touch()` was called for them).
+    pub untracked: u32,
+}
+
+/// Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
+/// `store.touch()`). Names no one.
+#[napi(ts_args_type = "opts?: StoreOptions")]
+pub fn activity_summary(env: Env, opts: Option<Unknown>) -> napi::Result<JsActivitySummary> {
+    guarded(&env, || {
+        let summary = users::activity_summary(location(&Props::new(opts, "opts")?)?, clock::unix_now() as i64)?;
+        Ok(summary_js(summary))
+    })
+}
+
+fn summary_js(s: users::ActivitySummary) -> JsActivitySummary {
+    JsActivitySummary {
+        users: count(s.users),
+        active1d: count(s.active_1d),
+        active7d: count(s.active_7d),
+        active30d: count(s.active_30d),
+        untracked: count(s.untracked),
+    }
+}
+
+/// What `purgeInactiveUsers` removed (or would remove, in a dry run).
+#[napi(object, js_name = "PurgeReport", object_from_js = false)]
+pub struct JsPurgeReport {
+    /// Users whose data was removed.
+    pub users: u32,
+    /// Rows removed, in every table.
+    pub rows: u32,
+    /// Users with data but no recorded activity, counted as active from this run on.
+    pub adopted: u32,
+    /// True when nothing was changed.
+    pub dry_run: bool,
+}
+
+/// Removes, in one transaction, every row of each user inactive for more than `inactiveDays`
+/// days. A user with data but no recorded activity is recorded as active by the first run that
+/// sees them, so data from before `touch()` is never purged on upgrade.
+#[napi(ts_args_type = "opts: { inactiveDays: number; dryRun?: boolean; dbPath?: string }")]
+pub fn purge_inactive_users(env: Env, opts: Option<Unknown>) -> napi::Result<JsPurgeReport> {
+    guarded(&env, || {
+        let props = Props::new(opts, "opts")?;
+        let days = props
+            .number("inactiveDays")?
+            .ok_or_else(|| HootError::arg_type("opts.inactiveDays", "of type number", "undefined".to_string()))?;
+        let days = users::inactive_days(days)?;
+        let dry_run = props.boolean("dryRun")?.unwrap_or(false);
+        let report = users::purge_inactive_users(location(&props)?, days, dry_run, clock::unix_now() as i64)?;
+        Ok(JsPurgeReport {
+            users: count(report.users),
+            rows: count(report.rows),
+            adopted: count(report.adopted),
+            dry_run: report.dry_run,
+        })
+    })
+}
+
 /// The schema state of a database, as `inspectDatabase` reports it.
 #[napi(object, js_name = "DatabaseStatus", object_from_js = false)]
 pub struct JsDatabaseStatus {
@@ -383,6 +465,8 @@ pub struct JsDatabaseStatus {
     pub mixed_case_tables: Vec<String>,
     /// True when `migrateDatabase` would change nothing.
     pub up_to_date: bool,
+    /// The users' activity (as `activitySummary`), when every table is there to count it.
+    pub activity: Option<JsActivitySummary>,
 }
 
 /// Reads a database's schema state through a read-only connection: nothing is created, migrated
@@ -391,7 +475,7 @@ pub struct JsDatabaseStatus {
 pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDatabaseStatus> {
     guarded(&env, || {
         let location = location_arg(db_path)?;
-        let status = store::inspect_database(location.clone())?;
+        let status = store::inspect_database(location.clone(), clock::unix_now() as i64)?;
         Ok(JsDatabaseStatus {
             path: location.display(),
             exists: status.exists,
@@ -400,6 +484,7 @@ pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDa
             legacy_tables: status.legacy_tables,
             missing_tables: status.missing_tables,
             mixed_case_tables: status.mixed_case_tables,
+            activity: status.activity.map(summary_js),
         })
     })
 }

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod schema;
+pub mod users;
 
 use std::sync::{Arc, Weak};
 
@@ -169,8 +170,8 @@ impl CredentialScope {
     }
 }
 
-/// Every table that holds per-user rows.
-const USER_TABLES: [&str; 6] = [
+/// Every table that holds per-user rows (the activity table is not one: it says when, not what).
+pub(crate) const USER_TABLES: [&str; 6] = [
     "oauth_tokens",
     "oauth_client_info",
     "oauth_verifiers",
@@ -399,14 +400,18 @@ impl OAuthStore {
 
     /// Forgets this user: every row in every per-user table, in one transaction. Returns the count.
     pub fn delete_all(&self) -> Result<u64, HootError> {
-        self.delete_rows(&USER_TABLES, None)
+        let mut tables = USER_TABLES.to_vec();
+        tables.push(schema::USERS_TABLE);
+        let removed = self.delete_rows(&tables, None)?;
+        users::forget_touch(self);
+        Ok(removed)
     }
 }
 
 /// What a call does to the database: its error message says so, and only a read may go ahead on
 /// a file that was moved or replaced under this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     Read,
     Write,
     Delete,
@@ -422,7 +427,7 @@ impl Access {
     }
 }
 
-fn run_on<T>(
+pub(crate) fn run_on<T>(
     db: &Database,
     access: Access,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -436,7 +441,7 @@ fn run_on<T>(
 }
 
 /// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.
-fn run_at<T>(
+pub(crate) fn run_at<T>(
     location: DbLocation,
     now: i64,
     access: Access,
@@ -509,9 +514,9 @@ pub fn migrate_database(location: DbLocation, now_ms: i64) -> Result<MigrationRe
 
 /// The schema state of the database at `location`, without opening it for writing or migrating
 /// it. An in-memory database is whatever this process made of it, so it is reported as it stands.
-pub fn inspect_database(location: DbLocation) -> Result<DatabaseStatus, HootError> {
+pub fn inspect_database(location: DbLocation, now: i64) -> Result<DatabaseStatus, HootError> {
     match &location {
-        DbLocation::File(path) => schema::inspect(path, &location),
+        DbLocation::File(path) => schema::inspect(path, &location, now),
         DbLocation::Memory => {
             Ok(DatabaseStatus { exists: true, schema_version: SCHEMA_VERSION, ..DatabaseStatus::default() })
         }

@@ -17,7 +17,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 7] = [
+const TABLES: [(&str, &str); 8] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -51,7 +51,11 @@ const TABLES: [(&str, &str); 7] = [
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, \
          created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
     ),
+    (USERS_TABLE, "user_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL"),
 ];
+
+/// When each user was first and last active (`store.touch()`), in seconds: one row per user.
+pub const USERS_TABLE: &str = "hoot_users";
 
 /// The MCP SDK's OAuth discovery state (JSON), per user and server.
 pub const DISCOVERY_TABLE: &str = "hoot_oauth_discovery";
@@ -118,6 +122,7 @@ fn value_columns(table: &str) -> &'static [&'static str] {
         "oauth_client_info" => &["client_info"],
         "oauth_verifiers" => &["verifier", "created_at"],
         DISCOVERY_TABLE | AUTHORIZATION_STATES_TABLE => &["state", "created_at"],
+        USERS_TABLE => &["first_seen", "last_seen"],
         _ => &["config", "created_at"],
     }
 }
@@ -493,6 +498,8 @@ pub struct DatabaseStatus {
     pub missing_tables: Vec<String>,
     /// Tables holding UUID user ids in upper case, which `migrateDatabase` lowers.
     pub mixed_case_tables: Vec<String>,
+    /// The users' activity, when every table is there to count it.
+    pub activity: Option<super::users::ActivitySummary>,
 }
 
 impl DatabaseStatus {
@@ -510,7 +517,7 @@ impl DatabaseStatus {
 /// Nothing is created next to the file: a read-only connection to a WAL database would create its
 /// `-shm` (and `-wal`), so unless both are there already (a server has the file open) the file
 /// is opened `immutable`, which creates nothing and is exact when there is no WAL to read.
-pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, HootError> {
+pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseStatus, HootError> {
     if !crate::private_fs::is_present(path) {
         return Ok(DatabaseStatus::default());
     }
@@ -529,8 +536,13 @@ pub fn inspect(path: &Path, location: &DbLocation) -> Result<DatabaseStatus, Hoo
     }
     .map_err(&fail)?;
     let shape = Shape::read(&conn).map_err(&fail)?;
+    let activity = match shape.complete() {
+        true => Some(super::users::summary_on(&conn, now).map_err(&fail)?),
+        false => None,
+    };
     Ok(DatabaseStatus {
         exists: true,
+        activity,
         schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
         legacy_tables: shape.legacy.iter().map(|(t, _)| t.name.to_string()).collect(),
         missing_tables: shape.missing.iter().map(|t| t.to_string()).collect(),

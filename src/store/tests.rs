@@ -391,17 +391,17 @@ fn two_spellings_of_one_file_share_one_connection() -> TestResult {
 fn inspection_reports_without_changing_anything() -> TestResult {
     let path = db_file("inspect");
     let location = DbLocation::File(path.clone());
-    assert_eq!(inspect_database(location.clone())?, DatabaseStatus::default(), "a missing file");
+    assert_eq!(inspect_database(location.clone(), NOW)?, DatabaseStatus::default(), "a missing file");
     assert!(!path.exists(), "inspecting does not create it");
     legacy_db(&path, 2)?;
     let before = std::fs::read(&path)?;
-    let status = inspect_database(location.clone())?;
+    let status = inspect_database(location.clone(), NOW)?;
     assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
-    assert_eq!(status.missing_tables, ["server_configs", "hoot_oauth_discovery", "hoot_oauth_states"]);
+    assert_eq!(status.missing_tables, ["server_configs", "hoot_oauth_discovery", "hoot_oauth_states", "hoot_users"]);
     assert!(!status.up_to_date());
     assert_eq!(std::fs::read(&path)?, before);
     migrate_database(location.clone(), NOW_MS)?;
-    assert!(inspect_database(location)?.up_to_date());
+    assert!(inspect_database(location, NOW)?.up_to_date());
     Ok(())
 }
 
@@ -596,12 +596,12 @@ fn a_version_1_file_over_legacy_tables_is_migrated_and_reported_the_same_everywh
     legacy_db(&path, 4)?;
     Connection::open(&path)?.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     let location = DbLocation::File(path.clone());
-    let status = inspect_database(location.clone())?;
+    let status = inspect_database(location.clone(), NOW)?;
     assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
     assert!(!status.up_to_date(), "inspect (and doctor) say it needs migrating");
     let report = migrate_database(location.clone(), NOW_MS)?;
     assert_eq!((report.migrated, report.tokens), (true, 4), "and migrate migrates it, despite user_version");
-    assert!(inspect_database(location)?.up_to_date());
+    assert!(inspect_database(location, NOW)?.up_to_date());
     Ok(())
 }
 
@@ -622,7 +622,7 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
         ))?;
     }
     let location = DbLocation::File(path.clone());
-    assert_eq!(inspect_database(location.clone())?.mixed_case_tables, ["oauth_tokens", "server_configs"]);
+    assert_eq!(inspect_database(location.clone(), NOW)?.mixed_case_tables, ["oauth_tokens", "server_configs"]);
     let report = migrate_database(location.clone(), NOW_MS)?;
     assert_eq!((report.user_ids_lowered, report.conflicts), (2, 1));
     let s = store(ALICE, &path)?;
@@ -636,7 +636,7 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
         |r| r.get(0),
     )?;
     assert_eq!(kept, r#"{"access_token":"upper twin"}"#);
-    assert!(inspect_database(location)?.up_to_date());
+    assert!(inspect_database(location, NOW)?.up_to_date());
     // Forgetting the user forgets what was kept aside for them as well.
     assert_eq!(s.delete_all()?, 4);
     let left: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", schema::CONFLICTS_TABLE), [], |r| r.get(0))?;
@@ -715,5 +715,75 @@ fn a_database_of_the_previous_schema_gains_the_new_tables_without_a_backup() -> 
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains(".bak")))
         .count();
     assert_eq!(backups, 0);
+    Ok(())
+}
+
+#[test]
+fn touch_writes_once_per_interval_and_the_summary_counts_without_ids() -> TestResult {
+    let path = db_file("touch");
+    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+    const DAY: i64 = 86_400;
+    assert!(alice.touch(NOW - 10 * DAY, users::TOUCH_INTERVAL_SECONDS)?, "the first call writes");
+    assert!(!alice.touch(NOW - 10 * DAY + 60, users::TOUCH_INTERVAL_SECONDS)?, "within the hour: no write");
+    assert!(alice.touch(NOW - 10 * DAY + 3600, users::TOUCH_INTERVAL_SECONDS)?);
+    assert!(bob.touch(NOW - 2 * DAY, users::TOUCH_INTERVAL_SECONDS)?);
+    assert!(alice.touch(NOW - 100, users::TOUCH_INTERVAL_SECONDS)?);
+    // A user with data but no activity row (written before activity was recorded).
+    store("0f9d4b7a-2c3e-4f5a-8b6c-7d8e9f0a1b2c", &path)?.save_tokens("srv", &json("{}"))?;
+    let summary = users::activity_summary(DbLocation::File(path.clone()), NOW)?;
+    assert_eq!(summary, users::ActivitySummary { users: 3, active_1d: 1, active_7d: 2, active_30d: 2, untracked: 1 });
+    let conn = Connection::open(&path)?;
+    let (first, last): (i64, i64) =
+        conn.query_row("SELECT first_seen, last_seen FROM hoot_users WHERE user_id = ?1", [ALICE], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    assert_eq!((first, last), (NOW - 10 * DAY, NOW - 100));
+    Ok(())
+}
+
+#[test]
+fn purge_removes_every_row_of_inactive_users_only_and_adopts_untracked_ones() -> TestResult {
+    let path = db_file("purge");
+    let location = DbLocation::File(path.clone());
+    const DAY: i64 = 86_400;
+    let carol = "0f9d4b7a-2c3e-4f5a-8b6c-7d8e9f0a1b2c";
+    let (alice, bob, old) = (store(ALICE, &path)?, store(BOB, &path)?, store(carol, &path)?);
+    for s in [&alice, &bob, &old] {
+        s.save_tokens("srv", &json("{}"))?;
+        s.save_client_information("srv", &json("{}"))?;
+        s.save_server_config("srv", &json("{}"), NOW)?;
+        s.save_discovery_state("srv", &json("{}"), NOW)?;
+    }
+    alice.touch(NOW - 91 * DAY, 1)?; // inactive for 91 days
+    bob.touch(NOW - 89 * DAY, 1)?; // inside the window
+                                   // carol has data and no activity: the first purge adopts her as active now.
+
+    let dry = users::purge_inactive_users(location.clone(), 90, true, NOW)?;
+    assert_eq!(dry, users::PurgeReport { users: 1, rows: 4, adopted: 1, dry_run: true });
+    assert!(alice.tokens("srv")?.is_some(), "a dry run changes nothing");
+    assert_eq!(users::activity_summary(location.clone(), NOW)?.untracked, 1, "not even the adoption");
+
+    let done = users::purge_inactive_users(location.clone(), 90, false, NOW)?;
+    assert_eq!(done, users::PurgeReport { users: 1, rows: 4, adopted: 1, dry_run: false });
+    assert_eq!(alice.servers()?, Vec::<String>::new(), "alice is gone, in every table");
+    assert!(bob.tokens("srv")?.is_some() && old.tokens("srv")?.is_some());
+    // 89 days later carol, adopted at NOW and never touched, goes; bob (last seen NOW - 89 days) too.
+    let later = users::purge_inactive_users(location.clone(), 90, false, NOW + 91 * DAY)?;
+    assert_eq!((later.users, later.adopted), (2, 0));
+    assert_eq!(users::activity_summary(location, NOW)?.users, 0);
+    assert_eq!(users::inactive_days(0.0).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(users::inactive_days(1.5).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(users::inactive_days(90.0)?, 90);
+    Ok(())
+}
+
+#[test]
+fn forgetting_a_user_removes_their_activity_too_and_the_next_touch_writes() -> TestResult {
+    let path = db_file("forget-touch");
+    let alice = store(ALICE, &path)?;
+    alice.touch(NOW, users::TOUCH_INTERVAL_SECONDS)?;
+    alice.save_tokens("srv", &json("{}"))?;
+    assert_eq!(alice.delete_all()?, 2);
+    assert!(alice.touch(NOW + 1, users::TOUCH_INTERVAL_SECONDS)?);
     Ok(())
 }
