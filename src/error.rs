@@ -18,10 +18,12 @@ pub enum ErrorKind {
 
 /// Every `code` a thrown hoot-core error can carry, in the README's order; lib/header.d.ts's
 /// `HootErrorCode` and the README's table list the same set (a test checks).
-pub const ERROR_CODES: [&str; 6] = [
+pub const ERROR_CODES: [&str; 8] = [
     "ERR_INVALID_ARG_TYPE",
     "ERR_INVALID_ARG_VALUE",
     "ERR_INVALID_USER_ID",
+    "ERR_HOOT_TRANSFER_CODE",
+    "ERR_HOOT_TRANSFER_THROTTLED",
     "ERR_HOOT_KEYS",
     "ERR_HOOT_DB",
     "ERR_HOOT_INTERNAL",
@@ -57,6 +59,15 @@ pub enum HootError {
         /// Which forms the call accepts.
         expected: &'static str,
     },
+    /// A transfer code that is unknown, expired or already used (all three look the same, so a
+    /// guess learns nothing).
+    TransferCode,
+    /// Too many failed transfer-code redemptions lately, across every process sharing the
+    /// database: redemptions are refused until the window ends.
+    TransferThrottled {
+        /// Seconds until redemptions are taken again.
+        retry_after: i64,
+    },
     /// The key set could not be loaded, generated or used; the message names the file and the fix.
     Keys(String),
     /// The database could not be opened, migrated, read or written; the message names the file.
@@ -72,6 +83,8 @@ impl HootError {
             HootError::InvalidArgType { .. } => "ERR_INVALID_ARG_TYPE",
             HootError::InvalidArgValue { .. } => "ERR_INVALID_ARG_VALUE",
             HootError::InvalidUserId { .. } => "ERR_INVALID_USER_ID",
+            HootError::TransferCode => "ERR_HOOT_TRANSFER_CODE",
+            HootError::TransferThrottled { .. } => "ERR_HOOT_TRANSFER_THROTTLED",
             HootError::Keys(_) => "ERR_HOOT_KEYS",
             HootError::Db(_) => "ERR_HOOT_DB",
             HootError::Internal(_) => "ERR_HOOT_INTERNAL",
@@ -150,6 +163,12 @@ impl fmt::Display for HootError {
             }
             HootError::InvalidUserId { problem, expected } => {
                 write!(f, "Invalid user id: {problem}; expected {expected}")
+            }
+            HootError::TransferCode => f.write_str(
+                "This transfer code is unknown, expired or already used: ask the other device for a new one",
+            ),
+            HootError::TransferThrottled { retry_after } => {
+                write!(f, "Too many wrong transfer codes lately: try again in {retry_after} seconds")
             }
             HootError::Keys(message) | HootError::Db(message) => f.write_str(message),
             HootError::Internal(message) => {

@@ -118,6 +118,8 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
         HootError::arg_type("x", "y", "z"),
         HootError::arg_value("x", "y"),
         HootError::invalid_user_id("", ""),
+        HootError::TransferCode,
+        HootError::TransferThrottled { retry_after: 1 },
         HootError::Keys(String::new()),
         HootError::Db(String::new()),
         HootError::Internal(String::new()),

@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod identity;
+pub mod revocations;
 pub mod schema;
 pub mod users;
 
@@ -26,7 +28,8 @@ pub const VERIFIER_TTL_SECONDS: i64 = 600;
 /// Favicon lookups are kept for a day, shared by every user.
 pub const FAVICON_TTL_SECONDS: i64 = 24 * 60 * 60;
 
-const USER_ID_FORMS: &str = "a UUID v4, \"default-user\" or \"legacy-user-<digits>\" (the verified token's sub)";
+pub(crate) const USER_ID_FORMS: &str =
+    "a UUID v4, \"default-user\" or \"legacy-user-<digits>\" (the verified token's sub)";
 
 /// The user ids a store accepts: a UUID v4 (a browser), `default-user` (Hoot's session-token
 /// fallback) or `legacy-user-<digits>` (data migrated from the single-user schema).
@@ -171,7 +174,19 @@ impl CredentialScope {
 }
 
 /// Every table that holds per-user rows (the activity table is not one: it says when, not what).
-pub(crate) const USER_TABLES: [&str; 6] = [
+pub(crate) const USER_TABLES: [&str; 8] = [
+    "oauth_tokens",
+    "oauth_client_info",
+    "oauth_verifiers",
+    "server_configs",
+    schema::DISCOVERY_TABLE,
+    schema::AUTHORIZATION_STATES_TABLE,
+    schema::TRANSFER_CODES_TABLE,
+    schema::ACCOUNTS_TABLE,
+];
+
+/// The per-user tables keyed by server: what two users can both have, and so collide on.
+pub(crate) const SERVER_TABLES: [&str; 6] = [
     "oauth_tokens",
     "oauth_client_info",
     "oauth_verifiers",
@@ -202,6 +217,11 @@ impl OAuthStore {
         // One browser secret is one tenant: a UUID is kept lower-case whatever case it came in.
         let user_id = user_id.to_ascii_lowercase();
         Ok(OAuthStore { user_id, location: db.location.clone(), opened: Arc::downgrade(&db) })
+    }
+
+    /// The database this store is bound to (canonical).
+    pub fn location(&self) -> &DbLocation {
+        &self.location
     }
 
     /// The user every statement is scoped to.

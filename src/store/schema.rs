@@ -17,7 +17,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 8] = [
+const TABLES: [(&str, &str); 11] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -51,10 +51,25 @@ const TABLES: [(&str, &str); 8] = [
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, \
          created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
     ),
-    (USERS_TABLE, "user_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL"),
+    (
+        USERS_TABLE,
+        "user_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, revoked_before INTEGER",
+    ),
+    (
+        TRANSFER_CODES_TABLE,
+        "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL",
+    ),
+    ("hoot_transfer_failures", "window_start INTEGER PRIMARY KEY, failures INTEGER NOT NULL"),
+    (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL"),
 ];
 
-/// When each user was first and last active (`store.touch()`), in seconds: one row per user.
+/// One-time codes that move a user to another device: a SHA-256 of the code, never the code.
+pub const TRANSFER_CODES_TABLE: &str = "hoot_transfer_codes";
+/// Accounts (of any identity provider) linked to a user: one user per account.
+pub const ACCOUNTS_TABLE: &str = "hoot_accounts";
+
+/// When each user was first and last active (`store.touch()`), and before when their tokens are
+/// revoked, in seconds: one row per user.
 pub const USERS_TABLE: &str = "hoot_users";
 
 /// The MCP SDK's OAuth discovery state (JSON), per user and server.
@@ -122,7 +137,9 @@ fn value_columns(table: &str) -> &'static [&'static str] {
         "oauth_client_info" => &["client_info"],
         "oauth_verifiers" => &["verifier", "created_at"],
         DISCOVERY_TABLE | AUTHORIZATION_STATES_TABLE => &["state", "created_at"],
-        USERS_TABLE => &["first_seen", "last_seen"],
+        USERS_TABLE => &["first_seen", "last_seen", "revoked_before"],
+        TRANSFER_CODES_TABLE => &["code_hash", "created_at", "expires_at"],
+        ACCOUNTS_TABLE => &["account_id", "linked_at"],
         _ => &["config", "created_at"],
     }
 }

@@ -27,6 +27,7 @@ static TOUCHED: Lazy<Mutex<HashMap<String, i64>>> = Lazy::new(|| Mutex::new(Hash
 const UNTRACKED: &str = "SELECT user_id FROM oauth_tokens UNION SELECT user_id FROM oauth_client_info \
      UNION SELECT user_id FROM oauth_verifiers UNION SELECT user_id FROM server_configs \
      UNION SELECT user_id FROM hoot_oauth_discovery UNION SELECT user_id FROM hoot_oauth_states \
+     UNION SELECT user_id FROM hoot_accounts UNION SELECT user_id FROM hoot_transfer_codes \
      EXCEPT SELECT user_id FROM hoot_users";
 
 fn touch_key(store: &OAuthStore) -> String {
