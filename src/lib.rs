@@ -13,6 +13,7 @@ pub mod env;
 pub mod error;
 pub mod keys;
 mod private_fs;
+pub mod revocation;
 pub mod store;
 pub mod text;
 pub mod token;

@@ -479,7 +479,7 @@ fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), Verify
     let Some(exp) = number_claim(claims.exp, "\"exp\" claim must be a number")? else {
         return fail(FailureCode::ClaimInvalid, "missing required \"exp\" claim");
     };
-    number_claim(claims.iat, "\"iat\" claim must be a number")?;
+    let iat = number_claim(claims.iat, "\"iat\" claim must be a number")?;
     let nbf = number_claim(claims.nbf, "\"nbf\" claim must be a number")?;
     if nbf.is_some_and(|nbf| nbf > now + leeway) {
         return fail(FailureCode::ClaimInvalid, "\"nbf\" claim timestamp check failed");
@@ -488,7 +488,10 @@ fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), Verify
         return fail(FailureCode::Expired, "\"exp\" claim timestamp check failed");
     }
     match claims.sub {
-        Some(Value::String(sub)) if is_valid_user_id(&sub) => Ok(()),
+        Some(Value::String(sub)) if is_valid_user_id(&sub) => match crate::revocation::refuses(&sub, iat) {
+            true => fail(FailureCode::ClaimInvalid, "the token was revoked (revokeUserTokens): get a new one"),
+            false => Ok(()),
+        },
         _ => fail(FailureCode::ClaimInvalid, "\"sub\" claim must be the user's UUID v4"),
     }
 }

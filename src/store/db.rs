@@ -308,6 +308,9 @@ impl Database {
             .map_err(sql_error(&location, "open"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error(&location, "configure"))?;
         let report = schema::ensure_schema(&conn, &location, now_ms)?;
+        if let DbLocation::File(path) = &location {
+            super::revocations::watch(path, &conn);
+        }
         Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false) }, report))
     }
 

@@ -1,0 +1,106 @@
+//! Revoking a user's tokens (`revokeUserTokens`), and learning the revocations other processes
+//! make on a shared database: every database file a process opens is read once at open and then
+//! polled every `POLL_INTERVAL` by one background thread, so another process's revocation takes
+//! effect here within that delay (plus one read). Nothing is read on a verification.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::{is_store_user_id, run_at, Access, DbLocation, USER_ID_FORMS};
+use crate::error::HootError;
+use crate::revocation;
+
+/// How often the databases this process has open are read for other processes' revocations.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How far back each poll reads again, for clocks of processes that disagree a little.
+const SKEW_SECONDS: i64 = 60;
+
+/// Each watched database and the latest revocation time read from it.
+static WATCHED: Lazy<Mutex<HashMap<PathBuf, i64>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static POLLER: Once = Once::new();
+
+/// Revokes every token of `user_id` issued before now: from the next second on, new tokens are
+/// good again (a token's `iat` is in whole seconds, so one issued in the same second as the
+/// revocation is refused too). This process refuses them at once; the others sharing the
+/// database within `POLL_INTERVAL`. Returns the time before which tokens are refused.
+pub fn revoke_user_tokens(location: DbLocation, user_id: &str, now: i64) -> Result<i64, HootError> {
+    if !is_store_user_id(user_id) {
+        return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
+    }
+    let user_id = user_id.to_ascii_lowercase();
+    let before = now + 1;
+    run_at(location, now, Access::Write, |conn| {
+        conn.prepare_cached(
+            "INSERT INTO hoot_users (user_id, first_seen, last_seen, revoked_before) VALUES (?1, ?2, ?2, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET revoked_before = max(coalesce(revoked_before, 0), excluded.revoked_before)",
+        )?
+        .execute(params![user_id, now, before])
+    })?;
+    revocation::learn(&user_id, before);
+    Ok(before)
+}
+
+/// Learns the revocations in the database `conn` has open (all of them, the first time) and keeps
+/// polling its file.
+pub(super) fn watch(path: &Path, conn: &Connection) {
+    let since = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied().unwrap_or(i64::MIN);
+    if let Ok(latest) = read(conn, since) {
+        WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_path_buf(), latest);
+    }
+    POLLER.call_once(|| {
+        let _ = std::thread::Builder::new().name("hoot-core-revocations".into()).spawn(poll_forever);
+    });
+}
+
+/// Learns every revocation at or after `since`; returns where the next read starts.
+fn read(conn: &Connection, since: i64) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, revoked_before FROM hoot_users WHERE revoked_before IS NOT NULL AND revoked_before >= ?1",
+    )?;
+    let mut latest = since;
+    let rows = stmt.query_map([since], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (user_id, before) = row?;
+        revocation::learn(&user_id, before);
+        latest = latest.max(before - SKEW_SECONDS);
+    }
+    Ok(latest)
+}
+
+fn poll_forever() {
+    // Read-only connections of this thread's own, one per database: the store's connections stay
+    // free for the event loop.
+    let mut connections: HashMap<PathBuf, Connection> = HashMap::new();
+    loop {
+        std::thread::sleep(POLL_INTERVAL);
+        let watched: Vec<(PathBuf, i64)> =
+            WATCHED.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(p, s)| (p.clone(), *s)).collect();
+        for (path, since) in watched {
+            if !connections.contains_key(&path) {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                match Connection::open_with_flags(&path, flags) {
+                    Ok(conn) => {
+                        let _ = conn.busy_timeout(Duration::from_millis(200));
+                        connections.insert(path.clone(), conn);
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let Some(conn) = connections.get(&path) else { continue };
+            match read(conn, since) {
+                Ok(latest) => {
+                    WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path, latest);
+                }
+                // A file moved or deleted: open it again next time.
+                Err(_) => {
+                    connections.remove(&path);
+                }
+            }
+        }
+    }
+}
