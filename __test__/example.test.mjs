@@ -194,3 +194,17 @@ test('UserConnections: bounded per user and in total, idle ones closed, empty us
   assert.equal(pool.users, 0, 'a user with no connection is not kept')
   assert.equal(await pool.delete('carol', 'c1'), false)
 })
+
+test('sessions in the example: transfer to a new device once, forget me on every device, origin checked', async () => {
+  const origin = 'http://localhost:8009'
+  const userId = randomUUID()
+  const token = await browserToken(userId)
+  assert.equal((await call('POST', '/auth/transfer', { token })).status, 403, 'no origin, no code')
+  const { body } = await call('POST', '/auth/transfer', { token, origin })
+  const redeemed = await call('POST', '/auth/redeem', { origin, body: { code: body.code } })
+  assert.equal(redeemed.body.userId, userId)
+  assert.equal((await call('POST', '/auth/redeem', { origin, body: { code: body.code } })).status, 400, 'once')
+  assert.equal((await call('GET', '/mcp/tools/x', { token: redeemed.body.token })).status, 404, 'a valid session')
+  assert.equal((await call('POST', '/auth/forget', { token, origin })).status, 200)
+  assert.equal((await call('GET', '/mcp/tools/x', { token: redeemed.body.token })).status, 401, 'revoked everywhere')
+})

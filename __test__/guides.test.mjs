@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 
+import { activitySummary } from '../lib/index.js'
 import { hootKeyFiles, root, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
@@ -143,6 +144,18 @@ import { connectToServer, listTools } from './lib/handlers.js'
 
 const logger = { success() {}, info() {}, warn() {}, error() {}, debug() {} }
 const auditLogger = { entries: [], async log(event, data) { this.entries.push({ event, ...data }) } }
+// The shape of Hoot's RateLimiter (server/lib/utils.js): a fixed window per client id.
+class RateLimiter {
+  constructor({ window = 60000, maxRequests = 30 } = {}) { Object.assign(this, { window, maxRequests, clients: new Map() }) }
+  check(id) {
+    const now = Date.now()
+    const entry = this.clients.get(id)
+    if (!entry || now > entry.resetTime) { this.clients.set(id, { count: 1, resetTime: now + this.window }); return { allowed: true } }
+    if (entry.count >= this.maxRequests) return { allowed: false, resetIn: Math.ceil((entry.resetTime - now) / 1000) }
+    entry.count++
+    return { allowed: true }
+  }
+}
 const FRONTEND_URL = process.env.FRONTEND_URL || 'http://localhost:8009'
 const allowedOrigins = ['http://localhost:3000', 'http://localhost:8009']
 
@@ -154,12 +167,18 @@ ${snippet('node-db')}
 ${snippet('node-keys')}
   app.use(express.json({ limit: '10mb' }))
 ${snippet('node-jwks')}
+${snippet('sessions-routes')}
   async function authenticateRequest(req, res, next) {
     if (req.path === '/health' || req.path === '/auth/token') return next()
     const token = req.headers['x-hoot-token']
     if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
     try {
       if (jwtManager.isInitialized()) {
+        const touchAfter = next
+        next = () => {
+${snippet('sessions-touch')}
+          touchAfter()
+        }
 ${snippet('node-auth-middleware')}
       }
       await auditLogger.log('auth_failed', { path: req.path, reason: 'invalid_token' })
@@ -180,6 +199,7 @@ ${snippet('node-auth-token')}
   })
   app.get('/health', (req, res) => res.json({ status: 'ok', activeConnections: connectionPool.size() }))
 ${snippet('node-pool-routes')}
+${snippet('sessions-authenticated')}
   app.get('/mcp/tools/:serverId', async (req, res) => {
     const pool = connectionPool.forUser(req.userId)
     if (!pool.has(req.params.serverId)) return res.status(404).json({ success: false, error: 'Server not connected' })
@@ -277,6 +297,21 @@ describe("today's Hoot (server/) on hoot-core", () => {
     const replayed = await connect(alice, { authorizationCode: again.code, state: again.state })
     assert.equal(replayed.status, 400, 'a replayed callback')
     assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, [])
+  })
+
+  test('sessions: a code moves a user to a new device once, forget-me revokes, touch counts the user', async () => {
+    const aliceId = randomUUID()
+    const alice = await tokenFor(aliceId)
+    const transfer = await (await post('/auth/transfer', {}, alice)).json()
+    assert.match(transfer.code, /^\w{4}-\w{4}-\w{4}$/)
+    const redeemed = await (await post('/auth/redeem', { code: transfer.code })).json()
+    assert.equal(redeemed.userId, aliceId)
+    assert.equal((await get('/mcp/connections', redeemed.token)).status, 200, 'the new device is alice')
+    assert.equal((await post('/auth/redeem', { code: transfer.code })).status, 400, 'once')
+    assert.ok(activitySummary().users >= 1)
+    assert.equal((await post('/auth/forget', {}, alice)).status, 200)
+    assert.equal((await get('/mcp/connections', alice)).status, 401, 'forget me revoked the token')
+    assert.equal((await get('/mcp/connections', redeemed.token)).status, 401, 'on every device')
   })
 
   test("JWTManager on hoot-core takes inline keys, as Workers' secrets arrive", async () => {

@@ -26,10 +26,15 @@ const API = [
   'isValidUserId',
   'issueToken',
   'issueTokenAsync',
+  'legacyTransferCode',
   'loadKeys',
   'migrateDatabase',
+  'moveUserData',
   'publicJwks',
   'purgeInactiveUsers',
+  'redeemTransferCode',
+  'revokeUserTokens',
+  'userIdForAccount',
   'verifyToken',
 ]
 

@@ -1,15 +1,30 @@
 // The anonymous session's life: activity (touch), counts that name no one (activitySummary), and
-// removing the data of users inactive for too long (purgeInactiveUsers, `hoot-core purge`).
+// removing the data of users inactive for too long (purgeInactiveUsers, `hoot-core purge`), moving
+// a user to another device (transfer codes), merging identities, legacy data, accounts, revocation.
 // Timing rules (once per hour, the inactivity window) are tested with time as a parameter in the
 // Rust core (src/store/tests.rs); these tests run the real exports, processes and CLI.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { OAuthStore, activitySummary, inspectDatabase, purgeInactiveUsers } from '../lib/index.js'
-import { delays, killDuring, root, tempDir, withBetterSqlite } from './helpers.mjs'
+import {
+  OAuthStore,
+  activitySummary,
+  inspectDatabase,
+  issueToken,
+  legacyTransferCode,
+  loadKeys,
+  migrateDatabase,
+  moveUserData,
+  purgeInactiveUsers,
+  redeemTransferCode,
+  revokeUserTokens,
+  userIdForAccount,
+  verifyToken,
+} from '../lib/index.js'
+import { delays, hootKeyFiles, killDuring, makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const cli = join(root, 'bin', 'hoot-core.js')
 
@@ -149,4 +164,196 @@ test('SIGKILL during a purge, at 6 random moments: every user is whole or gone, 
       `a user was left with ${counts} of 3 rows`,
     )
   }
+})
+
+// ----------------------------------------------------------------------------------------------
+// Moving to another device, merging identities, legacy data, accounts, revocation.
+
+/** Runs an ES module body with hoot-core in another process; resolves to what it prints last, as JSON. */
+function inProcess(body, env = {}) {
+  const code = `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}\n${body}`
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code],
+      { env: { ...process.env, ...env } },
+      (error, out, err) =>
+        error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
+    ),
+  )
+}
+
+test('a transfer code moves a user to another process once; a second redemption, even concurrent, fails', async () => {
+  const dbPath = join(tempDir('transfer'), 'hoot-mcp.db')
+  const alice = randomUUID()
+  const { code, expiresAt } = new OAuthStore(alice, { dbPath }).createTransferCode()
+  assert.match(code, /^[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}$/)
+  assert.ok(Math.abs(expiresAt - (Date.now() / 1000 + 600)) < 5, 'ten minutes')
+  const redeem = `try { console.log(JSON.stringify(hoot.redeemTransferCode(${JSON.stringify(code.toLowerCase())}, { dbPath: ${JSON.stringify(dbPath)} }))) }
+    catch (e) { console.log(JSON.stringify({ code: e.code })) }`
+  const results = await Promise.all([inProcess(redeem), inProcess(redeem)])
+  assert.deepEqual(
+    results.map((r) => r.userId ?? r.code).sort(),
+    ['ERR_HOOT_TRANSFER_CODE', alice].sort(),
+    'exactly one of two concurrent redemptions succeeds',
+  )
+  assert.throws(() => redeemTransferCode(code, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })
+})
+
+test('failed redemptions are throttled across processes, the right code included', async () => {
+  const dbPath = join(tempDir('throttle'), 'hoot-mcp.db')
+  const { code } = new OAuthStore(randomUUID(), { dbPath }).createTransferCode()
+  const failures = await inProcess(`
+    let failed = 0
+    for (let i = 0; i < 100; i++) {
+      try { hoot.redeemTransferCode('2222-2222-' + String(i).padStart(4, '2').replace(/[01]/g, '3'), { dbPath: ${JSON.stringify(dbPath)} }) }
+      catch (e) { if (e.code === 'ERR_HOOT_TRANSFER_CODE') failed++ }
+    }
+    console.log(failed)`)
+  assert.equal(failures, 100)
+  assert.throws(() => redeemTransferCode(code, { dbPath }), {
+    code: 'ERR_HOOT_TRANSFER_THROTTLED',
+    message: /try again in \d+ seconds/,
+  })
+})
+
+test('transfer codes and moves refuse bad input with their codes, and write nothing', () => {
+  const dbPath = join(tempDir('transfer-bad'), 'hoot-mcp.db')
+  const [alice, bob] = [randomUUID(), randomUUID()]
+  const store = new OAuthStore(alice, { dbPath })
+  store.saveTokens('srv', { access_token: 'a' })
+  for (const [call, code] of [
+    [() => store.createTransferCode({ ttlSeconds: 5 }), 'ERR_INVALID_ARG_VALUE'],
+    [() => store.createTransferCode({ ttlSeconds: 7200 }), 'ERR_INVALID_ARG_VALUE'],
+    [() => store.createTransferCode({ ttlSeconds: '60' }), 'ERR_INVALID_ARG_TYPE'],
+    [() => redeemTransferCode(42, { dbPath }), 'ERR_INVALID_ARG_TYPE'],
+    [() => redeemTransferCode('', { dbPath }), 'ERR_HOOT_TRANSFER_CODE'],
+    [() => redeemTransferCode('x'.repeat(5000), { dbPath }), 'ERR_HOOT_TRANSFER_CODE'],
+    [() => redeemTransferCode('2222-2222-2222', { dbPath, intoUserId: 'nope' }), 'ERR_INVALID_USER_ID'],
+    [() => moveUserData(alice, alice.toUpperCase(), { dbPath }), 'ERR_INVALID_ARG_VALUE'],
+    [() => moveUserData(alice, 'not-a-user', { dbPath }), 'ERR_INVALID_USER_ID'],
+    [() => moveUserData(alice, bob, { onConflict: 'merge', dbPath }), 'ERR_INVALID_ARG_VALUE'],
+    [() => moveUserData(alice, 5, { dbPath }), 'ERR_INVALID_ARG_TYPE'],
+    [() => store.linkAccount(''), 'ERR_INVALID_ARG_VALUE'],
+    [() => store.linkAccount('a'.repeat(5000)), 'ERR_INVALID_ARG_VALUE'],
+    [() => store.linkAccount(7), 'ERR_INVALID_ARG_TYPE'],
+    [() => userIdForAccount(null, { dbPath }), 'ERR_INVALID_ARG_TYPE'],
+    [() => revokeUserTokens('nope', { dbPath }), 'ERR_INVALID_USER_ID'],
+  ]) {
+    assert.throws(call, { code })
+  }
+  assert.deepEqual(new OAuthStore(alice, { dbPath }).servers(), ['srv'])
+  assert.deepEqual(new OAuthStore(bob, { dbPath }).servers(), [])
+})
+
+test('moveUserData merges two anonymous identities and empties the source', () => {
+  const dbPath = join(tempDir('move'), 'hoot-mcp.db')
+  const [from, to] = [randomUUID(), randomUUID()]
+  new OAuthStore(from, { dbPath }).saveTokens('a', { v: 'from' })
+  new OAuthStore(from, { dbPath }).saveTokens('shared', { v: 'from' })
+  new OAuthStore(to, { dbPath }).saveTokens('shared', { v: 'to' })
+  assert.throws(() => moveUserData(from, to, { dbPath }), { code: 'ERR_INVALID_ARG_VALUE', message: /1 row/ })
+  assert.deepEqual(moveUserData(from, to, { onConflict: 'keep-target', dbPath }), {
+    moved: 1,
+    replaced: 0,
+    dropped: 1,
+    conflicts: 1,
+  })
+  const target = new OAuthStore(to, { dbPath })
+  assert.deepEqual([target.tokens('a'), target.tokens('shared')], [{ v: 'from' }, { v: 'to' }])
+  assert.deepEqual(new OAuthStore(from, { dbPath }).servers(), [])
+})
+
+test('a legacy install: adopt-legacy prints a code, and redeeming it hands the legacy data to the browser', () => {
+  const dbPath = join(tempDir('adopt'), 'hoot-mcp.db')
+  makeLegacyDb(dbPath, 2)
+  const { legacyUserId } = migrateDatabase(dbPath)
+  const browser = randomUUID()
+  const cliRun = spawnSync(process.execPath, [cli, 'adopt-legacy', '--db', dbPath], { encoding: 'utf8' })
+  assert.equal(cliRun.status, 0, cliRun.stderr)
+  const code = /code for legacy-user-\d+: (\S+)/.exec(cliRun.stdout)[1]
+  assert.throws(() => redeemTransferCode(code, { dbPath }), { code: 'ERR_INVALID_ARG_VALUE', message: /intoUserId/ })
+  const redeemed = redeemTransferCode(code, { dbPath, intoUserId: browser })
+  assert.equal(redeemed.userId, browser)
+  assert.equal(redeemed.moved.moved, 6)
+  assert.deepEqual(new OAuthStore(browser, { dbPath }).servers(), ['s0', 's1'])
+  assert.deepEqual(new OAuthStore(legacyUserId, { dbPath }).servers(), [])
+  assert.equal(legacyTransferCode({ dbPath }), null, 'nothing left to adopt')
+})
+
+test('accounts: one account finds one user from any device; another user cannot take it', () => {
+  const dbPath = join(tempDir('accounts'), 'hoot-mcp.db')
+  const [alice, bob] = [randomUUID(), randomUUID()]
+  new OAuthStore(alice, { dbPath }).linkAccount('github|42')
+  assert.equal(userIdForAccount('github|42', { dbPath }), alice)
+  assert.throws(() => new OAuthStore(bob, { dbPath }).linkAccount('github|42'), {
+    code: 'ERR_INVALID_ARG_VALUE',
+    message: /already linked to another user/,
+  })
+  assert.equal(new OAuthStore(bob, { dbPath }).unlinkAccount('github|42'), false)
+  assert.equal(new OAuthStore(alice, { dbPath }).unlinkAccount('github|42'), true)
+  assert.equal(userIdForAccount('github|42', { dbPath }), undefined)
+})
+
+test('revokeUserTokens: refused at once here, cached or not, and in another process within the poll delay', async () => {
+  const dbPath = join(tempDir('revoke'), 'hoot-mcp.db')
+  const files = await hootKeyFiles(tempDir('revoke-keys'))
+  loadKeys({ privateKeyPath: files.privateKeyPath, jwksPath: files.jwksPath })
+  const alice = randomUUID()
+  const token = issueToken(alice)
+  assert.ok(verifyToken(token).valid && verifyToken(token).valid, 'verified twice: cached')
+
+  // Another process with the same keys, the database open, the token verified (and cached) there.
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+       hoot.loadKeys({ privateKeyPath: ${JSON.stringify(files.privateKeyPath)}, jwksPath: ${JSON.stringify(files.jwksPath)} })
+       new hoot.OAuthStore(${JSON.stringify(alice)}, { dbPath: ${JSON.stringify(dbPath)} }).touch()
+       const token = ${JSON.stringify(token)}
+       if (!hoot.verifyToken(token).valid || !hoot.verifyToken(token).valid) throw new Error('not valid at first')
+       process.stdout.write('ready\\n')
+       process.stdin.once('data', async () => {
+         const asked = Date.now()
+         while (hoot.verifyToken(token).valid && Date.now() - asked < 10000) await new Promise((r) => setImmediate(r))
+         const result = hoot.verifyToken(token)
+         process.stdout.write(JSON.stringify({ valid: result.valid, code: result.code, ms: Date.now() - asked }) + '\\n')
+         process.exit(0)
+       })`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  const lines = []
+  const line = () =>
+    new Promise((resolve) => {
+      const waiting = () => (lines.length ? resolve(lines.shift()) : child.stdout.once('data', read))
+      const read = (chunk) => {
+        lines.push(...String(chunk).split('\n').filter(Boolean))
+        waiting()
+      }
+      waiting()
+    })
+  assert.equal(await line(), 'ready')
+  new OAuthStore(alice, { dbPath }) // this process has the database open too
+  revokeUserTokens(alice, { dbPath })
+  const here = verifyToken(token)
+  assert.equal(here.valid, false, 'refused at once in this process, though it was cached')
+  assert.equal(here.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
+  assert.match(here.error, /revoked/)
+  child.stdin.write('go\n')
+  const there = JSON.parse(await line())
+  assert.equal(there.valid, false)
+  assert.equal(there.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
+  assert.ok(there.ms <= 2000 + 1000, `seen by the other process after ${there.ms} ms (poll every 2 s)`)
+
+  // Forget me: the data goes and the tokens stop verifying.
+  const bob = randomUUID()
+  const bobToken = issueToken(bob)
+  const bobStore = new OAuthStore(bob, { dbPath })
+  bobStore.saveTokens('srv', { access_token: 'b' })
+  assert.equal(bobStore.deleteAll({ revokeTokens: true }), 1)
+  assert.equal(verifyToken(bobToken).valid, false)
+  assert.equal(verifyToken(issueToken(randomUUID())).valid, true, 'other users are untouched')
 })

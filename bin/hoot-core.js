@@ -13,6 +13,7 @@ Commands:
   keygen [dir]   write Hoot's private-key.json and jwks.json into dir (default: the current directory)
   migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db)
   purge          remove the data of users inactive for --inactive-days (see --dry-run)
+  adopt-legacy   print a transfer code that hands a single-user install's data to a browser
   doctor         check the native build, the keys and the database, and say how to fix what is wrong
 
 Run hoot-core <command> --help for a command's options.
@@ -52,6 +53,16 @@ are recorded as active now and kept. --dry-run counts and changes nothing.`,
     },
     maxPositionals: 0,
     run: purge,
+  },
+  'adopt-legacy': {
+    usage: `Usage: hoot-core adopt-legacy [--db <path>] [--ttl-seconds <s>]
+
+A migration gives a single-user install's OAuth data to one legacy-user-<ms> id, which no browser
+token carries. This prints a one-time code (10 minutes by default); redeeming it from a browser
+(redeemTransferCode(code, { intoUserId })) moves that data to the browser's user.`,
+    options: { db: { type: 'string' }, 'ttl-seconds': { type: 'string' } },
+    maxPositionals: 0,
+    run: adoptLegacy,
   },
   doctor: {
     usage: `Usage: hoot-core doctor [--db <path>]
@@ -111,6 +122,19 @@ function purge(values) {
       `${report.adopted} user(s) with data but no recorded activity ${report.dryRun ? 'would be' : 'were'} recorded as active now; they go after ${inactiveDays} days without a touch().`,
     )
   }
+  return 0
+}
+
+function adoptLegacy(values) {
+  const ttl = values['ttl-seconds'] === undefined ? undefined : Number(values['ttl-seconds'])
+  const made = loadNative().legacyTransferCode({ dbPath: values.db, ttlSeconds: ttl })
+  if (made === null) {
+    console.log('No legacy data in this database: nothing to adopt.')
+    return 0
+  }
+  const minutes = Math.round((made.expiresAt - Date.now() / 1000) / 60)
+  console.log(`Transfer code for ${made.legacyUserId}: ${made.code}
+Enter it in Hoot in the browser that should get this install's servers, within ${minutes} minute(s).`)
   return 0
 }
 

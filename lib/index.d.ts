@@ -11,6 +11,8 @@ export type HootErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_INVALID_USER_ID'
+  | 'ERR_HOOT_TRANSFER_CODE'
+  | 'ERR_HOOT_TRANSFER_THROTTLED'
   | 'ERR_HOOT_KEYS'
   | 'ERR_HOOT_DB'
   | 'ERR_HOOT_INTERNAL'
@@ -200,13 +202,28 @@ export declare class OAuthStore {
    * this call wrote.
    */
   touch(): boolean
+  /**
+   * A one-time code that moves this user to another device (`redeemTransferCode` there), valid
+   * `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only its
+   * hash is stored. `expiresAt` is in seconds, like a token's `exp`.
+   */
+  createTransferCode(opts?: { ttlSeconds?: number }): TransferCode
+  /**
+   * Links an account id (any identity provider's, opaque; validated like a server id) to this
+   * user, so `userIdForAccount` finds them from another device. An account linked to another
+   * user is refused.
+   */
+  linkAccount(accountId: string): void
+  /** Unlinks an account from this user; true if it was linked to them. */
+  unlinkAccount(accountId: string): boolean
   /** Server ids with any stored state for this user, sorted. */
   servers(): Array<string>
   /**
-   * Forgets this user: removes their rows from every table (server configs included) in one
-   * transaction and returns how many were removed.
+   * Forgets this user: removes their rows from every table (server configs, activity and
+   * account links included) in one transaction and returns how many were removed. With
+   * `opts.revokeTokens`, their tokens are revoked too ("forget me"), as `revokeUserTokens`.
    */
-  deleteAll(): number
+  deleteAll(opts?: { revokeTokens?: boolean }): number
 }
 
 /**
@@ -379,6 +396,23 @@ export interface KeysInfo {
 }
 
 /**
+ * A transfer code for the legacy user a migration made (`legacy-user-<ms>`), so that its OAuth
+ * state, which no browser token can reach, moves to the browser that redeems it; `null` when the
+ * database holds no legacy data. `npx hoot-core adopt-legacy` prints it.
+ */
+export declare function legacyTransferCode(opts?: { ttlSeconds?: number; dbPath?: string }): LegacyTransferCode | null
+
+/** A legacy transfer code and the legacy user it moves. */
+export interface LegacyTransferCode {
+  /** The code to redeem (with `intoUserId`) from the browser that should get the data. */
+  code: string
+  /** When it stops working, in seconds since the epoch. */
+  expiresAt: number
+  /** The `legacy-user-<ms>` the migration gave the single-user install's data. */
+  legacyUserId: string
+}
+
+/**
  * Loads the key set and makes it the process's, replacing the previous one at once and
  * clearing the verification cache. Without options it reads Hoot's files
  * (`$JWT_PRIVATE_KEY_PATH` / `$JWT_JWKS_PATH`, else `private-key.json` / `jwks.json` in the
@@ -425,6 +459,25 @@ export interface MigrationReport {
   userIdsLowered?: number
 }
 
+/** What `moveUserData` did (and what a legacy code's redemption moved). */
+export interface MoveReport {
+  /** Rows that now belong to the target user. */
+  moved: number
+  /** Target rows replaced by the source's (`'take-source'`). */
+  replaced: number
+  /** Source rows dropped for the target's (`'keep-target'`). */
+  dropped: number
+  /** Rows (table and server) both users had. */
+  conflicts: number
+}
+
+/**
+ * Moves every row of `fromUserId` to `toUserId` in one transaction and empties `fromUserId`.
+ * `opts.onConflict` says what happens where both have state for a server: `'fail'` (the default:
+ * nothing moves), `'keep-target'` or `'take-source'`.
+ */
+export declare function moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }): MoveReport
+
 /**
  * The public keys, `{ keys: [{ kty, use, alg, kid, n, e }, ...] }`, for `GET /.well-known/jwks.json`.
  * Only public members are ever returned, whatever the JWKS file holds.
@@ -450,6 +503,30 @@ export interface PurgeReport {
   dryRun: boolean
 }
 
+/** What `redeemTransferCode` gave. */
+export interface RedeemedTransfer {
+  /** The user this device now is: issue it a token. */
+  userId: string
+  /** For a legacy code: what moved into `opts.intoUserId`. */
+  moved?: MoveReport
+}
+
+/**
+ * Redeems a transfer code made by `store.createTransferCode` (in any process on the database):
+ * once, before it expires. An unknown, expired or used code throws `ERR_HOOT_TRANSFER_CODE`; after
+ * 100 failures in 10 minutes (all processes together) every redemption throws
+ * `ERR_HOOT_TRANSFER_THROTTLED` until the window ends. A legacy user's code (`legacyTransferCode`)
+ * needs `opts.intoUserId`, the redeeming browser's user, into which the legacy data moves.
+ */
+export declare function redeemTransferCode(code: string, opts?: { intoUserId?: string; dbPath?: string }): RedeemedTransfer
+
+/**
+ * Revokes every token of `userId` issued before now: this process refuses them at once, every
+ * other process sharing the database within 2 seconds. Tokens issued from the next second on
+ * verify again. Cached verifications are dropped, so none answers for a revoked token.
+ */
+export declare function revokeUserTokens(userId: string, opts?: StoreOptions): void
+
 /** Where the database is. */
 export interface StoreOptions {
   /**
@@ -458,6 +535,17 @@ export interface StoreOptions {
    */
   dbPath?: string
 }
+
+/** A transfer code and when it expires (seconds). */
+export interface TransferCode {
+  /** Three groups of four symbols (`7KQ4-M9XR-2HBT`); case, spaces and dashes do not matter. */
+  code: string
+  /** When it stops working, in seconds since the epoch. */
+  expiresAt: number
+}
+
+/** The user an account is linked to, or `undefined`. */
+export declare function userIdForAccount(accountId: string, opts?: StoreOptions): string | undefined
 
 /** Options of `verifyToken`. */
 export interface VerifyOptions {

@@ -42,6 +42,11 @@ exports.createDatabaseAdapter = createDatabaseAdapter
 // The anonymous session's life
 exports.activitySummary = binding.activitySummary
 exports.purgeInactiveUsers = binding.purgeInactiveUsers
+exports.redeemTransferCode = binding.redeemTransferCode
+exports.legacyTransferCode = binding.legacyTransferCode
+exports.moveUserData = binding.moveUserData
+exports.userIdForAccount = binding.userIdForAccount
+exports.revokeUserTokens = binding.revokeUserTokens
 
 // The MCP SDK's OAuth provider, and the live connections it serves
 exports.createOAuthProvider = createOAuthProvider

@@ -15,8 +15,23 @@ import {
   issueTokenAsync,
   loadKeys,
   publicJwks,
+  redeemTransferCode,
   verifyToken,
 } from 'hoot-core'
+
+/** A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. */
+function limiter({ windowMs = 60_000, max = 10, keys = 10_000 } = {}) {
+  const hits = new Map()
+  return (key, now = Date.now()) => {
+    const entry = hits.get(key)
+    if (!entry || now >= entry.until) {
+      if (hits.size >= keys) hits.clear()
+      hits.set(key, { count: 1, until: now + windowMs })
+      return true
+    }
+    return ++entry.count <= max
+  }
+}
 
 export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009', connections } = {}) {
   const app = express()
@@ -37,6 +52,23 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     res.json({ success: true, token: await issueTokenAsync(userId), tokenType: 'jwt' })
   })
 
+  // Another device: a code from POST /auth/transfer makes this browser that user (a legacy code from
+  // `npx hoot-core adopt-legacy` moves the legacy data into this browser's user instead).
+  const allowSession = limiter()
+  app.post('/auth/redeem', async (req, res) => {
+    if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    if (!allowSession(`redeem:${req.ip}`)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
+    const current = req.headers['x-hoot-token'] ? verifyToken(String(req.headers['x-hoot-token'])) : null
+    try {
+      const into = current?.valid ? current.userId : undefined
+      const { userId } = redeemTransferCode(String(req.body?.code ?? ''), { intoUserId: into })
+      res.json({ success: true, userId, token: await issueTokenAsync(userId), tokenType: 'jwt' })
+    } catch (error) {
+      const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code] ?? 400
+      res.status(status).json({ success: false, error: error.code ?? 'RedeemFailed', message: error.message })
+    }
+  })
+
   app.use((req, res, next) => {
     const token = req.headers['x-hoot-token']
     if (!token)
@@ -52,7 +84,24 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
       return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     req.userId = result.userId
     req.portkeyContext = result.portkey
+    new OAuthStore(req.userId).touch() // at most one write per user per hour
     next()
+  })
+
+  app.post('/auth/transfer', (req, res) => {
+    if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    if (!allowSession(`transfer:${req.userId}`))
+      return res.status(429).json({ success: false, error: 'TooManyRequests' })
+    const { code, expiresAt } = new OAuthStore(req.userId).createTransferCode()
+    res.json({ success: true, code, expiresAt })
+  })
+
+  // Forget me: every row of this user, their live connections, and their tokens on every device.
+  app.post('/auth/forget', async (req, res) => {
+    if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    for (const serverId of clients.servers(req.userId)) await clients.delete(req.userId, serverId)
+    const removed = new OAuthStore(req.userId).deleteAll({ revokeTokens: true })
+    res.json({ success: true, removed })
   })
 
   app.post('/mcp/connect', async (req, res) => {

@@ -12,7 +12,7 @@ use super::guarded;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::store::{self, db, users, CredentialScope, DbLocation};
+use crate::store::{self, db, identity, revocations, users, CredentialScope, DbLocation};
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]
@@ -195,17 +195,52 @@ impl OAuthStore {
         guarded(&env, || self.inner.touch(clock::unix_now() as i64, users::TOUCH_INTERVAL_SECONDS))
     }
 
+    /// A one-time code that moves this user to another device (`redeemTransferCode` there), valid
+    /// `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only its
+    /// hash is stored. `expiresAt` is in seconds, like a token's `exp`.
+    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "TransferCode")]
+    pub fn create_transfer_code(&self, env: Env, opts: Option<Unknown>) -> napi::Result<JsTransferCode> {
+        guarded(&env, || {
+            let ttl = identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?)?;
+            let (code, expires_at) = self.inner.create_transfer_code(ttl, clock::unix_now() as i64)?;
+            Ok(JsTransferCode { code, expires_at: expires_at as f64 })
+        })
+    }
+
+    /// Links an account id (any identity provider's, opaque; validated like a server id) to this
+    /// user, so `userIdForAccount` finds them from another device. An account linked to another
+    /// user is refused.
+    #[napi(ts_args_type = "accountId: string")]
+    pub fn link_account(&self, env: Env, account_id: Unknown) -> napi::Result<()> {
+        guarded(&env, || self.inner.link_account(&string_value(&account_id, "accountId")?, clock::unix_now() as i64))
+    }
+
+    /// Unlinks an account from this user; true if it was linked to them.
+    #[napi(ts_args_type = "accountId: string")]
+    pub fn unlink_account(&self, env: Env, account_id: Unknown) -> napi::Result<bool> {
+        guarded(&env, || self.inner.unlink_account(&string_value(&account_id, "accountId")?))
+    }
+
     /// Server ids with any stored state for this user, sorted.
     #[napi]
     pub fn servers(&self, env: Env) -> napi::Result<Vec<String>> {
         guarded(&env, || self.inner.servers())
     }
 
-    /// Forgets this user: removes their rows from every table (server configs included) in one
-    /// transaction and returns how many were removed.
-    #[napi]
-    pub fn delete_all(&self, env: Env) -> napi::Result<u32> {
-        guarded(&env, || self.inner.delete_all().map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    /// Forgets this user: removes their rows from every table (server configs, activity and
+    /// account links included) in one transaction and returns how many were removed. With
+    /// `opts.revokeTokens`, their tokens are revoked too ("forget me"), as `revokeUserTokens`.
+    #[napi(ts_args_type = "opts?: { revokeTokens?: boolean }")]
+    pub fn delete_all(&self, env: Env, opts: Option<Unknown>) -> napi::Result<u32> {
+        guarded(&env, || {
+            let revoke = Props::new(opts, "opts")?.boolean("revokeTokens")?.unwrap_or(false);
+            let removed = self.inner.delete_all()?;
+            if revoke {
+                let location = self.inner.location().clone();
+                revocations::revoke_user_tokens(location, self.inner.user_id(), clock::unix_now() as i64)?;
+            }
+            Ok(count(removed))
+        })
     }
 }
 
@@ -371,6 +406,136 @@ pub fn close_database(env: Env, db_path: Option<Unknown>) -> napi::Result<()> {
             }
         }
         Ok(())
+    })
+}
+
+/// Revokes every token of `userId` issued before now: this process refuses them at once, every
+/// other process sharing the database within 2 seconds. Tokens issued from the next second on
+/// verify again. Cached verifications are dropped, so none answers for a revoked token.
+#[napi(ts_args_type = "userId: string, opts?: StoreOptions")]
+pub fn revoke_user_tokens(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::Result<()> {
+    guarded(&env, || {
+        let user_id = string_value(&user_id, "userId")?;
+        revocations::revoke_user_tokens(location(&Props::new(opts, "opts")?)?, &user_id, clock::unix_now() as i64)
+            .map(|_| ())
+    })
+}
+
+/// A transfer code and when it expires (seconds).
+#[napi(object, js_name = "TransferCode", object_from_js = false)]
+pub struct JsTransferCode {
+    /// Three groups of four symbols (`7KQ4-M9XR-2HBT`); case, spaces and dashes do not matter.
+    pub code: String,
+    /// When it stops working, in seconds since the epoch.
+    pub expires_at: f64,
+}
+
+/// What `moveUserData` did (and what a legacy code's redemption moved).
+#[napi(object, js_name = "MoveReport", object_from_js = false)]
+pub struct JsMoveReport {
+    /// Rows that now belong to the target user.
+    pub moved: u32,
+    /// Target rows replaced by the source's (`'take-source'`).
+    pub replaced: u32,
+    /// Source rows dropped for the target's (`'keep-target'`).
+    pub dropped: u32,
+    /// Rows (table and server) both users had.
+    pub conflicts: u32,
+}
+
+fn move_js(m: identity::MoveReport) -> JsMoveReport {
+    JsMoveReport {
+        moved: count(m.moved),
+        replaced: count(m.replaced),
+        dropped: count(m.dropped),
+        conflicts: count(m.conflicts),
+    }
+}
+
+/// What `redeemTransferCode` gave.
+#[napi(object, js_name = "RedeemedTransfer", object_from_js = false)]
+pub struct JsRedeemed {
+    /// The user this device now is: issue it a token.
+    pub user_id: String,
+    /// For a legacy code: what moved into `opts.intoUserId`.
+    pub moved: Option<JsMoveReport>,
+}
+
+/// Redeems a transfer code made by `store.createTransferCode` (in any process on the database):
+/// once, before it expires. An unknown, expired or used code throws `ERR_HOOT_TRANSFER_CODE`; after
+/// 100 failures in 10 minutes (all processes together) every redemption throws
+/// `ERR_HOOT_TRANSFER_THROTTLED` until the window ends. A legacy user's code (`legacyTransferCode`)
+/// needs `opts.intoUserId`, the redeeming browser's user, into which the legacy data moves.
+#[napi(ts_args_type = "code: string, opts?: { intoUserId?: string; dbPath?: string }")]
+pub fn redeem_transfer_code(env: Env, code: Unknown, opts: Option<Unknown>) -> napi::Result<JsRedeemed> {
+    guarded(&env, || {
+        let code = string_value(&code, "code")?;
+        let props = Props::new(opts, "opts")?;
+        let into = props.string("intoUserId")?;
+        let redeemed =
+            identity::redeem_transfer_code(location(&props)?, &code, into.as_deref(), clock::unix_now() as i64)?;
+        Ok(JsRedeemed { user_id: redeemed.user_id, moved: redeemed.moved.map(move_js) })
+    })
+}
+
+/// Moves every row of `fromUserId` to `toUserId` in one transaction and empties `fromUserId`.
+/// `opts.onConflict` says what happens where both have state for a server: `'fail'` (the default:
+/// nothing moves), `'keep-target'` or `'take-source'`.
+#[napi(
+    ts_args_type = "fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }"
+)]
+pub fn move_user_data(env: Env, from: Unknown, to: Unknown, opts: Option<Unknown>) -> napi::Result<JsMoveReport> {
+    guarded(&env, || {
+        let from = string_value(&from, "fromUserId")?;
+        let to = string_value(&to, "toUserId")?;
+        let props = Props::new(opts, "opts")?;
+        let on_conflict = match props.string("onConflict")? {
+            Some(value) => identity::OnConflict::parse(&value)?,
+            None => identity::OnConflict::Fail,
+        };
+        identity::move_user_data(location(&props)?, &from, &to, on_conflict, clock::unix_now() as i64).map(move_js)
+    })
+}
+
+/// The user an account is linked to, or `undefined`.
+#[napi(ts_args_type = "accountId: string, opts?: StoreOptions", ts_return_type = "string | undefined")]
+pub fn user_id_for_account(env: Env, account_id: Unknown, opts: Option<Unknown>) -> napi::Result<Either<String, ()>> {
+    guarded(&env, || {
+        let account_id = string_value(&account_id, "accountId")?;
+        let found = identity::user_id_for_account(
+            location(&Props::new(opts, "opts")?)?,
+            &account_id,
+            clock::unix_now() as i64,
+        )?;
+        Ok(found.map_or(Either::B(()), Either::A))
+    })
+}
+
+/// A legacy transfer code and the legacy user it moves.
+#[napi(object, js_name = "LegacyTransferCode", object_from_js = false)]
+pub struct JsLegacyTransferCode {
+    /// The code to redeem (with `intoUserId`) from the browser that should get the data.
+    pub code: String,
+    /// When it stops working, in seconds since the epoch.
+    pub expires_at: f64,
+    /// The `legacy-user-<ms>` the migration gave the single-user install's data.
+    pub legacy_user_id: String,
+}
+
+/// A transfer code for the legacy user a migration made (`legacy-user-<ms>`), so that its OAuth
+/// state, which no browser token can reach, moves to the browser that redeems it; `null` when the
+/// database holds no legacy data. `npx hoot-core adopt-legacy` prints it.
+#[napi(ts_args_type = "opts?: { ttlSeconds?: number; dbPath?: string }", ts_return_type = "LegacyTransferCode | null")]
+pub fn legacy_transfer_code(env: Env, opts: Option<Unknown>) -> napi::Result<Option<JsLegacyTransferCode>> {
+    guarded(&env, || {
+        let props = Props::new(opts, "opts")?;
+        let ttl = identity::code_ttl(props.number("ttlSeconds")?)?;
+        let made = identity::legacy_transfer_code(location(&props)?, ttl, clock::unix_now() as i64)?;
+        Ok(made.map(|(legacy_user_id, code, expires_at)| JsLegacyTransferCode {
+            code,
+            expires_at: expires_at as f64,
+            legacy_user_id,
+        }))
     })
 }
 

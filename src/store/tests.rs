@@ -397,7 +397,18 @@ fn inspection_reports_without_changing_anything() -> TestResult {
     let before = std::fs::read(&path)?;
     let status = inspect_database(location.clone(), NOW)?;
     assert_eq!(status.legacy_tables, ["oauth_tokens", "oauth_client_info", "oauth_verifiers"]);
-    assert_eq!(status.missing_tables, ["server_configs", "hoot_oauth_discovery", "hoot_oauth_states", "hoot_users"]);
+    assert_eq!(
+        status.missing_tables,
+        [
+            "server_configs",
+            "hoot_oauth_discovery",
+            "hoot_oauth_states",
+            "hoot_users",
+            "hoot_transfer_codes",
+            "hoot_transfer_failures",
+            "hoot_accounts"
+        ]
+    );
     assert!(!status.up_to_date());
     assert_eq!(std::fs::read(&path)?, before);
     migrate_database(location.clone(), NOW_MS)?;
@@ -785,5 +796,162 @@ fn forgetting_a_user_removes_their_activity_too_and_the_next_touch_writes() -> T
     alice.save_tokens("srv", &json("{}"))?;
     assert_eq!(alice.delete_all()?, 2);
     assert!(alice.touch(NOW + 1, users::TOUCH_INTERVAL_SECONDS)?);
+    Ok(())
+}
+
+mod identity_tests {
+    use super::*;
+    use crate::store::identity::{self, OnConflict};
+
+    fn location(path: &Path) -> DbLocation {
+        DbLocation::File(path.to_path_buf())
+    }
+
+    #[test]
+    fn a_transfer_code_is_typable_single_use_and_expires() -> TestResult {
+        let path = db_file("transfer");
+        let alice = store(ALICE, &path)?;
+        let (code, expires_at) = alice.create_transfer_code(600, NOW)?;
+        assert_eq!(expires_at, NOW + 600);
+        assert_eq!(code.len(), 14);
+        assert!(code.split('-').all(|g| g.len() == 4 && g.bytes().all(|b| identity::CODE_ALPHABET.contains(&b))));
+        let typed = code.to_lowercase().replace('-', " ");
+        let redeemed = identity::redeem_transfer_code(location(&path), &typed, None, NOW + 1)?;
+        assert_eq!(redeemed, identity::Redeemed { user_id: ALICE.into(), moved: None });
+        let again = identity::redeem_transfer_code(location(&path), &code, None, NOW + 2);
+        assert_eq!(again.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "single use");
+
+        let (late, _) = alice.create_transfer_code(600, NOW)?;
+        let expired = identity::redeem_transfer_code(location(&path), &late, None, NOW + 600);
+        assert_eq!(expired.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "expired");
+        let (first, _) = alice.create_transfer_code(600, NOW)?;
+        let (second, _) = alice.create_transfer_code(600, NOW)?;
+        let replaced = identity::redeem_transfer_code(location(&path), &first, None, NOW);
+        assert_eq!(replaced.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "a new code replaces the old");
+        assert_eq!(identity::redeem_transfer_code(location(&path), &second, None, NOW)?.user_id, ALICE);
+        // Only a hash is stored.
+        let conn = Connection::open(&path)?;
+        let stored: i64 =
+            conn.query_row("SELECT count(*) FROM hoot_transfer_codes WHERE code_hash LIKE '%-%'", [], |r| r.get(0))?;
+        assert_eq!(stored, 0);
+        assert_eq!(identity::code_ttl(Some(10.0)).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        assert_eq!(identity::code_ttl(None)?, 600);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_redemptions_are_throttled_per_window_then_taken_again() -> TestResult {
+        let path = db_file("throttle");
+        let alice = store(ALICE, &path)?;
+        let window = NOW - NOW % identity::FAILURE_WINDOW_SECONDS;
+        let (code, _) = alice.create_transfer_code(600, window)?;
+        for _ in 0..identity::MAX_FAILURES_PER_WINDOW {
+            let wrong = identity::redeem_transfer_code(location(&path), "2222-2222-2222", None, window + 1);
+            assert_eq!(wrong.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
+        }
+        let refused = identity::redeem_transfer_code(location(&path), &code, None, window + 100);
+        assert_eq!(refused.as_ref().map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_THROTTLED"), "even the right code");
+        assert!(refused.err().is_some_and(|e| e.to_string().contains("500 seconds")));
+        // The next window takes redemptions again; the code was not used up by the refusal.
+        let next = window + identity::FAILURE_WINDOW_SECONDS;
+        assert_eq!(
+            identity::redeem_transfer_code(location(&path), &code, None, next - 1).map_err(|e| e.code()),
+            Err("ERR_HOOT_TRANSFER_THROTTLED")
+        );
+        let (fresh, _) = alice.create_transfer_code(600, next)?;
+        assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, next)?.user_id, ALICE);
+        Ok(())
+    }
+
+    #[test]
+    fn move_user_data_merges_by_the_chosen_rule_and_empties_the_source() -> TestResult {
+        let path = db_file("move");
+        let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+        alice.save_tokens("shared", &json(r#"{"who":"alice"}"#))?;
+        alice.save_tokens("mine", &json(r#"{"who":"alice"}"#))?;
+        alice.link_account("github|1", NOW)?;
+        alice.touch(NOW - 100, 1)?;
+        bob.save_tokens("shared", &json(r#"{"who":"bob"}"#))?;
+        bob.touch(NOW, 1)?;
+        let refused = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::Fail, NOW);
+        assert_eq!(refused.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        assert!(alice.tokens("mine")?.is_some(), "a refused move changes nothing");
+
+        let report = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::KeepTarget, NOW)?;
+        assert_eq!(report, identity::MoveReport { moved: 2, replaced: 0, dropped: 1, conflicts: 1 });
+        assert_eq!(bob.tokens("shared")?.as_deref(), Some(r#"{"who":"bob"}"#));
+        assert_eq!(bob.tokens("mine")?.as_deref(), Some(r#"{"who":"alice"}"#));
+        assert_eq!(alice.servers()?, Vec::<String>::new(), "the source is empty");
+        assert_eq!(identity::user_id_for_account(location(&path), "github|1", NOW)?.as_deref(), Some(BOB));
+        let conn = Connection::open(&path)?;
+        let (first, last): (i64, i64) =
+            conn.query_row("SELECT first_seen, last_seen FROM hoot_users WHERE user_id = ?1", [BOB], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        assert_eq!((first, last), (NOW - 100, NOW));
+        let gone: i64 = conn.query_row("SELECT count(*) FROM hoot_users WHERE user_id = ?1", [ALICE], |r| r.get(0))?;
+        assert_eq!(gone, 0);
+
+        bob.save_tokens("x", &json(r#"{"v":1}"#))?;
+        alice.save_tokens("x", &json(r#"{"v":2}"#))?;
+        let took = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::TakeSource, NOW)?;
+        assert_eq!((took.replaced, took.moved), (1, 1));
+        assert_eq!(bob.tokens("x")?.as_deref(), Some(r#"{"v":2}"#));
+        let same = identity::move_user_data(location(&path), BOB, &BOB.to_uppercase(), OnConflict::Fail, NOW);
+        assert_eq!(same.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_legacy_users_code_moves_the_legacy_data_into_the_redeeming_user() -> TestResult {
+        let path = db_file("adopt");
+        legacy_db(&path, 3)?;
+        migrate_database(location(&path), NOW_MS)?;
+        let legacy = identity::legacy_user(location(&path), NOW)?.ok_or("no legacy user")?;
+        assert_eq!(legacy, format!("legacy-user-{NOW_MS}"));
+        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW)?;
+        let without = identity::redeem_transfer_code(location(&path), &code, None, NOW);
+        assert_eq!(without.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        let redeemed = identity::redeem_transfer_code(location(&path), &code, Some(ALICE), NOW)?;
+        assert_eq!(redeemed.user_id, ALICE, "the code was still good after the refusal above");
+        assert_eq!(redeemed.moved.map(|m| m.moved), Some(9));
+        assert_eq!(store(ALICE, &path)?.servers()?, ["s0", "s1", "s2"]);
+        assert_eq!(identity::legacy_user(location(&path), NOW)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn an_account_belongs_to_one_user() -> TestResult {
+        let path = db_file("accounts");
+        let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+        alice.link_account("google|42", NOW)?;
+        alice.link_account("google|42", NOW + 1)?; // again: nothing changes
+        alice.link_account("github|7", NOW)?;
+        assert_eq!(bob.link_account("google|42", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        assert_eq!(identity::user_id_for_account(location(&path), "google|42", NOW)?.as_deref(), Some(ALICE));
+        assert!(!bob.unlink_account("google|42")?, "not bob's to unlink");
+        assert!(alice.unlink_account("google|42")?);
+        assert_eq!(identity::user_id_for_account(location(&path), "google|42", NOW)?, None);
+        bob.link_account("google|42", NOW)?;
+        assert_eq!(alice.link_account("", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        assert_eq!(alice.delete_all()?, 1, "forgetting alice unlinks github|7");
+        Ok(())
+    }
+}
+
+#[test]
+fn revoking_refuses_earlier_tokens_from_now_and_is_kept_in_the_database() -> TestResult {
+    let path = db_file("revoke");
+    let carol = "5d1f7a2b-3c4d-4e5f-9a0b-1c2d3e4f5a6b";
+    let before = revocations::revoke_user_tokens(DbLocation::File(path.clone()), &carol.to_uppercase(), NOW)?;
+    assert_eq!(before, NOW + 1, "a token issued in the revocation's second goes too");
+    assert!(crate::revocation::refuses(carol, Some(NOW as f64)));
+    assert!(!crate::revocation::refuses(carol, Some((NOW + 1) as f64)));
+    let conn = Connection::open(&path)?;
+    let stored: i64 =
+        conn.query_row("SELECT revoked_before FROM hoot_users WHERE user_id = ?1", [carol], |r| r.get(0))?;
+    assert_eq!(stored, NOW + 1, "kept, lower-cased, for the other processes to read");
+    let bad = revocations::revoke_user_tokens(DbLocation::File(path), "nope", NOW);
+    assert_eq!(bad.map_err(|e| e.code()), Err("ERR_INVALID_USER_ID"));
     Ok(())
 }
