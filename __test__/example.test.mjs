@@ -208,3 +208,25 @@ test('sessions in the example: transfer to a new device once, forget me on every
   assert.equal((await call('POST', '/auth/forget', { token, origin })).status, 200)
   assert.equal((await call('GET', '/mcp/tools/x', { token: redeemed.body.token })).status, 401, 'revoked everywhere')
 })
+
+test('UserConnections: two sets of one server at once keep one client and close the other', async () => {
+  const closed = []
+  const client = (name, fails = false) => ({
+    name,
+    close: async () => {
+      closed.push(name)
+      if (fails) throw new Error('close failed')
+    },
+  })
+  const pool = new UserConnections({ perUser: 2, total: 2, idleMs: 1000 })
+  await Promise.all([pool.set('alice', 's', client('first'), 0), pool.set('alice', 's', client('second'), 0)])
+  assert.equal(pool.count, 1)
+  assert.equal(pool.get('alice', 's', 1).name, 'second')
+  assert.deepEqual(closed, ['first'], 'the replaced client is closed')
+  await pool.set('bob', 'b', client('bob', true), 2)
+  pool.get('alice', 's', 5)
+  await pool.set('carol', 'c', client('carol'), 6) // evicts bob's, the least recently used, whose close throws
+  assert.equal(pool.count, 2)
+  assert.deepEqual(pool.servers('bob'), [])
+  assert.throws(() => new UserConnections({ total: 0 }), { code: 'ERR_INVALID_ARG_VALUE' })
+})

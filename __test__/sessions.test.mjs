@@ -252,7 +252,7 @@ test('moveUserData merges two anonymous identities and empties the source', () =
   new OAuthStore(from, { dbPath }).saveTokens('a', { v: 'from' })
   new OAuthStore(from, { dbPath }).saveTokens('shared', { v: 'from' })
   new OAuthStore(to, { dbPath }).saveTokens('shared', { v: 'to' })
-  assert.throws(() => moveUserData(from, to, { dbPath }), { code: 'ERR_INVALID_ARG_VALUE', message: /1 row/ })
+  assert.throws(() => moveUserData(from, to, { dbPath }), { code: 'ERR_INVALID_ARG_VALUE', message: /1 server/ })
   assert.deepEqual(moveUserData(from, to, { onConflict: 'keep-target', dbPath }), {
     moved: 1,
     replaced: 0,

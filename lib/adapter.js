@@ -31,6 +31,8 @@ function createDatabaseAdapter(opts) {
   // verifiers removed, as `new SQLiteAdapter` does.
   binding.migrateDatabase(dbPath)
   binding.cleanupExpiredVerifiers(options)
+  // The file this adapter uses, so close() closes it and no other database of the process.
+  const path = binding.inspectDatabase(dbPath).path
 
   const adapter = {
     async saveOAuthTokens(userId, serverId, tokens) {
@@ -82,7 +84,7 @@ function createDatabaseAdapter(opts) {
       return orNull(binding.getCachedFavicon(serverUrl, oauthLogoUri === null ? undefined : oauthLogoUri, options))
     },
     async close() {
-      binding.closeDatabase(dbPath)
+      binding.closeDatabase(path)
     },
   }
   // Not one of Hoot's methods (not enumerable): how createOAuthProvider({ adapter, userId }) reaches

@@ -234,12 +234,13 @@ impl OAuthStore {
     pub fn delete_all(&self, env: Env, opts: Option<Unknown>) -> napi::Result<u32> {
         guarded(&env, || {
             let revoke = Props::new(opts, "opts")?.boolean("revokeTokens")?.unwrap_or(false);
-            let removed = self.inner.delete_all()?;
+            // Revoked first: if the delete then fails, the tokens are already refused (the
+            // revocation is not user data, so the delete leaves it).
             if revoke {
                 let location = self.inner.location().clone();
                 revocations::revoke_user_tokens(location, self.inner.user_id(), clock::unix_now() as i64)?;
             }
-            Ok(count(removed))
+            Ok(count(self.inner.delete_all()?))
         })
     }
 }

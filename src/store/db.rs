@@ -404,6 +404,18 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The database files this process has open now.
+pub fn open_files() -> Vec<PathBuf> {
+    registry()
+        .open
+        .keys()
+        .filter_map(|location| match location {
+            DbLocation::File(path) => Some(path.clone()),
+            DbLocation::Memory => None,
+        })
+        .collect()
+}
+
 /// The open database at `location`, opening (and if needed migrating) it first. The report is
 /// `Some` only for the call that opened it.
 pub fn get_or_open(location: DbLocation, now_ms: i64) -> Result<(Arc<Database>, Option<MigrationReport>), HootError> {

@@ -155,7 +155,11 @@ pub fn redeem_transfer_code(
     now: i64,
 ) -> Result<Redeemed, HootError> {
     if let Some(into) = into {
-        check_user_id(into)?;
+        // The browser that redeems: a UUID, so never the legacy user itself (whose data the move
+        // would otherwise drop as its own conflicts).
+        if !crate::token::is_valid_user_id(into) {
+            return Err(HootError::invalid_user_id(into, "a UUID v4 (the redeeming browser's verified user)"));
+        }
     }
     let into = into.map(str::to_ascii_lowercase);
     let hash = code_hash(code);
@@ -249,7 +253,7 @@ pub struct MoveReport {
     pub replaced: u64,
     /// Rows of the source dropped for the target's (`keep-target`).
     pub dropped: u64,
-    /// Rows (table and server) both users had.
+    /// Servers both users had state for (their rows move, or stay, together).
     pub conflicts: u64,
 }
 
@@ -281,7 +285,7 @@ pub fn move_user_data(
         return Err(HootError::arg_value(
             "opts.onConflict",
             format!(
-                "is 'fail', and both users have state for the same server in {} row(s); nothing was moved. \
+                "is 'fail', and both users have state for {} server(s); nothing was moved. \
                  Pass 'keep-target' or 'take-source'",
                 report.conflicts
             ),
@@ -292,31 +296,42 @@ pub fn move_user_data(
 
 fn move_in(tx: &Connection, from: &str, to: &str, on_conflict: OnConflict) -> rusqlite::Result<MoveReport> {
     let mut report = MoveReport::default();
+    // A server is in conflict when both users have any state for it: its rows stay together (a
+    // client registration and the tokens issued to it), whole from one user or the other.
+    let servers_of = |who: &str| {
+        SERVER_TABLES
+            .iter()
+            .map(|t| format!("SELECT server_id FROM {t} WHERE user_id = {who}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ")
+    };
+    tx.execute_batch("DROP TABLE IF EXISTS temp.hoot_move; CREATE TEMP TABLE hoot_move (server_id TEXT PRIMARY KEY)")?;
+    report.conflicts = tx.execute(
+        &format!(
+            "INSERT INTO temp.hoot_move SELECT server_id FROM ({}) INTERSECT SELECT server_id FROM ({})",
+            servers_of("?1"),
+            servers_of("?2")
+        ),
+        params![from, to],
+    )? as u64;
     for table in SERVER_TABLES {
-        let both = format!("user_id = ?2 AND server_id IN (SELECT server_id FROM {table} WHERE user_id = ?1)");
-        report.conflicts +=
-            tx.query_row(&format!("SELECT count(*) FROM {table} WHERE {both}"), params![from, to], |r| {
-                r.get::<_, i64>(0)
-            })? as u64;
+        let in_conflict = "server_id IN (SELECT server_id FROM temp.hoot_move)";
         match on_conflict {
             OnConflict::Fail => {}
             OnConflict::TakeSource => {
-                report.replaced += tx.execute(&format!("DELETE FROM {table} WHERE {both}"), params![from, to])? as u64;
+                report.replaced +=
+                    tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1 AND {in_conflict}"), [to])? as u64;
             }
             OnConflict::KeepTarget => {
-                report.dropped += tx.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE user_id = ?1 AND server_id IN \
-                         (SELECT server_id FROM {table} WHERE user_id = ?2)"
-                    ),
-                    params![from, to],
-                )? as u64;
+                report.dropped +=
+                    tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1 AND {in_conflict}"), [from])? as u64;
             }
         }
         report.moved += tx
             .execute(&format!("UPDATE OR IGNORE {table} SET user_id = ?2 WHERE user_id = ?1"), params![from, to])?
             as u64;
     }
+    tx.execute_batch("DROP TABLE temp.hoot_move")?;
     report.moved += tx.execute("UPDATE hoot_accounts SET user_id = ?2 WHERE user_id = ?1", params![from, to])? as u64;
     tx.execute("DELETE FROM hoot_transfer_codes WHERE user_id = ?1", [from])?;
     // Activity: the target has been known since the earlier of the two, and seen at the later.

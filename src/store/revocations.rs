@@ -1,7 +1,8 @@
 //! Revoking a user's tokens (`revokeUserTokens`), and learning the revocations other processes
-//! make on a shared database: every database file a process opens is read once at open and then
-//! polled every `POLL_INTERVAL` by one background thread, so another process's revocation takes
-//! effect here within that delay (plus one read). Nothing is read on a verification.
+//! make on a shared database: every database file a process opens is read once at open and then,
+//! while it stays open, every `POLL_INTERVAL` by one background thread, so another process's
+//! revocation takes effect here within that delay (plus one read). Nothing is read on a
+//! verification. Writers' clocks may disagree by up to `SKEW_SECONDS`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use crate::revocation;
 /// How often the databases this process has open are read for other processes' revocations.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How far back each poll reads again, for clocks of processes that disagree a little.
-const SKEW_SECONDS: i64 = 60;
+pub const SKEW_SECONDS: i64 = 300;
 
 /// Each watched database and the latest revocation time read from it.
 static WATCHED: Lazy<Mutex<HashMap<PathBuf, i64>>> = Lazy::new(|| Mutex::new(HashMap::new()));
@@ -36,17 +37,17 @@ pub fn revoke_user_tokens(location: DbLocation, user_id: &str, now: i64) -> Resu
     let before = now + 1;
     run_at(location, now, Access::Write, |conn| {
         conn.prepare_cached(
-            "INSERT INTO hoot_users (user_id, first_seen, last_seen, revoked_before) VALUES (?1, ?2, ?2, ?3) \
-             ON CONFLICT (user_id) DO UPDATE SET revoked_before = max(coalesce(revoked_before, 0), excluded.revoked_before)",
+            "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES (?1, ?2) \
+             ON CONFLICT (user_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)",
         )?
-        .execute(params![user_id, now, before])
+        .execute(params![user_id, before])
     })?;
     revocation::learn(&user_id, before);
     Ok(before)
 }
 
-/// Learns the revocations in the database `conn` has open (all of them, the first time) and keeps
-/// polling its file.
+/// Learns the revocations in the database `conn` has open (all of them, the first time), and
+/// starts the poller.
 pub(super) fn watch(path: &Path, conn: &Connection) {
     let since = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied().unwrap_or(i64::MIN);
     if let Ok(latest) = read(conn, since) {
@@ -59,9 +60,8 @@ pub(super) fn watch(path: &Path, conn: &Connection) {
 
 /// Learns every revocation at or after `since`; returns where the next read starts.
 fn read(conn: &Connection, since: i64) -> rusqlite::Result<i64> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id, revoked_before FROM hoot_users WHERE revoked_before IS NOT NULL AND revoked_before >= ?1",
-    )?;
+    let mut stmt =
+        conn.prepare_cached("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before >= ?1")?;
     let mut latest = since;
     let rows = stmt.query_map([since], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
     for row in rows {
@@ -73,33 +73,18 @@ fn read(conn: &Connection, since: i64) -> rusqlite::Result<i64> {
 }
 
 fn poll_forever() {
-    // Read-only connections of this thread's own, one per database: the store's connections stay
-    // free for the event loop.
-    let mut connections: HashMap<PathBuf, Connection> = HashMap::new();
     loop {
         std::thread::sleep(POLL_INTERVAL);
-        let watched: Vec<(PathBuf, i64)> =
-            WATCHED.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(p, s)| (p.clone(), *s)).collect();
-        for (path, since) in watched {
-            if !connections.contains_key(&path) {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                match Connection::open_with_flags(&path, flags) {
-                    Ok(conn) => {
-                        let _ = conn.busy_timeout(Duration::from_millis(200));
-                        connections.insert(path.clone(), conn);
-                    }
-                    Err(_) => continue,
-                }
-            }
-            let Some(conn) = connections.get(&path) else { continue };
-            match read(conn, since) {
-                Ok(latest) => {
-                    WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path, latest);
-                }
-                // A file moved or deleted: open it again next time.
-                Err(_) => {
-                    connections.remove(&path);
-                }
+        // Only the files open now, each through a connection of its own made for this read and
+        // closed after it: a closed, deleted or replaced database is let go of, and the file now at
+        // the path is the one read.
+        for path in super::db::open_files() {
+            let since = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).get(&path).copied().unwrap_or(i64::MIN);
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let Ok(conn) = Connection::open_with_flags(&path, flags) else { continue };
+            let _ = conn.busy_timeout(Duration::from_millis(200));
+            if let Ok(latest) = read(&conn, since) {
+                WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path, latest);
             }
         }
     }

@@ -17,7 +17,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 11] = [
+const TABLES: [(&str, &str); 12] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -51,10 +51,8 @@ const TABLES: [(&str, &str); 11] = [
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, \
          created_at INTEGER DEFAULT (strftime('%s', 'now')), PRIMARY KEY (user_id, server_id)",
     ),
-    (
-        USERS_TABLE,
-        "user_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, revoked_before INTEGER",
-    ),
+    (USERS_TABLE, "user_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL"),
+    (REVOCATIONS_TABLE, "user_id TEXT PRIMARY KEY, revoked_before INTEGER NOT NULL"),
     (
         TRANSFER_CODES_TABLE,
         "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL",
@@ -63,13 +61,15 @@ const TABLES: [(&str, &str); 11] = [
     (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL"),
 ];
 
+/// Before when each revoked user's tokens are refused (seconds). Not user data: forgetting, moving
+/// or purging a user leaves it, so a revocation outlives them.
+pub const REVOCATIONS_TABLE: &str = "hoot_revocations";
 /// One-time codes that move a user to another device: a SHA-256 of the code, never the code.
 pub const TRANSFER_CODES_TABLE: &str = "hoot_transfer_codes";
 /// Accounts (of any identity provider) linked to a user: one user per account.
 pub const ACCOUNTS_TABLE: &str = "hoot_accounts";
 
-/// When each user was first and last active (`store.touch()`), and before when their tokens are
-/// revoked, in seconds: one row per user.
+/// When each user was first and last active (`store.touch()`), in seconds: one row per user.
 pub const USERS_TABLE: &str = "hoot_users";
 
 /// The MCP SDK's OAuth discovery state (JSON), per user and server.
@@ -137,7 +137,7 @@ fn value_columns(table: &str) -> &'static [&'static str] {
         "oauth_client_info" => &["client_info"],
         "oauth_verifiers" => &["verifier", "created_at"],
         DISCOVERY_TABLE | AUTHORIZATION_STATES_TABLE => &["state", "created_at"],
-        USERS_TABLE => &["first_seen", "last_seen", "revoked_before"],
+        USERS_TABLE => &["first_seen", "last_seen"],
         TRANSFER_CODES_TABLE => &["code_hash", "created_at", "expires_at"],
         ACCOUNTS_TABLE => &["account_id", "linked_at"],
         _ => &["config", "created_at"],
@@ -195,13 +195,16 @@ impl Shape {
         for (name, _) in TABLES {
             let cols = columns(conn, name)?;
             let has_user_id = cols.iter().any(|c| c == "user_id");
+            let has_server_id = cols.iter().any(|c| c == "server_id");
             match USER_TABLES.iter().find(|t| t.name == name) {
                 _ if cols.is_empty() => shape.missing.push(name),
                 Some(table) if !has_user_id => shape.legacy.push((table, cols)),
                 Some(_) => shape.multi_tenant.push(name),
                 None => {}
             }
-            if has_user_id {
+            // Only Hoot's kind of table (user and server): hoot-core's own tables without a server
+            // column keep ids as they were written, and lowering them has no conflict rule to follow.
+            if has_user_id && has_server_id {
                 let sql = format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE {MIXED_CASE_UUID})");
                 if conn.query_row(&sql, [], |row| row.get::<_, bool>(0))? {
                     shape.mixed_case.push(name);

@@ -404,6 +404,7 @@ fn inspection_reports_without_changing_anything() -> TestResult {
             "hoot_oauth_discovery",
             "hoot_oauth_states",
             "hoot_users",
+            "hoot_revocations",
             "hoot_transfer_codes",
             "hoot_transfer_failures",
             "hoot_accounts"
@@ -921,6 +922,40 @@ mod identity_tests {
     }
 
     #[test]
+    fn a_servers_rows_move_or_stay_together() -> TestResult {
+        let path = db_file("move-per-server");
+        let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
+        alice.save_client_information("x", &json(r#"{"client_id":"A"}"#))?;
+        alice.save_tokens("x", &json(r#"{"for":"A"}"#))?;
+        bob.save_client_information("x", &json(r#"{"client_id":"B"}"#))?;
+        let report = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::KeepTarget, NOW)?;
+        assert_eq!((report.conflicts, report.dropped, report.moved), (1, 2, 0));
+        assert_eq!(bob.tokens("x")?, None, "no tokens issued to another client's registration");
+        alice.save_client_information("x", &json(r#"{"client_id":"A"}"#))?;
+        alice.save_tokens("x", &json(r#"{"for":"A"}"#))?;
+        let report = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::TakeSource, NOW)?;
+        assert_eq!((report.conflicts, report.replaced, report.moved), (1, 1, 2));
+        assert_eq!(bob.client_information("x")?.as_deref(), Some(r#"{"client_id":"A"}"#));
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_data_is_never_purged_nor_redeemed_into_itself() -> TestResult {
+        let path = db_file("legacy-kept");
+        legacy_db(&path, 2)?;
+        migrate_database(location(&path), NOW_MS)?;
+        let legacy = identity::legacy_user(location(&path), NOW)?.ok_or("no legacy user")?;
+        users::purge_inactive_users(location(&path), 1, false, NOW)?; // adopts it
+        users::purge_inactive_users(location(&path), 1, false, NOW + 10 * 86_400)?;
+        assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "still there");
+        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW)?;
+        let itself = identity::redeem_transfer_code(location(&path), &code, Some(&legacy), NOW);
+        assert_eq!(itself.map_err(|e| e.code()), Err("ERR_INVALID_USER_ID"));
+        assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "nothing dropped");
+        Ok(())
+    }
+
+    #[test]
     fn an_account_belongs_to_one_user() -> TestResult {
         let path = db_file("accounts");
         let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
@@ -947,11 +982,37 @@ fn revoking_refuses_earlier_tokens_from_now_and_is_kept_in_the_database() -> Tes
     assert_eq!(before, NOW + 1, "a token issued in the revocation's second goes too");
     assert!(crate::revocation::refuses(carol, Some(NOW as f64)));
     assert!(!crate::revocation::refuses(carol, Some((NOW + 1) as f64)));
+    // Forgetting, moving and purging the user leave the revocation, which other processes read.
+    let s = store(carol, &path)?;
+    s.touch(NOW - 400 * 86_400, 1)?;
+    s.save_tokens("srv", &json("{}"))?;
+    identity::move_user_data(DbLocation::File(path.clone()), carol, ALICE, identity::OnConflict::Fail, NOW)?;
+    s.delete_all()?;
+    users::purge_inactive_users(DbLocation::File(path.clone()), 1, false, NOW)?;
     let conn = Connection::open(&path)?;
     let stored: i64 =
-        conn.query_row("SELECT revoked_before FROM hoot_users WHERE user_id = ?1", [carol], |r| r.get(0))?;
+        conn.query_row("SELECT revoked_before FROM hoot_revocations WHERE user_id = ?1", [carol], |r| r.get(0))?;
     assert_eq!(stored, NOW + 1, "kept, lower-cased, for the other processes to read");
+    let active: i64 = conn.query_row("SELECT count(*) FROM hoot_users WHERE user_id = ?1", [carol], |r| r.get(0))?;
+    assert_eq!(active, 0, "a revocation is not activity");
     let bad = revocations::revoke_user_tokens(DbLocation::File(path), "nope", NOW);
     assert_eq!(bad.map_err(|e| e.code()), Err("ERR_INVALID_USER_ID"));
+    Ok(())
+}
+
+#[test]
+fn an_upper_case_id_written_by_hoot_after_open_never_stops_the_database_from_opening() -> TestResult {
+    let path = db_file("upper-after-open");
+    store(ALICE, &path)?.touch(NOW, 1)?;
+    // Hoot's own code, on the open file, in upper case.
+    Connection::open(&path)?.execute(
+        "INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, 's', '{}')",
+        [BOB.to_uppercase()],
+    )?;
+    let report = users::purge_inactive_users(DbLocation::File(path.clone()), 90, false, NOW)?;
+    assert_eq!(report.adopted, 1);
+    db::close(DbLocation::File(path.clone()))?;
+    let reopened = store(BOB, &path)?;
+    assert_eq!(reopened.tokens("s")?.as_deref(), Some("{}"), "lowered at open, and reachable");
     Ok(())
 }

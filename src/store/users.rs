@@ -160,8 +160,13 @@ fn purge_in(tx: &Connection, cutoff: i64, dry_run: bool, now: i64) -> rusqlite::
         [now],
     )? as u64;
     tx.execute_batch("DROP TABLE IF EXISTS temp.hoot_purge; CREATE TEMP TABLE hoot_purge (user_id TEXT PRIMARY KEY)")?;
-    let users =
-        tx.execute("INSERT INTO temp.hoot_purge SELECT user_id FROM hoot_users WHERE last_seen < ?1", [cutoff])?;
+    // A legacy user (a migrated single-user install) can never be active: only an operator removes
+    // it (`adopt-legacy` hands it to a browser, or its rows are deleted by hand).
+    let users = tx.execute(
+        "INSERT INTO temp.hoot_purge SELECT user_id FROM hoot_users WHERE last_seen < ?1 \
+         AND NOT (user_id GLOB 'legacy-user-[0-9]*' AND substr(user_id, 13) NOT GLOB '*[^0-9]*')",
+        [cutoff],
+    )?;
     let mut rows = 0;
     for table in USER_TABLES.iter().chain([&USERS_TABLE]) {
         rows +=
@@ -169,6 +174,18 @@ fn purge_in(tx: &Connection, cutoff: i64, dry_run: bool, now: i64) -> rusqlite::
     }
     // The users table's own rows are not data: count the rows a user had besides it.
     rows -= users;
+    // And the rows a migration kept aside for them, if any.
+    let conflicts_kept: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hoot_migration_conflicts')",
+        [],
+        |r| r.get(0),
+    )?;
+    if conflicts_kept {
+        rows += tx.execute(
+            "DELETE FROM hoot_migration_conflicts WHERE lower(user_id) IN (SELECT user_id FROM temp.hoot_purge)",
+            [],
+        )?;
+    }
     tx.execute_batch("DROP TABLE temp.hoot_purge")?;
     Ok(PurgeReport { users: users as u64, rows: rows as u64, adopted, dry_run })
 }
