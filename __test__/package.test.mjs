@@ -20,6 +20,8 @@ const API = [
   'closeDatabase',
   'createDatabaseAdapter',
   'createOAuthProvider',
+  'decryptDatabase',
+  'encryptDatabase',
   'generateKeys',
   'getCachedFavicon',
   'inspectDatabase',

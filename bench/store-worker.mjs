@@ -33,9 +33,12 @@ const SCHEMA = `
 
 /** The four operations of each contender, as Hoot's OAuth provider calls them. */
 function contender() {
-  if (kind === 'hoot-core') {
+  if (kind === 'hoot-core' || kind === 'hoot-core-encrypted') {
+    // Encrypted: every value sealed with AES-256-GCM on write and opened on read.
+    const encryption = kind === 'hoot-core-encrypted' ? 'on' : 'off'
+    if (encryption === 'on') process.env.HOOT_ENCRYPTION_KEY = require('crypto').randomBytes(32).toString('base64url')
     const { OAuthStore } = require('../lib/index.js')
-    const store = new OAuthStore(USER, { dbPath })
+    const store = new OAuthStore(USER, { dbPath, encryption })
     return {
       sync: 'FULL',
       saveTokens: (s) => store.saveTokens(s, TOKENS),

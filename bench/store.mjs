@@ -6,9 +6,10 @@ import { QUICK, ROUNDS, interleave, tempDir, worker } from './lib.mjs'
 
 const WORKER = fileURLToPath(new URL('./store-worker.mjs', import.meta.url))
 const N = QUICK ? 300 : 2000
-export const CONTENDERS = ['hoot-core', 'hoot-path', 'tuned']
+export const CONTENDERS = ['hoot-core', 'hoot-core-encrypted', 'hoot-path', 'tuned']
 export const LABELS = {
   'hoot-core': 'hoot-core',
+  'hoot-core-encrypted': 'hoot-core, encryption at rest on',
   'hoot-path': "better-sqlite3, Hoot's code path",
   tuned: 'better-sqlite3, tuned',
 }

@@ -14,6 +14,8 @@ Commands:
   migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db)
   purge          remove the data of users inactive for --inactive-days (see --dry-run)
   adopt-legacy   print a transfer code that hands a single-user install's data to a browser
+  encrypt [db]   seal every OAuth value at rest (AES-256-GCM); --rotate: under a new key
+  decrypt [db]   open every sealed value back into plaintext (for Hoot's own code)
   doctor         check the native build, the keys and the database, and say how to fix what is wrong
 
 Run hoot-core <command> --help for a command's options.
@@ -53,6 +55,27 @@ are recorded as active now and kept. --dry-run counts and changes nothing.`,
     },
     maxPositionals: 0,
     run: purge,
+  },
+  encrypt: {
+    usage: `Usage: hoot-core encrypt [db] [--rotate]
+
+Seals every plaintext OAuth value (tokens, client registrations, verifiers, discovery state, server
+configs) in one transaction, with the key from HOOT_ENCRYPTION_KEY or ~/.hoot/keys/encryption-keys
+(made 0600 on first use). From then on every process needs that key. Safe to run again.
+--rotate puts a new key first in the key file (with HOOT_ENCRYPTION_KEY: put it first there) and
+seals every value again under it; older keys stay for opening.`,
+    options: { rotate: { type: 'boolean' } },
+    maxPositionals: 1,
+    run: encrypt,
+  },
+  decrypt: {
+    usage: `Usage: hoot-core decrypt [db]
+
+Opens every sealed value back into plaintext in one transaction and marks the database plain, for
+going back to Hoot's own code. Stop the servers that use the database first.`,
+    options: {},
+    maxPositionals: 1,
+    run: decrypt,
   },
   'adopt-legacy': {
     usage: `Usage: hoot-core adopt-legacy [--db <path>] [--ttl-seconds <s>]
@@ -122,6 +145,41 @@ function purge(values) {
       `${report.adopted} user(s) with data but no recorded activity ${report.dryRun ? 'would be' : 'were'} recorded as active now; they go after ${inactiveDays} days without a touch().`,
     )
   }
+  return 0
+}
+
+/** Backups next to the file that a migration made before encryption: they hold plaintext. */
+function plaintextBackups(db) {
+  const { readdirSync } = require('fs')
+  const { basename, join } = require('path')
+  const path = loadNative().inspectDatabase(db).path
+  if (path === ':memory:') return []
+  const name = basename(path)
+  try {
+    return readdirSync(dirname(path))
+      .filter((f) => f.startsWith(`${name}.pre-migration-`) && f.endsWith('.bak'))
+      .map((f) => join(dirname(path), f))
+  } catch {
+    return []
+  }
+}
+
+function encrypt(values, [db]) {
+  const report = loadNative().encryptDatabase({ dbPath: db, rotate: values.rotate === true })
+  console.log(
+    `${values.rotate ? 'Rotated' : 'Encrypted'}: ${report.sealed} value(s) sealed; the database records key(s) ${report.keyIds.join(', ')}.`,
+  )
+  for (const backup of plaintextBackups(db)) {
+    console.log(
+      `Note: ${backup} is a backup from before encryption and holds plaintext tokens: delete it or keep it as private.`,
+    )
+  }
+  return 0
+}
+
+function decrypt(values, [db]) {
+  const report = loadNative().decryptDatabase({ dbPath: db })
+  console.log(`Decrypted: ${report.opened} value(s) are plaintext again; the database is no longer encrypted.`)
   return 0
 }
 
@@ -250,6 +308,21 @@ function doctor(values) {
           )
         } else {
           ok(`database: ${db.path}, schema version ${db.schemaVersion}`)
+        }
+        if (db.encryption) {
+          const e = db.encryption
+          const perKey = Object.entries(e.sealed)
+            .map(([id, n]) => `${n} sealed with ${id}`)
+            .join(', ')
+          if (e.encrypted) {
+            ok(
+              `encryption at rest: on, key(s) ${e.keyIds.join(', ')}${perKey ? `; ${perKey}` : ''}; ${e.plaintext} plaintext value(s) left`,
+            )
+            if (e.plaintext)
+              warn(`encryption: ${e.plaintext} value(s) are still plaintext`, `npx hoot-core encrypt ${db.path}`)
+          } else {
+            ok(`encryption at rest: off (npx hoot-core encrypt ${db.path} seals the stored OAuth values)`)
+          }
         }
         if (db.activity) {
           const a = db.activity

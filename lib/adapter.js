@@ -26,6 +26,9 @@ function createDatabaseAdapter(opts) {
   const dbPath = opts === undefined ? undefined : opts.dbPath
   if (dbPath !== undefined && typeof dbPath !== 'string') throw typeError('opts.dbPath', 'of type string', dbPath)
   const options = dbPath === undefined ? {} : { dbPath }
+  // encryption: 'on' turns encryption at rest on for the database, as a store can.
+  const encryption = opts === undefined ? undefined : opts.encryption
+  if (encryption !== undefined) new OAuthStore('default-user', { ...options, encryption })
   const storeOf = (userId) => new OAuthStore(userId, options)
   // Opened (and migrated) now, so a bad path or an unusable file is reported at start-up, and old
   // verifiers removed, as `new SQLiteAdapter` does.

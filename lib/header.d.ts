@@ -97,7 +97,7 @@ import type { DatabaseAdapter } from './provider'
  * at `opts.dbPath` (default `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`), opened and migrated now.
  * Every call is scoped to the user id it is given, which must be one a store accepts.
  */
-export declare function createDatabaseAdapter(opts?: { dbPath?: string }): DatabaseAdapter
+export declare function createDatabaseAdapter(opts?: { dbPath?: string; encryption?: 'on' | 'off' }): DatabaseAdapter
 
 /** A live MCP client, as `UserConnections` keeps it: anything that can be closed. */
 export interface ClosableClient {

@@ -97,7 +97,7 @@ import type { DatabaseAdapter } from './provider'
  * at `opts.dbPath` (default `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`), opened and migrated now.
  * Every call is scoped to the user id it is given, which must be one a store accepts.
  */
-export declare function createDatabaseAdapter(opts?: { dbPath?: string }): DatabaseAdapter
+export declare function createDatabaseAdapter(opts?: { dbPath?: string; encryption?: 'on' | 'off' }): DatabaseAdapter
 
 /** A live MCP client, as `UserConnections` keeps it: anything that can be closed. */
 export interface ClosableClient {
@@ -158,9 +158,11 @@ export declare class OAuthStore {
   /**
    * Throws `ERR_INVALID_USER_ID` unless `userId` is a UUID v4, `'default-user'` or
    * `'legacy-user-<digits>'`. Opening a database in Hoot's old single-user schema migrates it
-   * first (see `migrateDatabase`).
+   * first (see `migrateDatabase`). `encryption: 'on'` (or `HOOT_ENCRYPT_AT_REST=1`) turns
+   * encryption at rest on for the database: from then on values are written sealed, and every
+   * process needs a key to open it (`ERR_HOOT_KEYS` otherwise).
    */
-  constructor(userId: string, opts?: StoreOptions)
+  constructor(userId: string, opts?: StoreOptions & { encryption?: 'on' | 'off' })
   /** The user every call is scoped to. */
   get userId(): string
   /** Saves the OAuth client registration for `serverId` (from dynamic client registration), replacing any. */
@@ -279,6 +281,44 @@ export interface DatabaseStatus {
   upToDate: boolean
   /** The users' activity (as `activitySummary`), when every table is there to count it. */
   activity?: ActivitySummary
+  /** Encryption at rest, when every table is there to look at. */
+  encryption?: EncryptionStatus
+}
+
+/**
+ * Opens every sealed value back into plaintext in one transaction and marks the database plain
+ * (for going back to Hoot's own code). Stop the other servers on the database first.
+ */
+export declare function decryptDatabase(opts?: StoreOptions): EncryptionReport
+
+/**
+ * Seals every plaintext value of the database in one transaction, with the key from
+ * `HOOT_ENCRYPTION_KEY` or the key file (made on first use). With `rotate`, a new key goes
+ * first in the key file (with `HOOT_ENCRYPTION_KEY`, put it first there) and every value is
+ * sealed again under it. From then on every process needs a key to open the database.
+ */
+export declare function encryptDatabase(opts?: { dbPath?: string; rotate?: boolean }): EncryptionReport
+
+/** What `encryptDatabase` / `decryptDatabase` did. */
+export interface EncryptionReport {
+  /** Values sealed (or sealed again under the current key). */
+  sealed: number
+  /** Values opened back into plaintext. */
+  opened: number
+  /** The key ids the database records afterwards. */
+  keyIds: Array<string>
+}
+
+/** Encryption at rest of a database, as `inspectDatabase` (and `doctor`) report it. */
+export interface EncryptionStatus {
+  /** True when the database records a key: every process then needs one of its keys. */
+  encrypted: boolean
+  /** The ids of the keys it records (never the keys). */
+  keyIds: Array<string>
+  /** Sealed values per key id. */
+  sealed: Record<string, number>
+  /** Values still in plaintext (an older writer's, or from before `encrypt`). */
+  plaintext: number
 }
 
 /** What `generateKeys` wrote. */

@@ -38,6 +38,8 @@ exports.cacheFavicon = binding.cacheFavicon
 exports.closeDatabase = binding.closeDatabase
 exports.inspectDatabase = binding.inspectDatabase
 exports.createDatabaseAdapter = createDatabaseAdapter
+exports.encryptDatabase = binding.encryptDatabase
+exports.decryptDatabase = binding.decryptDatabase
 
 // The anonymous session's life
 exports.activitySummary = binding.activitySummary

@@ -14,6 +14,7 @@ pub mod error;
 pub mod keys;
 mod private_fs;
 pub mod revocation;
+pub mod sealing;
 pub mod store;
 pub mod text;
 pub mod token;

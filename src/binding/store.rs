@@ -12,7 +12,7 @@ use super::guarded;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::store::{self, db, identity, revocations, users, CredentialScope, DbLocation};
+use crate::store::{self, db, encryption, identity, revocations, users, CredentialScope, DbLocation};
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]
@@ -72,13 +72,25 @@ pub struct OAuthStore {
 impl OAuthStore {
     /// Throws `ERR_INVALID_USER_ID` unless `userId` is a UUID v4, `'default-user'` or
     /// `'legacy-user-<digits>'`. Opening a database in Hoot's old single-user schema migrates it
-    /// first (see `migrateDatabase`).
-    #[napi(constructor, ts_args_type = "userId: string, opts?: StoreOptions")]
+    /// first (see `migrateDatabase`). `encryption: 'on'` (or `HOOT_ENCRYPT_AT_REST=1`) turns
+    /// encryption at rest on for the database: from then on values are written sealed, and every
+    /// process needs a key to open it (`ERR_HOOT_KEYS` otherwise).
+    #[napi(constructor, ts_args_type = "userId: string, opts?: StoreOptions & { encryption?: 'on' | 'off' }")]
     pub fn new(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::Result<Self> {
         guarded(&env, || {
             let user_id = string_value(&user_id, "userId")?;
-            let location = location(&Props::new(opts, "opts")?)?;
-            Ok(OAuthStore { inner: store::OAuthStore::open(&user_id, location, clock::unix_now_ms())? })
+            let props = Props::new(opts, "opts")?;
+            let encrypt = match props.string("encryption")?.as_deref() {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(_) => return Err(HootError::arg_value("opts.encryption", "must be 'on' or 'off'")),
+            };
+            let location = location(&props)?;
+            let inner = store::OAuthStore::open(&user_id, location, clock::unix_now_ms())?;
+            if encrypt {
+                encryption::enable(inner.location().clone(), &Environment::process(), clock::unix_now() as i64)?;
+            }
+            Ok(OAuthStore { inner })
         })
     }
 
@@ -633,6 +645,62 @@ pub struct JsDatabaseStatus {
     pub up_to_date: bool,
     /// The users' activity (as `activitySummary`), when every table is there to count it.
     pub activity: Option<JsActivitySummary>,
+    /// Encryption at rest, when every table is there to look at.
+    #[napi(ts_type = "EncryptionStatus")]
+    pub encryption: Option<JsEncryptionStatus>,
+}
+
+/// Encryption at rest of a database, as `inspectDatabase` (and `doctor`) report it.
+#[napi(object, js_name = "EncryptionStatus", object_from_js = false)]
+pub struct JsEncryptionStatus {
+    /// True when the database records a key: every process then needs one of its keys.
+    pub encrypted: bool,
+    /// The ids of the keys it records (never the keys).
+    pub key_ids: Vec<String>,
+    /// Sealed values per key id.
+    pub sealed: std::collections::HashMap<String, u32>,
+    /// Values still in plaintext (an older writer's, or from before `encrypt`).
+    pub plaintext: u32,
+}
+
+/// What `encryptDatabase` / `decryptDatabase` did.
+#[napi(object, js_name = "EncryptionReport", object_from_js = false)]
+pub struct JsEncryptionReport {
+    /// Values sealed (or sealed again under the current key).
+    pub sealed: u32,
+    /// Values opened back into plaintext.
+    pub opened: u32,
+    /// The key ids the database records afterwards.
+    pub key_ids: Vec<String>,
+}
+
+fn transition_js(t: encryption::Transition) -> JsEncryptionReport {
+    JsEncryptionReport { sealed: count(t.sealed), opened: count(t.opened), key_ids: t.key_ids }
+}
+
+/// Seals every plaintext value of the database in one transaction, with the key from
+/// `HOOT_ENCRYPTION_KEY` or the key file (made on first use). With `rotate`, a new key goes
+/// first in the key file (with `HOOT_ENCRYPTION_KEY`, put it first there) and every value is
+/// sealed again under it. From then on every process needs a key to open the database.
+#[napi(ts_args_type = "opts?: { dbPath?: string; rotate?: boolean }")]
+pub fn encrypt_database(env: Env, opts: Option<Unknown>) -> napi::Result<JsEncryptionReport> {
+    guarded(&env, || {
+        let props = Props::new(opts, "opts")?;
+        let rotate = props.boolean("rotate")?.unwrap_or(false);
+        let location = location(&props)?;
+        encryption::encrypt_database(location, &Environment::process(), rotate, clock::unix_now() as i64)
+            .map(transition_js)
+    })
+}
+
+/// Opens every sealed value back into plaintext in one transaction and marks the database plain
+/// (for going back to Hoot's own code). Stop the other servers on the database first.
+#[napi(ts_args_type = "opts?: StoreOptions")]
+pub fn decrypt_database(env: Env, opts: Option<Unknown>) -> napi::Result<JsEncryptionReport> {
+    guarded(&env, || {
+        let location = location(&Props::new(opts, "opts")?)?;
+        encryption::decrypt_database(location, &Environment::process(), clock::unix_now() as i64).map(transition_js)
+    })
 }
 
 /// Reads a database's schema state through a read-only connection: nothing is created, migrated
@@ -651,6 +719,12 @@ pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDa
             missing_tables: status.missing_tables,
             mixed_case_tables: status.mixed_case_tables,
             activity: status.activity.map(summary_js),
+            encryption: status.encryption.map(|e| JsEncryptionStatus {
+                encrypted: e.encrypted,
+                key_ids: e.key_ids,
+                sealed: e.sealed.into_iter().map(|(id, n)| (id, count(n))).collect(),
+                plaintext: count(e.plaintext),
+            }),
         })
     })
 }

@@ -281,6 +281,9 @@ pub struct Database {
     /// Set when the registry forgets it (`closeDatabase`): a store holding on to it must go back
     /// to the registry, which opens the file again.
     closed: AtomicBool,
+    /// The keys that seal values written here and open sealed ones, when the database is
+    /// encrypted (or encryption was turned on for it).
+    sealer: std::sync::RwLock<Option<Arc<crate::sealing::KeyRing>>>,
 }
 
 /// Whether `db` is still the registry's open database for its file.
@@ -308,10 +311,12 @@ impl Database {
             .map_err(sql_error(&location, "open"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error(&location, "configure"))?;
         let report = schema::ensure_schema(&conn, &location, now_ms)?;
+        let sealer = super::encryption::at_open(&conn, &location, &crate::env::Environment::process(), now_ms / 1000)?;
         if let DbLocation::File(path) = &location {
             super::revocations::watch(path, &conn);
         }
-        Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false) }, report))
+        let sealer = std::sync::RwLock::new(sealer);
+        Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false), sealer }, report))
     }
 
     /// Refuses to write when the file this connection has open is no longer the one at its path
@@ -345,6 +350,16 @@ impl Database {
              next call uses the file now at that path. Replace a database only while no server has it open",
             self.location.display()
         )))
+    }
+
+    /// The keys of an encrypted database.
+    pub fn sealer(&self) -> Option<Arc<crate::sealing::KeyRing>> {
+        self.sealer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets (or, decrypted, clears) the keys.
+    pub fn set_sealer(&self, sealer: Option<Arc<crate::sealing::KeyRing>>) {
+        *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
     }
 
     /// Runs `f` with the connection. A poisoned lock (a panic mid-call, caught at the boundary)

@@ -163,6 +163,7 @@ pub fn redeem_transfer_code(
     }
     let into = into.map(str::to_ascii_lowercase);
     let hash = code_hash(code);
+    let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
     let outcome = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         let window = now - now.rem_euclid(FAILURE_WINDOW_SECONDS);
@@ -194,7 +195,7 @@ pub fn redeem_transfer_code(
         let moved = match (is_legacy_user(&user_id), &into) {
             (false, _) => None,
             (true, None) => return Ok(Outcome::NeedsTarget), // rolled back: the code stays usable
-            (true, Some(into)) => Some(move_in(&tx, &user_id, into, OnConflict::KeepTarget)?),
+            (true, Some(into)) => Some(move_in(&tx, &user_id, into, OnConflict::KeepTarget, ring.as_deref())?),
         };
         tx.commit()?;
         let user_id = match moved {
@@ -272,9 +273,10 @@ pub fn move_user_data(
     if from == to {
         return Err(HootError::arg_value("toUserId", "must differ from fromUserId"));
     }
+    let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
     let report = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let report = move_in(&tx, &from, &to, on_conflict)?;
+        let report = move_in(&tx, &from, &to, on_conflict, ring.as_deref())?;
         if on_conflict == OnConflict::Fail && report.conflicts > 0 {
             return Ok(report); // dropped: rolled back
         }
@@ -294,7 +296,13 @@ pub fn move_user_data(
     Ok(report)
 }
 
-fn move_in(tx: &Connection, from: &str, to: &str, on_conflict: OnConflict) -> rusqlite::Result<MoveReport> {
+fn move_in(
+    tx: &Connection,
+    from: &str,
+    to: &str,
+    on_conflict: OnConflict,
+    ring: Option<&crate::sealing::KeyRing>,
+) -> rusqlite::Result<MoveReport> {
     let mut report = MoveReport::default();
     // A server is in conflict when both users have any state for it: its rows stay together (a
     // client registration and the tokens issued to it), whole from one user or the other.
@@ -327,11 +335,15 @@ fn move_in(tx: &Connection, from: &str, to: &str, on_conflict: OnConflict) -> ru
                     tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1 AND {in_conflict}"), [from])? as u64;
             }
         }
+    }
+    tx.execute_batch("DROP TABLE temp.hoot_move")?;
+    // Sealed values are bound to their user: sealed again for `to` before they become `to`'s.
+    super::encryption::reseal_for_move(tx, ring, from, to).map_err(super::carry)?;
+    for table in SERVER_TABLES {
         report.moved += tx
             .execute(&format!("UPDATE OR IGNORE {table} SET user_id = ?2 WHERE user_id = ?1"), params![from, to])?
             as u64;
     }
-    tx.execute_batch("DROP TABLE temp.hoot_move")?;
     report.moved += tx.execute("UPDATE hoot_accounts SET user_id = ?2 WHERE user_id = ?1", params![from, to])? as u64;
     tx.execute("DELETE FROM hoot_transfer_codes WHERE user_id = ?1", [from])?;
     // Activity: the target has been known since the earlier of the two, and seen at the later.

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod encryption;
 pub mod identity;
 pub mod revocations;
 pub mod schema;
@@ -230,12 +231,34 @@ impl OAuthStore {
     }
 
     /// Runs `f` on this store's connection; a SQLite error becomes `ERR_HOOT_DB` naming the file.
+    fn database(&self) -> Result<Arc<Database>, HootError> {
+        match self.opened.upgrade().filter(|db| db::is_open(db)) {
+            Some(db) => Ok(db),
+            None => Ok(get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0),
+        }
+    }
+
     fn run<T>(&self, access: Access, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
-        let db = match self.opened.upgrade().filter(|db| db::is_open(db)) {
-            Some(db) => db,
-            None => get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0,
-        };
-        run_on(&db, access, f)
+        run_on(&*self.database()?, access, f)
+    }
+
+    /// A value read from `table`, opened when it is sealed.
+    fn opened(&self, table: &str, server_id: &str, stored: Option<String>) -> Result<Option<String>, HootError> {
+        match stored {
+            Some(text) if text.starts_with(crate::sealing::PREFIX) => {
+                let ring = self.database()?.sealer().ok_or_else(|| encryption::no_keys(&self.location))?;
+                ring.open(table, &self.user_id, server_id, &text).map(Some)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// A value to write into `table`: sealed when the database is encrypted.
+    fn sealed(&self, table: &str, server_id: &str, text: &str) -> Result<String, HootError> {
+        match self.database()?.sealer() {
+            Some(ring) => ring.seal(table, &self.user_id, server_id, text),
+            None => Ok(text.to_string()),
+        }
     }
 
     fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
@@ -252,7 +275,9 @@ impl OAuthStore {
 
     /// The OAuth client registration (JSON text), if any.
     pub fn client_information(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        self.read_text("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ?2", server_id)
+        let stored = self
+            .read_text("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ?2", server_id)?;
+        self.opened("oauth_client_info", server_id, stored)
     }
 
     /// Saves the OAuth client registration for `server_id`, replacing any.
@@ -260,13 +285,15 @@ impl OAuthStore {
         check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)",
-            params![self.user_id, server_id, info.as_str()],
+            params![self.user_id, server_id, self.sealed("oauth_client_info", server_id, info.as_str())?],
         )
     }
 
     /// The OAuth tokens (JSON text), if any.
     pub fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        self.read_text("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2", server_id)
+        let stored =
+            self.read_text("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2", server_id)?;
+        self.opened("oauth_tokens", server_id, stored)
     }
 
     /// Saves the OAuth tokens for `server_id`, replacing any.
@@ -274,20 +301,21 @@ impl OAuthStore {
         check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
-            params![self.user_id, server_id, tokens.as_str()],
+            params![self.user_id, server_id, self.sealed("oauth_tokens", server_id, tokens.as_str())?],
         )
     }
 
     /// The PKCE verifier saved for `server_id`, unless it is older than ten minutes at `now`.
     pub fn code_verifier(&self, server_id: &str, now: i64) -> Result<Option<String>, HootError> {
         check_id("serverId", server_id)?;
-        self.run(Access::Read, |conn| {
+        let stored = self.run(Access::Read, |conn| {
             conn.prepare_cached(
                 "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
             )?
             .query_row(params![self.user_id, server_id, now - VERIFIER_TTL_SECONDS], |row| row.get(0))
             .optional()
-        })
+        })?;
+        self.opened("oauth_verifiers", server_id, stored)
     }
 
     /// Saves the PKCE verifier for `server_id` at time `now` (seconds), replacing any.
@@ -296,13 +324,15 @@ impl OAuthStore {
         check_id("verifier", verifier)?;
         self.write(
             "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, verifier, now],
+            params![self.user_id, server_id, self.sealed("oauth_verifiers", server_id, verifier)?, now],
         )
     }
 
     /// The MCP SDK's discovery state (JSON text) saved for `server_id`, if any.
     pub fn discovery_state(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        self.read_text("SELECT state FROM hoot_oauth_discovery WHERE user_id = ?1 AND server_id = ?2", server_id)
+        let stored =
+            self.read_text("SELECT state FROM hoot_oauth_discovery WHERE user_id = ?1 AND server_id = ?2", server_id)?;
+        self.opened("hoot_oauth_discovery", server_id, stored)
     }
 
     /// Saves the MCP SDK's discovery state for `server_id` at time `now`, replacing any. It lasts
@@ -311,7 +341,7 @@ impl OAuthStore {
         check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO hoot_oauth_discovery (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, state.as_str(), now],
+            params![self.user_id, server_id, self.sealed("hoot_oauth_discovery", server_id, state.as_str())?, now],
         )
     }
 
@@ -384,7 +414,9 @@ impl OAuthStore {
 
     /// The server config (JSON text), if any.
     pub fn server_config(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        self.read_text("SELECT config FROM server_configs WHERE user_id = ?1 AND server_id = ?2", server_id)
+        let stored =
+            self.read_text("SELECT config FROM server_configs WHERE user_id = ?1 AND server_id = ?2", server_id)?;
+        self.opened("server_configs", server_id, stored)
     }
 
     /// Saves the config of `server_id` (for reconnecting) at time `now`, replacing any.
@@ -392,7 +424,7 @@ impl OAuthStore {
         check_id("serverId", server_id)?;
         self.write(
             "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, config.as_str(), now],
+            params![self.user_id, server_id, self.sealed("server_configs", server_id, config.as_str())?, now],
         )
     }
 
@@ -456,8 +488,19 @@ pub(crate) fn run_on<T>(
         if access != Access::Read {
             db.check_not_moved(conn)?;
         }
-        f(conn).map_err(|e| db::conn_error(conn, &db.location, access.doing(), &e))
+        f(conn).map_err(|e| match e {
+            // A hoot-core error raised inside a statement's closure (see `carry`) comes out as it was.
+            rusqlite::Error::ToSqlConversionFailure(inner) if inner.is::<HootError>() => {
+                inner.downcast::<HootError>().map_or_else(|_| HootError::Internal("lost error".into()), |e| *e)
+            }
+            e => db::conn_error(conn, &db.location, access.doing(), &e),
+        })
     })
+}
+
+/// Carries a hoot-core error through a closure that returns `rusqlite::Result`, to `run_on`.
+pub(crate) fn carry(e: HootError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
 /// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.

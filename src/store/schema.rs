@@ -17,7 +17,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 12] = [
+const TABLES: [(&str, &str); 13] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -59,7 +59,11 @@ const TABLES: [(&str, &str); 12] = [
     ),
     ("hoot_transfer_failures", "window_start INTEGER PRIMARY KEY, failures INTEGER NOT NULL"),
     (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL"),
+    (ENCRYPTION_TABLE, "key_id TEXT PRIMARY KEY, added_at INTEGER NOT NULL"),
 ];
+
+/// The ids of the keys an encrypted database's values are sealed with; empty when it is not.
+pub const ENCRYPTION_TABLE: &str = "hoot_encryption";
 
 /// Before when each revoked user's tokens are refused (seconds). Not user data: forgetting, moving
 /// or purging a user leaves it, so a revocation outlives them.
@@ -520,6 +524,8 @@ pub struct DatabaseStatus {
     pub mixed_case_tables: Vec<String>,
     /// The users' activity, when every table is there to count it.
     pub activity: Option<super::users::ActivitySummary>,
+    /// Whether values are sealed, and with which keys, when every table is there.
+    pub encryption: Option<super::encryption::EncryptionStatus>,
 }
 
 impl DatabaseStatus {
@@ -556,13 +562,17 @@ pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseS
     }
     .map_err(&fail)?;
     let shape = Shape::read(&conn).map_err(&fail)?;
-    let activity = match shape.complete() {
-        true => Some(super::users::summary_on(&conn, now).map_err(&fail)?),
-        false => None,
+    let (activity, encryption) = match shape.complete() {
+        true => (
+            Some(super::users::summary_on(&conn, now).map_err(&fail)?),
+            Some(super::encryption::status_on(&conn).map_err(&fail)?),
+        ),
+        false => (None, None),
     };
     Ok(DatabaseStatus {
         exists: true,
         activity,
+        encryption,
         schema_version: conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&fail)?,
         legacy_tables: shape.legacy.iter().map(|(t, _)| t.name.to_string()).collect(),
         missing_tables: shape.missing.iter().map(|t| t.to_string()).collect(),

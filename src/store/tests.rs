@@ -407,7 +407,8 @@ fn inspection_reports_without_changing_anything() -> TestResult {
             "hoot_revocations",
             "hoot_transfer_codes",
             "hoot_transfer_failures",
-            "hoot_accounts"
+            "hoot_accounts",
+            "hoot_encryption"
         ]
     );
     assert!(!status.up_to_date());
@@ -1014,5 +1015,31 @@ fn an_upper_case_id_written_by_hoot_after_open_never_stops_the_database_from_ope
     db::close(DbLocation::File(path.clone()))?;
     let reopened = store(BOB, &path)?;
     assert_eq!(reopened.tokens("s")?.as_deref(), Some("{}"), "lowered at open, and reachable");
+    Ok(())
+}
+
+#[test]
+fn encrypt_seals_every_value_for_its_row_and_decrypt_opens_them_again() -> TestResult {
+    let path = db_file("encrypt");
+    let home = temp_dir("encrypt-home");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let env = Environment::fixed(&home)
+        .with_var(env::HOME, home.to_str().ok_or("path")?)
+        .with_var(crate::sealing::HOOT_ENCRYPTION_KEY, key);
+    let alice = store(ALICE, &path)?;
+    alice.save_tokens("srv", &json(r#"{"refresh_token":"secret"}"#))?;
+    let report = encryption::encrypt_database(DbLocation::File(path.clone()), &env, false, NOW)?;
+    assert_eq!(report.sealed, 1);
+    let stored: String = Connection::open(&path)?.query_row("SELECT tokens FROM oauth_tokens", [], |r| r.get(0))?;
+    assert!(stored.starts_with(crate::sealing::PREFIX) && !stored.contains("secret"));
+    assert_eq!(alice.tokens("srv")?.as_deref(), Some(r#"{"refresh_token":"secret"}"#));
+    alice.save_tokens("other", &json(r#"{"refresh_token":"new"}"#))?;
+    let written: String =
+        Connection::open(&path)?
+            .query_row("SELECT tokens FROM oauth_tokens WHERE server_id = 'other'", [], |r| r.get(0))?;
+    assert!(written.starts_with(crate::sealing::PREFIX), "a write after encrypt is sealed");
+    // Reopened without the key (this process has none in its environment): refused.
+    db::close(DbLocation::File(path.clone()))?;
+    assert_eq!(alice.tokens("srv").map_err(|e| e.code()), Err("ERR_HOOT_KEYS"));
     Ok(())
 }

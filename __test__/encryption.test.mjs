@@ -1,0 +1,230 @@
+// Encryption at rest: every stored OAuth value sealed (AES-256-GCM) and bound to its row, keys from
+// HOOT_ENCRYPTION_KEY or the key file, and the transitions encrypt / decrypt / rotate. Each case
+// runs in processes of its own: the keys are the process environment's.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+
+import { delays, killDuring, makeLegacyDb, root, runIsolated, tempDir, withBetterSqlite } from './helpers.mjs'
+
+const cli = join(root, 'bin', 'hoot-core.js')
+const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
+const OTHER = '9c5b94b1-35ad-49bb-b118-8e8fc24abf80'
+const newKey = () => randomBytes(32).toString('base64url')
+const SECRET = 'refresh-secret-' + randomUUID()
+
+/** Every byte of the database's files (main, WAL, backups) as one string. */
+function bytesOf(dbPath) {
+  return ['', '-wal', '-shm']
+    .map((suffix) => dbPath + suffix)
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f).toString('latin1'))
+    .join('')
+}
+
+function fill(dbPath, env) {
+  return runIsolated(
+    `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)}, encryption: 'on' })
+     s.saveTokens('srv', { access_token: 'at', refresh_token: ${JSON.stringify(SECRET)} })
+     s.saveClientInformation('srv', { client_id: 'cid', client_secret: ${JSON.stringify(SECRET)} })
+     s.saveCodeVerifier('srv', ${JSON.stringify(SECRET)})
+     s.saveServerConfig('srv', { url: 'https://mcp.example', auth: { headers: { authorization: ${JSON.stringify(SECRET)} } } })
+     s.saveDiscoveryState('srv', { authorizationServerUrl: 'https://as.example/', resourceMetadataUrl: ${JSON.stringify(SECRET)} })
+     hoot.closeDatabase(${JSON.stringify(dbPath)})
+     console.log('null')`,
+    { env },
+  )
+}
+
+function readAll(dbPath, env, user = USER) {
+  return runIsolated(
+    `const s = new hoot.OAuthStore(${JSON.stringify(user)}, { dbPath: ${JSON.stringify(dbPath)} })
+     console.log(JSON.stringify({ tokens: s.tokens('srv'), client: s.clientInformation('srv'), verifier: s.codeVerifier('srv') ?? null,
+       config: s.serverConfig('srv'), discovery: s.discoveryState('srv') }))`,
+    { env },
+  )
+}
+
+function tryRead(dbPath, env, body) {
+  return runIsolated(
+    `try { ${body}; console.log('null') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+    { env: { ...env, HOOT_DB_PATH: dbPath } },
+  )
+}
+
+test('with encryption on, every value round-trips, and no byte of the files holds a secret', () => {
+  const dbPath = join(tempDir('enc'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  const read = readAll(dbPath, env)
+  assert.equal(read.tokens.refresh_token, SECRET)
+  assert.equal(read.client.client_secret, SECRET)
+  assert.equal(read.verifier, SECRET)
+  assert.equal(read.config.auth.headers.authorization, SECRET)
+  assert.equal(read.discovery.resourceMetadataUrl, SECRET)
+  assert.ok(!bytesOf(dbPath).includes(SECRET.slice(15)), 'a secret in the database files')
+  // Hoot's own SQL still opens the file, and sees sealed text.
+  const hoot = withBetterSqlite(
+    `const db = new Database(input.dbPath, { readonly: true })
+     console.log(JSON.stringify(db.prepare('SELECT tokens FROM oauth_tokens').get().tokens))`,
+    { dbPath },
+  )
+  assert.match(hoot, /^hoot-sealed:1:[0-9a-f]{16}:/)
+})
+
+test('a sealed value moved to another user, server or table does not open', () => {
+  const dbPath = join(tempDir('enc-moved'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-moved-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  runIsolated(
+    `new hoot.OAuthStore(${JSON.stringify(OTHER)}, { dbPath: ${JSON.stringify(dbPath)} }).saveTokens('srv', { mine: true }); console.log('null')`,
+    { env },
+  )
+  withBetterSqlite(
+    `const db = new Database(input.dbPath)
+     const sealed = db.prepare("SELECT tokens FROM oauth_tokens WHERE user_id = ?").get(input.user).tokens
+     db.prepare("UPDATE oauth_tokens SET tokens = ? WHERE user_id = ?").run(sealed, input.other)
+     db.prepare("INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, 'elsewhere', ?)").run(input.user, sealed)
+     db.prepare("UPDATE server_configs SET config = ? WHERE user_id = ?").run(sealed, input.user)
+     db.close(); console.log('null')`,
+    { dbPath, user: USER, other: OTHER },
+  )
+  for (const [user, call] of [
+    [OTHER, `s.tokens('srv')`],
+    [USER, `s.tokens('elsewhere')`],
+    [USER, `s.serverConfig('srv')`],
+  ]) {
+    const result = tryRead(dbPath, env, `const s = new hoot.OAuthStore(${JSON.stringify(user)}); ${call}`)
+    assert.equal(result?.code, 'ERR_HOOT_DB', call)
+    assert.match(result.message, /does not open for its row/)
+    assert.ok(!result.message.includes(USER) && !result.message.includes(OTHER))
+  }
+})
+
+test('without the key, or with another, opening fails with ERR_HOOT_KEYS and writes nothing', () => {
+  const dbPath = join(tempDir('enc-nokey'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-nokey-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  const before = readFileSync(dbPath)
+  for (const other of [{ HOME: tempDir('enc-none') }, { HOME: tempDir('enc-wrong'), HOOT_ENCRYPTION_KEY: newKey() }]) {
+    const result = tryRead(
+      dbPath,
+      other,
+      `new hoot.OAuthStore(${JSON.stringify(USER)}).saveTokens('srv', { plain: true })`,
+    )
+    assert.equal(result?.code, 'ERR_HOOT_KEYS')
+  }
+  assert.deepEqual(readFileSync(dbPath), before)
+  assert.equal(readAll(dbPath, env).tokens.refresh_token, SECRET, 'the right key still reads it')
+})
+
+test('encrypt, decrypt and rotate: idempotent, with a key file made 0600, and doctor reports the state', () => {
+  const dbPath = join(tempDir('enc-cli'), 'hoot-mcp.db')
+  const home = tempDir('enc-cli-home')
+  makeLegacyDb(dbPath, 2) // Hoot's plaintext, and a migration backup next to it
+  const env = { ...process.env, HOME: home }
+  delete env.HOOT_ENCRYPTION_KEY
+  const run = (...args) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env })
+  assert.equal(run('migrate', dbPath).status, 0)
+  const first = run('encrypt', dbPath)
+  assert.equal(first.status, 0, first.stderr)
+  assert.match(first.stdout, /Encrypted: 6 value\(s\) sealed/)
+  assert.match(first.stdout, /pre-migration-\d+\.bak is a backup from before encryption and holds plaintext/)
+  const keyFile = join(home, '.hoot', 'keys', 'encryption-keys')
+  assert.equal((readFileSync(keyFile, 'utf8').match(/^[A-Za-z0-9_-]{43}$/gm) ?? []).length, 1)
+  assert.match(run('encrypt', dbPath).stdout, /Encrypted: 0 value\(s\) sealed/, 'again: nothing to do')
+  const doctor = run('doctor', '--db', dbPath)
+  assert.match(
+    doctor.stdout,
+    /✓ encryption at rest: on, key\(s\) [0-9a-f]{16}; 6 sealed with [0-9a-f]{16}; 0 plaintext value\(s\) left/,
+  )
+
+  const rotated = run('encrypt', dbPath, '--rotate')
+  assert.match(rotated.stdout, /Rotated: 6 value\(s\) sealed/)
+  assert.equal(
+    (readFileSync(keyFile, 'utf8').match(/^[A-Za-z0-9_-]{43}$/gm) ?? []).length,
+    2,
+    'the old key kept for opening',
+  )
+  assert.match(run('encrypt', dbPath, '--rotate').stdout, /Rotated: 6 value\(s\) sealed/, 'each rotation a new key')
+
+  assert.match(run('decrypt', dbPath).stdout, /Decrypted: 6 value\(s\) are plaintext again/)
+  assert.match(run('decrypt', dbPath).stdout, /Decrypted: 0 value\(s\)/)
+  assert.match(run('doctor', '--db', dbPath).stdout, /✓ encryption at rest: off/)
+  const plain = withBetterSqlite(
+    `const db = new Database(input.dbPath, { readonly: true }); console.log(JSON.stringify(db.prepare('SELECT tokens FROM oauth_tokens LIMIT 1').get().tokens))`,
+    { dbPath },
+  )
+  assert.match(plain, /^\{"access_token":"t\d"\}$/, "Hoot's own code reads it again")
+})
+
+test('SIGKILL during encrypt, rotate and decrypt at random moments: every value reads back afterwards', async () => {
+  const [oldKey, newerKey] = [newKey(), newKey()]
+  const cases = [
+    ['encryptDatabase({ dbPath })', oldKey, false],
+    ['encryptDatabase({ dbPath, rotate: true })', `${newerKey},${oldKey}`, true],
+    ['decryptDatabase({ dbPath })', oldKey, true],
+  ]
+  for (const [i, [call, key, sealedFirst]] of cases.entries()) {
+    for (const delay of delays(23 + i, 3, 60)) {
+      const dbPath = join(tempDir('enc-kill'), 'hoot-mcp.db')
+      const home = tempDir('enc-kill-home')
+      runIsolated(
+        `new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} }).touch(); console.log('null')`,
+        {
+          env: { HOME: home },
+        },
+      )
+      withBetterSqlite(
+        `const db = new Database(input.dbPath)
+         db.transaction(() => { for (let i = 0; i < 3000; i++) db.prepare('INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, ?, ?)').run(input.user, 's' + i, JSON.stringify({ i })) })()
+         db.close(); console.log('null')`,
+        { dbPath, user: USER },
+      )
+      if (sealedFirst)
+        runIsolated(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, {
+          env: { HOME: home, HOOT_ENCRYPTION_KEY: oldKey },
+        })
+      const saved = { HOME: process.env.HOME, HOOT_ENCRYPTION_KEY: process.env.HOOT_ENCRYPTION_KEY }
+      Object.assign(process.env, { HOME: home, HOOT_ENCRYPTION_KEY: key })
+      try {
+        await killDuring(
+          `const dbPath = ${JSON.stringify(dbPath)}; writeSync(1, 'go\\n'); hoot.${call}; writeSync(1, 'done\\n')`,
+          delay,
+        )
+      } finally {
+        for (const [name, value] of Object.entries(saved)) {
+          if (value === undefined) delete process.env[name]
+          else process.env[name] = value
+        }
+      }
+      const values = runIsolated(
+        `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
+         let ok = 0; for (let i = 0; i < 3000; i++) if (s.tokens('s' + i).i === i) ok++
+         console.log(ok)`,
+        { env: { HOME: home, HOOT_ENCRYPTION_KEY: `${newerKey},${oldKey}` } },
+      )
+      assert.equal(values, 3000, `${call} killed after ${delay} ms`)
+    }
+  }
+})
+
+test("moving a user's sealed data seals it again for the new user, who reads it", () => {
+  const dbPath = join(tempDir('enc-move'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-move-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  runIsolated(
+    `hoot.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`,
+    {
+      env,
+    },
+  )
+  const read = readAll(dbPath, env, OTHER)
+  assert.equal(read.tokens.refresh_token, SECRET)
+  assert.equal(read.verifier, SECRET)
+  assert.equal(read.discovery.resourceMetadataUrl, SECRET)
+  assert.equal(readAll(dbPath, env).tokens, undefined, 'the source is empty')
+})
