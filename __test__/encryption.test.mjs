@@ -2,9 +2,9 @@
 // HOOT_ENCRYPTION_KEY or the key file, and the transitions encrypt / decrypt / rotate. Each case
 // runs in processes of its own: the keys are the process environment's.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
@@ -227,4 +227,116 @@ test("moving a user's sealed data seals it again for the new user, who reads it"
   assert.equal(read.verifier, SECRET)
   assert.equal(read.discovery.resourceMetadataUrl, SECRET)
   assert.equal(readAll(dbPath, env).tokens, undefined, 'the source is empty')
+})
+
+/** Runs an ES module body in another process without blocking this one; resolves to its last JSON line. */
+function later(body, env) {
+  const code = `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}\n${body}`
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code],
+      { env: { ...process.env, ...env } },
+      (error, out, err) =>
+        error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
+    ),
+  )
+}
+
+test('a server open before another process encrypts seals its next write, and one open before a decrypt stops sealing', async () => {
+  const dbPath = join(tempDir('enc-live'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-live-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  const server = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+       const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
+       s.saveTokens('before', { v: 1 })
+       process.stdout.write('open\\n')
+       let step = 0
+       process.stdin.on('data', () => {
+         step++
+         s.saveTokens('step' + step, { v: step })
+         process.stdout.write(JSON.stringify({ read: s.tokens('before') }) + '\\n')
+       })`,
+    ],
+    { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  const lines = []
+  const next = () =>
+    new Promise((resolve) => {
+      const take = () =>
+        lines.length
+          ? resolve(lines.shift())
+          : server.stdout.once('data', (c) => (lines.push(...String(c).split('\n').filter(Boolean)), take()))
+      take()
+    })
+  try {
+    assert.equal(await next(), 'open')
+    await later(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    server.stdin.write('1\n')
+    assert.deepEqual(JSON.parse(await next()), { read: { v: 1 } }, 'it reads what the other process sealed')
+    const stored = () =>
+      withBetterSqlite(
+        `const db = new Database(input.dbPath, { readonly: true }); console.log(JSON.stringify(Object.fromEntries(db.prepare('SELECT server_id, tokens FROM oauth_tokens').all().map((r) => [r.server_id, r.tokens.slice(0, 14)]))))`,
+        { dbPath },
+      )
+    assert.equal(stored().step1, 'hoot-sealed:1:', 'its write after the encrypt is sealed')
+    await later(`hoot.decryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    server.stdin.write('2\n')
+    await next()
+    assert.equal(stored().step2, '{"v":2}', 'its write after the decrypt is plaintext')
+  } finally {
+    server.kill()
+  }
+})
+
+test('processes starting at once with HOOT_ENCRYPT_AT_REST=1 agree on one key file, and rotations at once lose no key', async () => {
+  const home = tempDir('enc-race-home')
+  const env = { HOME: home, HOOT_ENCRYPT_AT_REST: '1', HOOT_ENCRYPTION_KEY: '' }
+  const paths = Array.from({ length: 6 }, (_, i) => join(tempDir(`enc-race-${i}`), 'hoot-mcp.db'))
+  await Promise.all(
+    paths.map((dbPath) =>
+      later(
+        `new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} }).saveTokens('srv', { secret: ${JSON.stringify(SECRET)} }); console.log('null')`,
+        env,
+      ),
+    ),
+  )
+  const keyFile = join(home, '.hoot', 'keys', 'encryption-keys')
+  assert.equal((readFileSync(keyFile, 'utf8').match(/^[A-Za-z0-9_-]{43}$/gm) ?? []).length, 1, 'one key')
+  await Promise.all(
+    paths.map((dbPath) =>
+      later(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)}, rotate: true }); console.log('null')`, env),
+    ),
+  )
+  assert.equal(
+    (readFileSync(keyFile, 'utf8').match(/^[A-Za-z0-9_-]{43}$/gm) ?? []).length,
+    7,
+    'every rotation added its key',
+  )
+  for (const dbPath of paths)
+    assert.equal(readAll(dbPath, { HOME: home, HOOT_ENCRYPTION_KEY: '' }).tokens.secret, SECRET)
+})
+
+test('after encrypt no plaintext is left in the file, and a key file others can read is refused', () => {
+  const dbPath = join(tempDir('enc-free'), 'hoot-mcp.db')
+  const home = tempDir('enc-free-home')
+  runIsolated(
+    `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
+     for (let i = 0; i < 200; i++) s.saveTokens('s' + i, { refresh_token: ${JSON.stringify(SECRET)} + i })
+     hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+    { env: { HOME: home, HOOT_ENCRYPTION_KEY: '' } },
+  )
+  assert.ok(!bytesOf(dbPath).includes(SECRET.slice(15)), 'a plaintext token left in the file')
+  chmodSync(join(home, '.hoot', 'keys', 'encryption-keys'), 0o644)
+  const refused = tryRead(
+    dbPath,
+    { HOME: home, HOOT_ENCRYPTION_KEY: '' },
+    `new hoot.OAuthStore(${JSON.stringify(USER)}).tokens('s1')`,
+  )
+  assert.equal(refused?.code, 'ERR_HOOT_KEYS')
+  assert.match(refused.message, /others can read it \(mode 644\); chmod 600/)
 })

@@ -169,6 +169,12 @@ function encrypt(values, [db]) {
   console.log(
     `${values.rotate ? 'Rotated' : 'Encrypted'}: ${report.sealed} value(s) sealed; the database records key(s) ${report.keyIds.join(', ')}.`,
   )
+  const kept = loadNative().inspectDatabase(db).encryption?.keptAside ?? 0
+  if (kept) {
+    console.log(
+      `Note: ${kept} row(s) a migration kept aside (table hoot_migration_conflicts) hold their values in plaintext: look at them, then delete them.`,
+    )
+  }
   for (const backup of plaintextBackups(db)) {
     console.log(
       `Note: ${backup} is a backup from before encryption and holds plaintext tokens: delete it or keep it as private.`,
@@ -320,9 +326,19 @@ function doctor(values) {
             )
             if (e.plaintext)
               warn(`encryption: ${e.plaintext} value(s) are still plaintext`, `npx hoot-core encrypt ${db.path}`)
+          } else if (perKey) {
+            problem(
+              `encryption at rest: off, yet ${perKey} (a server with encryption on wrote after a decrypt)`,
+              `npx hoot-core decrypt ${db.path} (with the key), or encrypt it again`,
+            )
           } else {
             ok(`encryption at rest: off (npx hoot-core encrypt ${db.path} seals the stored OAuth values)`)
           }
+          if (e.keptAside)
+            warn(
+              `encryption: ${e.keptAside} row(s) kept aside by a migration are plaintext`,
+              'look at hoot_migration_conflicts, then delete its rows',
+            )
         }
         if (db.activity) {
           const a = db.activity

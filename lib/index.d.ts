@@ -319,6 +319,8 @@ export interface EncryptionStatus {
   sealed: Record<string, number>
   /** Values still in plaintext (an older writer's, or from before `encrypt`). */
   plaintext: number
+  /** Rows a migration kept aside (`hoot_migration_conflicts`): plaintext whatever the encryption. */
+  keptAside: number
 }
 
 /** What `generateKeys` wrote. */

@@ -130,11 +130,19 @@ impl KeyRing {
             ));
         }
         let path = key_file(env).ok_or_else(|| HootError::Keys("No home directory for the key file".into()))?;
+        // One rotation at a time, across processes: the read, the new key and the rewrite happen
+        // under an exclusive lock on a file beside the key file.
+        let _lock = lock_beside(&path)?;
         let old = if crate::private_fs::is_present(&path) { read_lines(&path)? } else { Vec::new() };
-        let mut lines = vec![new_key_text()?];
+        let new = new_key_text()?;
+        let mut lines = vec![new.clone()];
         lines.extend(old);
         write_key_file(&path, &lines, false)?;
-        read_key_file(&path)
+        let ring = read_key_file(&path)?;
+        if ring.current_id() != parse_key(&new, "the new key")?.id {
+            return Err(HootError::Keys(format!("{} changed during the rotation: run it again", path.display())));
+        }
+        Ok(ring)
     }
 
     /// `rotate_key_file`, or with `HOOT_ENCRYPTION_KEY` set, its keys as they are (the operator
@@ -184,13 +192,15 @@ impl KeyRing {
     /// Opens a stored value of its row: plaintext is returned as it is; a sealed value opens only
     /// with its key and only in the row it was sealed for.
     pub fn open(&self, table: &str, user_id: &str, server_id: &str, stored: &str) -> Result<String, HootError> {
-        let Some(rest) = stored.strip_prefix(PREFIX) else { return Ok(stored.to_string()) };
-        let (id, body) = rest.split_once(':').ok_or_else(|| altered(table))?;
+        let Some(id) = sealed_with(stored) else { return Ok(stored.to_string()) };
+        let body = &stored[PREFIX.len() + id.len() + 1..];
         let key = self.keys.iter().find(|k| k.id == id).ok_or_else(|| {
+            let have = match self.keys.is_empty() {
+                true => "no key".to_string(),
+                false => format!("{} has {}", self.source, self.ids().join(", ")),
+            };
             HootError::Keys(format!(
-                "A value in {table} is sealed with key {id}, which this process does not have ({} has {}): add that key",
-                self.source,
-                self.ids().join(", ")
+                "A value in {table} is sealed with key {id}, which this process does not have ({have}): add that key"
             ))
         })?;
         let mut data = URL_SAFE_NO_PAD.decode(body).map_err(|_| altered(table))?;
@@ -207,13 +217,24 @@ impl KeyRing {
     }
 }
 
-/// Whether a stored value is sealed, and with which key.
+/// Whether a stored value is sealed, and with which key: the prefix, 16 hex digits and a
+/// base64url body. Anything else is plaintext.
 pub fn sealed_with(stored: &str) -> Option<&str> {
-    stored.strip_prefix(PREFIX).and_then(|rest| rest.split_once(':')).map(|(id, _)| id)
+    let (id, body) = stored.strip_prefix(PREFIX)?.split_once(':')?;
+    let hex = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let base64 = !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (hex && base64).then_some(id)
 }
 
+/// The associated data: a label, then each field length-prefixed, so no two rows share it
+/// whatever their ids hold.
 fn aad(table: &str, user_id: &str, server_id: &str) -> Vec<u8> {
-    format!("hoot-core:1\0{table}\0{user_id}\0{server_id}").into_bytes()
+    let mut aad = b"hoot-core:1".to_vec();
+    for field in [table, user_id, server_id] {
+        aad.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        aad.extend_from_slice(field.as_bytes());
+    }
+    aad
 }
 
 fn altered(table: &str) -> HootError {
@@ -226,7 +247,21 @@ fn altered(table: &str) -> HootError {
 fn read_lines(path: &Path) -> Result<Vec<String>, HootError> {
     let fail =
         |e: std::io::Error| HootError::Keys(format!("Cannot read the encryption key file {}: {e}", path.display()));
-    let (mut file, _) = open_regular(path).map_err(fail)?;
+    let (mut file, meta) = open_regular(path).map_err(fail)?;
+    if let Some(problem) = crate::private_fs::untrusted(path, &meta, None) {
+        return Err(HootError::Keys(format!("Refusing the encryption key file: {problem}; chown or chmod it (0600)")));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(HootError::Keys(format!(
+                "Refusing the encryption key file {}: others can read it (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            )));
+        }
+    }
     let mut text = String::new();
     std::io::Read::read_to_string(&mut file, &mut text).map_err(fail)?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
@@ -237,28 +272,52 @@ fn read_key_file(path: &Path) -> Result<KeyRing, HootError> {
     KeyRing::from_lines(&lines.join("\n"), path.display().to_string())
 }
 
-/// Writes the key file 0600 (its directory 0700): a new file is created exclusively; a rewrite
-/// goes through a temporary file renamed over it, so a crash leaves the old or the new file.
+/// Writes the key file 0600 (its directory 0700) through a temporary file of a unique name: a new
+/// file is linked into place (it fails, leaving the other process's file, if one appeared first);
+/// a rewrite is renamed over the old one. The directory is synced after, so a crash leaves the old
+/// file or the new one, whole.
 fn write_key_file(path: &Path, lines: &[String], new: bool) -> Result<(), HootError> {
     let fail =
         |e: std::io::Error| HootError::Keys(format!("Cannot write the encryption key file {}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(fail)?;
-    }
+    let dir = path.parent().ok_or_else(|| HootError::Keys(format!("{} has no directory", path.display())))?;
+    create_private_dir(dir).map_err(fail)?;
     let text = format!(
-        "# hoot-core encryption keys: the first seals, all open. Keep a copy somewhere safe.\n{}\n",
+        "# hoot-core encryption keys: the first seals, all open. Keep a copy apart from the database.\n{}\n",
         lines.join("\n")
     );
-    let target = if new { path.to_path_buf() } else { path.with_extension("tmp") };
-    if !new {
-        let _ = fs::remove_file(&target);
+    let mut suffix = [0u8; 8];
+    SystemRandom::new().fill(&mut suffix).map_err(|_| HootError::Internal("the system random source failed".into()))?;
+    let temp = dir.join(format!(".{KEY_FILE}.{}.tmp", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    let mut file = new_private_file().open(&temp).map_err(fail)?;
+    let written = file.write_all(text.as_bytes()).and_then(|_| file.sync_all());
+    let placed = written.and_then(|_| if new { fs::hard_link(&temp, path) } else { fs::rename(&temp, path) });
+    let _ = fs::remove_file(&temp);
+    match placed {
+        Ok(()) => {}
+        // Another process made the file first: theirs is the key.
+        Err(e) if new && e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(fail(e)),
     }
-    let mut file = new_private_file().open(&target).map_err(fail)?;
-    file.write_all(text.as_bytes()).and_then(|_| file.sync_all()).map_err(fail)?;
-    if !new {
-        fs::rename(&target, path).map_err(fail)?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// An exclusive lock on `<path>.lock`, held until dropped (`flock`; on other systems, none).
+fn lock_beside(path: &Path) -> Result<fs::File, HootError> {
+    let lock_path = path.with_extension("lock");
+    let fail = |e: std::io::Error| HootError::Keys(format!("Cannot lock {}: {e}", lock_path.display()));
+    let file = fs::OpenOptions::new().create(true).append(true).open(&lock_path).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: the descriptor is open for the whole call; flock has no other precondition.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(fail(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

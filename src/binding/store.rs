@@ -661,6 +661,8 @@ pub struct JsEncryptionStatus {
     pub sealed: std::collections::HashMap<String, u32>,
     /// Values still in plaintext (an older writer's, or from before `encrypt`).
     pub plaintext: u32,
+    /// Rows a migration kept aside (`hoot_migration_conflicts`): plaintext whatever the encryption.
+    pub kept_aside: u32,
 }
 
 /// What `encryptDatabase` / `decryptDatabase` did.
@@ -724,6 +726,7 @@ pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDa
                 key_ids: e.key_ids,
                 sealed: e.sealed.into_iter().map(|(id, n)| (id, count(n))).collect(),
                 plaintext: count(e.plaintext),
+                kept_aside: count(e.kept_aside),
             }),
         })
     })

@@ -310,8 +310,10 @@ impl Database {
         retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)))
             .map_err(sql_error(&location, "open"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error(&location, "configure"))?;
+        let env = crate::env::Environment::process();
+        super::encryption::before_migration(&conn, &location, &env)?;
         let report = schema::ensure_schema(&conn, &location, now_ms)?;
-        let sealer = super::encryption::at_open(&conn, &location, &crate::env::Environment::process(), now_ms / 1000)?;
+        let sealer = super::encryption::at_open(&conn, &location, &env, now_ms / 1000)?;
         if let DbLocation::File(path) = &location {
             super::revocations::watch(path, &conn);
         }

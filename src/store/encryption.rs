@@ -50,6 +50,7 @@ pub fn at_open(
         if env.var(sealing::HOOT_ENCRYPT_AT_REST).is_some_and(|v| v == "1" || v == "on") {
             let ring = KeyRing::load_or_create(env)?;
             record(conn, &ring, now).map_err(sql_error(location, "turn encryption on for"))?;
+            secure(conn);
             return Ok(Some(Arc::new(ring)));
         }
         return Ok(None);
@@ -65,7 +66,83 @@ pub fn at_open(
         )));
     }
     record(conn, &ring, now).map_err(sql_error(location, "record the encryption key of"))?;
+    secure(conn);
     Ok(Some(Arc::new(ring)))
+}
+
+/// Before the schema is brought up to date: an encrypted database is not migrated (or written at
+/// all) by a process that has no key for it.
+pub fn before_migration(conn: &Connection, location: &DbLocation, env: &Environment) -> Result<(), HootError> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hoot_encryption')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_error(location, "read the encryption state of"))?;
+    if has_table
+        && !recorded(conn).map_err(sql_error(location, "read the encryption state of"))?.is_empty()
+        && KeyRing::load(env)?.is_none()
+    {
+        return Err(no_keys(location));
+    }
+    Ok(())
+}
+
+/// The keys to seal a write with, from the database's state now (another process may have run
+/// `encrypt` or `decrypt` since this one opened it): `None` for a plain database. An encrypted
+/// database without a key in this process refuses the write rather than take plaintext; the
+/// sealing key's id is recorded, so the list of ids stays the list of keys in use.
+pub fn for_write(db: &super::db::Database) -> Result<Option<Arc<KeyRing>>, HootError> {
+    let ids = db.with_conn(|conn| recorded(conn).map_err(sql_error(&db.location, "read the encryption state of")))?;
+    if ids.is_empty() {
+        if db.sealer().is_some() {
+            db.set_sealer(None); // decrypted by another process: plaintext from now on
+        }
+        return Ok(None);
+    }
+    let ring = match db.sealer() {
+        Some(ring) => ring,
+        None => {
+            let ring = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
+            db.set_sealer(Some(Arc::clone(&ring)));
+            ring
+        }
+    };
+    if !ids.iter().any(|id| id == ring.current_id()) {
+        let now = crate::clock::unix_now() as i64;
+        db.with_conn(|conn| {
+            record(conn, &ring, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
+            secure(conn);
+            Ok(())
+        })?;
+    }
+    Ok(Some(ring))
+}
+
+/// The keys to open a sealed value with: this database's, or, if it had none when this process
+/// opened it (another process ran `encrypt` since), the process's own.
+pub fn for_read(db: &super::db::Database) -> Result<Arc<KeyRing>, HootError> {
+    if let Some(ring) = db.sealer() {
+        return Ok(ring);
+    }
+    let ring = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
+    db.set_sealer(Some(Arc::clone(&ring)));
+    Ok(ring)
+}
+
+/// With encryption on, SQLite overwrites what it frees, so a replaced plaintext value does not
+/// linger in free pages.
+fn secure(conn: &Connection) {
+    let _ = conn.pragma_update(None, "secure_delete", true);
+}
+
+/// After a transition: the WAL emptied into the file and the file rebuilt, so no copy of the old
+/// values stays in it (best effort: another connection reading at that moment defers it).
+fn compact(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = conn.execute_batch("VACUUM");
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 /// Records the sealing key's id (idempotent).
@@ -85,7 +162,11 @@ pub fn enable(location: DbLocation, env: &Environment, now: i64) -> Result<(), H
         return Ok(());
     }
     let ring = KeyRing::load_or_create(env)?;
-    db.with_conn(|conn| record(conn, &ring, now).map_err(sql_error(&location, "turn encryption on for")))?;
+    db.with_conn(|conn| {
+        record(conn, &ring, now).map_err(sql_error(&location, "turn encryption on for"))?;
+        secure(conn);
+        Ok(())
+    })?;
     db.set_sealer(Some(Arc::new(ring)));
     Ok(())
 }
@@ -112,6 +193,7 @@ pub fn encrypt_database(
     let ring = Arc::new(if rotate { KeyRing::rotate_key_file_or_env(env)? } else { KeyRing::load_or_create(env)? });
     let (db, _) = get_or_open(location.clone(), now * 1000)?;
     let report = db.with_conn(|conn| {
+        secure(conn);
         transform(conn, |table, user, server, stored| match sealing::sealed_with(stored) {
             None => Ok(Some(ring.seal(table, user, server, stored)?)),
             Some(id) if rotate && id != ring.current_id() => {
@@ -126,6 +208,7 @@ pub fn encrypt_database(
             record(&tx, &ring, now).map_err(sql_error(&location, "encrypt"))?;
             let ids = recorded(&tx).map_err(sql_error(&location, "encrypt"))?;
             tx.commit().map_err(sql_error(&location, "encrypt"))?;
+            compact(conn);
             Ok(Transition { sealed: changed, opened: 0, key_ids: ids })
         })
     })?;
@@ -152,6 +235,7 @@ pub fn decrypt_database(location: DbLocation, env: &Environment, now: i64) -> Re
         .and_then(|(changed, tx)| {
             tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "decrypt"))?;
             tx.commit().map_err(sql_error(&location, "decrypt"))?;
+            compact(conn);
             Ok(Transition { sealed: 0, opened: changed, key_ids: Vec::new() })
         })
     })?;
@@ -179,6 +263,9 @@ fn transform<'c>(
             rows
         };
         for (rowid, user, server, stored) in rows {
+            // Bound to the id as hoot-core reads it: a UUID in lower case (a mixed-case one, which
+            // Hoot's own code may have written, is lowered at the next open).
+            let user = if user.len() == 36 { user.to_ascii_lowercase() } else { user };
             if let Some(new) = change(table, &user, &server, &stored)? {
                 tx.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"), params![new, rowid])
                     .map_err(internal)?;
@@ -235,6 +322,9 @@ pub struct EncryptionStatus {
     pub sealed: Vec<(String, u64)>,
     /// Values still in plaintext.
     pub plaintext: u64,
+    /// Rows a migration kept aside (`hoot_migration_conflicts`), which hold their values in
+    /// plaintext whatever the encryption.
+    pub kept_aside: u64,
 }
 
 /// The encryption status, read on any connection to a database that has every table.
@@ -244,7 +334,7 @@ pub fn status_on(conn: &Connection) -> rusqlite::Result<EncryptionStatus> {
     let mut plaintext = 0;
     for (table, column) in SEALED_COLUMNS {
         let mut stmt = conn.prepare(&format!(
-            "SELECT CASE WHEN {column} GLOB 'hoot-sealed:1:*' THEN substr({column}, 15, 16) END, count(*) FROM {table} GROUP BY 1"
+            "SELECT CASE WHEN {column} GLOB 'hoot-sealed:1:[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]:*' THEN substr({column}, 15, 16) END, count(*) FROM {table} GROUP BY 1"
         ))?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
@@ -258,5 +348,14 @@ pub fn status_on(conn: &Connection) -> rusqlite::Result<EncryptionStatus> {
         }
     }
     per_key.sort();
-    Ok(EncryptionStatus { encrypted: !key_ids.is_empty(), key_ids, sealed: per_key, plaintext })
+    let has_conflicts: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hoot_migration_conflicts')",
+        [],
+        |r| r.get(0),
+    )?;
+    let kept_aside = match has_conflicts {
+        true => conn.query_row("SELECT count(*) FROM hoot_migration_conflicts", [], |r| r.get::<_, i64>(0))? as u64,
+        false => 0,
+    };
+    Ok(EncryptionStatus { encrypted: !key_ids.is_empty(), key_ids, sealed: per_key, plaintext, kept_aside })
 }

@@ -245,8 +245,8 @@ impl OAuthStore {
     /// A value read from `table`, opened when it is sealed.
     fn opened(&self, table: &str, server_id: &str, stored: Option<String>) -> Result<Option<String>, HootError> {
         match stored {
-            Some(text) if text.starts_with(crate::sealing::PREFIX) => {
-                let ring = self.database()?.sealer().ok_or_else(|| encryption::no_keys(&self.location))?;
+            Some(text) if crate::sealing::sealed_with(&text).is_some() => {
+                let ring = encryption::for_read(&*self.database()?)?;
                 ring.open(table, &self.user_id, server_id, &text).map(Some)
             }
             other => Ok(other),
@@ -255,7 +255,7 @@ impl OAuthStore {
 
     /// A value to write into `table`: sealed when the database is encrypted.
     fn sealed(&self, table: &str, server_id: &str, text: &str) -> Result<String, HootError> {
-        match self.database()?.sealer() {
+        match encryption::for_write(&*self.database()?)? {
             Some(ring) => ring.seal(table, &self.user_id, server_id, text),
             None => Ok(text.to_string()),
         }
@@ -322,6 +322,9 @@ impl OAuthStore {
     pub fn save_code_verifier(&self, server_id: &str, verifier: &str, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         check_id("verifier", verifier)?;
+        if verifier.starts_with(crate::sealing::PREFIX) {
+            return Err(HootError::arg_value("verifier", "must not look like a sealed value (hoot-sealed:1:...)"));
+        }
         self.write(
             "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![self.user_id, server_id, self.sealed("oauth_verifiers", server_id, verifier)?, now],
