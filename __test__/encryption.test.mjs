@@ -2,13 +2,22 @@
 // HOOT_ENCRYPTION_KEY or the key file, and the transitions encrypt / decrypt / rotate. Each case
 // runs in processes of its own: the keys are the process environment's.
 import assert from 'node:assert/strict'
-import { execFile, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { delays, killDuring, makeLegacyDb, root, runIsolated, tempDir, withBetterSqlite } from './helpers.mjs'
+import {
+  delays,
+  killDuring,
+  makeLegacyDb,
+  root,
+  runIsolated,
+  runIsolatedAsync,
+  tempDir,
+  withBetterSqlite,
+} from './helpers.mjs'
 
 const cli = join(root, 'bin', 'hoot-core.js')
 const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
@@ -229,20 +238,6 @@ test("moving a user's sealed data seals it again for the new user, who reads it"
   assert.equal(readAll(dbPath, env).tokens, undefined, 'the source is empty')
 })
 
-/** Runs an ES module body in another process without blocking this one; resolves to its last JSON line. */
-function later(body, env) {
-  const code = `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}\n${body}`
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      ['--input-type=module', '-e', code],
-      { env: { ...process.env, ...env } },
-      (error, out, err) =>
-        error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
-    ),
-  )
-}
-
 test('a server open before another process encrypts seals its next write, and one open before a decrypt stops sealing', async () => {
   const dbPath = join(tempDir('enc-live'), 'hoot-mcp.db')
   const env = { HOME: tempDir('enc-live-home'), HOOT_ENCRYPTION_KEY: newKey() }
@@ -275,7 +270,7 @@ test('a server open before another process encrypts seals its next write, and on
     })
   try {
     assert.equal(await next(), 'open')
-    await later(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    await runIsolatedAsync(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
     server.stdin.write('1\n')
     assert.deepEqual(JSON.parse(await next()), { read: { v: 1 } }, 'it reads what the other process sealed')
     const stored = () =>
@@ -284,7 +279,7 @@ test('a server open before another process encrypts seals its next write, and on
         { dbPath },
       )
     assert.equal(stored().step1, 'hoot-sealed:1:', 'its write after the encrypt is sealed')
-    await later(`hoot.decryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    await runIsolatedAsync(`hoot.decryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
     server.stdin.write('2\n')
     await next()
     assert.equal(stored().step2, '{"v":2}', 'its write after the decrypt is plaintext')
@@ -299,7 +294,7 @@ test('processes starting at once with HOOT_ENCRYPT_AT_REST=1 agree on one key fi
   const paths = Array.from({ length: 6 }, (_, i) => join(tempDir(`enc-race-${i}`), 'hoot-mcp.db'))
   await Promise.all(
     paths.map((dbPath) =>
-      later(
+      runIsolatedAsync(
         `new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} }).saveTokens('srv', { secret: ${JSON.stringify(SECRET)} }); console.log('null')`,
         env,
       ),
@@ -309,7 +304,10 @@ test('processes starting at once with HOOT_ENCRYPT_AT_REST=1 agree on one key fi
   assert.equal((readFileSync(keyFile, 'utf8').match(/^[A-Za-z0-9_-]{43}$/gm) ?? []).length, 1, 'one key')
   await Promise.all(
     paths.map((dbPath) =>
-      later(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)}, rotate: true }); console.log('null')`, env),
+      runIsolatedAsync(
+        `hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)}, rotate: true }); console.log('null')`,
+        env,
+      ),
     ),
   )
   assert.equal(

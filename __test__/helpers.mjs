@@ -1,5 +1,5 @@
 // Shared by the test files: temp dirs, child processes, and key files made the way Hoot makes them.
-import { spawn, spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -51,6 +51,23 @@ export function runIsolated(body, { cwd, env = {}, timeout } = {}) {
   }
   const lines = child.stdout.trim().split('\n')
   return JSON.parse(lines[lines.length - 1])
+}
+
+/**
+ * `runIsolated` without blocking this process (a server it runs may be what the child talks to):
+ * resolves to the JSON the child prints last, rejects with its stderr.
+ */
+export function runIsolatedAsync(body, env = {}) {
+  const code = `import * as hoot from ${JSON.stringify(entry)}\n${body}`
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code],
+      { env: { ...process.env, ...env } },
+      (error, out, err) =>
+        error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
+    ),
+  )
 }
 
 export function b64url(value) {

@@ -4,7 +4,7 @@
 // Timing rules (once per hour, the inactivity window) are tested with time as a parameter in the
 // Rust core (src/store/tests.rs); these tests run the real exports, processes and CLI.
 import assert from 'node:assert/strict'
-import { execFile, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -24,7 +24,16 @@ import {
   userIdForAccount,
   verifyToken,
 } from '../lib/index.js'
-import { delays, hootKeyFiles, killDuring, makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
+import {
+  delays,
+  hootKeyFiles,
+  killDuring,
+  makeLegacyDb,
+  root,
+  runIsolatedAsync,
+  tempDir,
+  withBetterSqlite,
+} from './helpers.mjs'
 
 const cli = join(root, 'bin', 'hoot-core.js')
 
@@ -169,20 +178,6 @@ test('SIGKILL during a purge, at 6 random moments: every user is whole or gone, 
 // ----------------------------------------------------------------------------------------------
 // Moving to another device, merging identities, legacy data, accounts, revocation.
 
-/** Runs an ES module body with hoot-core in another process; resolves to what it prints last, as JSON. */
-function inProcess(body, env = {}) {
-  const code = `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}\n${body}`
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      ['--input-type=module', '-e', code],
-      { env: { ...process.env, ...env } },
-      (error, out, err) =>
-        error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
-    ),
-  )
-}
-
 test('a transfer code moves a user to another process once; a second redemption, even concurrent, fails', async () => {
   const dbPath = join(tempDir('transfer'), 'hoot-mcp.db')
   const alice = randomUUID()
@@ -191,7 +186,7 @@ test('a transfer code moves a user to another process once; a second redemption,
   assert.ok(Math.abs(expiresAt - (Date.now() / 1000 + 600)) < 5, 'ten minutes')
   const redeem = `try { console.log(JSON.stringify(hoot.redeemTransferCode(${JSON.stringify(code.toLowerCase())}, { dbPath: ${JSON.stringify(dbPath)} }))) }
     catch (e) { console.log(JSON.stringify({ code: e.code })) }`
-  const results = await Promise.all([inProcess(redeem), inProcess(redeem)])
+  const results = await Promise.all([runIsolatedAsync(redeem), runIsolatedAsync(redeem)])
   assert.deepEqual(
     results.map((r) => r.userId ?? r.code).sort(),
     ['ERR_HOOT_TRANSFER_CODE', alice].sort(),
@@ -203,7 +198,7 @@ test('a transfer code moves a user to another process once; a second redemption,
 test('failed redemptions are throttled across processes, the right code included', async () => {
   const dbPath = join(tempDir('throttle'), 'hoot-mcp.db')
   const { code } = new OAuthStore(randomUUID(), { dbPath }).createTransferCode()
-  const failures = await inProcess(`
+  const failures = await runIsolatedAsync(`
     let failed = 0
     for (let i = 0; i < 100; i++) {
       try { hoot.redeemTransferCode('2222-2222-' + String(i).padStart(4, '2').replace(/[01]/g, '3'), { dbPath: ${JSON.stringify(dbPath)} }) }

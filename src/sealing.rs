@@ -324,17 +324,17 @@ fn lock_beside(path: &Path) -> Result<fs::File, HootError> {
 mod tests {
     use super::*;
 
-    fn ring(keys: &[&str]) -> KeyRing {
-        KeyRing::from_lines(&keys.join(","), "test".into()).unwrap_or_else(|e| panic!("{e}"))
+    fn ring(keys: &[&str]) -> Result<KeyRing, HootError> {
+        KeyRing::from_lines(&keys.join(","), "test".into())
     }
 
     const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
     const K2: &str = "HxcbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEAAAA";
 
     #[test]
-    fn a_sealed_value_opens_only_in_its_own_row_and_with_its_key() {
-        let r = ring(&[K1]);
-        let sealed = r.seal("oauth_tokens", "u1", "s1", r#"{"access_token":"secret"}"#).unwrap_or_default();
+    fn a_sealed_value_opens_only_in_its_own_row_and_with_its_key() -> crate::tests::TestResult {
+        let r = ring(&[K1])?;
+        let sealed = r.seal("oauth_tokens", "u1", "s1", r#"{"access_token":"secret"}"#)?;
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("secret"));
         assert_eq!(r.open("oauth_tokens", "u1", "s1", &sealed).ok().as_deref(), Some(r#"{"access_token":"secret"}"#));
         for (table, user, server) in
@@ -346,15 +346,16 @@ mod tests {
                 "{table} {user} {server}"
             );
         }
-        assert_eq!(ring(&[K2]).open("oauth_tokens", "u1", "s1", &sealed).map_err(|e| e.code()), Err("ERR_HOOT_KEYS"));
+        assert_eq!(ring(&[K2])?.open("oauth_tokens", "u1", "s1", &sealed).map_err(|e| e.code()), Err("ERR_HOOT_KEYS"));
         assert_eq!(
-            ring(&[K2, K1]).open("oauth_tokens", "u1", "s1", &sealed).ok().as_deref(),
+            ring(&[K2, K1])?.open("oauth_tokens", "u1", "s1", &sealed).ok().as_deref(),
             Some(r#"{"access_token":"secret"}"#)
         );
         assert_eq!(r.open("oauth_tokens", "u1", "s1", "{\"plain\":1}").ok().as_deref(), Some("{\"plain\":1}"));
-        let two = r.seal("oauth_tokens", "u1", "s1", "x").unwrap_or_default();
-        assert_ne!(two, r.seal("oauth_tokens", "u1", "s1", "x").unwrap_or_default(), "a nonce per value");
+        let two = r.seal("oauth_tokens", "u1", "s1", "x")?;
+        assert_ne!(two, r.seal("oauth_tokens", "u1", "s1", "x")?, "a nonce per value");
         assert_eq!(sealed_with(&sealed), Some(r.current_id()));
         assert_eq!(KeyRing::from_lines("abc", "t".into()).map_err(|e| e.code()).err(), Some("ERR_HOOT_KEYS"));
+        Ok(())
     }
 }
