@@ -32,6 +32,7 @@ const API = [
   'loadKeys',
   'migrateDatabase',
   'moveUserData',
+  'openDatabase',
   'publicJwks',
   'purgeInactiveUsers',
   'redeemTransferCode',

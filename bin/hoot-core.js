@@ -10,8 +10,10 @@ const { parseArgs } = require('util')
 const USAGE = `Usage: hoot-core <command> [options]
 
 Commands:
-  keygen [dir]   write Hoot's private-key.json and jwks.json into dir (default: the current directory)
-  migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db)
+  keygen [dir]   write Hoot's private-key.json and jwks.json into dir (default: the current directory);
+                 --rotate --database <postgres://...>: a new signing key for every replica
+  migrate [db]   bring a database to hoot-core's schema (default: $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db);
+                 --from <sqlite file> --to <postgres://...>: copy every user's data into PostgreSQL
   purge          remove the data of users inactive for --inactive-days (see --dry-run)
   adopt-legacy   print a transfer code that hands a single-user install's data to a browser
   encrypt [db]   seal every OAuth value at rest (AES-256-GCM); --rotate: under a new key
@@ -24,20 +26,39 @@ Exit codes: 0 done or healthy, 1 failed or problems found, 2 wrong usage.`
 const COMMANDS = {
   keygen: {
     usage: `Usage: hoot-core keygen [dir] [--kid <kid>] [--bits 2048|3072|4096]
+       hoot-core keygen --rotate --database <postgres://...> [--drop-previous]
 
 Writes a new RS256 key pair as Hoot's private-key.json and jwks.json (files 0600, directory 0700).
 Never overwrites an existing key. Point JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH at the files, or run
-the server from dir.`,
-    options: { kid: { type: 'string' }, bits: { type: 'string' } },
+the server from dir.
+
+With --rotate, makes a new signing key in the key set every replica shares in PostgreSQL
+(--database, default $HOOT_DATABASE_URL). The previous signing key keeps verifying (its tokens stay
+good until they expire) and older keys are removed; --drop-previous removes the previous one too
+(a key thought compromised: its tokens stop verifying). Every running replica loads the new set
+within its poll interval (1 s by default).`,
+    options: {
+      kid: { type: 'string' },
+      bits: { type: 'string' },
+      rotate: { type: 'boolean' },
+      database: { type: 'string' },
+      'drop-previous': { type: 'boolean' },
+    },
     maxPositionals: 1,
     run: keygen,
   },
   migrate: {
     usage: `Usage: hoot-core migrate [db] [--json]
+       hoot-core migrate --from <sqlite file> --to <postgres://...> [--json]
 
 Converts Hoot's old single-user tables (moving their rows to one legacy-user-<ms> id) and creates
-missing tables, in one transaction, after a backup next to the file. Safe to run again.`,
-    options: { json: { type: 'boolean' } },
+missing tables, in one transaction, after a backup next to the file. Safe to run again.
+
+With --from and --to, copies every user's data from a SQLite file (Hoot's legacy schema or
+hoot-core's; the file is only read) into PostgreSQL, in one transaction: a run stopped midway
+copies nothing. Rows PostgreSQL already has with the same values are left alone, so running it
+again changes nothing; rows with other values take the file's.`,
+    options: { json: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' } },
     maxPositionals: 1,
     run: migrate,
   },
@@ -114,7 +135,35 @@ function loadNative() {
   return require('../lib/index.js')
 }
 
-function keygen(values, [dir = '.']) {
+function postgresArg(value, name) {
+  const url = value ?? process.env.HOOT_DATABASE_URL
+  if (!url) throw new UsageError(`${name} <postgres://...> is required (or set HOOT_DATABASE_URL)`)
+  if (!/^postgres(ql)?:\/\//i.test(url)) throw new UsageError(`${name} must be a postgres:// URL`)
+  return loadNative().openDatabase(url)
+}
+
+async function rotateKeys(values, positionals) {
+  if (positionals.length || values.kid || values.bits)
+    throw new UsageError('--rotate takes only --database and --drop-previous')
+  const db = postgresArg(values.database, '--database')
+  try {
+    const r = await db.rotateKeys({ dropPrevious: values['drop-previous'] === true })
+    console.log(`New signing key ${r.kid} in ${(await db.ready()).database}.`)
+    console.log(r.kept.length ? `  Still verifying: ${r.kept.join(', ')}` : '  No other key verifies.')
+    if (r.removed.length) console.log(`  Removed (their tokens stop verifying): ${r.removed.join(', ')}`)
+    console.log('Every replica loads the new key set within its poll interval (1 s by default).')
+    return 0
+  } finally {
+    await db.close()
+  }
+}
+
+function keygen(values, positionals) {
+  if (values.rotate || values.database || values['drop-previous']) {
+    if (!values.rotate) throw new UsageError('--database and --drop-previous go with --rotate')
+    return rotateKeys(values, positionals)
+  }
+  const [dir = '.'] = positionals
   const bits = values.bits === undefined ? undefined : Number(values.bits)
   const made = loadNative().generateKeys(resolve(dir), { kid: values.kid, bits })
   console.log(`Wrote a new RS256 key pair (kid ${made.kid}):
@@ -202,7 +251,33 @@ Enter it in Hoot in the browser that should get this install's servers, within $
   return 0
 }
 
-function migrate(values, [db]) {
+async function copyToPostgres(values, positionals) {
+  if (positionals.length) throw new UsageError('--from and --to take no other argument')
+  if (!values.from) throw new UsageError('--to needs --from <sqlite file>')
+  const db = postgresArg(values.to, '--to')
+  try {
+    const report = await db.copyFromSqlite(values.from)
+    if (values.json) {
+      console.log(JSON.stringify(report, null, 2))
+      return 0
+    }
+    const changed = report.tables.reduce((n, t) => n + t.inserted + t.updated, 0)
+    console.log(`Copied ${report.from} into ${report.to} in one transaction (${report.users} user(s)):`)
+    if (report.legacy)
+      console.log(`  The file had Hoot's single-user schema: its rows belong to ${report.legacyUserId}.`)
+    for (const t of report.tables.filter((t) => t.rows)) {
+      console.log(`  ${t.table}: ${t.rows} row(s), ${t.inserted} new, ${t.updated} updated`)
+    }
+    if (!changed) console.log('  PostgreSQL already had every row: nothing changed.')
+    return 0
+  } finally {
+    await db.close()
+  }
+}
+
+function migrate(values, positionals) {
+  if (values.from !== undefined || values.to !== undefined) return copyToPostgres(values, positionals)
+  const [db] = positionals
   const report = loadNative().migrateDatabase(db)
   if (values.json) {
     console.log(JSON.stringify(report, null, 2))
@@ -411,14 +486,20 @@ function main(argv) {
   return command.run(parsed.values, parsed.positionals)
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2))
-} catch (e) {
-  if (e instanceof UsageError) {
-    console.error(`hoot-core: ${e.message}\n\n${USAGE}`)
-    process.exitCode = 2
-  } else {
-    console.error(`hoot-core: ${e.message}${e.code ? ` (${e.code})` : ''}`)
-    process.exitCode = 1
-  }
-}
+// Commands may be async (PostgreSQL's); a sync one's throw is caught the same way.
+Promise.resolve()
+  .then(() => main(process.argv.slice(2)))
+  .then(
+    (code) => {
+      process.exitCode = code
+    },
+    (e) => {
+      if (e instanceof UsageError) {
+        console.error(`hoot-core: ${e.message}\n\n${USAGE}`)
+        process.exitCode = 2
+      } else {
+        console.error(`hoot-core: ${e.message}${e.code ? ` (${e.code})` : ''}`)
+        process.exitCode = 1
+      }
+    },
+  )

@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.OAuthStore = nativeBinding.OAuthStore
+module.exports.PostgresDatabase = nativeBinding.PostgresDatabase
+module.exports.PostgresStore = nativeBinding.PostgresStore
 module.exports.activitySummary = nativeBinding.activitySummary
 module.exports.cacheFavicon = nativeBinding.cacheFavicon
 module.exports.cleanupExpiredVerifiers = nativeBinding.cleanupExpiredVerifiers
@@ -852,6 +854,7 @@ module.exports.legacyTransferCode = nativeBinding.legacyTransferCode
 module.exports.loadKeys = nativeBinding.loadKeys
 module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.moveUserData = nativeBinding.moveUserData
+module.exports.postgresOpen = nativeBinding.postgresOpen
 module.exports.publicJwks = nativeBinding.publicJwks
 module.exports.purgeInactiveUsers = nativeBinding.purgeInactiveUsers
 module.exports.redeemTransferCode = nativeBinding.redeemTransferCode

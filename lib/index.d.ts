@@ -228,6 +228,86 @@ export declare class OAuthStore {
   deleteAll(opts?: { revokeTokens?: boolean }): number
 }
 
+/** A PostgreSQL database opened by `openDatabase(url)`. */
+export declare class PostgresDatabase {
+  /** The store of `userId` on this database. */
+  store(userId: unknown): PostgresStore
+  /** Connects, makes or checks the schema, and says where the database is. */
+  ready(): Promise<PostgresStatus>
+  /** Closes this database's pool in this process. */
+  close(): boolean
+  /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600). */
+  cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
+  /**
+   * Hoot's favicon cache lookup: the URL, `null` when "no favicon" is cached, `undefined` when
+   * nothing fresh is.
+   */
+  cachedFavicon(serverUrl: string, oauthLogoUri?: string): Promise<string | null | undefined>
+  /** Caches a favicon lookup (`faviconUrl` null: none found). */
+  cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string): Promise<void>
+  /** Revokes every token of `userId` issued until now, on every replica. */
+  revokeUserTokens(userId: string): Promise<number>
+  /** The user an account is linked to (`undefined` when none). */
+  userIdForAccount(accountId: string): Promise<string | null>
+  /** Redeems a transfer code made by any replica's `store.createTransferCode`, once. */
+  redeemTransferCode(code: string): Promise<RedeemedTransfer>
+  /** Loads the shared key set (making its first key if there is none) as this process's. */
+  loadKeys(): Promise<KeysInfo>
+  /**
+   * A new signing key for every replica; the previous one keeps verifying unless
+   * `dropPrevious`.
+   */
+  rotateKeys(opts?: { dropPrevious?: boolean }): Promise<KeyRotation>
+  /** Copies every row of the SQLite file at `path` (legacy or current) in one transaction. */
+  copyFromSqlite(path: string): Promise<CopyReport>
+}
+
+/** One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise. */
+export declare class PostgresStore {
+  /** The user every call is scoped to. */
+  get userId(): string
+  /** The client registration's JSON text. */
+  clientInformationText(serverId: string): Promise<string | null>
+  /** Saves the client registration. */
+  saveClientInformation(serverId: string, info: object): Promise<void>
+  /** The OAuth tokens' JSON text. */
+  tokensText(serverId: string): Promise<string | null>
+  /** Saves the OAuth tokens; durable when the promise resolves. */
+  saveTokens(serverId: string, tokens: object): Promise<void>
+  /** The PKCE verifier, unless older than 10 minutes. */
+  codeVerifier(serverId: string): Promise<string | null>
+  /** Saves the PKCE verifier. */
+  saveCodeVerifier(serverId: string, verifier: string): Promise<void>
+  /** The discovery state's JSON text. */
+  discoveryStateText(serverId: string): Promise<string | null>
+  /** Saves the discovery state. */
+  saveDiscoveryState(serverId: string, state: object): Promise<void>
+  /** Saves the OAuth `state` of the authorization starting now. */
+  saveAuthorizationState(serverId: string, state: string): Promise<void>
+  /** Whether `state` is the saved one (fresh); removes it either way. */
+  consumeAuthorizationState(serverId: string, state: string): Promise<boolean>
+  /** Removes credentials in `scope`. */
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  /** The server config's JSON text. */
+  serverConfigText(serverId: string): Promise<string | null>
+  /** Saves the server config. */
+  saveServerConfig(serverId: string, config: object): Promise<void>
+  /** Removes the server config. */
+  deleteServerConfig(serverId: string): Promise<void>
+  /** Server ids with any stored state, sorted. */
+  servers(): Promise<string[]>
+  /** Records this user's activity (at most one write an hour from this process). */
+  touch(): Promise<boolean>
+  /** A one-time code that moves this user to another device (`redeemTransferCode` on any replica). */
+  createTransferCode(opts?: { ttlSeconds?: number }): Promise<TransferCode>
+  /** Links an account id to this user; one linked to another user is refused. */
+  linkAccount(accountId: string): Promise<void>
+  /** Unlinks an account from this user; resolves to whether it was linked to them. */
+  unlinkAccount(accountId: string): Promise<boolean>
+  /** Forgets this user; with `revokeTokens`, revokes their tokens first. */
+  deleteAll(opts?: { revokeTokens?: boolean }): Promise<number>
+}
+
 /**
  * Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
  * `store.touch()`). Names no one.
@@ -262,6 +342,22 @@ export declare function cleanupExpiredVerifiers(opts?: StoreOptions & { maxAgeSe
  * process opened. A store used afterwards opens its database again.
  */
 export declare function closeDatabase(dbPath?: string): void
+
+/** What `copyFromSqlite` did. */
+export interface CopyReport {
+  /** The file read. */
+  from: string
+  /** The database written. */
+  to: string
+  /** Whether the file had Hoot's legacy single-user schema. */
+  legacy: boolean
+  /** The user the legacy rows belong to. */
+  legacyUserId?: string
+  /** Distinct users copied. */
+  users: number
+  /** Each table. */
+  tables: Array<TableCopy>
+}
 
 /** The schema state of a database, as `inspectDatabase` reports it. */
 export interface DatabaseStatus {
@@ -421,6 +517,16 @@ export interface KeyOptions {
   generateIfMissing?: boolean
 }
 
+/** What `rotateKeys` did. */
+export interface KeyRotation {
+  /** The new signing key. */
+  kid: string
+  /** The keys that still verify besides it. */
+  kept: Array<string>
+  /** The keys removed. */
+  removed: Array<string>
+}
+
 /** The key set now in use. Never holds private members. */
 export interface KeysInfo {
   /** The kid tokens are signed with. */
@@ -430,7 +536,7 @@ export interface KeysInfo {
   /** How many public keys verify tokens (several during a key rotation). */
   publicKeys: number
   /** Where the signing key came from: key files, inline JSON, or the key hoot-core generated. */
-  source: 'files' | 'inline' | 'generated'
+  source: 'files' | 'inline' | 'generated' | 'database'
   /** The private key file, when the key came from (or was generated into) a file. */
   privateKeyPath?: string
   /** The JWKS file, when the public keys came from one. */
@@ -520,6 +626,19 @@ export interface MoveReport {
  */
 export declare function moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }): MoveReport
 
+/** Opens (or shares) the pool for `url`. Not exported by the package: `openDatabase` is. */
+export declare function postgresOpen(url: string, opts?: { poolSize?: number; connectTimeoutMs?: number; statementTimeoutMs?: number; pollIntervalMs?: number; encryption?: 'on' | 'off' }): PostgresDatabase
+
+/** `describe`: where the database is, without credentials. */
+export interface PostgresStatus {
+  /** `PostgreSQL at host:port/db`. */
+  database: string
+  /** The schema version now. */
+  schemaVersion: number
+  /** Whether values are written sealed. */
+  encrypted: boolean
+}
+
 /**
  * The public keys, `{ keys: [{ kty, use, alg, kid, n, e }, ...] }`, for `GET /.well-known/jwks.json`.
  * Only public members are ever returned, whatever the JWKS file holds.
@@ -576,6 +695,18 @@ export interface StoreOptions {
    * Defaults to `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`.
    */
   dbPath?: string
+}
+
+/** What a copy from SQLite did to one table. */
+export interface TableCopy {
+  /** The table. */
+  table: string
+  /** Rows in the file. */
+  rows: number
+  /** Rows PostgreSQL did not have. */
+  inserted: number
+  /** Rows PostgreSQL had with other values (now the file's). */
+  updated: number
 }
 
 /** A transfer code and when it expires (seconds). */

@@ -16,6 +16,7 @@ const { loadKeys, verifyToken } = require('./verify.js')
 const { OAuthStore } = require('./store.js')
 const { createOAuthProvider } = require('./provider.js')
 const { createDatabaseAdapter } = require('./adapter.js')
+const { openDatabase } = require('./database.js')
 const { UserConnections } = require('./connections.js')
 
 // Keys
@@ -38,6 +39,7 @@ exports.cacheFavicon = binding.cacheFavicon
 exports.closeDatabase = binding.closeDatabase
 exports.inspectDatabase = binding.inspectDatabase
 exports.createDatabaseAdapter = createDatabaseAdapter
+exports.openDatabase = openDatabase
 exports.encryptDatabase = binding.encryptDatabase
 exports.decryptDatabase = binding.decryptDatabase
 

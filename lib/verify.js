@@ -134,12 +134,42 @@ function verifyToken(token, opts) {
   return result
 }
 
+const KEY_FILE_OPTIONS = ['privateKeyPath', 'jwksPath', 'privateKeyJwk', 'jwks', 'keyDir']
+
+/**
+ * The key set from files, inline JSON or ~/.hoot/keys (synchronous, as always), or, with
+ * `{ database }` (a postgres:// URL or an openDatabase() result), or with $HOOT_DATABASE_URL set to
+ * one and no key option given, the key set every replica shares there: then a promise.
+ */
 function loadKeys(opts) {
+  const database = opts !== null && typeof opts === 'object' ? opts.database : undefined
+  const fromEnv =
+    database === undefined &&
+    !(opts !== null && typeof opts === 'object' && KEY_FILE_OPTIONS.some((k) => opts[k] !== undefined)) &&
+    /^postgres(ql)?:\/\//i.test(process.env.HOOT_DATABASE_URL ?? '')
+  if (database !== undefined || fromEnv) {
+    const { openDatabase } = require('./database.js')
+    try {
+      const db = typeof database === 'object' && database !== null ? database : openDatabase(database)
+      if (db.kind !== 'postgres') throw notPostgres()
+      return db.loadKeys().finally(clearCache)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
   try {
     return native.loadKeys(opts)
   } finally {
     clearCache()
   }
+}
+
+function notPostgres() {
+  const error = new TypeError(
+    'The "opts.database" argument must be a postgres:// URL or a PostgreSQL database from openDatabase()',
+  )
+  error.code = 'ERR_INVALID_ARG_VALUE'
+  return error
 }
 
 module.exports = { verifyToken, loadKeys }

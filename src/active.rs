@@ -40,7 +40,15 @@ pub fn load(opts: &KeyOptions, env: &Environment) -> Result<Arc<KeySet>, HootErr
     Ok(install(load_keys(opts, env)?))
 }
 
-/// The current key set, loading the defaults the first time.
+/// Makes `keys` (loaded elsewhere: the shared database) the process's key set, at once.
+pub fn replace(keys: KeySet) -> Arc<KeySet> {
+    let _loading = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    install(keys)
+}
+
+/// The current key set, loading the defaults the first time: unless `HOOT_DATABASE_URL` puts the
+/// key set in PostgreSQL, where only `loadKeys` (async) can load it, and making a key file here
+/// would split the replicas.
 pub fn current() -> Result<Arc<KeySet>, HootError> {
     let loaded = || ACTIVE.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(Arc::clone);
     if let Some(keys) = loaded() {
@@ -50,7 +58,15 @@ pub fn current() -> Result<Arc<KeySet>, HootError> {
     if let Some(keys) = loaded() {
         return Ok(keys);
     }
-    Ok(install(load_keys(&KeyOptions::default(), &Environment::process())?))
+    let env = Environment::process();
+    if env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url)) {
+        return Err(HootError::Keys(
+            "HOOT_DATABASE_URL puts the key set in PostgreSQL: call `await loadKeys()` once at start-up, before \
+             issuing or verifying tokens"
+                .into(),
+        ));
+    }
+    Ok(install(load_keys(&KeyOptions::default(), &env)?))
 }
 
 #[cfg(test)]

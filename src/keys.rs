@@ -37,6 +37,8 @@ pub enum KeySource {
     Inline,
     /// The zero-config key this package keeps in `~/.hoot/keys`.
     Generated,
+    /// The key set every replica shares, in the PostgreSQL database (`loadKeys({ database })`).
+    Database,
 }
 
 impl KeySource {
@@ -46,6 +48,7 @@ impl KeySource {
             KeySource::Files => "files",
             KeySource::Inline => "inline",
             KeySource::Generated => "generated",
+            KeySource::Database => "database",
         }
     }
 }
@@ -405,6 +408,20 @@ fn verifying_key(n: &[u8], e: &[u8], label: &str) -> Result<ParsedPublicKey, Hoo
             "{label}: not a usable RSA public key for RS256 ({e}); it needs a 2048- to 8192-bit modulus"
         ))
     })
+}
+
+/// A key set from a private JWK and a JWKS held somewhere other than files (the shared database),
+/// checked as every other key set is. `label` names where they came from in messages.
+pub fn key_set_from_json(private: &Value, jwks: &Value, label: &str, source: KeySource) -> Result<KeySet, HootError> {
+    build_key_set(private, Some(jwks), label, label, source, None, None)
+}
+
+/// A new RS256 key pair in memory: its private JWK and its public JWK, with `kid`.
+pub fn new_jwk_pair(kid: &str, size: KeySize) -> Result<(Value, Value), HootError> {
+    let key_pair =
+        KeyPair::generate(size).map_err(|_| HootError::Internal("aws-lc-rs could not generate an RSA key".into()))?;
+    let pkcs8 = key_pair.as_der().map_err(|_| HootError::Internal("aws-lc-rs could not encode a new key".into()))?;
+    jwk_of_pkcs8(pkcs8.as_ref(), kid).map_err(|e| HootError::Internal(format!("unreadable PKCS#8 from aws-lc-rs: {e}")))
 }
 
 /// Builds and cross-checks a key set. The private key must be a consistent two-prime RSA key; its

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod env;
 pub mod error;
 pub mod keys;
+pub mod pg;
 mod private_fs;
 pub mod revocation;
 pub mod sealing;

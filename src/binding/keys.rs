@@ -58,7 +58,7 @@ pub struct KeysInfo {
     /// How many public keys verify tokens (several during a key rotation).
     pub public_keys: u32,
     /// Where the signing key came from: key files, inline JSON, or the key hoot-core generated.
-    #[napi(ts_type = "'files' | 'inline' | 'generated'")]
+    #[napi(ts_type = "'files' | 'inline' | 'generated' | 'database'")]
     pub source: String,
     /// The private key file, when the key came from (or was generated into) a file.
     pub private_key_path: Option<String>,
@@ -80,15 +80,22 @@ pub fn load_keys(env: Env, opts: Option<Unknown>) -> napi::Result<KeysInfo> {
     guarded(&env, || {
         let opts = JsKeyOptions::read(opts)?;
         let keys = active::load(&opts, &Environment::process())?;
-        Ok(KeysInfo {
-            kid: keys.kid().to_string(),
-            alg: "RS256".to_string(),
-            public_keys: u32::try_from(keys.public_keys()).unwrap_or(u32::MAX),
-            source: keys.source().as_str().to_string(),
-            private_key_path: display(keys.private_key_path()),
-            jwks_path: display(keys.jwks_path()),
-        })
+        // From now on the key set is these files', not a database's that the poller would reload.
+        crate::pg::watch::stop_following_keys();
+        Ok(info(&keys))
     })
+}
+
+/// What `loadKeys` reports of a key set.
+pub(super) fn info(keys: &keys::KeySet) -> KeysInfo {
+    KeysInfo {
+        kid: keys.kid().to_string(),
+        alg: "RS256".to_string(),
+        public_keys: u32::try_from(keys.public_keys()).unwrap_or(u32::MAX),
+        source: keys.source().as_str().to_string(),
+        private_key_path: display(keys.private_key_path()),
+        jwks_path: display(keys.jwks_path()),
+    }
 }
 
 /// Options of `generateKeys`.

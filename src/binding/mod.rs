@@ -14,6 +14,7 @@ use crate::error::{ErrorKind, HootError};
 
 pub mod args;
 pub mod keys;
+pub mod pg;
 pub mod store;
 pub mod tokens;
 

@@ -37,7 +37,7 @@ pub fn code_ttl(ttl_seconds: Option<f64>) -> Result<i64, HootError> {
 }
 
 /// A new random code, grouped for reading: `7KQ4-M9XR-2HBT`.
-fn new_code() -> Result<String, HootError> {
+pub(crate) fn new_code() -> Result<String, HootError> {
     let rng = SystemRandom::new();
     let mut symbols = Vec::with_capacity(CODE_LENGTH);
     let mut bytes = [0u8; 32];
@@ -53,7 +53,7 @@ fn new_code() -> Result<String, HootError> {
 
 /// The code as stored: the SHA-256 of its symbols (case, spaces and dashes ignored), or `None`
 /// for anything that cannot be a code.
-fn code_hash(code: &str) -> Option<String> {
+pub(crate) fn code_hash(code: &str) -> Option<String> {
     let symbols: String =
         code.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
     if symbols.len() != CODE_LENGTH || !symbols.bytes().all(|b| CODE_ALPHABET.contains(&b)) {

@@ -157,7 +157,7 @@ impl CredentialScope {
         }
     }
 
-    fn tables(self) -> &'static [&'static str] {
+    pub(crate) fn tables(self) -> &'static [&'static str] {
         match self {
             CredentialScope::All => &[
                 "oauth_client_info",

@@ -1,0 +1,308 @@
+// openDatabase(location).store(userId): the async store, run against both backends with the same
+// tests (SQLite in a temp file, PostgreSQL in a database of its own on HOOT_TEST_POSTGRES_URL),
+// then what only PostgreSQL has: TLS, failure at start, encryption in its rows, the adapter and the
+// provider over it.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { describe, test } from 'node:test'
+
+import { createDatabaseAdapter, createOAuthProvider, openDatabase } from '../lib/index.js'
+import { USER, tempDir } from './helpers.mjs'
+import { freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
+
+const BACKENDS = {
+  sqlite: async () => openDatabase(join(tempDir('database'), 'hoot-mcp.db')),
+  postgres: async () => openDatabase(await freshDatabase('store')),
+}
+
+for (const [kind, open] of Object.entries(BACKENDS)) {
+  describe(`openDatabase().store() on ${kind}`, () => {
+    if (kind === 'postgres' && !postgresAvailable('openDatabase().store()')) return
+
+    test('every method round-trips through promises; absent values are undefined', async () => {
+      const db = await open()
+      assert.equal(db.kind, kind)
+      assert.equal((await db.ready()).kind, kind)
+      const store = db.store(USER.toUpperCase())
+      assert.equal(store.userId, USER, 'one spelling per user')
+      for (const read of ['clientInformation', 'tokens', 'codeVerifier', 'serverConfig', 'discoveryState']) {
+        assert.equal(await store[read]('srv'), undefined, read)
+      }
+      const info = { client_id: 'abc', redirect_uris: ['http://localhost:8009/oauth/callback'] }
+      const tokens = { access_token: 'at', refresh_token: 'rt', expires_in: 3600, token_type: 'Bearer' }
+      const config = { url: 'https://mcp.example/mcp', transport: 'http', name: 'Exämple ✓' }
+      await store.saveClientInformation('srv', info)
+      await store.saveTokens('srv', tokens)
+      await store.saveCodeVerifier('srv', 'pkce-verifier')
+      await store.saveDiscoveryState('srv', { authorizationServerUrl: 'https://auth.example' })
+      await store.saveServerConfig('cfg', config)
+      assert.deepEqual(await store.clientInformation('srv'), info)
+      assert.deepEqual(await store.tokens('srv'), tokens)
+      assert.equal(await store.codeVerifier('srv'), 'pkce-verifier')
+      assert.deepEqual(await store.discoveryState('srv'), { authorizationServerUrl: 'https://auth.example' })
+      assert.deepEqual(await store.serverConfig('cfg'), config)
+      assert.deepEqual(await store.servers(), ['cfg', 'srv'])
+      // As JSON.stringify stores them: Dates become strings, undefined members vanish.
+      await store.saveTokens('srv', { at: new Date(0), gone: undefined })
+      assert.deepEqual(await store.tokens('srv'), { at: '1970-01-01T00:00:00.000Z' })
+
+      await store.saveAuthorizationState('srv', 'state-1')
+      assert.equal(await store.consumeAuthorizationState('srv', 'wrong'), false, 'a wrong state fails...')
+      await store.saveAuthorizationState('srv', 'state-1')
+      assert.equal(await store.consumeAuthorizationState('srv', 'state-1'), true)
+      assert.equal(await store.consumeAuthorizationState('srv', 'state-1'), false, '...and each is single use')
+
+      await store.invalidateCredentials('srv', 'verifier')
+      assert.equal(await store.codeVerifier('srv'), undefined)
+      await store.invalidateCredentials('srv', 'all')
+      assert.equal(await store.tokens('srv'), undefined)
+      assert.equal(await store.clientInformation('srv'), undefined)
+      assert.equal(await store.discoveryState('srv'), undefined)
+      await store.deleteServerConfig('cfg')
+      assert.equal(await store.serverConfig('cfg'), undefined)
+      assert.equal(await store.touch(), true, 'the first touch writes')
+      assert.equal(await store.touch(), false, 'then at most once an hour')
+      await store.saveTokens('a', {})
+      await store.saveTokens('b', {})
+      assert.equal(await store.deleteAll(), 3, 'two rows and the activity row')
+      assert.deepEqual(await store.servers(), [])
+
+      assert.equal(await db.cachedFavicon('https://mcp.example'), undefined)
+      await db.cacheFavicon('https://mcp.example', null)
+      assert.equal(await db.cachedFavicon('https://mcp.example'), null, 'cached as "none found"')
+      await db.cacheFavicon('https://mcp.example', 'https://mcp.example/favicon.ico', 'https://logo')
+      assert.equal(await db.cachedFavicon('https://mcp.example', 'https://logo'), 'https://mcp.example/favicon.ico')
+      assert.equal(await db.cachedFavicon('https://mcp.example', 'https://other'), undefined)
+      assert.equal(await db.cleanupExpiredVerifiers(), 0)
+      await db.close()
+    })
+
+    test('bad arguments throw or reject with the codes OAuthStore throws', async () => {
+      const db = await open()
+      assert.throws(() => db.store('not-a-uuid'), { code: 'ERR_INVALID_USER_ID' })
+      const store = db.store(USER)
+      await assert.rejects(store.tokens(42), { code: 'ERR_INVALID_ARG_TYPE' })
+      await assert.rejects(store.saveTokens('s', 'text'), { code: 'ERR_INVALID_ARG_VALUE' })
+      await assert.rejects(store.saveTokens('', {}), { code: 'ERR_INVALID_ARG_VALUE' })
+      await assert.rejects(store.invalidateCredentials('s', 'everything'), { code: 'ERR_INVALID_ARG_VALUE' })
+      await assert.rejects(store.saveCodeVerifier('s', 'hoot-sealed:1:x'), { code: 'ERR_INVALID_ARG_VALUE' })
+      await assert.rejects(store.saveTokens('s', { big: 1n }), { code: 'ERR_INVALID_ARG_VALUE' })
+      await db.close()
+    })
+
+    test('many users, random interleaving: no cross-user read, list or delete', async () => {
+      const db = await open()
+      const users = [...Array.from({ length: 10 }, () => randomUUID()), 'default-user', 'legacy-user-1']
+      const servers = Array.from({ length: 6 }, (_, i) => `server-${i}`)
+      const model = new Map(users.map((u) => [u, new Map()]))
+      let seed = 11
+      const random = (n) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
+      // Batches of concurrent calls, each on a distinct (user, server), in a random order.
+      for (let round = 0; round < 40; round++) {
+        const batch = new Map()
+        for (let i = 0; i < 12; i++)
+          batch.set(`${users[random(users.length)]}|${servers[random(servers.length)]}`, random(10))
+        await Promise.all(
+          [...batch].map(async ([key, action]) => {
+            const [user, server] = key.split('|')
+            const store = db.store(user)
+            if (action < 6) {
+              const value = { owner: user, server, n: round }
+              await store.saveTokens(server, value)
+              model.get(user).set(server, value)
+            } else if (action < 8) {
+              await store.invalidateCredentials(server, 'tokens')
+              model.get(user).delete(server)
+            } else {
+              assert.deepEqual(await store.tokens(server), model.get(user).get(server))
+            }
+          }),
+        )
+        if (round === 20) {
+          const gone = users[random(users.length)]
+          await db.store(gone).deleteAll()
+          model.get(gone).clear()
+        }
+      }
+      for (const user of users) {
+        const store = db.store(user)
+        assert.deepEqual(await store.servers(), [...model.get(user).keys()].sort(), `servers of ${user}`)
+        for (const server of servers) {
+          const value = await store.tokens(server)
+          assert.deepEqual(value, model.get(user).get(server))
+          if (value) assert.equal(value.owner, user)
+        }
+      }
+      await db.close()
+    })
+
+    test('the adapter and the OAuth provider run over it', async () => {
+      const db = await open()
+      const adapter = createDatabaseAdapter({ database: db })
+      const user = randomUUID()
+      await adapter.saveOAuthTokens(user, 'srv', { access_token: 'x' })
+      assert.deepEqual(await adapter.getOAuthTokens(user, 'srv'), { access_token: 'x' })
+      assert.equal(await adapter.getOAuthTokens(randomUUID(), 'srv'), null)
+      await adapter.saveVerifier(user, 'srv', 'v')
+      assert.equal(await adapter.getVerifier(user, 'srv'), 'v')
+      await adapter.deleteVerifier(user, 'srv')
+      assert.equal(await adapter.getVerifier(user, 'srv'), null)
+      await adapter.saveFaviconCache('https://x.example', null)
+      assert.equal(await adapter.getFaviconCache('https://x.example'), null)
+
+      const provider = createOAuthProvider(db.store(user), 'srv', {
+        redirectUrl: 'http://localhost:8009/oauth/callback',
+        clientMetadata: { client_name: 'Hoot', redirect_uris: ['http://localhost:8009/oauth/callback'] },
+      })
+      await provider.saveTokens({ access_token: 'from-provider', token_type: 'Bearer' })
+      assert.deepEqual(await db.store(user).tokens('srv'), { access_token: 'from-provider', token_type: 'Bearer' })
+      const state = await provider.state()
+      assert.equal(
+        await db.store(user).consumeAuthorizationState('srv', state),
+        true,
+        'the state is kept for the callback',
+      )
+      await provider.saveDiscoveryState({ authorizationServerUrl: 'https://auth.example' })
+      assert.deepEqual(await provider.discoveryState(), { authorizationServerUrl: 'https://auth.example' })
+      const viaAdapter = createOAuthProvider({ adapter, userId: user }, 'srv', {
+        redirectUrl: 'http://localhost:8009/oauth/callback',
+        clientMetadata: { client_name: 'Hoot', redirect_uris: ['http://localhost:8009/oauth/callback'] },
+      })
+      assert.deepEqual(await viaAdapter.tokens(), { access_token: 'from-provider', token_type: 'Bearer' })
+      await adapter.close()
+    })
+  })
+}
+
+describe('PostgreSQL only', () => {
+  if (!postgresAvailable('PostgreSQL only')) return
+
+  test('the URL selects the backend: the argument, else HOOT_DATABASE_URL; a path keeps SQLite', async () => {
+    const url = await freshDatabase('select')
+    assert.equal(openDatabase(url).kind, 'postgres')
+    assert.equal(openDatabase(join(tempDir('select'), 'x.db')).kind, 'sqlite')
+    const saved = process.env.HOOT_DATABASE_URL
+    process.env.HOOT_DATABASE_URL = url
+    try {
+      assert.equal(openDatabase().kind, 'postgres')
+      const adapter = createDatabaseAdapter()
+      await adapter.saveServerConfig(USER, 'srv', { via: 'env' })
+      assert.deepEqual(await rows(url, 'SELECT user_id, server_id, config FROM server_configs'), [
+        { user_id: USER, server_id: 'srv', config: '{"via":"env"}' },
+      ])
+    } finally {
+      if (saved === undefined) delete process.env.HOOT_DATABASE_URL
+      else process.env.HOOT_DATABASE_URL = saved
+    }
+    assert.throws(() => openDatabase(url, { poolSize: 0 }), { code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(
+      () => openDatabase('postgres://u:hunter2@h/d?sslmode=maybe'),
+      (e) => {
+        assert.equal(e.code, 'ERR_INVALID_ARG_VALUE')
+        assert.ok(!e.message.includes('hunter2'), e.message)
+        return true
+      },
+    )
+  })
+
+  test("Hoot's tables and columns, a schema version, and values as Hoot's SQL reads them", async () => {
+    const url = await freshDatabase('schema')
+    const db = openDatabase(url)
+    assert.deepEqual(await db.ready(), {
+      kind: 'postgres',
+      database: db_described(url),
+      schemaVersion: 1,
+      encrypted: false,
+    })
+    const tables = await rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    const names = tables.map((t) => t.table_name).sort()
+    for (const hoot of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers', 'server_configs', 'favicon_cache']) {
+      assert.ok(names.includes(hoot), hoot)
+    }
+    assert.deepEqual(await rows(url, 'SELECT version FROM hoot_schema_version'), [{ version: 1 }])
+    await db.store(USER).saveTokens('srv', { access_token: 'a' })
+    assert.deepEqual(await rows(url, 'SELECT tokens FROM oauth_tokens WHERE user_id = $1', [USER]), [
+      { tokens: '{"access_token":"a"}' },
+    ])
+    await db.close()
+  })
+
+  test('a server that cannot be reached fails fast with ERR_HOOT_DB naming it, never the password', async () => {
+    const db = openDatabase('postgres://hoot:hunter2@127.0.0.1:1/nowhere?sslmode=disable', { connectTimeoutMs: 500 })
+    const started = Date.now()
+    await assert.rejects(db.store(USER).tokens('s'), (e) => {
+      assert.equal(e.code, 'ERR_HOOT_DB')
+      assert.match(e.message, /PostgreSQL at 127\.0\.0\.1:1\/nowhere/)
+      assert.ok(!e.message.includes('hunter2') && !e.message.includes(USER), e.message)
+      return true
+    })
+    assert.ok(Date.now() - started < 3000, `answered in ${Date.now() - started} ms`)
+    await assert.rejects(db.ready(), { code: 'ERR_HOOT_DB' })
+    await db.close()
+  })
+
+  test('TLS without OpenSSL: sslmode=require encrypts; verify-full refuses an untrusted certificate', async (t) => {
+    const [{ ssl }] = await rows(SERVER_URL, 'SHOW ssl')
+    if (ssl !== 'on') return t.skip('the test server has ssl = off')
+    const url = await freshDatabase('tls')
+    const db = openDatabase(
+      withDatabase(url, new URL(url).pathname.slice(1), { sslmode: 'require', application_name: 'hoot-tls' }),
+    )
+    await db.store(USER).saveTokens('s', { tls: true })
+    const [{ ssl: used }] = await rows(
+      SERVER_URL,
+      "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'hoot-tls'",
+    )
+    assert.equal(used, true, 'the connection is encrypted')
+    await db.close()
+    const strict = openDatabase(withDatabase(url, new URL(url).pathname.slice(1), { sslmode: 'verify-full' }), {
+      connectTimeoutMs: 2000,
+    })
+    await assert.rejects(strict.ready(), (e) => {
+      assert.equal(e.code, 'ERR_HOOT_DB')
+      assert.match(e.message, /certificate|UnknownIssuer|invalid peer/i)
+      return true
+    })
+    await strict.close()
+  })
+
+  test('encryption at rest: rows hold sealed values bound to their row; no key, no access', async () => {
+    const url = await freshDatabase('sealed')
+    const key = Buffer.alloc(32, 7).toString('base64url')
+    const env = process.env.HOOT_ENCRYPTION_KEY
+    const home = process.env.HOME
+    process.env.HOOT_ENCRYPTION_KEY = key
+    try {
+      const db = openDatabase(url, { encryption: 'on' })
+      await db.store(USER).saveTokens('srv', { access_token: 'secret-token' })
+      const [{ tokens }] = await rows(url, 'SELECT tokens FROM oauth_tokens')
+      assert.match(tokens, /^hoot-sealed:1:/)
+      assert.ok(!tokens.includes('secret-token'))
+      assert.deepEqual(await db.store(USER).tokens('srv'), { access_token: 'secret-token' })
+      // Copied to another user's row, it does not open.
+      const other = randomUUID()
+      await rows(
+        url,
+        'INSERT INTO oauth_tokens (user_id, server_id, tokens) SELECT $1, server_id, tokens FROM oauth_tokens',
+        [other],
+      )
+      await assert.rejects(db.store(other).tokens('srv'), { code: 'ERR_HOOT_DB' })
+      await db.close()
+      delete process.env.HOOT_ENCRYPTION_KEY
+      process.env.HOME = tempDir('sealed-home')
+      const keyless = openDatabase(url)
+      await assert.rejects(keyless.store(USER).tokens('srv'), { code: 'ERR_HOOT_KEYS' })
+      await keyless.close()
+    } finally {
+      process.env.HOME = home
+      if (env === undefined) delete process.env.HOOT_ENCRYPTION_KEY
+      else process.env.HOOT_ENCRYPTION_KEY = env
+    }
+  })
+})
+
+function db_described(url) {
+  const u = new URL(url)
+  return `PostgreSQL at ${u.hostname}:${u.port || 5432}${u.pathname}`
+}

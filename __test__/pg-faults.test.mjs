@@ -1,0 +1,144 @@
+// PostgreSQL failing under a running store: its connections terminated by the server
+// (pg_terminate_backend, what a restart or a failover does to them), and the server unreachable at
+// start, lost mid-run and back (through a TCP proxy this test opens and closes), and a server that
+// accepts connections but never answers. Calls fail with ERR_HOOT_DB within the documented
+// timeouts, the pool reconnects by itself, and every acknowledged write is there afterwards.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import net from 'node:net'
+import { describe, test } from 'node:test'
+
+import { openDatabase } from '../lib/index.js'
+import { eventually, freshDatabase, postgresAvailable, rows, terminate, withDatabase } from './postgres.mjs'
+
+/** A TCP proxy to the test server that can be closed (every connection cut) and opened again. */
+function proxy(target) {
+  const { hostname, port } = new URL(target)
+  const sockets = new Set()
+  let mode = 'forward'
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    client.on('error', () => {})
+    if (mode === 'blackhole') return // accepted, never answered
+    const upstream = net.connect(Number(port || 5432), hostname)
+    sockets.add(upstream)
+    upstream.on('close', () => sockets.delete(upstream))
+    upstream.on('error', () => client.destroy())
+    client.on('error', () => upstream.destroy())
+    client.pipe(upstream).pipe(client)
+  })
+  let listening = null
+  return {
+    async open(how = 'forward', at = 0) {
+      mode = how
+      await new Promise((r) => server.listen(at, '127.0.0.1', r))
+      listening = server.address().port
+      return listening
+    },
+    async close() {
+      await new Promise((r) => {
+        server.close(r)
+        for (const s of sockets) s.destroy()
+      })
+    },
+    get port() {
+      return listening
+    },
+  }
+}
+
+describe('PostgreSQL faults', () => {
+  if (!postgresAvailable('faults')) return
+
+  test('connections terminated during a run of writes: clear errors, recovery, nothing acknowledged lost', async () => {
+    const url = await freshDatabase('terminate', { application_name: 'hoot-fault' })
+    const db = openDatabase(url, { poolSize: 4, connectTimeoutMs: 2000 })
+    const user = randomUUID()
+    const store = db.store(user)
+    const acknowledged = []
+    const failures = []
+    let stop = false
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let n = 0; !stop; n++) {
+        const server = `w${w}-${n}`
+        try {
+          await store.saveTokens(server, { w, n })
+          acknowledged.push(server)
+        } catch (error) {
+          failures.push(error)
+        }
+      }
+    })
+    await eventually(() => acknowledged.length > 100, 10_000, 'writes before the fault')
+    let terminated = 0
+    for (let i = 0; i < 5; i++) {
+      terminated += await terminate(url, 'hoot-fault')
+      const before = acknowledged.length
+      await eventually(() => acknowledged.length > before + 20, 10_000, `writes after termination ${i + 1}`)
+    }
+    stop = true
+    await Promise.all(writers)
+    assert.ok(terminated >= 5, `${terminated} connections terminated`)
+    for (const error of failures) {
+      assert.equal(error.code, 'ERR_HOOT_DB', error.message)
+      assert.match(error.message, /PostgreSQL at /)
+    }
+    const stored = new Set(
+      (await rows(url, 'SELECT server_id FROM oauth_tokens WHERE user_id = $1', [user])).map((r) => r.server_id),
+    )
+    const lost = acknowledged.filter((s) => !stored.has(s))
+    assert.deepEqual(lost, [], 'every acknowledged write is stored')
+    await db.close()
+  })
+
+  test('unreachable at start, back, lost mid-run, back again: ERR_HOOT_DB fast, then recovery by itself', async () => {
+    const url = await freshDatabase('outage')
+    const name = new URL(url).pathname.slice(1)
+    const gate = proxy(url)
+    const port = await gate.open()
+    await gate.close() // nothing listens there now
+    const viaProxy = withDatabase(`postgres://${new URL(url).username}@127.0.0.1:${port}/x`, name, {
+      sslmode: 'disable',
+    })
+    const db = openDatabase(viaProxy, { connectTimeoutMs: 1000, statementTimeoutMs: 1000 })
+    const store = db.store(randomUUID())
+
+    let started = Date.now()
+    await assert.rejects(store.saveTokens('s', { n: 0 }), { code: 'ERR_HOOT_DB' })
+    assert.ok(Date.now() - started < 2500, `refused in ${Date.now() - started} ms`)
+
+    await gate.open('forward', port)
+    await store.saveTokens('s', { n: 1 })
+    assert.deepEqual(await store.tokens('s'), { n: 1 })
+
+    await gate.close()
+    started = Date.now()
+    await assert.rejects(store.saveTokens('s', { n: 2 }), { code: 'ERR_HOOT_DB' })
+    await assert.rejects(store.tokens('s'), { code: 'ERR_HOOT_DB' })
+    assert.ok(Date.now() - started < 5000, `failed in ${Date.now() - started} ms`)
+
+    await gate.open('forward', port)
+    await eventually(async () => (await store.tokens('s').catch(() => null))?.n === 1, 5000, 'the pool reconnects')
+    await store.saveTokens('s', { n: 3 })
+    assert.deepEqual(await store.tokens('s'), { n: 3 })
+    await gate.close()
+    await db.close()
+  })
+
+  test('a server that accepts but never answers: the call fails within connectTimeoutMs', async () => {
+    const url = await freshDatabase('blackhole')
+    const gate = proxy(url)
+    const port = await gate.open('blackhole')
+    const db = openDatabase(`postgres://hoot@127.0.0.1:${port}/x?sslmode=disable`, { connectTimeoutMs: 700 })
+    const started = Date.now()
+    await assert.rejects(db.store(randomUUID()).tokens('s'), (e) => {
+      assert.equal(e.code, 'ERR_HOOT_DB')
+      assert.match(e.message, /700 ms|timed out|timeout/i)
+      return true
+    })
+    assert.ok(Date.now() - started < 2500, `failed in ${Date.now() - started} ms`)
+    await gate.close()
+    await db.close()
+  })
+})

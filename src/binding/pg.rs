@@ -1,0 +1,586 @@
+//! PostgreSQL's JavaScript face, used by `lib/database.js` (`openDatabase(url)`): a database
+//! (`PostgresDatabase`) and its user-bound stores (`PostgresStore`). Each method reads and checks
+//! its arguments now, throwing as the SQLite store does (lib/database.js turns the throw into a
+//! rejection), then returns a promise of the call, which runs on napi's tokio runtime, never on
+//! the event loop. A rejection carries the core error's `code` (`ERR_HOOT_DB`, `ERR_HOOT_KEYS`).
+
+use std::sync::{Arc, Once};
+
+use napi::bindgen_prelude::{Either, PromiseRaw, ToNapiValue};
+use napi::{Env, Unknown};
+use napi_derive::napi;
+
+use super::args::{json_object_arg, optional_string, string_value, Props};
+use super::guarded;
+use crate::clock;
+use crate::env::Environment;
+use crate::error::HootError;
+use crate::pg::{self, store::Call, PgOptions};
+use crate::store::{verifier_max_age, CredentialScope};
+
+static POLLER: Once = Once::new();
+
+/// The promise of `call` on `db`, bounded by its timeouts. It rejects with the same coded error
+/// the SQLite store throws (made on the JS thread when the call ends).
+fn promise<'e, T: ToNapiValue + 'static, R: Send + 'static>(
+    env: &'e Env,
+    db: &Arc<pg::PgDatabase>,
+    doing: &'static str,
+    call: Call<R>,
+    convert: impl FnOnce(R) -> T + 'static,
+) -> napi::Result<PromiseRaw<'e, T>> {
+    let db = Arc::clone(db);
+    settled(env, async move { db.bounded(doing, call).await }, convert)
+}
+
+/// The promise of `call`'s outcome: `convert`ed, or rejected with the core error's JS error.
+fn settled<'e, T: ToNapiValue + 'static, R: Send + 'static>(
+    env: &'e Env,
+    call: impl std::future::Future<Output = Result<R, HootError>> + Send + 'static,
+    convert: impl FnOnce(R) -> T + 'static,
+) -> napi::Result<PromiseRaw<'e, T>> {
+    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, outcome| match outcome {
+        Ok(value) => Ok(convert(value)),
+        Err(e) => Err(super::to_js(env, &e)),
+    })
+}
+
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A PostgreSQL database opened by `openDatabase(url)`.
+#[napi]
+pub struct PostgresDatabase {
+    db: Arc<pg::PgDatabase>,
+    url: String,
+}
+
+/// Opens (or shares) the pool for `url`. Not exported by the package: `openDatabase` is.
+#[napi(
+    js_name = "postgresOpen",
+    ts_args_type = "url: string, opts?: { poolSize?: number; connectTimeoutMs?: number; statementTimeoutMs?: number; \
+                    pollIntervalMs?: number; encryption?: 'on' | 'off' }"
+)]
+pub fn postgres_open(env: Env, url: Unknown, opts: Option<Unknown>) -> napi::Result<PostgresDatabase> {
+    let (db, url) = guarded(&env, || {
+        let url = string_value(&url, "url")?;
+        let props = Props::new(opts, "opts")?;
+        let options = PgOptions {
+            pool_size: props.number("poolSize")?,
+            connect_timeout_ms: props.number("connectTimeoutMs")?,
+            statement_timeout_ms: props.number("statementTimeoutMs")?,
+            poll_interval_ms: props.number("pollIntervalMs")?,
+        };
+        let encrypt = match props.string("encryption")?.as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(_) => return Err(HootError::arg_value("opts.encryption", "must be 'on' or 'off'")),
+        };
+        Ok((pg::open(&url, &options, encrypt, &Environment::process())?, url))
+    })?;
+    // The poller that learns other replicas' key rotations and revocations: one per process.
+    POLLER.call_once(|| {
+        napi::bindgen_prelude::spawn(pg::watch::poll_forever());
+    });
+    Ok(PostgresDatabase { db, url })
+}
+
+/// `describe`: where the database is, without credentials.
+#[napi(object, js_name = "PostgresStatus", object_from_js = false)]
+pub struct JsPostgresStatus {
+    /// `PostgreSQL at host:port/db`.
+    pub database: String,
+    /// The schema version now.
+    pub schema_version: u32,
+    /// Whether values are written sealed.
+    pub encrypted: bool,
+}
+
+/// What a copy from SQLite did to one table.
+#[napi(object, js_name = "TableCopy", object_from_js = false)]
+pub struct JsTableCopy {
+    /// The table.
+    pub table: String,
+    /// Rows in the file.
+    pub rows: u32,
+    /// Rows PostgreSQL did not have.
+    pub inserted: u32,
+    /// Rows PostgreSQL had with other values (now the file's).
+    pub updated: u32,
+}
+
+/// What `copyFromSqlite` did.
+#[napi(object, js_name = "CopyReport", object_from_js = false)]
+pub struct JsCopyReport {
+    /// The file read.
+    pub from: String,
+    /// The database written.
+    pub to: String,
+    /// Whether the file had Hoot's legacy single-user schema.
+    pub legacy: bool,
+    /// The user the legacy rows belong to.
+    pub legacy_user_id: Option<String>,
+    /// Distinct users copied.
+    pub users: u32,
+    /// Each table.
+    pub tables: Vec<JsTableCopy>,
+}
+
+/// What `rotateKeys` did.
+#[napi(object, js_name = "KeyRotation", object_from_js = false)]
+pub struct JsKeyRotation {
+    /// The new signing key.
+    pub kid: String,
+    /// The keys that still verify besides it.
+    pub kept: Vec<String>,
+    /// The keys removed.
+    pub removed: Vec<String>,
+}
+
+#[napi]
+impl PostgresDatabase {
+    /// The store of `userId` on this database.
+    #[napi]
+    pub fn store(&self, env: Env, user_id: Unknown) -> napi::Result<PostgresStore> {
+        guarded(&env, || {
+            let user_id = string_value(&user_id, "userId")?;
+            Ok(PostgresStore { inner: pg::store::PgStore::new(Arc::clone(&self.db), &user_id)? })
+        })
+    }
+
+    /// Connects, makes or checks the schema, and says where the database is.
+    #[napi(ts_return_type = "Promise<PostgresStatus>")]
+    pub fn ready<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, JsPostgresStatus>> {
+        let db = Arc::clone(&self.db);
+        let call: Call<(String, bool)> = Box::pin(async move {
+            let ring = db.ring().await?;
+            Ok((db.describe().to_string(), ring.is_some()))
+        });
+        promise(env, &self.db, "connect to", call, |(database, encrypted)| JsPostgresStatus {
+            database,
+            schema_version: pg::schema::PG_SCHEMA_VERSION as u32,
+            encrypted,
+        })
+    }
+
+    /// Closes this database's pool in this process.
+    #[napi]
+    pub fn close(&self) -> bool {
+        pg::close(&self.url)
+    }
+
+    /// Deletes every user's verifiers older than `maxAgeSeconds` (default 600).
+    #[napi(ts_args_type = "opts?: { maxAgeSeconds?: number }", ts_return_type = "Promise<number>")]
+    pub fn cleanup_expired_verifiers<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, u32>> {
+        let call = guarded(env, || {
+            let max_age = verifier_max_age(Props::new(opts, "opts")?.number("maxAgeSeconds")?)?;
+            Ok(pg::store::cleanup_expired_verifiers(Arc::clone(&self.db), max_age, clock::unix_now() as i64))
+        })?;
+        promise(env, &self.db, "delete from", call, count)
+    }
+
+    /// Hoot's favicon cache lookup: the URL, `null` when "no favicon" is cached, `undefined` when
+    /// nothing fresh is.
+    #[napi(
+        ts_args_type = "serverUrl: string, oauthLogoUri?: string",
+        ts_return_type = "Promise<string | null | undefined>"
+    )]
+    pub fn cached_favicon<'e>(
+        &self,
+        env: &'e Env,
+        server_url: Unknown,
+        oauth_logo_uri: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, Either<Option<String>, ()>>> {
+        let call = guarded(env, || {
+            let url = string_value(&server_url, "serverUrl")?;
+            let logo = optional_string(oauth_logo_uri, "oauthLogoUri")?;
+            pg::store::cached_favicon(Arc::clone(&self.db), &url, logo.as_deref(), clock::unix_now() as i64)
+        })?;
+        promise(env, &self.db, "read from", call, |found| found.map_or(Either::B(()), Either::A))
+    }
+
+    /// Caches a favicon lookup (`faviconUrl` null: none found).
+    #[napi(
+        ts_args_type = "serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn cache_favicon<'e>(
+        &self,
+        env: &'e Env,
+        server_url: Unknown,
+        favicon_url: Option<Unknown>,
+        oauth_logo_uri: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let url = string_value(&server_url, "serverUrl")?;
+            let favicon = match favicon_url {
+                Some(v) if !matches!(super::args::type_of(&v)?, napi::ValueType::Null | napi::ValueType::Undefined) => {
+                    Some(string_value(&v, "faviconUrl")?)
+                }
+                _ => None,
+            };
+            let logo = optional_string(oauth_logo_uri, "oauthLogoUri")?;
+            pg::store::cache_favicon(
+                Arc::clone(&self.db),
+                &url,
+                favicon.as_deref(),
+                logo.as_deref(),
+                clock::unix_now() as i64,
+            )
+        })?;
+        promise(env, &self.db, "write to", call, |()| ())
+    }
+
+    /// Revokes every token of `userId` issued until now, on every replica.
+    #[napi(ts_args_type = "userId: string", ts_return_type = "Promise<number>")]
+    pub fn revoke_user_tokens<'e>(&self, env: &'e Env, user_id: Unknown) -> napi::Result<PromiseRaw<'e, f64>> {
+        let call = guarded(env, || {
+            let user_id = string_value(&user_id, "userId")?;
+            pg::store::revoke_user_tokens(Arc::clone(&self.db), &user_id, clock::unix_now() as i64)
+        })?;
+        promise(env, &self.db, "write to", call, |before| before as f64)
+    }
+
+    /// The user an account is linked to (`undefined` when none).
+    #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<string | null>")]
+    pub fn user_id_for_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || {
+            pg::identity::user_id_for_account(Arc::clone(&self.db), &string_value(&account_id, "accountId")?)
+        })?;
+        promise(env, &self.db, "read from", call, |t| t)
+    }
+
+    /// Redeems a transfer code made by any replica's `store.createTransferCode`, once.
+    #[napi(ts_args_type = "code: string", ts_return_type = "Promise<RedeemedTransfer>")]
+    pub fn redeem_transfer_code<'e>(
+        &self,
+        env: &'e Env,
+        code: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsRedeemed>> {
+        let code = guarded(env, || string_value(&code, "code"))?;
+        let call = pg::identity::redeem_transfer_code(Arc::clone(&self.db), &code, clock::unix_now() as i64);
+        promise(env, &self.db, "redeem a transfer code in", call, |user_id| super::store::JsRedeemed {
+            user_id,
+            moved: None,
+        })
+    }
+
+    /// Loads the shared key set (making its first key if there is none) as this process's.
+    #[napi(ts_return_type = "Promise<KeysInfo>")]
+    pub fn load_keys<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::keys::KeysInfo>> {
+        let db = Arc::clone(&self.db);
+        let call: Call<super::keys::KeysInfo> =
+            Box::pin(async move { Ok(super::keys::info(&*pg::watch::load_keys(db).await?)) });
+        promise(env, &self.db, "load the signing keys of", call, |info| info)
+    }
+
+    /// A new signing key for every replica; the previous one keeps verifying unless
+    /// `dropPrevious`.
+    #[napi(ts_args_type = "opts?: { dropPrevious?: boolean }", ts_return_type = "Promise<KeyRotation>")]
+    pub fn rotate_keys<'e>(&self, env: &'e Env, opts: Option<Unknown>) -> napi::Result<PromiseRaw<'e, JsKeyRotation>> {
+        let drop_previous = guarded(env, || Ok(Props::new(opts, "opts")?.boolean("dropPrevious")?.unwrap_or(false)))?;
+        let db = Arc::clone(&self.db);
+        let call: Call<pg::keys::Rotation> = Box::pin(async move {
+            let rotation = pg::keys::rotate(Arc::clone(&db), drop_previous).await?;
+            // This process's own key set follows at once when it comes from this database.
+            if pg::watch::keys_database().is_some_and(|d| Arc::ptr_eq(&d, &db)) {
+                pg::watch::poll_once().await;
+            }
+            Ok(rotation)
+        });
+        promise(env, &self.db, "rotate the signing keys of", call, |r| JsKeyRotation {
+            kid: r.kid,
+            kept: r.kept,
+            removed: r.removed,
+        })
+    }
+
+    /// Copies every row of the SQLite file at `path` (legacy or current) in one transaction.
+    #[napi(ts_args_type = "path: string", ts_return_type = "Promise<CopyReport>")]
+    pub fn copy_from_sqlite<'e>(&self, env: &'e Env, path: Unknown) -> napi::Result<PromiseRaw<'e, JsCopyReport>> {
+        let path = guarded(env, || {
+            let path = string_value(&path, "path")?;
+            if path.is_empty() {
+                return Err(HootError::arg_value("path", "must not be empty"));
+            }
+            Ok(Environment::process().absolute(std::path::Path::new(&path)))
+        })?;
+        let call = pg::copy::copy_sqlite(Arc::clone(&self.db), path, clock::unix_now_ms());
+        let db = Arc::clone(&self.db);
+        // A copy may take longer than one call's bound: it is one transaction, under the statement
+        // timeout for each of its statements.
+        let run = async move {
+            let _ = db;
+            tokio::spawn(call).await.map_err(|e| HootError::Internal(format!("the copy stopped: {e}")))?
+        };
+        settled(env, run, |r| JsCopyReport {
+            from: r.from.display().to_string(),
+            to: r.to,
+            legacy: r.legacy,
+            legacy_user_id: r.legacy_user_id,
+            users: count(r.users),
+            tables: r
+                .tables
+                .into_iter()
+                .map(|t| JsTableCopy {
+                    table: t.table,
+                    rows: count(t.rows),
+                    inserted: count(t.inserted),
+                    updated: count(t.updated),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise.
+#[napi]
+pub struct PostgresStore {
+    inner: pg::store::PgStore,
+}
+
+/// Stored JSON text resolves as a string (lib/database.js parses it) or `null`.
+type Text = Option<String>;
+
+#[napi]
+impl PostgresStore {
+    /// The user every call is scoped to.
+    #[napi(getter)]
+    pub fn user_id(&self) -> String {
+        self.inner.user_id().to_string()
+    }
+
+    fn db(&self) -> &Arc<pg::PgDatabase> {
+        self.inner.database()
+    }
+
+    /// The client registration's JSON text.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn client_information_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || self.inner.client_information(&string_value(&server_id, "serverId")?))?;
+        promise(env, self.db(), "read from", call, |t| t)
+    }
+
+    /// Saves the client registration.
+    #[napi(ts_args_type = "serverId: string, info: object", ts_return_type = "Promise<void>")]
+    pub fn save_client_information<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        info: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            self.inner.save_client_information(&server_id, json_object_arg(env, info, "info")?)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// The OAuth tokens' JSON text.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn tokens_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || self.inner.tokens(&string_value(&server_id, "serverId")?))?;
+        promise(env, self.db(), "read from", call, |t| t)
+    }
+
+    /// Saves the OAuth tokens; durable when the promise resolves.
+    #[napi(ts_args_type = "serverId: string, tokens: object", ts_return_type = "Promise<void>")]
+    pub fn save_tokens<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        tokens: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            self.inner.save_tokens(&server_id, json_object_arg(env, tokens, "tokens")?)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// The PKCE verifier, unless older than 10 minutes.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn code_verifier<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || {
+            self.inner.code_verifier(&string_value(&server_id, "serverId")?, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "read from", call, |t| t)
+    }
+
+    /// Saves the PKCE verifier.
+    #[napi(ts_args_type = "serverId: string, verifier: string", ts_return_type = "Promise<void>")]
+    pub fn save_code_verifier<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        verifier: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let verifier = string_value(&verifier, "verifier")?;
+            self.inner.save_code_verifier(&server_id, &verifier, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// The discovery state's JSON text.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn discovery_state_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || self.inner.discovery_state(&string_value(&server_id, "serverId")?))?;
+        promise(env, self.db(), "read from", call, |t| t)
+    }
+
+    /// Saves the discovery state.
+    #[napi(ts_args_type = "serverId: string, state: object", ts_return_type = "Promise<void>")]
+    pub fn save_discovery_state<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        state: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            self.inner.save_discovery_state(&server_id, json_object_arg(env, state, "state")?, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// Saves the OAuth `state` of the authorization starting now.
+    #[napi(ts_args_type = "serverId: string, state: string", ts_return_type = "Promise<void>")]
+    pub fn save_authorization_state<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        state: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let state = string_value(&state, "state")?;
+            self.inner.save_authorization_state(&server_id, &state, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// Whether `state` is the saved one (fresh); removes it either way.
+    #[napi(ts_args_type = "serverId: string, state: string", ts_return_type = "Promise<boolean>")]
+    pub fn consume_authorization_state<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        state: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, bool>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let state = string_value(&state, "state")?;
+            self.inner.consume_authorization_state(&server_id, &state, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "delete from", call, |b| b)
+    }
+
+    /// Removes credentials in `scope`.
+    #[napi(
+        ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn invalidate_credentials<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        scope: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let scope = CredentialScope::parse(&string_value(&scope, "scope")?)?;
+            self.inner.invalidate_credentials(&server_id, scope)
+        })?;
+        promise(env, self.db(), "delete from", call, |_| ())
+    }
+
+    /// The server config's JSON text.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn server_config_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || self.inner.server_config(&string_value(&server_id, "serverId")?))?;
+        promise(env, self.db(), "read from", call, |t| t)
+    }
+
+    /// Saves the server config.
+    #[napi(ts_args_type = "serverId: string, config: object", ts_return_type = "Promise<void>")]
+    pub fn save_server_config<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        config: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            self.inner.save_server_config(&server_id, json_object_arg(env, config, "config")?, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// Removes the server config.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<void>")]
+    pub fn delete_server_config<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || self.inner.delete_server_config(&string_value(&server_id, "serverId")?))?;
+        promise(env, self.db(), "delete from", call, |_| ())
+    }
+
+    /// Server ids with any stored state, sorted.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn servers<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, Vec<String>>> {
+        promise(env, self.db(), "read from", self.inner.servers(), |s| s)
+    }
+
+    /// Records this user's activity (at most one write an hour from this process).
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn touch<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, bool>> {
+        let call = self.inner.touch(clock::unix_now() as i64, crate::store::users::TOUCH_INTERVAL_SECONDS);
+        promise(env, self.db(), "write to", call, |b| b)
+    }
+
+    /// A one-time code that moves this user to another device (`redeemTransferCode` on any replica).
+    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "Promise<TransferCode>")]
+    pub fn create_transfer_code<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsTransferCode>> {
+        let call = guarded(env, || {
+            let ttl = crate::store::identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?)?;
+            self.inner.create_transfer_code(ttl, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |(code, expires_at)| super::store::JsTransferCode {
+            code,
+            expires_at: expires_at as f64,
+        })
+    }
+
+    /// Links an account id to this user; one linked to another user is refused.
+    #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<void>")]
+    pub fn link_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            self.inner.link_account(&string_value(&account_id, "accountId")?, clock::unix_now() as i64)
+        })?;
+        promise(env, self.db(), "write to", call, |()| ())
+    }
+
+    /// Unlinks an account from this user; resolves to whether it was linked to them.
+    #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<boolean>")]
+    pub fn unlink_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, bool>> {
+        let call = guarded(env, || self.inner.unlink_account(&string_value(&account_id, "accountId")?))?;
+        promise(env, self.db(), "delete from", call, |b| b)
+    }
+
+    /// Forgets this user; with `revokeTokens`, revokes their tokens first.
+    #[napi(ts_args_type = "opts?: { revokeTokens?: boolean }", ts_return_type = "Promise<number>")]
+    pub fn delete_all<'e>(&self, env: &'e Env, opts: Option<Unknown>) -> napi::Result<PromiseRaw<'e, u32>> {
+        let revoke = guarded(env, || Ok(Props::new(opts, "opts")?.boolean("revokeTokens")?.unwrap_or(false)))?;
+        let call = self.inner.delete_all(revoke.then(|| clock::unix_now() as i64));
+        promise(env, self.db(), "delete from", call, count)
+    }
+}

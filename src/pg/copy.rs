@@ -1,0 +1,269 @@
+//! `npx hoot-core migrate --from <sqlite file> --to postgres://...`: every row of a SQLite file
+//! (Hoot's legacy single-user schema or hoot-core's) into PostgreSQL, in one transaction. The file
+//! is read through SQLite's online backup into memory (so a server writing it meanwhile is not
+//! disturbed, and the file is never changed), migrated there if it is legacy, then upserted row by
+//! row: a row already in PostgreSQL with the same values is left alone, one with other values takes
+//! the file's. Running it again changes nothing; a run killed midway leaves PostgreSQL as it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use tokio_postgres::types::ToSql;
+
+use super::schema::TABLES;
+use super::PgDatabase;
+use crate::error::HootError;
+use crate::store::db::{check_header, sql_error, DbLocation};
+
+/// What one table's copy did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableCopy {
+    /// The table.
+    pub table: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Rows PostgreSQL did not have.
+    pub inserted: u64,
+    /// Rows PostgreSQL had with other values (now the file's).
+    pub updated: u64,
+}
+
+/// What `copy_sqlite` did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyReport {
+    /// The file read.
+    pub from: PathBuf,
+    /// The database written (`PostgreSQL at host:port/db`).
+    pub to: String,
+    /// Whether the file had Hoot's legacy schema (migrated in memory on the way).
+    pub legacy: bool,
+    /// The user the legacy rows belong to, when it was legacy.
+    pub legacy_user_id: Option<String>,
+    /// Distinct users with rows copied.
+    pub users: u64,
+    /// Each table copied, in order.
+    pub tables: Vec<TableCopy>,
+}
+
+/// The tables copied: the SQLite file's own (not the key set, which the file does not have), the
+/// failed-redemption throttle excepted (a short window of this process's, not data).
+fn copied_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLES
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "hoot_signing_keys" | "hoot_key_set" | "hoot_transfer_failures"))
+}
+
+/// A table's columns (name, is BIGINT) and its primary key, read from its definition.
+fn shape(columns: &str) -> (Vec<(String, bool)>, Vec<String>) {
+    let mut cols = Vec::new();
+    let mut key = Vec::new();
+    let (plain, composite) = match columns.find("PRIMARY KEY (") {
+        Some(at) => (&columns[..at], Some(&columns[at + 13..])),
+        None => (columns, None),
+    };
+    for part in plain.split(", ").map(str::trim).filter(|p| !p.is_empty()) {
+        let mut words = part.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else { continue };
+        if part.contains("PRIMARY KEY") {
+            key.push(name.to_string());
+        }
+        cols.push((name.to_string(), kind == "BIGINT" || kind == "INTEGER"));
+    }
+    if let Some(list) = composite {
+        key.extend(list.trim_end_matches(')').split(", ").map(|k| k.trim().to_string()));
+    }
+    (cols, key)
+}
+
+/// One value read from SQLite, typed for its PostgreSQL column.
+#[derive(Debug, Clone)]
+enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Cell {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Cell::Text(v) => v,
+            Cell::Int(v) => v,
+        }
+    }
+}
+
+/// One table as read: its name, columns (name, is BIGINT), primary key, and rows.
+struct TableRows {
+    name: &'static str,
+    cols: Vec<(String, bool)>,
+    key: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+struct Read {
+    legacy: bool,
+    legacy_user_id: Option<String>,
+    tables: Vec<TableRows>,
+}
+
+/// Reads the whole file (migrated in memory if legacy). Blocking.
+fn read_file(path: &Path, now_ms: i64) -> Result<Read, HootError> {
+    let location = DbLocation::File(path.to_path_buf());
+    if !path.is_file() {
+        return Err(HootError::Db(format!("Cannot copy from {}: there is no database file there", path.display())));
+    }
+    check_header(path, &location)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let source = Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?;
+    source.busy_timeout(crate::store::db::BUSY_TIMEOUT).map_err(sql_error(&location, "open"))?;
+    let mut copy = Connection::open_in_memory().map_err(sql_error(&location, "copy"))?;
+    rusqlite::backup::Backup::new(&source, &mut copy)
+        .and_then(|b| b.run_to_completion(1024, std::time::Duration::ZERO, None))
+        .map_err(sql_error(&location, "read"))?;
+    drop(source);
+    let report = crate::store::schema::ensure_schema(&copy, &DbLocation::Memory, now_ms)
+        .map_err(|e| HootError::Db(format!("Cannot read {} as a Hoot database: {e}", path.display())))?;
+    let mut tables = Vec::new();
+    for (name, columns) in copied_tables() {
+        let (cols, key) = shape(columns);
+        let list = cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ");
+        let mut stmt = copy.prepare(&format!("SELECT {list} FROM {name}")).map_err(sql_error(&location, "read"))?;
+        let rows = stmt
+            .query_map([], |row| {
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, (_, int))| {
+                        let value = row.get_ref(i)?;
+                        Ok(if *int {
+                            Cell::Int(match value {
+                                ValueRef::Null => None,
+                                ValueRef::Integer(n) => Some(n),
+                                ValueRef::Real(f) => Some(f as i64),
+                                ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|t| t.trim().parse().ok()),
+                                ValueRef::Blob(_) => None,
+                            })
+                        } else {
+                            Cell::Text(match value {
+                                ValueRef::Null => None,
+                                ValueRef::Integer(n) => Some(n.to_string()),
+                                ValueRef::Real(f) => Some(f.to_string()),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                            })
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<Cell>>>()
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(sql_error(&location, "read"))?;
+        tables.push(TableRows { name, cols, key, rows });
+    }
+    Ok(Read { legacy: report.migrated, legacy_user_id: report.legacy_user_id, tables })
+}
+
+/// Rows per INSERT: well under PostgreSQL's 65535 parameters for the widest table.
+const CHUNK: usize = 500;
+
+/// Copies the SQLite file at `from` into `db` in one transaction; see the module's comment.
+pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Result<CopyReport, HootError> {
+    // A legacy file is migrated in memory on every run, which names its user `legacy-user-<ms>`
+    // by the time it runs: a copy made before fixes that time, so running again maps the file's
+    // rows onto the same user instead of a second one.
+    let earlier = {
+        let conn = db.conn().await?;
+        conn.query_opt(
+            "SELECT user_id FROM (SELECT user_id FROM oauth_tokens UNION SELECT user_id FROM oauth_client_info \
+             UNION SELECT user_id FROM oauth_verifiers) AS u WHERE user_id ~ '^legacy-user-[0-9]{1,18}$' \
+             ORDER BY user_id LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(|e| db.error("read from", &e))?
+        .and_then(|row| row.get::<_, String>(0)["legacy-user-".len()..].parse::<i64>().ok())
+    };
+    let path = from.clone();
+    let read = tokio::task::spawn_blocking(move || read_file(&path, earlier.unwrap_or(now_ms)))
+        .await
+        .map_err(|e| HootError::Internal(format!("reading the file stopped: {e}")))??;
+    let doing = "copy into";
+    let mut conn = db.conn().await?;
+    let err = |e: tokio_postgres::Error| db.error(doing, &e);
+    let tx = conn.transaction().await.map_err(err)?;
+    let mut report = CopyReport {
+        from,
+        to: db.describe().to_string(),
+        legacy: read.legacy,
+        legacy_user_id: read.legacy_user_id,
+        ..CopyReport::default()
+    };
+    let mut users = std::collections::HashSet::new();
+    for TableRows { name, cols, key, rows } in &read.tables {
+        let mut done = TableCopy { table: name.to_string(), rows: rows.len() as u64, ..TableCopy::default() };
+        if let Some(user) = cols.iter().position(|(c, _)| c == "user_id") {
+            for row in rows {
+                if let Cell::Text(Some(id)) = &row[user] {
+                    users.insert(id.clone());
+                }
+            }
+        }
+        let names = cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>();
+        let rest: Vec<&str> = names.iter().copied().filter(|c| !key.iter().any(|k| k == c)).collect();
+        let conflict = if rest.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!(
+                "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+                rest.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", "),
+                rest.iter().map(|c| format!("{name}.{c}")).collect::<Vec<_>>().join(", "),
+                rest.iter().map(|c| format!("excluded.{c}")).collect::<Vec<_>>().join(", "),
+            )
+        };
+        for chunk in rows.chunks(CHUNK) {
+            let mut values = Vec::with_capacity(chunk.len());
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * names.len());
+            for row in chunk {
+                let at = params.len();
+                values.push(format!(
+                    "({})",
+                    (1..=names.len()).map(|i| format!("${}", at + i)).collect::<Vec<_>>().join(", ")
+                ));
+                params.extend(row.iter().map(Cell::as_sql));
+            }
+            let sql = format!(
+                "INSERT INTO {name} ({}) VALUES {} ON CONFLICT ({}) {conflict} RETURNING (xmax = 0)",
+                names.join(", "),
+                values.join(", "),
+                key.join(", ")
+            );
+            for row in tx.query(&sql, &params).await.map_err(err)? {
+                if row.get::<_, bool>(0) {
+                    done.inserted += 1;
+                } else {
+                    done.updated += 1;
+                }
+            }
+        }
+        report.tables.push(done);
+    }
+    tx.commit().await.map_err(err)?;
+    report.users = users.len() as u64;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_table_is_read_with_its_key_and_types() {
+        let shapes: Vec<_> = copied_tables().map(|(name, columns)| (name, shape(columns))).collect();
+        let find = |n: &str| shapes.iter().find(|(name, _)| *name == n).map(|(_, s)| s.clone()).unwrap_or_default();
+        let (cols, key) = find("oauth_verifiers");
+        assert_eq!(key, ["user_id", "server_id"]);
+        assert_eq!(cols.iter().filter(|(_, int)| *int).map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["created_at"]);
+        let (cols, key) = find("favicon_cache");
+        assert_eq!((cols.len(), key), (4, vec!["server_url".to_string()]));
+        assert!(shapes.iter().all(|(_, (cols, key))| !cols.is_empty() && !key.is_empty()));
+        assert_eq!(shapes.len(), 12);
+    }
+}

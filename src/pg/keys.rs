@@ -1,0 +1,189 @@
+//! One signing key set for every replica, in `hoot_signing_keys`. The first replica to ask makes
+//! it, under an advisory lock, so replicas starting together agree on one key; the others load it.
+//! A rotation adds a new signing key and keeps the previous one verifying (tokens it signed stay
+//! good until they expire), removing older ones; it bumps `hoot_key_set.version`, which every
+//! replica polls (`watch`), so each loads the new set within its poll interval.
+
+use std::sync::Arc;
+
+use aws_lc_rs::rsa::KeySize;
+use serde_json::{json, Value};
+
+use super::{schema, PgDatabase};
+use crate::error::HootError;
+use crate::keys::{key_set_from_json, new_jwk_pair, KeySet, KeySource};
+
+/// The advisory lock the first key is made under (the schema's, plus one).
+const KEYS_LOCK: i64 = schema::SCHEMA_LOCK + 1;
+/// The AAD table name a sealed private key is bound to (with its kid as the "server").
+const TABLE: &str = "hoot_signing_keys";
+
+/// The key set as loaded: the keys, and the version of the set they are.
+pub struct Loaded {
+    /// The key set, ready to install.
+    pub keys: KeySet,
+    /// `hoot_key_set.version` when it was read.
+    pub version: i64,
+}
+
+/// What `rotate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new signing key.
+    pub kid: String,
+    /// The keys that still verify besides it.
+    pub kept: Vec<String>,
+    /// The keys removed (their tokens stop verifying on every replica).
+    pub removed: Vec<String>,
+}
+
+async fn generate() -> Result<(String, Value, Value), HootError> {
+    let kid = uuid::Uuid::new_v4().to_string();
+    // Generating an RSA key takes tens of milliseconds: off the runtime's async threads.
+    let pair = tokio::task::spawn_blocking({
+        let kid = kid.clone();
+        move || new_jwk_pair(&kid, KeySize::Rsa2048)
+    })
+    .await
+    .map_err(|e| HootError::Internal(format!("key generation stopped: {e}")))??;
+    Ok((kid, pair.0, pair.1))
+}
+
+async fn sealed(db: &PgDatabase, kid: &str, private: &Value) -> Result<String, HootError> {
+    let text = private.to_string();
+    match db.ring().await? {
+        Some(ring) => ring.seal(TABLE, "", kid, &text),
+        None => Ok(text),
+    }
+}
+
+/// Loads the key set, making its first key if the database has none. Exactly one key is made
+/// however many replicas call this at once: each makes a candidate, and the first to take the lock
+/// and find the table empty stores it.
+pub async fn load_or_create(db: Arc<PgDatabase>) -> Result<Loaded, HootError> {
+    if let Some(loaded) = load(&db).await? {
+        return Ok(loaded);
+    }
+    let (kid, private, public) = generate().await?;
+    let stored = sealed(&db, &kid, &private).await?;
+    let doing = "store the first signing key in";
+    let mut conn = db.conn().await?;
+    let err = |e: tokio_postgres::Error| db.error(doing, &e);
+    let tx = conn.transaction().await.map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK]).await.map_err(err)?;
+    let count: i64 = tx.query_one("SELECT count(*) FROM hoot_signing_keys", &[]).await.map_err(err)?.get(0);
+    if count == 0 {
+        tx.execute(
+            "INSERT INTO hoot_signing_keys (kid, private_jwk, public_jwk, created_at, signing) \
+             VALUES ($1, $2, $3, extract(epoch from now())::bigint, true)",
+            &[&kid, &stored, &public.to_string()],
+        )
+        .await
+        .map_err(err)?;
+        tx.execute("UPDATE hoot_key_set SET version = version + 1 WHERE id = 1", &[]).await.map_err(err)?;
+    }
+    tx.commit().await.map_err(err)?;
+    drop(conn);
+    load(&db).await?.ok_or_else(|| HootError::Internal(format!("the first key in {} vanished", db.describe())))
+}
+
+/// The version of the key set now.
+pub async fn version(db: &PgDatabase) -> Result<i64, HootError> {
+    let conn = db.conn().await?;
+    let row = conn
+        .query_one("SELECT version FROM hoot_key_set WHERE id = 1", &[])
+        .await
+        .map_err(|e| db.error("read the key set version of", &e))?;
+    Ok(row.get(0))
+}
+
+/// The key set stored now, or `None` when there is none yet. Read in one transaction, so the
+/// version and the keys agree.
+pub async fn load(db: &PgDatabase) -> Result<Option<Loaded>, HootError> {
+    let doing = "read the signing keys of";
+    let mut conn = db.conn().await?;
+    let err = |e: tokio_postgres::Error| db.error(doing, &e);
+    let tx = conn
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(err)?;
+    let version: i64 = tx.query_one("SELECT version FROM hoot_key_set WHERE id = 1", &[]).await.map_err(err)?.get(0);
+    let rows = tx
+        .query("SELECT kid, private_jwk, public_jwk, signing FROM hoot_signing_keys ORDER BY created_at DESC, kid", &[])
+        .await
+        .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    drop(conn);
+    let label = format!("the key set in {}", db.describe());
+    let mut publics = Vec::new();
+    let mut signing = None;
+    for row in &rows {
+        let (kid, private, public, is_signing): (String, String, String, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let public: Value = serde_json::from_str(&public)
+            .map_err(|e| HootError::Keys(format!("{label} has an unreadable public key {kid:?}: {e}")))?;
+        publics.push(public);
+        if is_signing {
+            signing = Some((kid, private));
+        }
+    }
+    let Some((kid, private)) = signing else {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        return Err(HootError::Keys(format!(
+            "{label} has no signing key; run `npx hoot-core keygen --rotate --database <url>` to make one"
+        )));
+    };
+    let private = if crate::sealing::sealed_with(&private).is_some() {
+        db.opening_ring().await?.open(TABLE, "", &kid, &private)?
+    } else {
+        private
+    };
+    let private: Value = serde_json::from_str(&private)
+        .map_err(|e| HootError::Keys(format!("{label} has an unreadable private key {kid:?}: {e}")))?;
+    let keys = key_set_from_json(&private, &json!({ "keys": publics }), &label, KeySource::Database)?;
+    Ok(Some(Loaded { keys, version }))
+}
+
+/// Makes a new signing key. The previous signing key keeps verifying unless `drop_previous` (a key
+/// thought compromised); any older one is removed. Every replica loads the new set within its
+/// poll interval, and drops the removed keys' cached verifications then.
+pub async fn rotate(db: Arc<PgDatabase>, drop_previous: bool) -> Result<Rotation, HootError> {
+    let (kid, private, public) = generate().await?;
+    let stored = sealed(&db, &kid, &private).await?;
+    let doing = "rotate the signing keys of";
+    let mut conn = db.conn().await?;
+    let err = |e: tokio_postgres::Error| db.error(doing, &e);
+    let tx = conn.transaction().await.map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK]).await.map_err(err)?;
+    let previous: Vec<String> = tx
+        .query("SELECT kid FROM hoot_signing_keys WHERE signing", &[])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let kept: Vec<String> = if drop_previous { Vec::new() } else { previous };
+    let removed: Vec<String> = tx
+        .query("DELETE FROM hoot_signing_keys WHERE NOT (kid = ANY($1)) RETURNING kid", &[&kept])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.execute("UPDATE hoot_signing_keys SET signing = false", &[]).await.map_err(err)?;
+    tx.execute(
+        "INSERT INTO hoot_signing_keys (kid, private_jwk, public_jwk, created_at, signing) \
+         VALUES ($1, $2, $3, extract(epoch from now())::bigint, true)",
+        &[&kid, &stored, &public.to_string()],
+    )
+    .await
+    .map_err(err)?;
+    tx.execute("UPDATE hoot_key_set SET version = version + 1 WHERE id = 1", &[]).await.map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    Ok(Rotation { kid, kept, removed })
+}

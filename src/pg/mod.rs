@@ -1,0 +1,282 @@
+//! The store and the key set on PostgreSQL, for several Hoot servers sharing one state: the same
+//! tables and columns as the SQLite file (Hoot's names), reached through a pool of async
+//! connections (deadpool-postgres over tokio-postgres, TLS by rustls). Nothing here knows Node:
+//! every call is a future, run by napi's tokio runtime in the binding and by a runtime of their
+//! own in the tests.
+//!
+//! A database is opened once per process and URL (`open`) and shared by every store, adapter and
+//! key set that names it. Its schema is made (or checked) on first use, under a lock every replica
+//! takes, so replicas starting together migrate it once. Every call is bounded: getting a
+//! connection by `connectTimeoutMs`, each statement by `statementTimeoutMs` on the server, and the
+//! whole call by both on the client, for a server that stops answering. A call that fails leaves
+//! nothing half done (each is one statement or one transaction), and a broken connection is
+//! dropped by the pool, which opens a new one on the next call.
+
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::OnceCell;
+
+use crate::env::Environment;
+use crate::error::HootError;
+use crate::sealing::KeyRing;
+
+pub mod config;
+pub mod copy;
+pub mod identity;
+pub mod keys;
+pub mod schema;
+pub mod store;
+pub mod watch;
+
+pub use config::{is_postgres_url, PgOptions, PgSettings};
+
+/// The environment variable that puts the store (and, with `loadKeys`, the key set) on
+/// PostgreSQL: a `postgres://` URL. A path, or nothing, keeps SQLite.
+pub const HOOT_DATABASE_URL: &str = "HOOT_DATABASE_URL";
+
+/// One PostgreSQL database, as this process uses it.
+pub struct PgDatabase {
+    pool: Pool,
+    described: String,
+    settings: PgSettings,
+    /// The schema, made or checked once; then the encryption keys (`None`: values are written
+    /// plain), as the database's `hoot_encryption` and this process's environment say.
+    ready: OnceCell<Option<Arc<KeyRing>>>,
+    encrypt_requested: bool,
+    env: Environment,
+}
+
+impl std::fmt::Debug for PgDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDatabase").field("at", &self.described).finish_non_exhaustive()
+    }
+}
+
+static OPEN: Mutex<Option<HashMap<String, Arc<PgDatabase>>>> = Mutex::new(None);
+
+/// The database at `url`, opened (its pool made; no connection yet) the first time this process
+/// names it, with `opts`; later calls share it, and their options must match or be absent.
+/// `encrypt` turns encryption at rest on for its writes (as `HOOT_ENCRYPT_AT_REST=1` does).
+pub fn open(url: &str, opts: &PgOptions, encrypt: bool, env: &Environment) -> Result<Arc<PgDatabase>, HootError> {
+    let settings = opts.settings()?;
+    let target = config::parse_url(url)?;
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    let open = open.get_or_insert_with(HashMap::new);
+    if let Some(db) = open.get(url) {
+        if *opts != PgOptions::default() && db.settings != settings {
+            return Err(HootError::arg_value(
+                "opts",
+                format!("differ from those {} was opened with in this process; close it first", db.described),
+            ));
+        }
+        if encrypt && !db.encrypt_requested {
+            return Err(HootError::arg_value(
+                "opts.encryption",
+                format!("cannot turn on for {}, opened without it in this process; close it first", db.described),
+            ));
+        }
+        return Ok(Arc::clone(db));
+    }
+    let db = Arc::new(PgDatabase::new(target, settings, encrypt, env.clone())?);
+    open.insert(url.to_string(), Arc::clone(&db));
+    Ok(db)
+}
+
+/// Closes the pool of `url` (in-flight calls finish; later ones reopen it). Returns whether it was
+/// open.
+pub fn close(url: &str) -> bool {
+    let db = OPEN.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|open| open.remove(url));
+    match db {
+        Some(db) => {
+            db.pool.close();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The URLs open in this process (the poller reads each).
+pub(crate) fn open_databases() -> Vec<Arc<PgDatabase>> {
+    OPEN.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or_else(Vec::new, |o| o.values().cloned().collect())
+}
+
+impl PgDatabase {
+    fn new(target: config::Target, settings: PgSettings, encrypt: bool, env: Environment) -> Result<Self, HootError> {
+        let described = target.describe();
+        let mut pg = target.config.clone();
+        pg.connect_timeout(settings.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(std::time::Duration::from_secs(30));
+        if pg.get_application_name().is_none() {
+            pg.application_name("hoot-core");
+        }
+        // The server ends a statement that runs longer, and a session idle inside a transaction.
+        let ms = settings.statement_timeout.as_millis();
+        let mut options = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+        options.push_str(&format!("-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"));
+        pg.options(&options);
+        let manager = if target.tls == config::Tls::Disable {
+            Manager::from_config(pg, tokio_postgres::NoTls, manager_config())
+        } else {
+            Manager::from_config(pg, config::tls_connector(&target)?, manager_config())
+        };
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .build()
+            .map_err(|e| HootError::Internal(format!("Cannot make the pool for {described}: {e}")))?;
+        Ok(PgDatabase { pool, described, settings, ready: OnceCell::new(), encrypt_requested: encrypt, env })
+    }
+
+    /// `PostgreSQL at host:port/db`.
+    pub fn describe(&self) -> &str {
+        &self.described
+    }
+
+    /// The options in use.
+    pub fn settings(&self) -> PgSettings {
+        self.settings
+    }
+
+    /// A connection from the pool, the schema made first if this process has not yet.
+    pub(crate) async fn conn(&self) -> Result<Object, HootError> {
+        self.ring().await?;
+        self.raw_conn().await
+    }
+
+    /// A connection, without the schema check (the schema is being made through it).
+    async fn raw_conn(&self) -> Result<Object, HootError> {
+        self.pool.get().await.map_err(|e| self.pool_error(&e))
+    }
+
+    /// The encryption keys writes are sealed with (`None`: plain), the schema made first.
+    pub(crate) async fn ring(&self) -> Result<Option<Arc<KeyRing>>, HootError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let mut conn = self.raw_conn().await?;
+                schema::ensure(&mut conn, self).await?;
+                schema::encryption_at_open(&conn, self, self.encrypt_requested, &self.env).await
+            })
+            .await
+            .cloned()
+    }
+
+    /// The keys to open a sealed value with: the database's, else the process's (a database that
+    /// never turned encryption on may still hold values copied from an encrypted SQLite file).
+    pub(crate) async fn opening_ring(&self) -> Result<Arc<KeyRing>, HootError> {
+        if let Some(ring) = self.ring().await? {
+            return Ok(ring);
+        }
+        match KeyRing::load(&self.env)? {
+            Some(ring) => Ok(Arc::new(ring)),
+            None => Err(HootError::Keys(format!(
+                "{} holds sealed values and this process has no encryption key: set HOOT_ENCRYPTION_KEY (or put \
+                 ~/.hoot/keys/encryption-keys in place) with a key they were sealed with",
+                self.described
+            ))),
+        }
+    }
+
+    /// Runs `call`, failing with `ERR_HOOT_DB` if it takes longer than the connect and statement
+    /// timeouts together (a server that stopped answering), and with `ERR_HOOT_INTERNAL` if it
+    /// panics: the caller always gets an answer.
+    pub async fn bounded<T: Send + 'static>(
+        &self,
+        doing: &str,
+        call: impl Future<Output = Result<T, HootError>> + Send + 'static,
+    ) -> Result<T, HootError> {
+        let limit = self.settings.call_timeout();
+        let task = tokio::spawn(call);
+        let abort = task.abort_handle();
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => {
+                let panic = join.into_panic();
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(HootError::Internal(format!("panic: {text}")))
+            }
+            Ok(Err(join)) => {
+                Err(HootError::Internal(format!("the call to {doing} {} was cancelled: {join}", self.described)))
+            }
+            Err(_) => {
+                abort.abort();
+                Err(HootError::Db(format!(
+                    "Cannot {doing} {}: no answer within {} ms (the server or the network stopped answering; \
+                     raise connectTimeoutMs / statementTimeoutMs if the server is just slow)",
+                    self.described,
+                    limit.as_millis()
+                )))
+            }
+        }
+    }
+
+    fn pool_error(&self, e: &PoolError) -> HootError {
+        let connect_ms = self.settings.connect_timeout.as_millis();
+        match e {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => HootError::Db(format!(
+                "Cannot reach {}: all {} connections stayed busy for {connect_ms} ms (raise poolSize, or find the slow \
+                 calls)",
+                self.described, self.settings.pool_size
+            )),
+            PoolError::Timeout(_) => HootError::Db(format!(
+                "Cannot reach {}: no connection within {connect_ms} ms (check that the server is up and reachable; \
+                 connectTimeoutMs sets the wait)",
+                self.described
+            )),
+            PoolError::Backend(e) => self.error("connect to", e),
+            PoolError::Closed => HootError::Db(format!("Cannot use {}: it was closed in this process", self.described)),
+            other => HootError::Db(format!("Cannot reach {}: {other}", self.described)),
+        }
+    }
+
+    /// `ERR_HOOT_DB` for a driver error while `doing` something: what the server said (its
+    /// message and SQLSTATE, never the statement's values), or why the connection failed.
+    pub(crate) fn error(&self, doing: &str, e: &tokio_postgres::Error) -> HootError {
+        error_at(&self.described, doing, e)
+    }
+}
+
+/// `PgDatabase::error` for a database named `described`.
+pub(crate) fn error_at(described: &str, doing: &str, e: &tokio_postgres::Error) -> HootError {
+    if let Some(db) = e.as_db_error() {
+        let hint = match db.code().code() {
+            "57014" => "the statement ran past statementTimeoutMs",
+            "57P01" | "57P02" | "57P03" => "the server is shutting down or restarting; retry",
+            "53300" => "the server has no connection slot left; lower poolSize or raise max_connections",
+            "3D000" => "the database does not exist; create it or fix the URL",
+            "28P01" | "28000" => "the server refused the user or password in the URL",
+            "42501" => "the user in the URL lacks a privilege hoot-core needs (CREATE on the schema, then read/write)",
+            _ => "see PostgreSQL's message",
+        };
+        return HootError::Db(format!(
+            "Cannot {doing} {described}: {} (SQLSTATE {}; {hint})",
+            db.message(),
+            db.code().code()
+        ));
+    }
+    let cause = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
+    let hint = if e.is_closed() {
+        "the connection was lost; the next call opens a new one"
+    } else {
+        "check that the server is up, reachable, and accepts this URL"
+    };
+    HootError::Db(format!("Cannot {doing} {described}: {e}{cause} ({hint})"))
+}
+
+fn manager_config() -> ManagerConfig {
+    // Fast: a connection the server or network closed is known closed, and dropped, without a
+    // round trip per call.
+    ManagerConfig { recycling_method: RecyclingMethod::Fast }
+}

@@ -1,0 +1,106 @@
+//! What replicas learn from each other, by polling (not LISTEN/NOTIFY: a poll works through
+//! PgBouncer's transaction pooling and across a lost connection, where a notification sent while
+//! a replica was disconnected would be missed). Every `pollIntervalMs` (1 s by default) this
+//! process reads, from each PostgreSQL database it has open, one number (`hoot_key_set.version`,
+//! for the database its key set came from) and the revocations made since its last read. A new
+//! version loads the new key set and installs it, which drops every isolate's verify cache: a
+//! removed key stops verifying here within one interval of its removal. Nothing is read on a
+//! verification.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use once_cell::sync::Lazy;
+
+use super::PgDatabase;
+use crate::error::HootError;
+
+/// How far back each revocation read goes again, for writers' clocks that disagree a little (as
+/// the SQLite poller).
+pub const SKEW_SECONDS: i64 = 300;
+
+struct Watched {
+    /// The database the key set came from, and the version installed.
+    keys: Option<(Arc<PgDatabase>, i64)>,
+    /// Per database: where the next revocation read starts.
+    revocations: HashMap<String, i64>,
+}
+
+static STATE: Lazy<Mutex<Watched>> = Lazy::new(|| Mutex::new(Watched { keys: None, revocations: HashMap::new() }));
+
+fn state() -> std::sync::MutexGuard<'static, Watched> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads the key set of `db` (making its first key if there is none), installs it as the
+/// process's, and keeps it current from then on.
+pub async fn load_keys(db: Arc<PgDatabase>) -> Result<Arc<crate::keys::KeySet>, HootError> {
+    let loaded = super::keys::load_or_create(Arc::clone(&db)).await?;
+    let keys = crate::active::replace(loaded.keys);
+    state().keys = Some((db, loaded.version));
+    Ok(keys)
+}
+
+/// The key set no longer follows a database (keys were loaded from elsewhere).
+pub fn stop_following_keys() {
+    state().keys = None;
+}
+
+/// The database the key set follows, if any.
+pub fn keys_database() -> Option<Arc<PgDatabase>> {
+    state().keys.as_ref().map(|(db, _)| Arc::clone(db))
+}
+
+/// One round: the key set's version (and the new set when it changed), then each open database's
+/// new revocations. A database that cannot be read now is read again next round.
+pub async fn poll_once() {
+    let followed = state().keys.as_ref().map(|(db, v)| (Arc::clone(db), *v));
+    if let Some((db, installed)) = followed {
+        if let Ok(version) = super::keys::version(&db).await {
+            if version != installed {
+                if let Ok(Some(loaded)) = super::keys::load(&db).await {
+                    let mut watched = state();
+                    // Installed only if the set still follows this database (not replaced meanwhile).
+                    if watched.keys.as_ref().is_some_and(|(d, _)| Arc::ptr_eq(d, &db)) {
+                        crate::active::replace(loaded.keys);
+                        watched.keys = Some((db, loaded.version));
+                    }
+                }
+            }
+        }
+    }
+    for db in super::open_databases() {
+        let _ = read_revocations(&db).await;
+    }
+}
+
+/// Learns the revocations in `db` since the last read (all of them the first time).
+pub async fn read_revocations(db: &PgDatabase) -> Result<(), HootError> {
+    let since = state().revocations.get(db.describe()).copied().unwrap_or(i64::MIN);
+    let conn = db.conn().await?;
+    let rows = conn
+        .query("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before >= $1", &[&since])
+        .await
+        .map_err(|e| db.error("read the revocations of", &e))?;
+    let mut latest = since;
+    for row in rows {
+        let (user_id, before): (String, i64) = (row.get(0), row.get(1));
+        crate::revocation::learn(&user_id, before);
+        latest = latest.max(before - SKEW_SECONDS);
+    }
+    state().revocations.insert(db.describe().to_string(), latest);
+    Ok(())
+}
+
+/// Polls forever, every `interval` (the shortest of the open databases' `pollIntervalMs`).
+pub async fn poll_forever() {
+    loop {
+        let interval = super::open_databases()
+            .iter()
+            .map(|db| db.settings().poll_interval)
+            .min()
+            .unwrap_or(super::config::DEFAULT_POLL_INTERVAL);
+        tokio::time::sleep(interval).await;
+        poll_once().await;
+    }
+}
