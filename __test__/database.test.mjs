@@ -137,6 +137,24 @@ for (const [kind, open] of Object.entries(BACKENDS)) {
       await db.close()
     })
 
+    test('transfer codes and linked accounts', async () => {
+      const db = await open()
+      const user = randomUUID()
+      const { code, expiresAt } = await db.store(user).createTransferCode({ ttlSeconds: 60 })
+      assert.match(code, /^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$/)
+      assert.ok(Math.abs(expiresAt - (Date.now() / 1000 + 60)) < 5)
+      assert.equal((await db.redeemTransferCode(code.toLowerCase())).userId, user, 'case does not matter')
+      await assert.rejects(db.redeemTransferCode(code), { code: 'ERR_HOOT_TRANSFER_CODE' }, 'single use')
+      await assert.rejects(db.redeemTransferCode('nonsense'), { code: 'ERR_HOOT_TRANSFER_CODE' })
+      await assert.rejects(db.store(user).createTransferCode({ ttlSeconds: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
+      await db.store(user).linkAccount('github:1')
+      assert.equal(await db.userIdForAccount('github:1'), user)
+      await assert.rejects(db.store(randomUUID()).linkAccount('github:1'), { code: 'ERR_INVALID_ARG_VALUE' })
+      assert.equal(await db.store(user).unlinkAccount('github:1'), true)
+      assert.equal(await db.userIdForAccount('github:1'), undefined)
+      await db.close()
+    })
+
     test('the adapter and the OAuth provider run over it', async () => {
       const db = await open()
       const adapter = createDatabaseAdapter({ database: db })

@@ -1,5 +1,6 @@
 // The example server (examples/express) over real HTTP on 127.0.0.1: Hoot's endpoints and status
-// codes, and two browsers that never see each other's data or connections.
+// codes, and two browsers that never see each other's data or connections. On SQLite here; on
+// PostgreSQL when example-postgres.test.mjs imports this file with HOOT_EXAMPLE_POSTGRES set.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -8,7 +9,7 @@ import { after, before, test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { UserConnections, loadKeys } from '../lib/index.js'
+import { UserConnections, loadKeys, openDatabase } from '../lib/index.js'
 import { createApp } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
@@ -21,7 +22,7 @@ before(async () => {
   keys = await hootKeyFiles(tempDir('example-keys'))
   loadKeys({ privateKeyPath: keys.privateKeyPath, jwksPath: keys.jwksPath })
   fixture = await startOAuthMcpServer()
-  app = createApp()
+  app = createApp(process.env.HOOT_EXAMPLE_POSTGRES ? { db: openDatabase(process.env.HOOT_EXAMPLE_POSTGRES) } : {})
   http = app.listen(0, '127.0.0.1')
   await once(http, 'listening')
   base = `http://127.0.0.1:${http.address().port}`
@@ -29,6 +30,7 @@ before(async () => {
 
 after(async () => {
   await app.closeAll()
+  await app.db.close()
   await new Promise((resolve) => http.close(resolve))
   await fixture.close()
   delete process.env.HOOT_DB_PATH

@@ -854,7 +854,6 @@ module.exports.legacyTransferCode = nativeBinding.legacyTransferCode
 module.exports.loadKeys = nativeBinding.loadKeys
 module.exports.migrateDatabase = nativeBinding.migrateDatabase
 module.exports.moveUserData = nativeBinding.moveUserData
-module.exports.postgresOpen = nativeBinding.postgresOpen
 module.exports.publicJwks = nativeBinding.publicJwks
 module.exports.purgeInactiveUsers = nativeBinding.purgeInactiveUsers
 module.exports.redeemTransferCode = nativeBinding.redeemTransferCode

@@ -94,10 +94,106 @@ import type { DatabaseAdapter } from './provider'
 
 /**
  * Hoot's `DatabaseAdapter` on hoot-core's store (a drop-in for its `SQLiteAdapter`): the database
- * at `opts.dbPath` (default `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`), opened and migrated now.
+ * at `opts.dbPath` (default `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`), opened and migrated now;
+ * or PostgreSQL: `opts.database` (a `postgres://` URL or an `openDatabase()` result), else
+ * `$HOOT_DATABASE_URL` when it is one and no `dbPath` is given.
  * Every call is scoped to the user id it is given, which must be one a store accepts.
  */
-export declare function createDatabaseAdapter(opts?: { dbPath?: string; encryption?: 'on' | 'off' }): DatabaseAdapter
+export declare function createDatabaseAdapter(opts?: {
+  dbPath?: string
+  database?: string | Database
+  encryption?: 'on' | 'off'
+}): DatabaseAdapter
+
+/** `openDatabase`'s options. The pool options are PostgreSQL's (SQLite ignores them). */
+export interface DatabaseOptions {
+  /** `'on'` turns encryption at rest on for the database's writes (as `HOOT_ENCRYPT_AT_REST=1`). */
+  encryption?: 'on' | 'off'
+  /** Connections in the pool at most. Default 10. */
+  poolSize?: number
+  /** Opening a connection, or waiting for a free one, in ms. Default 5000. */
+  connectTimeoutMs?: number
+  /** One statement on the server, in ms (PostgreSQL's `statement_timeout`). Default 10000. */
+  statementTimeoutMs?: number
+  /** How often other replicas' key rotations and revocations are read, in ms. Default 1000. */
+  pollIntervalMs?: number
+}
+
+/**
+ * One user's store on either backend: `OAuthStore`'s methods, each returning a promise (rejected,
+ * never thrown, with the code `OAuthStore` would throw). Every statement binds the user id.
+ */
+export interface UserStore {
+  /** The user every call is scoped to (a UUID in lower case). */
+  readonly userId: string
+  clientInformation(serverId: string): Promise<object | undefined>
+  saveClientInformation(serverId: string, info: object): Promise<void>
+  tokens(serverId: string): Promise<object | undefined>
+  saveTokens(serverId: string, tokens: object): Promise<void>
+  codeVerifier(serverId: string): Promise<string | undefined>
+  saveCodeVerifier(serverId: string, verifier: string): Promise<void>
+  discoveryState(serverId: string): Promise<object | undefined>
+  saveDiscoveryState(serverId: string, state: object): Promise<void>
+  saveAuthorizationState(serverId: string, state: string): Promise<void>
+  consumeAuthorizationState(serverId: string, state: string): Promise<boolean>
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  serverConfig(serverId: string): Promise<object | undefined>
+  saveServerConfig(serverId: string, config: object): Promise<void>
+  deleteServerConfig(serverId: string): Promise<void>
+  servers(): Promise<string[]>
+  touch(): Promise<boolean>
+  deleteAll(opts?: { revokeTokens?: boolean }): Promise<number>
+  createTransferCode(opts?: { ttlSeconds?: number }): Promise<TransferCode>
+  linkAccount(accountId: string): Promise<void>
+  unlinkAccount(accountId: string): Promise<boolean>
+}
+
+/** Where `ready()` found the database. */
+export interface DatabaseStatus {
+  kind: 'sqlite' | 'postgres'
+  /** The SQLite file, or `PostgreSQL at host:port/db` (never a user name or password). */
+  database: string
+  schemaVersion: number
+  /** PostgreSQL only: whether writes are sealed. */
+  encrypted?: boolean
+}
+
+/** A database from `openDatabase`: SQLite or PostgreSQL, the same methods on both. */
+export interface Database {
+  readonly kind: 'sqlite' | 'postgres'
+  /** The store of `userId` (throws `ERR_INVALID_USER_ID` for an id a store refuses). */
+  store(userId: string): UserStore
+  /** Connects, makes or migrates the schema, and says where the database is. */
+  ready(): Promise<DatabaseStatus>
+  /** PostgreSQL: the key set every replica shares (made by the first); SQLite: `loadKeys()`. */
+  loadKeys(): Promise<KeysInfo>
+  revokeUserTokens(userId: string): Promise<unknown>
+  redeemTransferCode(code: string, opts?: { intoUserId?: string }): Promise<{ userId: string; moved?: MoveReport }>
+  userIdForAccount(accountId: string): Promise<string | undefined>
+  cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
+  cachedFavicon(serverUrl: string, oauthLogoUri?: string): Promise<string | null | undefined>
+  cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string): Promise<void>
+  /** PostgreSQL only: a new signing key for every replica (the previous one keeps verifying). */
+  rotateKeys?(opts?: { dropPrevious?: boolean }): Promise<KeyRotation>
+  /** PostgreSQL only: every row of a SQLite file, in one transaction. */
+  copyFromSqlite?(path: string): Promise<CopyReport>
+  /** Closes it in this process. */
+  close(): Promise<void>
+}
+
+/**
+ * The database `location` names: a `postgres://` URL (PostgreSQL, for several servers sharing one
+ * state) or a SQLite path; when absent, `$HOOT_DATABASE_URL`, else SQLite's default
+ * (`$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`). Nothing connects before the first call.
+ */
+export declare function openDatabase(location?: string, opts?: DatabaseOptions): Database
+
+/**
+ * The key set every replica shares in PostgreSQL (`database`: a URL or an `openDatabase()`
+ * result; also without options when `$HOOT_DATABASE_URL` is a `postgres://` URL): made by the
+ * first replica to ask, loaded by the others, kept current by polling. Resolves like `loadKeys`.
+ */
+export declare function loadKeys(opts: { database: string | Database }): Promise<KeysInfo>
 
 /** A live MCP client, as `UserConnections` keeps it: anything that can be closed. */
 export interface ClosableClient {
@@ -228,7 +324,10 @@ export declare class OAuthStore {
   deleteAll(opts?: { revokeTokens?: boolean }): number
 }
 
-/** A PostgreSQL database opened by `openDatabase(url)`. */
+/**
+ * The native half of a PostgreSQL database opened by `openDatabase(url)` (not exported by the
+ * package: lib/header.d.ts's `Database` is what `openDatabase` returns on both backends).
+ */
 export declare class PostgresDatabase {
   /** The store of `userId` on this database. */
   store(userId: unknown): PostgresStore
@@ -262,7 +361,10 @@ export declare class PostgresDatabase {
   copyFromSqlite(path: string): Promise<CopyReport>
 }
 
-/** One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise. */
+/**
+ * One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise (typed as
+ * lib/header.d.ts's `UserStore`).
+ */
 export declare class PostgresStore {
   /** The user every call is scoped to. */
   get userId(): string
@@ -625,9 +727,6 @@ export interface MoveReport {
  * nothing moves), `'keep-target'` or `'take-source'`.
  */
 export declare function moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }): MoveReport
-
-/** Opens (or shares) the pool for `url`. Not exported by the package: `openDatabase` is. */
-export declare function postgresOpen(url: string, opts?: { poolSize?: number; connectTimeoutMs?: number; statementTimeoutMs?: number; pollIntervalMs?: number; encryption?: 'on' | 'off' }): PostgresDatabase
 
 /** `describe`: where the database is, without credentials. */
 export interface PostgresStatus {

@@ -7,8 +7,8 @@ import type { OAuthClientProvider as ProviderV2 } from '@modelcontextprotocol/cl
 import type { OAuthClientProvider as Provider120 } from 'sdk120/client/auth.js'
 import { StreamableHTTPClientTransport as Transport120 } from 'sdk120/client/streamableHttp.js'
 
-import { OAuthStore, UserConnections, createDatabaseAdapter, createOAuthProvider } from 'hoot-core'
-import type { DatabaseAdapter } from 'hoot-core'
+import { OAuthStore, UserConnections, createDatabaseAdapter, createOAuthProvider, loadKeys, openDatabase } from 'hoot-core'
+import type { Database, DatabaseAdapter, KeysInfo } from 'hoot-core'
 import { createOAuthProvider as pureProvider } from 'hoot-core/provider'
 
 const redirectUrl = 'http://localhost:8009/oauth/callback'
@@ -34,7 +34,16 @@ const fromSubpath = pureProvider({ adapter, userId }, 'srv', {
   clientMetadataUrl: 'https://hoot.example/client.json',
 })
 
-export const providers: Array<Provider132 & Provider120 & ProviderV2> = [fromStore, fromAdapter, fromSubpath]
+// The same store on either backend, as openDatabase() gives it; the shared key set's promise.
+const db: Database = openDatabase(process.env.HOOT_DATABASE_URL)
+const fromDatabase = createOAuthProvider(db.store(userId), 'srv', options)
+const onPostgres = createDatabaseAdapter({ database: 'postgres://hoot@127.0.0.1/hoot' })
+export const shared: Promise<KeysInfo> = loadKeys({ database: db })
+export const fromFiles: KeysInfo = loadKeys({ keyDir: '/tmp/keys' })
+export const saved: Promise<object | undefined> = db.store(userId).tokens('srv')
+export const pgAdapter: DatabaseAdapter = onPostgres
+
+export const providers: Array<Provider132 & Provider120 & ProviderV2> = [fromStore, fromAdapter, fromSubpath, fromDatabase]
 export const transports = [
   new StreamableHTTPClientTransport(new URL('http://127.0.0.1/mcp'), { authProvider: fromStore }),
   new Transport120(new URL('http://127.0.0.1/mcp'), { authProvider: fromAdapter }),

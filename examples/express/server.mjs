@@ -1,21 +1,21 @@
 // The shape of Hoot's backend (mcp-backend-server.js) on hoot-core, in a page: tokens for
 // anonymous browser sessions, the auth middleware, JWKS, and MCP connect / tools / disconnect with
-// each user's OAuth state in their own OAuthStore. Run it with `npm run example` from the repo.
+// each user's OAuth state in their own store. Run it with `npm run example` from the repo: on
+// SQLite (~/.hoot/hoot-mcp.db, or $HOOT_DB_PATH) by default, or, with
+// HOOT_DATABASE_URL=postgres://..., on PostgreSQL, where several of it can run side by side.
 import { pathToFileURL } from 'node:url'
 
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import {
-  OAuthStore,
   UserConnections,
-  closeDatabase,
   createOAuthProvider,
   isValidUserId,
   issueTokenAsync,
   loadKeys,
+  openDatabase,
   publicJwks,
-  redeemTransferCode,
   verifyToken,
 } from 'hoot-core'
 
@@ -33,7 +33,11 @@ function limiter({ windowMs = 60_000, max = 10, keys = 10_000 } = {}) {
   }
 }
 
-export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009', connections } = {}) {
+export function createApp({
+  frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009',
+  connections,
+  db = openDatabase(), // $HOOT_DATABASE_URL, else SQLite
+} = {}) {
   const app = express()
   const allowedOrigins = new Set(['http://localhost:3000', 'http://localhost:8009', frontendUrl])
   const callbackUrl = `${frontendUrl}/oauth/callback`
@@ -61,7 +65,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     const current = req.headers['x-hoot-token'] ? verifyToken(String(req.headers['x-hoot-token'])) : null
     try {
       const into = current?.valid ? current.userId : undefined
-      const { userId } = redeemTransferCode(String(req.body?.code ?? ''), { intoUserId: into })
+      const { userId } = await db.redeemTransferCode(String(req.body?.code ?? ''), { intoUserId: into })
       res.json({ success: true, userId, token: await issueTokenAsync(userId), tokenType: 'jwt' })
     } catch (error) {
       const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code] ?? 400
@@ -84,15 +88,18 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
       return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     req.userId = result.userId
     req.portkeyContext = result.portkey
-    new OAuthStore(req.userId).touch() // at most one write per user per hour
+    // At most one write per user per hour; activity is best effort, so a failed write is not the request's.
+    db.store(req.userId)
+      .touch()
+      .catch(() => {})
     next()
   })
 
-  app.post('/auth/transfer', (req, res) => {
+  app.post('/auth/transfer', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
     if (!allowSession(`transfer:${req.userId}`))
       return res.status(429).json({ success: false, error: 'TooManyRequests' })
-    const { code, expiresAt } = new OAuthStore(req.userId).createTransferCode()
+    const { code, expiresAt } = await db.store(req.userId).createTransferCode()
     res.json({ success: true, code, expiresAt })
   })
 
@@ -100,7 +107,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   app.post('/auth/forget', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
     for (const serverId of clients.servers(req.userId)) await clients.delete(req.userId, serverId)
-    const removed = new OAuthStore(req.userId).deleteAll({ revokeTokens: true })
+    const removed = await db.store(req.userId).deleteAll({ revokeTokens: true })
     res.json({ success: true, removed })
   })
 
@@ -110,7 +117,7 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
       return res.status(400).json({ success: false, error: 'serverId and url are required' })
     }
     await clients.delete(req.userId, serverId)
-    const authProvider = createOAuthProvider(new OAuthStore(req.userId), serverId, {
+    const authProvider = createOAuthProvider(db.store(req.userId), serverId, {
       redirectUrl: callbackUrl,
       clientMetadata: {
         client_name: 'Hoot MCP Testing Tool',
@@ -165,11 +172,11 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
     res.json({ success: true })
   })
 
-  app.post('/mcp/clear-oauth-tokens', (req, res) => {
+  app.post('/mcp/clear-oauth-tokens', async (req, res) => {
     const { serverId } = req.body ?? {}
     if (typeof serverId !== 'string' || !serverId)
       return res.status(400).json({ success: false, error: 'serverId is required' })
-    new OAuthStore(req.userId).invalidateCredentials(serverId, 'all')
+    await db.store(req.userId).invalidateCredentials(serverId, 'all')
     res.json({ success: true })
   })
 
@@ -187,13 +194,16 @@ export function createApp({ frontendUrl = process.env.FRONTEND_URL || 'http://lo
   })
 
   app.connections = clients
+  app.db = db
   app.closeAll = () => clients.closeAll()
   return app
 }
 
 // Started directly (npm run example), not imported by a test.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const keys = loadKeys() // Hoot's key files, or a key generated once into ~/.hoot/keys
+  // Hoot's key files, or a key generated once into ~/.hoot/keys; with HOOT_DATABASE_URL, the key
+  // set every replica shares in PostgreSQL (made by the first to start).
+  const keys = await loadKeys()
   const port = Number(process.env.PORT || 8008)
   const app = createApp()
   const server = app.listen(port, '127.0.0.1', () => {
@@ -202,7 +212,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   process.on('SIGINT', async () => {
     server.close()
     await app.closeAll()
-    closeDatabase()
+    await app.db.close()
     process.exit(0)
   })
 }

@@ -49,7 +49,8 @@ fn count(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A PostgreSQL database opened by `openDatabase(url)`.
+/// The native half of a PostgreSQL database opened by `openDatabase(url)` (not exported by the
+/// package: lib/header.d.ts's `Database` is what `openDatabase` returns on both backends).
 #[napi]
 pub struct PostgresDatabase {
     db: Arc<pg::PgDatabase>,
@@ -59,6 +60,7 @@ pub struct PostgresDatabase {
 /// Opens (or shares) the pool for `url`. Not exported by the package: `openDatabase` is.
 #[napi(
     js_name = "postgresOpen",
+    skip_typescript,
     ts_args_type = "url: string, opts?: { poolSize?: number; connectTimeoutMs?: number; statementTimeoutMs?: number; \
                     pollIntervalMs?: number; encryption?: 'on' | 'off' }"
 )]
@@ -338,7 +340,8 @@ impl PostgresDatabase {
     }
 }
 
-/// One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise.
+/// One user's store on PostgreSQL: `OAuthStore`'s methods, each returning a promise (typed as
+/// lib/header.d.ts's `UserStore`).
 #[napi]
 pub struct PostgresStore {
     inner: pg::store::PgStore,
