@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict'
 import { execFile, fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
-import { root } from './helpers.mjs'
+import { root, runIsolatedAsync, tempDir } from './helpers.mjs'
 import { eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
 const REPLICA = join(root, '__test__', 'fixtures', 'replica.mjs')
@@ -110,9 +111,34 @@ describe('replicas on one PostgreSQL', () => {
         assert.equal((await r.call('verify', fresh)).valid, false, 'the second key was dropped too')
       }
       assert.equal((await rows(url, 'SELECT kid FROM hoot_signing_keys')).length, 1)
+
+      // A revocation made through one replica reaches the others within their poll interval.
+      const revoked = randomUUID()
+      const before = await replicas[2].call('issue', revoked)
+      for (const r of replicas) for (let i = 0; i < 2; i++) assert.equal((await r.call('verify', before)).valid, true)
+      await replicas[0].call('revoke', revoked)
+      for (const r of replicas) {
+        await eventually(async () => !(await r.call('verify', before)).valid, 5000, 'the revoked token refused')
+      }
     } finally {
       await Promise.all(replicas.map((r) => r.stop()))
     }
+  })
+
+  test('with HOOT_DATABASE_URL, tokens wait for await loadKeys(): no key file is made here', async () => {
+    const url = await freshDatabase('keys_first')
+    const home = tempDir('keys-first-home')
+    const result = await runIsolatedAsync(
+      `const user = '${randomUUID()}'
+       const before = (() => { try { hoot.issueToken(user); return 'issued' } catch (e) { return e.code } })()
+       const keys = await hoot.loadKeys()
+       const token = hoot.issueToken(user)
+       console.log(JSON.stringify({ before, source: keys.source, valid: hoot.verifyToken(token).valid }))
+       process.exit(0)`,
+      { HOOT_DATABASE_URL: url, HOME: home },
+    )
+    assert.deepEqual(result, { before: 'ERR_HOOT_KEYS', source: 'database', valid: true })
+    assert.equal(existsSync(join(home, '.hoot', 'keys')), false, 'no key directory was made')
   })
 
   test('a replica killed with SIGKILL mid-write loses nothing it acknowledged', async () => {
