@@ -280,3 +280,6 @@ fn manager_config() -> ManagerConfig {
     // round trip per call.
     ManagerConfig { recycling_method: RecyclingMethod::Fast }
 }
+
+#[cfg(test)]
+mod tests;
