@@ -146,6 +146,12 @@ impl PgDatabase {
         self.settings
     }
 
+    /// Whether this process has reached the database yet (the poller reads only those: opening a
+    /// database connects nothing by itself).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.initialized()
+    }
+
     /// A connection from the pool, the schema made first if this process has not yet.
     pub(crate) async fn conn(&self) -> Result<Object, HootError> {
         self.ring().await?;

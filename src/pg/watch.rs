@@ -69,7 +69,7 @@ pub async fn poll_once() {
             }
         }
     }
-    for db in super::open_databases() {
+    for db in super::open_databases().into_iter().filter(|db| db.is_ready()) {
         let _ = read_revocations(&db).await;
     }
 }
