@@ -57,6 +57,24 @@ async fn sealed(db: &PgDatabase, kid: &str, private: &Value) -> Result<String, H
     }
 }
 
+/// Stores a new signing key (its private JWK as `stored`) and bumps the set's version, which is
+/// what the replicas poll.
+async fn add_signing_key(
+    tx: &tokio_postgres::Transaction<'_>,
+    kid: &str,
+    stored: &str,
+    public: &Value,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO hoot_signing_keys (kid, private_jwk, public_jwk, created_at, signing) \
+         VALUES ($1, $2, $3, extract(epoch from now())::bigint, true)",
+        &[&kid, &stored, &public.to_string()],
+    )
+    .await?;
+    tx.execute("UPDATE hoot_key_set SET version = version + 1 WHERE id = 1", &[]).await?;
+    Ok(())
+}
+
 /// Loads the key set, making its first key if the database has none. Exactly one key is made
 /// however many replicas call this at once: each makes a candidate, and the first to take the lock
 /// and find the table empty stores it.
@@ -73,14 +91,7 @@ pub async fn load_or_create(db: Arc<PgDatabase>) -> Result<Loaded, HootError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK]).await.map_err(err)?;
     let count: i64 = tx.query_one("SELECT count(*) FROM hoot_signing_keys", &[]).await.map_err(err)?.get(0);
     if count == 0 {
-        tx.execute(
-            "INSERT INTO hoot_signing_keys (kid, private_jwk, public_jwk, created_at, signing) \
-             VALUES ($1, $2, $3, extract(epoch from now())::bigint, true)",
-            &[&kid, &stored, &public.to_string()],
-        )
-        .await
-        .map_err(err)?;
-        tx.execute("UPDATE hoot_key_set SET version = version + 1 WHERE id = 1", &[]).await.map_err(err)?;
+        add_signing_key(&tx, &kid, &stored, &public).await.map_err(err)?;
     }
     tx.commit().await.map_err(err)?;
     drop(conn);
@@ -176,14 +187,7 @@ pub async fn rotate(db: Arc<PgDatabase>, drop_previous: bool) -> Result<Rotation
         .map(|r| r.get(0))
         .collect();
     tx.execute("UPDATE hoot_signing_keys SET signing = false", &[]).await.map_err(err)?;
-    tx.execute(
-        "INSERT INTO hoot_signing_keys (kid, private_jwk, public_jwk, created_at, signing) \
-         VALUES ($1, $2, $3, extract(epoch from now())::bigint, true)",
-        &[&kid, &stored, &public.to_string()],
-    )
-    .await
-    .map_err(err)?;
-    tx.execute("UPDATE hoot_key_set SET version = version + 1 WHERE id = 1", &[]).await.map_err(err)?;
+    add_signing_key(&tx, &kid, &stored, &public).await.map_err(err)?;
     tx.commit().await.map_err(err)?;
     Ok(Rotation { kid, kept, removed })
 }
