@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::store::{Call, PgStore};
-use super::PgDatabase;
+use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::store::check_id;
 use crate::store::identity::{code_hash, is_legacy_user, new_code, FAILURE_WINDOW_SECONDS, MAX_FAILURES_PER_WINDOW};
@@ -22,8 +22,8 @@ impl PgStore {
             let mut conn = db.conn().await?;
             let err = |e: tokio_postgres::Error| db.error("write to", &e);
             let tx = conn.transaction().await.map_err(err)?;
-            tx.execute("DELETE FROM hoot_transfer_codes WHERE user_id = $1", &[&user_id]).await.map_err(err)?;
-            tx.execute(
+            tx.exec("DELETE FROM hoot_transfer_codes WHERE user_id = $1", &[&user_id]).await.map_err(err)?;
+            tx.exec(
                 "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
                 &[&hash, &user_id, &now, &(now + ttl)],
             )
@@ -42,7 +42,7 @@ impl PgStore {
         Ok(Box::pin(async move {
             let conn = db.conn().await?;
             let owner = conn
-                .query_opt(
+                .row_opt(
                     "INSERT INTO hoot_accounts (account_id, user_id, linked_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (account_id) DO UPDATE SET linked_at = hoot_accounts.linked_at \
                      WHERE hoot_accounts.user_id = excluded.user_id RETURNING user_id",
@@ -68,7 +68,7 @@ impl PgStore {
         Ok(Box::pin(async move {
             let conn = db.conn().await?;
             let n = conn
-                .execute("DELETE FROM hoot_accounts WHERE account_id = $1 AND user_id = $2", &[&account_id, &user_id])
+                .exec("DELETE FROM hoot_accounts WHERE account_id = $1 AND user_id = $2", &[&account_id, &user_id])
                 .await
                 .map_err(|e| db.error("delete from", &e))?;
             Ok(n > 0)
@@ -83,7 +83,7 @@ pub fn user_id_for_account(db: Arc<PgDatabase>, account_id: &str) -> Result<Call
     Ok(Box::pin(async move {
         let conn = db.conn().await?;
         let row = conn
-            .query_opt("SELECT user_id FROM hoot_accounts WHERE account_id = $1", &[&account_id])
+            .row_opt("SELECT user_id FROM hoot_accounts WHERE account_id = $1", &[&account_id])
             .await
             .map_err(|e| db.error("read from", &e))?;
         Ok(row.map(|r| r.get(0)))
@@ -101,7 +101,7 @@ pub fn redeem_transfer_code(db: Arc<PgDatabase>, code: &str, now: i64) -> Call<S
         let tx = conn.transaction().await.map_err(err)?;
         let window = now - now.rem_euclid(FAILURE_WINDOW_SECONDS);
         let failures: i64 = tx
-            .query_opt("SELECT failures FROM hoot_transfer_failures WHERE window_start = $1", &[&window])
+            .row_opt("SELECT failures FROM hoot_transfer_failures WHERE window_start = $1", &[&window])
             .await
             .map_err(err)?
             .map_or(0, |r| r.get(0));
@@ -110,18 +110,15 @@ pub fn redeem_transfer_code(db: Arc<PgDatabase>, code: &str, now: i64) -> Call<S
         }
         let found = match &hash {
             Some(hash) => tx
-                .query_opt(
-                    "DELETE FROM hoot_transfer_codes WHERE code_hash = $1 RETURNING user_id, expires_at",
-                    &[hash],
-                )
+                .row_opt("DELETE FROM hoot_transfer_codes WHERE code_hash = $1 RETURNING user_id, expires_at", &[hash])
                 .await
                 .map_err(err)?
                 .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))),
             None => None,
         };
         let Some((user_id, _)) = found.filter(|(_, expires_at)| *expires_at > now) else {
-            tx.execute("DELETE FROM hoot_transfer_failures WHERE window_start < $1", &[&window]).await.map_err(err)?;
-            tx.execute(
+            tx.exec("DELETE FROM hoot_transfer_failures WHERE window_start < $1", &[&window]).await.map_err(err)?;
+            tx.exec(
                 "INSERT INTO hoot_transfer_failures (window_start, failures) VALUES ($1, 1) \
                  ON CONFLICT (window_start) DO UPDATE SET failures = hoot_transfer_failures.failures + 1",
                 &[&window],

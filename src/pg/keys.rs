@@ -9,7 +9,7 @@ use std::sync::Arc;
 use aws_lc_rs::rsa::KeySize;
 use serde_json::{json, Value};
 
-use super::{schema, PgDatabase};
+use super::{schema, PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::keys::{key_set_from_json, new_jwk_pair, KeySet, KeySource};
 
@@ -102,10 +102,10 @@ pub async fn load_or_create(db: Arc<PgDatabase>) -> Result<Loaded, HootError> {
 pub async fn version(db: &PgDatabase) -> Result<i64, HootError> {
     let conn = db.conn().await?;
     let row = conn
-        .query_one("SELECT version FROM hoot_key_set WHERE id = 1", &[])
+        .row_opt("SELECT version FROM hoot_key_set WHERE id = 1", &[])
         .await
         .map_err(|e| db.error("read the key set version of", &e))?;
-    Ok(row.get(0))
+    row.map(|r| r.get(0)).ok_or_else(|| HootError::Db(format!("{} has no key set row", db.describe())))
 }
 
 /// The key set stored now, or `None` when there is none yet. Read in one transaction, so the

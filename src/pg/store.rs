@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use once_cell::sync::Lazy;
 
-use super::PgDatabase;
+use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::sealing;
 use crate::store::{check_id, is_store_user_id, CredentialScope, JsonObject, USER_ID_FORMS, VERIFIER_TTL_SECONDS};
@@ -64,19 +64,19 @@ impl PgStore {
         let (db, user_id, server_id) = (Arc::clone(&self.db), self.user_id.clone(), server_id.to_string());
         boxed(async move {
             let conn = db.conn().await?;
+            let sql = match since {
+                None => format!("SELECT {column} FROM {table} WHERE user_id = $1 AND server_id = $2"),
+                Some(_) => {
+                    format!("SELECT {column} FROM {table} WHERE user_id = $1 AND server_id = $2 AND created_at >= $3")
+                }
+            };
+            let err = |e: tokio_postgres::Error| db.error("read from", &e);
+            let stmt = conn.prepare_cached(&sql).await.map_err(err)?;
             let row = match since {
-                None => {
-                    let sql = format!("SELECT {column} FROM {table} WHERE user_id = $1 AND server_id = $2");
-                    conn.query_opt(&sql, &[&user_id, &server_id]).await
-                }
-                Some(since) => {
-                    let sql = format!(
-                        "SELECT {column} FROM {table} WHERE user_id = $1 AND server_id = $2 AND created_at >= $3"
-                    );
-                    conn.query_opt(&sql, &[&user_id, &server_id, &since]).await
-                }
+                None => conn.query_opt(&stmt, &[&user_id, &server_id]).await,
+                Some(since) => conn.query_opt(&stmt, &[&user_id, &server_id, &since]).await,
             }
-            .map_err(|e| db.error("read from", &e))?;
+            .map_err(err)?;
             drop(conn);
             let Some(text) = row.map(|r| r.get::<_, String>(0)) else { return Ok(None) };
             if sealing::sealed_with(&text).is_none() {
@@ -103,24 +103,24 @@ impl PgStore {
                 _ => text,
             };
             let conn = db.conn().await?;
+            let sql = match now {
+                None => format!(
+                    "INSERT INTO {table} (user_id, server_id, {column}) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}"
+                ),
+                Some(_) => format!(
+                    "INSERT INTO {table} (user_id, server_id, {column}, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}, \
+                     created_at = excluded.created_at"
+                ),
+            };
+            let err = |e: tokio_postgres::Error| db.error("write to", &e);
+            let stmt = conn.prepare_cached(&sql).await.map_err(err)?;
             match now {
-                None => {
-                    let sql = format!(
-                        "INSERT INTO {table} (user_id, server_id, {column}) VALUES ($1, $2, $3) \
-                         ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}"
-                    );
-                    conn.execute(&sql, &[&user_id, &server_id, &value]).await
-                }
-                Some(now) => {
-                    let sql = format!(
-                        "INSERT INTO {table} (user_id, server_id, {column}, created_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}, \
-                         created_at = excluded.created_at"
-                    );
-                    conn.execute(&sql, &[&user_id, &server_id, &value, &now]).await
-                }
+                None => conn.execute(&stmt, &[&user_id, &server_id, &value]).await,
+                Some(now) => conn.execute(&stmt, &[&user_id, &server_id, &value, &now]).await,
             }
-            .map_err(|e| db.error("write to", &e))?;
+            .map_err(err)?;
             Ok(())
         })
     }
@@ -194,7 +194,7 @@ impl PgStore {
         Ok(boxed(async move {
             let conn = db.conn().await?;
             let row = conn
-                .query_opt(
+                .row_opt(
                     "DELETE FROM hoot_oauth_states WHERE user_id = $1 AND server_id = $2 RETURNING state, created_at",
                     &[&user_id, &server_id],
                 )
@@ -222,16 +222,15 @@ impl PgStore {
             for table in tables {
                 removed += match &server_id {
                     Some(server_id) => tx
-                        .execute(
+                        .exec(
                             &format!("DELETE FROM {table} WHERE user_id = $1 AND server_id = $2"),
                             &[&user_id, server_id],
                         )
                         .await
                         .map_err(err)?,
-                    None => tx
-                        .execute(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user_id])
-                        .await
-                        .map_err(err)?,
+                    None => {
+                        tx.exec(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user_id]).await.map_err(err)?
+                    }
                 };
             }
             tx.commit().await.map_err(err)?;
@@ -269,7 +268,7 @@ impl PgStore {
         boxed(async move {
             let conn = db.conn().await?;
             let rows = conn
-                .query(
+                .rows(
                     "SELECT server_id FROM (SELECT server_id FROM oauth_tokens WHERE user_id = $1
                      UNION SELECT server_id FROM oauth_client_info WHERE user_id = $1
                      UNION SELECT server_id FROM oauth_verifiers WHERE user_id = $1
@@ -317,7 +316,7 @@ impl PgStore {
                 return Ok(false);
             }
             let conn = db.conn().await?;
-            conn.execute(
+            conn.exec(
                 "INSERT INTO hoot_users (user_id, first_seen, last_seen) VALUES ($1, $2, $2) \
                  ON CONFLICT (user_id) DO UPDATE SET last_seen = greatest(hoot_users.last_seen, excluded.last_seen)",
                 &[&user_id, &now],
@@ -348,7 +347,7 @@ pub fn revoke_user_tokens(db: Arc<PgDatabase>, user_id: &str, now: i64) -> Resul
     let before = now + 1;
     Ok(boxed(async move {
         let conn = db.conn().await?;
-        conn.execute(
+        conn.exec(
             "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET revoked_before = greatest(hoot_revocations.revoked_before, \
              excluded.revoked_before)",
@@ -365,7 +364,7 @@ pub fn revoke_user_tokens(db: Arc<PgDatabase>, user_id: &str, now: i64) -> Resul
 pub fn cleanup_expired_verifiers(db: Arc<PgDatabase>, max_age: i64, now: i64) -> Call<u64> {
     boxed(async move {
         let conn = db.conn().await?;
-        conn.execute("DELETE FROM oauth_verifiers WHERE created_at < $1", &[&(now - max_age)])
+        conn.exec("DELETE FROM oauth_verifiers WHERE created_at < $1", &[&(now - max_age)])
             .await
             .map_err(|e| db.error("delete from", &e))
     })
@@ -383,7 +382,7 @@ pub fn cached_favicon(
     Ok(boxed(async move {
         let conn = db.conn().await?;
         let row = conn
-            .query_opt(
+            .row_opt(
                 "SELECT favicon_url FROM favicon_cache WHERE server_url = $1 \
                  AND (oauth_logo_uri IS NULL OR oauth_logo_uri = $2) AND cached_at > $3",
                 &[&server_url, &logo, &(now - crate::store::FAVICON_TTL_SECONDS)],
@@ -415,7 +414,7 @@ pub fn cache_favicon(
         (server_url.to_string(), favicon_url.map(str::to_string), oauth_logo_uri.map(str::to_string));
     Ok(boxed(async move {
         let conn = db.conn().await?;
-        conn.execute(
+        conn.exec(
             "INSERT INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (server_url) DO UPDATE SET favicon_url = excluded.favicon_url, \
              oauth_logo_uri = excluded.oauth_logo_uri, cached_at = excluded.cached_at",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use once_cell::sync::Lazy;
 
-use super::PgDatabase;
+use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 
 /// How far back each revocation read goes again, for writers' clocks that disagree a little (as
@@ -79,7 +79,7 @@ pub async fn read_revocations(db: &PgDatabase) -> Result<(), HootError> {
     let since = state().revocations.get(db.describe()).copied().unwrap_or(i64::MIN);
     let conn = db.conn().await?;
     let rows = conn
-        .query("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before >= $1", &[&since])
+        .rows("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before >= $1", &[&since])
         .await
         .map_err(|e| db.error("read the revocations of", &e))?;
     let mut latest = since;
