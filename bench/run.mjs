@@ -2,7 +2,9 @@
 // medians and paired ratios (hoot-core's rate over the peer's, round by round, then the median).
 // Writes bench/RESULTS.md and the summary between the bench markers in README.md.
 //   BENCH_QUICK=1  a short run (smaller counts, fewer rounds) to check the harness
-//   BENCH_ONLY=tokens,store,migrate,e2e,memory   a subset
+//   BENCH_ONLY=tokens,store,pgstore,migrate,e2e,replicas,memory   a subset
+// pgstore and replicas run on the PostgreSQL server of bench/postgres.mjs ($HOOT_BENCH_POSTGRES_URL,
+// else $HOOT_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres), skipped if unreachable.
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -12,6 +14,9 @@ import { fileURLToPath } from 'node:url'
 import * as e2e from './e2e.mjs'
 import { QUICK, ROUNDS, fmt, median, pairedRatio, table, tempDir } from './lib.mjs'
 import * as migrate from './migrate.mjs'
+import * as pgstore from './pgstore.mjs'
+import * as postgres from './postgres.mjs'
+import * as replicas from './replicas.mjs'
 import * as store from './store.mjs'
 import * as tokens from './tokens.mjs'
 
@@ -51,6 +56,16 @@ if (wanted('store')) {
   log('store')
   results.store = await store.run()
 }
+// The PostgreSQL sections: the server probed once, both skipped (and said so) when unreachable.
+const pgServer = wanted('pgstore') || wanted('replicas') ? await postgres.probe() : null
+if (pgServer?.error) {
+  log(`PostgreSQL at ${postgres.describe()} is unreachable (${pgServer.error}): skipping pgstore and replicas`)
+}
+const onPostgres = (section) => wanted(section) && pgServer && !pgServer.error
+if (onPostgres('pgstore')) {
+  log(`store on PostgreSQL (${postgres.describe()}): one at a time and ${pgstore.CONCURRENCY} in flight`)
+  results.pgstore = await pgstore.run()
+}
 if (wanted('migrate')) {
   log(`migration of ${migrate.ROWS} rows per table`)
   results.migrate = await migrate.run()
@@ -59,6 +74,12 @@ if (wanted('e2e')) {
   log(`end to end: ${e2e.CONNECTIONS} connections, ${e2e.DURATION} s per round`)
   hoot.loadKeys(keys)
   results.e2e = await e2e.run(keys)
+}
+if (onPostgres('replicas')) {
+  log(
+    `end to end on PostgreSQL: one and ${replicas.REPLICAS} replicas, ${replicas.CONNECTIONS} connections, ${replicas.DURATION} s per round`,
+  )
+  results.replicas = await replicas.run(keys)
 }
 if (wanted('memory')) {
   const [verifies, storeOps] = QUICK ? [100000, 20000] : [1000000, 200000]
@@ -166,9 +187,10 @@ const versions = [
   `hoot-core ${require('../package.json').version}`,
   `Node ${process.version}`,
   openssl,
-  ...['jose', 'jsonwebtoken', 'jwk-to-pem', 'fast-jwt', 'better-sqlite3', 'express', 'autocannon'].map(
+  ...['jose', 'jsonwebtoken', 'jwk-to-pem', 'fast-jwt', 'better-sqlite3', 'express', 'autocannon', 'pg'].map(
     (n) => `${n} ${version(n)}`,
   ),
+  ...(pgServer?.version ? [pgServer.version] : []),
 ].join(', ')
 const date = new Date().toISOString().slice(0, 10)
 const out = [
@@ -182,9 +204,10 @@ const out = [
   '',
   '## Targets',
   '',
-  table(targets),
+  targets.length ? table(targets) : 'No section with a target ran (BENCH_ONLY).',
   '',
   'Where a target is not met, its section below says what bounds it.',
+  '',
 ]
 if (results.tokens) {
   out.push(
@@ -228,6 +251,21 @@ if (results.store) {
     '',
   )
 }
+// Said in the report when the PostgreSQL sections were asked for and could not run.
+const pgSkipped =
+  pgServer?.error &&
+  `Skipped: the PostgreSQL server at ${postgres.describe()} could not be reached (${pgServer.error}). Set HOOT_BENCH_POSTGRES_URL to a server the bench may create databases on.`
+if (results.pgstore) {
+  out.push(
+    '## Store on PostgreSQL',
+    '',
+    `Each contender in its own process on its own fresh database on ${postgres.describe()} (${pgServer.version}, ${pgServer.settings}), over loopback without TLS; node-postgres's database has the schema hoot-core makes, made before it connects. hoot-core is \`openDatabase(url, { poolSize: ${pgstore.POOL} })\`'s store; node-postgres is a \`pg.Pool\` of max ${pgstore.POOL} running hoot-core's statements word for word, each a named prepared statement (parsed once per connection; hoot-core's tokio-postgres sends each statement's text and prepares it per call), \`invalidateCredentials('all')\` as one transaction of five deletes on one client as hoot-core does. One user, 50 server ids, rows in place before timing. *One at a time*: each call awaited before the next, so the rate is bound by the round trips of one call. *${pgstore.CONCURRENCY} in flight*: ${pgstore.CONCURRENCY} calls outstanding at once over the pool of ${pgstore.POOL}, so the rate is throughput (and µs per op its inverse, not a latency). Writes wait for PostgreSQL's WAL flush at commit.`,
+    '',
+    ...rateTables(results.pgstore.rows).flatMap((t) => [t, '']),
+  )
+} else if (wanted('pgstore') && pgSkipped) {
+  out.push('## Store on PostgreSQL', '', pgSkipped, '')
+}
 if (results.migrate) {
   const m = results.migrate.runs
   out.push(
@@ -266,6 +304,29 @@ if (results.e2e) {
     '',
   )
 }
+if (results.replicas) {
+  const r = results.replicas.runs
+  const rps = (runs) => runs.map((x) => x.rps)
+  out.push(
+    '## End to end on PostgreSQL, one and three replicas',
+    '',
+    `The example server, \`examples/express/server.mjs\` as it is (\`createApp({ db })\`), each replica its own process (\`bench/replica-server.mjs\`), under autocannon in this process posting \`/mcp/clear-oauth-tokens\` with \`{"serverId":"srv"}\`: per request a token verify, the activity touch (a write at most once per user per hour) and \`invalidateCredentials('all')\` (a transaction of five deletes). ${replicas.CONNECTIONS} connections, each with its own user's token from \`POST /auth/token\`, for ${replicas.DURATION} s per round, ${results.replicas.rounds} rounds with the configurations taking turns (after a 2 s warm-up each). On ${pgServer.version} at ${postgres.describe()}: a fresh database for one replica, another shared by the ${replicas.REPLICAS}, whose signing keys are the key set the first made in it (tokens from the first verify on all); ${replicas.REPLICAS} autocannon instances at once, ${replicas.CONNECTIONS / replicas.REPLICAS} connections each, requests/s their sum and p99 the highest of their p99s. SQLite: one replica on a temporary file, for reference. **This machine has ${cpus().length} cores**: the replicas, PostgreSQL's backends and autocannon all compete for them, so three replicas here show the replicas sharing one database under load, not how they scale on machines of their own.`,
+    '',
+    table(
+      Object.entries(r).map(([name, runs]) => ({
+        configuration: replicas.LABELS[name],
+        'median req/s': fmt.rate(median(rps(runs))),
+        'median p99 ms': median(runs.map((x) => x.p99)).toFixed(1),
+        'req/s × one PostgreSQL replica': name === 'one' ? '' : fmt.ratio(pairedRatio(rps(runs), rps(r.one))),
+        'non-2xx': runs.reduce((a, x) => a + x.non2xx, 0),
+        errors: runs.reduce((a, x) => a + x.errors, 0),
+      })),
+    ),
+    '',
+  )
+} else if (wanted('replicas') && pgSkipped) {
+  out.push('## End to end on PostgreSQL, one and three replicas', '', pgSkipped, '')
+}
 if (results.memory) {
   const m = results.memory
   out.push(
@@ -285,8 +346,46 @@ if (results.memory) {
     '',
   )
 }
+// The PostgreSQL sections have no targets yet: the README shows their headline figures instead.
+function postgresSummary() {
+  const parts = []
+  if (results.pgstore) {
+    const rows = results.pgstore.rows
+    const ratio = (key) => fmt.ratio(pairedRatio(rows[key]['hoot-core'], rows[key][pgstore.LABELS.pg]))
+    const ops = [...new Set(Object.keys(rows).map((k) => k.slice(0, k.lastIndexOf(', '))))]
+    parts.push(
+      table(
+        ops.map((op) => ({
+          'store on PostgreSQL: hoot-core × node-postgres': op,
+          'one at a time': ratio(`${op}, one at a time`),
+          [`${pgstore.CONCURRENCY} in flight`]: ratio(`${op}, ${pgstore.CONCURRENCY} in flight`),
+        })),
+      ),
+    )
+  }
+  if (results.replicas) {
+    parts.push(
+      table(
+        Object.entries(results.replicas.runs).map(([name, runs]) => ({
+          [`end to end (\`POST /mcp/clear-oauth-tokens\`, ${replicas.CONNECTIONS} connections)`]: replicas.LABELS[name],
+          'median req/s': fmt.rate(median(runs.map((x) => x.rps))),
+          'median p99 ms': median(runs.map((x) => x.p99)).toFixed(1),
+        })),
+      ),
+    )
+  }
+  if (!parts.length) return pgSkipped || ''
+  return [
+    `On PostgreSQL (${pgServer.version}; no targets set yet), from the same run (this machine's ${cpus().length} cores are shared by the replicas, PostgreSQL and the load generator, so three replicas get no more CPU than one):`,
+    ...parts,
+  ].join('\n\n')
+}
+const pgSummary = postgresSummary()
+
 const results_md = fileURLToPath(new URL('./RESULTS.md', import.meta.url))
-writeFileSync(results_md, out.join('\n').trimEnd() + '\n')
+// One blank line between blocks, whichever sections ran.
+const markdown = out.join('\n').replace(/\n{3,}/g, '\n\n')
+writeFileSync(results_md, markdown.trimEnd() + '\n')
 
 // The README shows the targets table of the latest full run.
 if (!QUICK && !only) {
@@ -300,8 +399,9 @@ if (!QUICK && !only) {
   const notMet = missed.length
     ? `\n\nWhat bounds the targets not met (measured in the same run):\n\n${missed.join('\n')}`
     : ''
-  const summary = `${start}\nFrom \`npm run bench\` on ${date} (${machine}; Node ${process.version}); every ratio is hoot-core over the peer, measured in the same run. Full tables: [bench/RESULTS.md](bench/RESULTS.md).\n\n${table(targets)}${notMet}\n${end}`
+  const summary = `${start}\nFrom \`npm run bench\` on ${date} (${machine}; Node ${process.version}); every ratio is hoot-core over the peer, measured in the same run. Full tables: [bench/RESULTS.md](bench/RESULTS.md).\n\n${table(targets)}${notMet}${pgSummary ? `\n\n${pgSummary}` : ''}\n${end}`
   if (text.includes(start)) writeFileSync(readme, text.replace(new RegExp(`${start}[\\s\\S]*${end}`), summary))
 }
-console.log(table(targets))
+if (targets.length) console.log(table(targets))
+if (pgSummary) console.log(`${targets.length ? '\n' : ''}${pgSummary}`)
 log(`done; wrote ${results_md}`)
