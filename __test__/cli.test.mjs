@@ -122,3 +122,10 @@ test("doctor counts a database directory open to others as a problem; opening th
   assert.equal(open.code, 1, open.out)
   assert.match(open.out, /✗ database: its directory .*\.hoot is open to others \(mode 755\)\n {2}fix: chmod 700 /)
 })
+
+test('doctor with HOOT_DATABASE_URL says the state is on PostgreSQL, connects nowhere, and never prints the password', () => {
+  const doctor = hootCore(['doctor'], { env: { HOOT_DATABASE_URL: 'postgres://hoot:hunter2@127.0.0.1:1/hoot' } })
+  assert.equal(doctor.code, 0, doctor.out)
+  assert.match(doctor.out, /on PostgreSQL \(127\.0\.0\.1:1\/hoot\); doctor checks only local files/)
+  assert.doesNotMatch(doctor.out, /hunter2|kid undefined/)
+})

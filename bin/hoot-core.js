@@ -339,7 +339,17 @@ function doctor(values) {
     )
   }
 
-  if (hoot) {
+  const postgres = /^postgres(ql)?:\/\//i.test(process.env.HOOT_DATABASE_URL ?? '')
+  if (hoot && postgres) {
+    // Checking PostgreSQL would mean connecting (and a first connection makes the schema); doctor
+    // changes nothing, so it says where the state is and checks what is local.
+    const { host, pathname } = new URL(process.env.HOOT_DATABASE_URL)
+    warn(
+      `HOOT_DATABASE_URL puts the store and the key set on PostgreSQL (${host}${pathname}); doctor checks only local files`,
+      'check that server with psql; the SQLite checks below are for a file you may still copy from',
+    )
+  }
+  if (hoot && !postgres) {
     try {
       const keys = hoot.loadKeys({ generateIfMissing: false })
       // loadKeys has refused a key file, or a directory above it, that another user owns or can write.
@@ -366,7 +376,8 @@ function doctor(values) {
         problem(`keys: ${e.message}`)
       }
     }
-
+  }
+  if (hoot) {
     try {
       const db = hoot.inspectDatabase(values.db)
       if (!db.exists) {
