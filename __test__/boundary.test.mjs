@@ -232,6 +232,8 @@ const OPTION_CALLS = {
     (opts) => hoot.getCachedFavicon('https://a.example', undefined, opts),
     (opts) => hoot.cacheFavicon('https://a.example', null, undefined, opts),
   ],
+  // Read by the PostgreSQL open (no connection is made); SQLite ignores the pool options.
+  DatabaseOptions: [(opts) => hoot.openDatabase('postgres://hoot@127.0.0.1:1/hoot', opts)],
 }
 
 /** `{ name: { prop: type } }` for every `export interface *Options` in the generated types. */

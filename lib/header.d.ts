@@ -99,11 +99,7 @@ import type { DatabaseAdapter } from './provider'
  * `$HOOT_DATABASE_URL` when it is one and no `dbPath` is given.
  * Every call is scoped to the user id it is given, which must be one a store accepts.
  */
-export declare function createDatabaseAdapter(opts?: {
-  dbPath?: string
-  database?: string | Database
-  encryption?: 'on' | 'off'
-}): DatabaseAdapter
+export declare function createDatabaseAdapter(opts?: { dbPath?: string; database?: string | Database; encryption?: 'on' | 'off' }): DatabaseAdapter
 
 /** `openDatabase`'s options. The pool options are PostgreSQL's (SQLite ignores them). */
 export interface DatabaseOptions {
@@ -126,33 +122,55 @@ export interface DatabaseOptions {
 export interface UserStore {
   /** The user every call is scoped to (a UUID in lower case). */
   readonly userId: string
+  /** The OAuth client registration saved for `serverId`. */
   clientInformation(serverId: string): Promise<object | undefined>
+  /** Saves the OAuth client registration for `serverId`, replacing any. */
   saveClientInformation(serverId: string, info: object): Promise<void>
+  /** The OAuth tokens saved for `serverId`. */
   tokens(serverId: string): Promise<object | undefined>
+  /** Saves the OAuth tokens for `serverId`; durable when the promise resolves. */
   saveTokens(serverId: string, tokens: object): Promise<void>
+  /** The PKCE verifier saved for `serverId`, unless older than 10 minutes. */
   codeVerifier(serverId: string): Promise<string | undefined>
+  /** Saves the PKCE verifier for `serverId`. */
   saveCodeVerifier(serverId: string, verifier: string): Promise<void>
+  /** The MCP SDK's OAuth discovery state saved for `serverId`. */
   discoveryState(serverId: string): Promise<object | undefined>
+  /** Saves the discovery state for `serverId`. */
   saveDiscoveryState(serverId: string, state: object): Promise<void>
+  /** Saves the OAuth `state` of the authorization starting now for `serverId`. */
   saveAuthorizationState(serverId: string, state: string): Promise<void>
+  /** Whether `state` is the one saved (and fresh); removes it either way (single use). */
   consumeAuthorizationState(serverId: string, state: string): Promise<boolean>
+  /** Removes this user's credentials for `serverId` in `scope`, in one transaction. */
   invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  /** The server config saved for `serverId` (for reconnecting). */
   serverConfig(serverId: string): Promise<object | undefined>
+  /** Saves the config of `serverId`, replacing any. */
   saveServerConfig(serverId: string, config: object): Promise<void>
+  /** Removes the config of `serverId`. */
   deleteServerConfig(serverId: string): Promise<void>
+  /** Server ids with any stored state for this user, sorted. */
   servers(): Promise<string[]>
+  /** Records this user's activity (at most one write an hour from this process); resolves to whether it wrote. */
   touch(): Promise<boolean>
+  /** Forgets this user (with `revokeTokens`, revokes their tokens first); resolves to the rows removed. */
   deleteAll(opts?: { revokeTokens?: boolean }): Promise<number>
+  /** A one-time code that moves this user to another device. */
   createTransferCode(opts?: { ttlSeconds?: number }): Promise<TransferCode>
+  /** Links an account id to this user; one linked to another user is refused. */
   linkAccount(accountId: string): Promise<void>
+  /** Unlinks an account from this user; resolves to whether it was linked to them. */
   unlinkAccount(accountId: string): Promise<boolean>
 }
 
 /** Where `ready()` found the database. */
 export interface DatabaseStatus {
+  /** The backend. */
   kind: 'sqlite' | 'postgres'
   /** The SQLite file, or `PostgreSQL at host:port/db` (never a user name or password). */
   database: string
+  /** The schema version hoot-core made or found. */
   schemaVersion: number
   /** PostgreSQL only: whether writes are sealed. */
   encrypted?: boolean
@@ -160,6 +178,7 @@ export interface DatabaseStatus {
 
 /** A database from `openDatabase`: SQLite or PostgreSQL, the same methods on both. */
 export interface Database {
+  /** The backend. */
   readonly kind: 'sqlite' | 'postgres'
   /** The store of `userId` (throws `ERR_INVALID_USER_ID` for an id a store refuses). */
   store(userId: string): UserStore
@@ -167,11 +186,17 @@ export interface Database {
   ready(): Promise<DatabaseStatus>
   /** PostgreSQL: the key set every replica shares (made by the first); SQLite: `loadKeys()`. */
   loadKeys(): Promise<KeysInfo>
+  /** Revokes every token of `userId` issued until now, on every process sharing the database. */
   revokeUserTokens(userId: string): Promise<unknown>
+  /** Redeems a transfer code made by any process on the database, once. */
   redeemTransferCode(code: string, opts?: { intoUserId?: string }): Promise<{ userId: string; moved?: MoveReport }>
+  /** The user an account is linked to. */
   userIdForAccount(accountId: string): Promise<string | undefined>
+  /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600); resolves to how many. */
   cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
+  /** Hoot's favicon cache: a URL, `null` when "none found" is cached, `undefined` when nothing fresh is. */
   cachedFavicon(serverUrl: string, oauthLogoUri?: string): Promise<string | null | undefined>
+  /** Caches a favicon lookup (`faviconUrl` null: none found). */
   cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string): Promise<void>
   /** PostgreSQL only: a new signing key for every replica (the previous one keeps verifying). */
   rotateKeys?(opts?: { dropPrevious?: boolean }): Promise<KeyRotation>
