@@ -163,7 +163,15 @@ pub fn parse_url(url: &str) -> Result<Target, HootError> {
     if !is_postgres_url(url) {
         return Err(bad_url("must start with postgres:// or postgresql://"));
     }
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    // The query starts at the first `?` after the user info: a password may hold a `?` of its own
+    // (tokio-postgres reads the user info up to its last `@`), and taking that one for the query
+    // would leave the real `sslmode` unread.
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let after_user = url[authority..].rfind('@').map_or(authority, |i| authority + i + 1);
+    let (base, query) = match url[after_user..].find('?') {
+        Some(i) => (&url[..after_user + i], &url[after_user + i + 1..]),
+        None => (url, ""),
+    };
     let mut tls = Tls::Prefer;
     let mut root_cert = None;
     let mut kept = Vec::new();
@@ -187,6 +195,10 @@ pub fn parse_url(url: &str) -> Result<Target, HootError> {
             "sslrootcert" => root_cert = Some(percent_decoded(value)?),
             _ => kept.push(pair),
         }
+    }
+    // libpq: `require` with a root certificate checks the chain, as `verify-ca`.
+    if tls == Tls::Require && root_cert.is_some() {
+        tls = Tls::VerifyCa;
     }
     let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
     let mut config = tokio_postgres::Config::from_str(&rest)
@@ -364,6 +376,11 @@ mod tests {
         assert_eq!(parse_url("postgres://h/d?sslmode=disable")?.tls, Tls::Disable);
         let rooted = parse_url("postgres://h/d?sslmode=verify-ca&sslrootcert=%2Ftmp%2Fca.pem")?;
         assert_eq!((rooted.tls, rooted.root_cert.as_deref()), (Tls::VerifyCa, Some("/tmp/ca.pem")));
+        // A `?` in the password is not the query: the sslmode after it is still read.
+        let tricky = parse_url("postgres://u:p?sslmode=disable@h/d?sslmode=verify-full")?;
+        assert_eq!(tricky.tls, Tls::VerifyFull);
+        assert_eq!(tricky.config.get_password(), Some(&b"p?sslmode=disable"[..]));
+        assert_eq!(parse_url("postgres://h/d?sslmode=require&sslrootcert=ca.pem")?.tls, Tls::VerifyCa, "as libpq");
         Ok(())
     }
 
