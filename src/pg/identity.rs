@@ -11,6 +11,9 @@ use crate::error::HootError;
 use crate::store::check_id;
 use crate::store::identity::{code_hash, is_legacy_user, new_code, FAILURE_WINDOW_SECONDS, MAX_FAILURES_PER_WINDOW};
 
+/// The advisory lock redemptions take (the schema's, plus two).
+const REDEEM_LOCK: i64 = super::schema::SCHEMA_LOCK + 2;
+
 impl PgStore {
     /// A one-time code that moves this user to another device, valid `ttl` seconds from `now`; it
     /// replaces any code this user had. Resolves to the code and its expiry.
@@ -99,6 +102,9 @@ pub fn redeem_transfer_code(db: Arc<PgDatabase>, code: &str, now: i64) -> Call<S
         let mut conn = db.conn().await?;
         let err = |e: tokio_postgres::Error| db.error("redeem a transfer code in", &e);
         let tx = conn.transaction().await.map_err(err)?;
+        // One redemption at a time across the replicas, as SQLite's IMMEDIATE transaction: the
+        // failure count read below is then the count, and the throttle cannot be raced.
+        tx.exec("SELECT pg_advisory_xact_lock($1)", &[&REDEEM_LOCK]).await.map_err(err)?;
         let window = now - now.rem_euclid(FAILURE_WINDOW_SECONDS);
         let failures: i64 = tx
             .row_opt("SELECT failures FROM hoot_transfer_failures WHERE window_start = $1", &[&window])
