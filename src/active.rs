@@ -59,10 +59,11 @@ pub fn current() -> Result<Arc<KeySet>, HootError> {
         return Ok(keys);
     }
     let env = Environment::process();
-    if env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url)) {
+    let from_database = env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url));
+    if from_database || crate::pg::watch::keys_expected() {
         return Err(HootError::Keys(
-            "HOOT_DATABASE_URL puts the key set in PostgreSQL: call `await loadKeys()` once at start-up, before \
-             issuing or verifying tokens"
+            "The key set is in PostgreSQL (HOOT_DATABASE_URL, or loadKeys({ database })): let `await loadKeys()` \
+             finish before issuing or verifying tokens"
                 .into(),
         ));
     }

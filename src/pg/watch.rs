@@ -35,10 +35,38 @@ fn state() -> std::sync::MutexGuard<'static, Watched> {
 /// Loads the key set of `db` (making its first key if there is none), installs it as the
 /// process's, and keeps it current from then on.
 pub async fn load_keys(db: Arc<PgDatabase>) -> Result<Arc<crate::keys::KeySet>, HootError> {
+    EXPECTED.store(true, std::sync::atomic::Ordering::Release);
     let loaded = super::keys::load_or_create(Arc::clone(&db)).await?;
+    install(&db, loaded, false).ok_or_else(|| HootError::Internal("the key set was not installed".into()))
+}
+
+/// Installs `loaded` as the process's key set and records its version, in one step under the
+/// state's lock, unless a newer version of the same database's set is already installed (a poll
+/// that finished first): so the version recorded is always the one in use. A poll (`following`)
+/// installs nothing once the key set no longer follows `db` (keys were loaded from elsewhere).
+fn install(db: &Arc<PgDatabase>, loaded: super::keys::Loaded, following: bool) -> Option<Arc<crate::keys::KeySet>> {
+    let mut watched = state();
+    let same = watched.keys.as_ref().filter(|(followed, _)| Arc::ptr_eq(followed, db));
+    if following && same.is_none() {
+        return None;
+    }
+    if same.is_some_and(|(_, version)| *version > loaded.version) {
+        if let Ok(current) = crate::active::current() {
+            return Some(current);
+        }
+    }
     let keys = crate::active::replace(loaded.keys);
-    state().keys = Some((db, loaded.version));
-    Ok(keys)
+    watched.keys = Some((Arc::clone(db), loaded.version));
+    Some(keys)
+}
+
+/// Set once this process has asked for a database's key set: from then on the default key files
+/// are never made or used (a token issued meanwhile would be signed by a key no other replica has).
+static EXPECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the process's key set is to come from a database (see `EXPECTED`).
+pub fn keys_expected() -> bool {
+    EXPECTED.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// The key set no longer follows a database (keys were loaded from elsewhere).
@@ -51,26 +79,34 @@ pub fn keys_database() -> Option<Arc<PgDatabase>> {
     state().keys.as_ref().map(|(db, _)| Arc::clone(db))
 }
 
-/// One round: the key set's version (and the new set when it changed), then each open database's
-/// new revocations. A database that cannot be read now is read again next round.
+/// One round, each database's part bounded by its call timeout (a database that stops answering
+/// holds up no other, and its idle connections are dropped as a timed-out call's are).
 pub async fn poll_once() {
+    let followed = state().keys.as_ref().map(|(db, _)| Arc::clone(db));
+    if let Some(db) = followed {
+        if tokio::time::timeout(db.settings().call_timeout(), poll_keys()).await.is_err() {
+            db.forget_idle_connections();
+        }
+    }
+    for db in super::open_databases().into_iter().filter(|db| db.is_ready()) {
+        if tokio::time::timeout(db.settings().call_timeout(), read_revocations(&db)).await.is_err() {
+            db.forget_idle_connections();
+        }
+    }
+}
+
+/// The key set's version, and the new set when it changed. A database that cannot be read now is
+/// read again next round.
+async fn poll_keys() {
     let followed = state().keys.as_ref().map(|(db, v)| (Arc::clone(db), *v));
     if let Some((db, installed)) = followed {
         if let Ok(version) = super::keys::version(&db).await {
             if version != installed {
                 if let Ok(Some(loaded)) = super::keys::load(&db).await {
-                    let mut watched = state();
-                    // Installed only if the set still follows this database (not replaced meanwhile).
-                    if watched.keys.as_ref().is_some_and(|(d, _)| Arc::ptr_eq(d, &db)) {
-                        crate::active::replace(loaded.keys);
-                        watched.keys = Some((db, loaded.version));
-                    }
+                    install(&db, loaded, true);
                 }
             }
         }
-    }
-    for db in super::open_databases().into_iter().filter(|db| db.is_ready()) {
-        let _ = read_revocations(&db).await;
     }
 }
 
