@@ -3,7 +3,8 @@
 // then what only PostgreSQL has: TLS, failure at start, encryption in its rows, the adapter and the
 // provider over it.
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { X509Certificate, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
@@ -224,6 +225,18 @@ describe('PostgreSQL only', () => {
     )
   })
 
+  test('handles of one URL share a pool: closing one (twice, even) leaves the others working', async () => {
+    const url = await freshDatabase('handles')
+    const [a, b] = [openDatabase(url), openDatabase(url)]
+    await a.store(USER).saveTokens('s', { n: 1 })
+    await a.close()
+    await a.close()
+    assert.deepEqual(await b.store(USER).tokens('s'), { n: 1 }, 'b still works')
+    await b.close()
+    await assert.rejects(b.store(USER).tokens('s'), { code: 'ERR_HOOT_DB' }, 'the last handle closed the pool')
+    assert.deepEqual(await openDatabase(url).store(USER).tokens('s'), { n: 1 }, 'a new open makes a new pool')
+  })
+
   test("Hoot's tables and columns, a schema version, and values as Hoot's SQL reads them", async () => {
     const url = await freshDatabase('schema')
     const db = openDatabase(url)
@@ -283,6 +296,55 @@ describe('PostgreSQL only', () => {
       return true
     })
     await strict.close()
+  })
+
+  test("TLS modes against the server's own certificate: verify-ca checks the chain, verify-full the name too", async (t) => {
+    const [{ ssl, ssl_cert_file: cert }] = await rows(
+      SERVER_URL,
+      "SELECT current_setting('ssl') AS ssl, current_setting('ssl_cert_file') AS ssl_cert_file",
+    )
+    if (ssl !== 'on' || !cert.startsWith('/') || !existsSync(cert))
+      return t.skip('the test server has no readable certificate file')
+    const text = readFileSync(cert, 'utf8')
+    const names = new X509Certificate(text).subjectAltName ?? ''
+    if (!names.includes('DNS:localhost')) return t.skip(`the server's certificate is not for localhost (${names})`)
+    const url = await freshDatabase('tls_modes')
+    const name = new URL(url).pathname.slice(1)
+    const at = (host, params) => {
+      const u = new URL(withDatabase(url, name, params))
+      u.hostname = host
+      return u.toString()
+    }
+    const outcome = async (target) => {
+      const db = openDatabase(target, { connectTimeoutMs: 3000 })
+      try {
+        await db.ready()
+        return 'connected'
+      } catch (e) {
+        assert.equal(e.code, 'ERR_HOOT_DB', e.message)
+        return /not valid for name/.test(e.message)
+          ? 'wrong name'
+          : /UnknownIssuer/.test(e.message)
+            ? 'untrusted'
+            : e.message
+      } finally {
+        await db.close()
+      }
+    }
+    const rooted = { sslrootcert: cert }
+    assert.equal(
+      await outcome(at('127.0.0.1', { sslmode: 'verify-ca', ...rooted })),
+      'connected',
+      'the chain is trusted',
+    )
+    assert.equal(
+      await outcome(at('127.0.0.1', { sslmode: 'verify-full', ...rooted })),
+      'wrong name',
+      'the name is checked',
+    )
+    assert.equal(await outcome(at('localhost', { sslmode: 'verify-full', ...rooted })), 'connected')
+    assert.equal(await outcome(at('localhost', { sslmode: 'verify-full' })), 'untrusted', 'not in the built-in roots')
+    assert.equal(await outcome(at('127.0.0.1', { sslmode: 'verify-ca' })), 'untrusted')
   })
 
   test('encryption at rest: rows hold sealed values bound to their row; no key, no access', async () => {

@@ -30,6 +30,13 @@ function proxy(target) {
   })
   let listening = null
   return {
+    /** Connections open now stop passing anything either way (a network gone silent); new ones work. */
+    freeze() {
+      for (const socket of sockets) {
+        socket.unpipe()
+        socket.pause()
+      }
+    },
     async open(how = 'forward', at = 0) {
       mode = how
       await new Promise((r) => server.listen(at, '127.0.0.1', r))
@@ -122,6 +129,31 @@ describe('PostgreSQL faults', () => {
     await eventually(async () => (await store.tokens('s').catch(() => null))?.n === 1, 5000, 'the pool reconnects')
     await store.saveTokens('s', { n: 3 })
     assert.deepEqual(await store.tokens('s'), { n: 3 })
+    await gate.close()
+    await db.close()
+  })
+
+  test('a connection that goes silent mid-run: that call times out, and the next ones do not queue behind it', async () => {
+    const url = await freshDatabase('silent')
+    const gate = proxy(url)
+    const port = await gate.open()
+    const name = new URL(url).pathname.slice(1)
+    const viaProxy = withDatabase(`postgres://${new URL(url).username}@127.0.0.1:${port}/x`, name, {
+      sslmode: 'disable',
+    })
+    const db = openDatabase(viaProxy, { poolSize: 1, connectTimeoutMs: 500, statementTimeoutMs: 500 })
+    const store = db.store(randomUUID())
+    await store.saveTokens('s', { n: 1 })
+    gate.freeze()
+    const started = Date.now()
+    await assert.rejects(store.tokens('s'), (e) => {
+      assert.equal(e.code, 'ERR_HOOT_DB')
+      assert.match(e.message, /no answer within 1000 ms/)
+      return true
+    })
+    assert.ok(Date.now() - started < 2500, `failed in ${Date.now() - started} ms`)
+    // The pool's one connection was the silent one: the next call gets a new one at once.
+    assert.deepEqual(await store.tokens('s'), { n: 1 })
     await gate.close()
     await db.close()
   })

@@ -55,6 +55,8 @@ fn count(n: u64) -> u32 {
 pub struct PostgresDatabase {
     db: Arc<pg::PgDatabase>,
     url: String,
+    /// This handle's `close` has run (each handle gives its share back once).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Opens (or shares) the pool for `url`. Not exported by the package: `openDatabase` is.
@@ -85,7 +87,7 @@ pub fn postgres_open(env: Env, url: Unknown, opts: Option<Unknown>) -> napi::Res
     POLLER.call_once(|| {
         napi::bindgen_prelude::spawn(pg::watch::poll_forever());
     });
-    Ok(PostgresDatabase { db, url })
+    Ok(PostgresDatabase { db, url, closed: std::sync::atomic::AtomicBool::new(false) })
 }
 
 /// `describe`: where the database is, without credentials.
@@ -166,9 +168,14 @@ impl PostgresDatabase {
         })
     }
 
-    /// Closes this database's pool in this process.
+    /// Gives this handle back: the last open handle for the URL closes its pool (unless the key
+    /// set follows it). Calls on this handle afterwards fail with `ERR_HOOT_DB` only once the pool
+    /// is closed. Returns whether the pool was closed.
     #[napi]
     pub fn close(&self) -> bool {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return false;
+        }
         pg::close(&self.url)
     }
 

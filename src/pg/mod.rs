@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
@@ -49,6 +50,8 @@ pub struct PgDatabase {
     ready: OnceCell<Option<Arc<KeyRing>>>,
     encrypt_requested: bool,
     env: Environment,
+    /// Handles `open` gave out and `close` has not taken back.
+    handles: AtomicUsize,
 }
 
 impl std::fmt::Debug for PgDatabase {
@@ -80,24 +83,32 @@ pub fn open(url: &str, opts: &PgOptions, encrypt: bool, env: &Environment) -> Re
                 format!("cannot turn on for {}, opened without it in this process; close it first", db.described),
             ));
         }
+        db.handles.fetch_add(1, Ordering::AcqRel);
         return Ok(Arc::clone(db));
     }
     let db = Arc::new(PgDatabase::new(target, settings, encrypt, env.clone())?);
+    db.handles.fetch_add(1, Ordering::AcqRel);
     open.insert(url.to_string(), Arc::clone(&db));
     Ok(db)
 }
 
-/// Closes the pool of `url` (in-flight calls finish; later ones reopen it). Returns whether it was
-/// open.
+/// Gives back one handle `open` gave for `url`. The last one closes the pool (in-flight calls
+/// finish; a later `open` makes a new one), unless the process's key set follows the database,
+/// which keeps it open for the poller. Returns whether the pool was closed.
 pub fn close(url: &str) -> bool {
-    let db = OPEN.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|open| open.remove(url));
-    match db {
-        Some(db) => {
-            db.pool.close();
-            true
-        }
-        None => false,
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(db) = open.as_ref().and_then(|o| o.get(url)).map(Arc::clone) else { return false };
+    let before = db.handles.fetch_sub(1, Ordering::AcqRel);
+    let followed = watch::keys_database().is_some_and(|k| Arc::ptr_eq(&k, &db));
+    if before > 1 || followed {
+        db.handles.store(before.saturating_sub(1), Ordering::Release);
+        return false;
     }
+    if let Some(o) = open.as_mut() {
+        o.remove(url);
+    }
+    db.pool.close();
+    true
 }
 
 /// The URLs open in this process (the poller reads each).
@@ -112,6 +123,11 @@ impl PgDatabase {
         pg.connect_timeout(settings.connect_timeout);
         pg.keepalives(true);
         pg.keepalives_idle(std::time::Duration::from_secs(30));
+        pg.keepalives_interval(std::time::Duration::from_secs(5));
+        pg.keepalives_retries(3);
+        // A connection whose sent data goes unacknowledged that long (a network gone silent) is
+        // closed by the kernel, so the pool drops it rather than hand it out again.
+        pg.tcp_user_timeout(settings.call_timeout());
         if pg.get_application_name().is_none() {
             pg.application_name("hoot-core");
         }
@@ -133,7 +149,15 @@ impl PgDatabase {
             .recycle_timeout(Some(settings.connect_timeout))
             .build()
             .map_err(|e| HootError::Internal(format!("Cannot make the pool for {described}: {e}")))?;
-        Ok(PgDatabase { pool, described, settings, ready: OnceCell::new(), encrypt_requested: encrypt, env })
+        Ok(PgDatabase {
+            pool,
+            described,
+            settings,
+            ready: OnceCell::new(),
+            encrypt_requested: encrypt,
+            env,
+            handles: AtomicUsize::new(0),
+        })
     }
 
     /// `PostgreSQL at host:port/db`.
@@ -207,13 +231,23 @@ impl PgDatabase {
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(HootError::Internal(format!("panic: {text}")))
             }
-            Err(_) => Err(HootError::Db(format!(
-                "Cannot {doing} {}: no answer within {} ms (the server or the network stopped answering; \
+            Err(_) => {
+                self.forget_idle_connections();
+                Err(HootError::Db(format!(
+                    "Cannot {doing} {}: no answer within {} ms (the server or the network stopped answering; \
                  raise connectTimeoutMs / statementTimeoutMs if the server is just slow)",
-                self.described,
-                limit.as_millis()
-            ))),
+                    self.described,
+                    limit.as_millis()
+                )))
+            }
         }
+    }
+
+    /// Drops every idle connection of the pool. After a call that did not finish in time, its
+    /// connection went back to the pool still waiting for an answer that may never come; the next
+    /// calls then open new ones instead of queueing behind it.
+    pub(crate) fn forget_idle_connections(&self) {
+        let _ = self.pool.retain(|_, _| false);
     }
 
     fn pool_error(&self, e: &PoolError) -> HootError {
