@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
 use super::schema::TABLES;
-use super::PgDatabase;
+use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::store::db::{check_header, sql_error, DbLocation};
 
@@ -50,9 +50,9 @@ pub struct CopyReport {
 /// The tables copied: the SQLite file's own (not the key set, which the file does not have), the
 /// failed-redemption throttle excepted (a short window of this process's, not data).
 fn copied_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
-    TABLES
-        .into_iter()
-        .filter(|(name, _)| !matches!(*name, "hoot_signing_keys" | "hoot_key_set" | "hoot_transfer_failures"))
+    TABLES.into_iter().filter(|(name, _)| {
+        !matches!(*name, "hoot_signing_keys" | "hoot_key_set" | "hoot_transfer_failures" | "hoot_copied_files")
+    })
 }
 
 /// A table's columns (name, is BIGINT) and its primary key, read from its definition.
@@ -167,19 +167,15 @@ const CHUNK: usize = 500;
 /// Copies the SQLite file at `from` into `db` in one transaction; see the module's comment.
 pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Result<CopyReport, HootError> {
     // A legacy file is migrated in memory on every run, which names its user `legacy-user-<ms>`
-    // by the time it runs: a copy made before fixes that time, so running again maps the file's
-    // rows onto the same user instead of a second one.
+    // by the time it runs: the copy of this same file made before fixes that time, so running
+    // again maps the file's rows onto the same user (and another legacy file's onto a new one).
+    let source = std::fs::canonicalize(&from).unwrap_or_else(|_| from.clone()).display().to_string();
     let earlier = {
         let conn = db.conn().await?;
-        conn.query_opt(
-            "SELECT user_id FROM (SELECT user_id FROM oauth_tokens UNION SELECT user_id FROM oauth_client_info \
-             UNION SELECT user_id FROM oauth_verifiers) AS u WHERE user_id ~ '^legacy-user-[0-9]{1,18}$' \
-             ORDER BY user_id LIMIT 1",
-            &[],
-        )
-        .await
-        .map_err(|e| db.error("read from", &e))?
-        .and_then(|row| row.get::<_, String>(0)["legacy-user-".len()..].parse::<i64>().ok())
+        conn.row_opt("SELECT legacy_user_id FROM hoot_copied_files WHERE source = $1", &[&source])
+            .await
+            .map_err(|e| db.error("read from", &e))?
+            .and_then(|row| row.get::<_, String>(0).strip_prefix("legacy-user-").and_then(|ms| ms.parse::<i64>().ok()))
     };
     let path = from.clone();
     let read = tokio::task::spawn_blocking(move || read_file(&path, earlier.unwrap_or(now_ms)))
@@ -244,6 +240,16 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
             }
         }
         report.tables.push(done);
+    }
+    if let Some(legacy_user) = &report.legacy_user_id {
+        tx.exec(
+            "INSERT INTO hoot_copied_files (source, legacy_user_id, copied_at) \
+             VALUES ($1, $2, extract(epoch from now())::bigint) \
+             ON CONFLICT (source) DO UPDATE SET legacy_user_id = excluded.legacy_user_id, copied_at = excluded.copied_at",
+            &[&source, legacy_user],
+        )
+        .await
+        .map_err(err)?;
     }
     tx.commit().await.map_err(err)?;
     report.users = users.len() as u64;

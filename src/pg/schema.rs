@@ -22,9 +22,9 @@ pub const SCHEMA_LOCK: i64 = 0x686f_6f74;
 /// The epoch now, in SQL: the default of every `created_at`.
 const NOW: &str = "(extract(epoch from now())::bigint)";
 
-/// Each table and its columns. The first thirteen are the SQLite file's; the last two hold the key
-/// set every replica signs and verifies with.
-pub const TABLES: [(&str, &str); 15] = [
+/// Each table and its columns. The first thirteen are the SQLite file's; the next two hold the key
+/// set every replica signs and verifies with; the last records the legacy files copied in.
+pub const TABLES: [(&str, &str); 16] = [
     ("oauth_tokens", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)"),
     (
         "oauth_client_info",
@@ -50,6 +50,9 @@ pub const TABLES: [(&str, &str); 15] = [
     ),
     // One row: bumped by every change to the key set, so replicas poll one number.
     ("hoot_key_set", "id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL"),
+    // Each legacy SQLite file copied in (by its absolute path) and the user its rows went to, so a
+    // second copy of that file maps them to the same user and another file's to a new one.
+    ("hoot_copied_files", "source TEXT PRIMARY KEY, legacy_user_id TEXT NOT NULL, copied_at BIGINT NOT NULL"),
 ];
 
 /// The per-user tables, for the copy from SQLite and `deleteAll`.
