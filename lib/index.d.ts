@@ -358,7 +358,11 @@ export declare class PostgresDatabase {
   store(userId: unknown): PostgresStore
   /** Connects, makes or checks the schema, and says where the database is. */
   ready(): Promise<PostgresStatus>
-  /** Closes this database's pool in this process. */
+  /**
+   * Gives this handle back: the last open handle for the URL closes its pool (unless the key
+   * set follows it). Calls on this handle afterwards fail with `ERR_HOOT_DB` only once the pool
+   * is closed. Returns whether the pool was closed.
+   */
   close(): boolean
   /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600). */
   cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
