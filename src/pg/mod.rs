@@ -373,48 +373,31 @@ pub(crate) trait Prepared: Sync {
     }
 }
 
-impl Prepared for deadpool_postgres::ClientWrapper {
-    fn prepared<'a>(
-        &'a self,
-        sql: &'a str,
-    ) -> impl Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>> + Send + 'a {
-        self.prepare_cached(sql)
-    }
-    fn run<'a>(
-        &'a self,
-        stmt: &'a tokio_postgres::Statement,
-        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a {
-        self.query(stmt, params)
-    }
-    async fn exec<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        self.execute(&self.prepare_cached(sql).await?, params).await
-    }
+/// The pooled client and a transaction on it have the same inherent methods: one impl for both.
+macro_rules! prepared_for {
+    ($($client:ty),*) => {$(
+        impl Prepared for $client {
+            fn prepared<'a>(
+                &'a self,
+                sql: &'a str,
+            ) -> impl Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>> + Send + 'a {
+                self.prepare_cached(sql)
+            }
+            fn run<'a>(
+                &'a self,
+                stmt: &'a tokio_postgres::Statement,
+                params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+            ) -> impl Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a {
+                self.query(stmt, params)
+            }
+            async fn exec<'a>(
+                &'a self,
+                sql: &'a str,
+                params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+            ) -> Result<u64, tokio_postgres::Error> {
+                self.execute(&self.prepare_cached(sql).await?, params).await
+            }
+        }
+    )*};
 }
-
-impl Prepared for deadpool_postgres::Transaction<'_> {
-    fn prepared<'a>(
-        &'a self,
-        sql: &'a str,
-    ) -> impl Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>> + Send + 'a {
-        self.prepare_cached(sql)
-    }
-    fn run<'a>(
-        &'a self,
-        stmt: &'a tokio_postgres::Statement,
-        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a {
-        self.query(stmt, params)
-    }
-    async fn exec<'a>(
-        &'a self,
-        sql: &'a str,
-        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        self.execute(&self.prepare_cached(sql).await?, params).await
-    }
-}
+prepared_for!(deadpool_postgres::ClientWrapper, deadpool_postgres::Transaction<'_>);

@@ -3,15 +3,13 @@
 //! returned future runs the statement; every statement binds the store's user id, and each call is
 //! one statement or one transaction.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-
-use once_cell::sync::Lazy;
+use std::sync::Arc;
 
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::sealing;
+use crate::store::users;
 use crate::store::{check_id, is_store_user_id, CredentialScope, JsonObject, USER_ID_FORMS, VERIFIER_TTL_SECONDS};
 
 /// A future a store method returns: `'static`, so it can run on any runtime thread.
@@ -23,11 +21,6 @@ pub struct PgStore {
     db: Arc<PgDatabase>,
     user_id: String,
 }
-
-/// The last `touch` each user had from this process, per database: as SQLite's, at most one write
-/// per interval.
-static TOUCHED: Lazy<Mutex<HashMap<String, i64>>> = Lazy::new(|| Mutex::new(HashMap::new()));
-const TOUCHED_CAPACITY: usize = 100_000;
 
 fn boxed<T>(f: impl Future<Output = Result<T, HootError>> + Send + 'static) -> Call<T> {
     Box::pin(f)
@@ -296,7 +289,7 @@ impl PgStore {
                 revoke?.await?;
             }
             let removed = delete.await?;
-            TOUCHED.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            users::forget_touched(&key);
             Ok(removed)
         })
     }
@@ -305,11 +298,7 @@ impl PgStore {
     /// user and database from this process. Resolves to whether it wrote.
     pub fn touch(&self, now: i64, interval: i64) -> Call<bool> {
         let key = touch_key(&self.db, &self.user_id);
-        let recent = TOUCHED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .is_some_and(|&at| now >= at && now - at < interval);
+        let recent = users::touched_recently(&key, now, interval);
         let (db, user_id) = (Arc::clone(&self.db), self.user_id.clone());
         boxed(async move {
             if recent {
@@ -323,16 +312,14 @@ impl PgStore {
             )
             .await
             .map_err(|e| db.error("write to", &e))?;
-            let mut touched = TOUCHED.lock().unwrap_or_else(|p| p.into_inner());
-            if touched.len() >= TOUCHED_CAPACITY {
-                touched.clear();
-            }
-            touched.insert(key, now);
+            users::note_touched(key, now);
             Ok(true)
         })
     }
 }
 
+/// The touch memory's key: SQLite's is the file's path and the user, this the server's
+/// description (`PostgreSQL at ...`) and the user, so the two never collide.
 fn touch_key(db: &PgDatabase, user_id: &str) -> String {
     format!("{}\0{user_id}", db.describe())
 }

@@ -36,7 +36,27 @@ fn touch_key(store: &OAuthStore) -> String {
 
 /// Forgets this process's note of the user's last `touch`, so the next one writes.
 pub(super) fn forget_touch(store: &OAuthStore) {
-    TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).remove(&touch_key(store));
+    forget_touched(&touch_key(store));
+}
+
+/// Whether `key` (a database and a user) was touched by this process less than `interval`
+/// seconds before `now`: then `touch` need not write. Shared by the SQLite and PostgreSQL stores.
+pub(crate) fn touched_recently(key: &str, now: i64, interval: i64) -> bool {
+    TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).get(key).is_some_and(|&at| now >= at && now - at < interval)
+}
+
+/// Notes that `key` was touched at `now` (bounded: past `TOUCHED_CAPACITY` the memory restarts).
+pub(crate) fn note_touched(key: String, now: i64) {
+    let mut touched = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
+    if touched.len() >= TOUCHED_CAPACITY {
+        touched.clear();
+    }
+    touched.insert(key, now);
+}
+
+/// Forgets `key`'s last touch, so the next one writes.
+pub(crate) fn forget_touched(key: &str) {
+    TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
 }
 
 impl OAuthStore {
@@ -44,11 +64,8 @@ impl OAuthStore {
     /// user and database in this process (the first call always writes). Returns whether it wrote.
     pub fn touch(&self, now: i64, interval: i64) -> Result<bool, HootError> {
         let key = touch_key(self);
-        {
-            let touched = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
-            if touched.get(&key).is_some_and(|&at| now >= at && now - at < interval) {
-                return Ok(false);
-            }
+        if touched_recently(&key, now, interval) {
+            return Ok(false);
         }
         self.run(Access::Write, |conn| {
             conn.prepare_cached(
@@ -57,11 +74,7 @@ impl OAuthStore {
             )?
             .execute(params![self.user_id(), now])
         })?;
-        let mut touched = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
-        if touched.len() >= TOUCHED_CAPACITY {
-            touched.clear();
-        }
-        touched.insert(key, now);
+        note_touched(key, now);
         Ok(true)
     }
 }
