@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::schema::{self, MigrationReport};
 use crate::env::{self, Environment};
 use crate::error::HootError;
-use crate::private_fs::{create_private_dir, new_private_file, open_regular};
+use crate::private_fs::{create_private_dir, new_private_file};
 
 /// The `dbPath` that names the process's one in-memory database.
 pub const MEMORY: &str = ":memory:";
@@ -27,7 +27,6 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opening (WAL switch, schema creation, migration) retries `SQLITE_BUSY` this long, so several
 /// processes opening a brand-new file at once all succeed.
 const OPEN_DEADLINE: Duration = Duration::from_secs(30);
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// A database: one file, or the process's one in-memory database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -165,37 +164,62 @@ pub fn retry_while<T, E>(mut f: impl FnMut() -> Result<T, E>, busy: impl Fn(&E) 
     }
 }
 
-/// Refuses, without letting SQLite touch it (SQLite would create -wal/-shm files next to it):
-/// anything that is not a regular file (a FIFO would block the process; it is opened
-/// non-blocking), a file with more than one hard link (two names would get two WAL files, and a
-/// write acknowledged through one name would be invisible through the other), and a file that is
-/// not empty and does not start with SQLite's header.
+/// Refuses, without letting SQLite create anything next to it (it would create -wal/-shm files):
+/// anything that is not a regular file (SQLite would block on a FIFO), a file with more than one
+/// hard link (two names would get two WAL files, and a write acknowledged through one name would
+/// be invisible through the other), and a file that is not empty and does not start with SQLite's
+/// header.
+///
+/// The file itself is never opened here outside SQLite: this process may have it open through
+/// SQLite already (a server's store, the revocation poller), and closing any descriptor of a file
+/// drops every POSIX lock the process holds on it, after which another process's reader takes the
+/// database for unused and deletes its live WAL ("How To Corrupt An SQLite Database File", §2.2).
+/// So the type and links come from `stat`, and the header is read through SQLite, read-only and
+/// `immutable` (no lock, no -wal or -shm), whose close of the descriptor waits for the process's
+/// other connections to release their locks.
 pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError> {
-    let mut header = [0u8; 16];
-    let read = match open_regular(path) {
-        Ok((mut file, meta)) => {
-            check_single_link(&meta, location)?;
-            file.read(&mut header)
-        }
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            return Err(HootError::Db(format!(
-                "{} is not a regular file (a FIFO, a device or a directory); hoot-core left it untouched. \
-                 Point HOOT_DB_PATH (or {{ dbPath }}) at a database file",
-                location.display()
-            )))
-        }
-        Err(e) => Err(e),
+        Err(e) => return Err(io_error(location.display(), "read")(e)),
+    };
+    if !meta.is_file() {
+        return Err(HootError::Db(format!(
+            "{} is not a regular file (a FIFO, a device or a directory); hoot-core left it untouched. \
+             Point HOOT_DB_PATH (or {{ dbPath }}) at a database file",
+            location.display()
+        )));
     }
-    .map_err(io_error(location.display(), "read"))?;
-    if read == 0 || (read == 16 && &header == SQLITE_HEADER) {
+    check_single_link(&meta, location)?;
+    if meta.len() == 0 {
         return Ok(());
     }
-    Err(HootError::Db(format!(
-        "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
-         another file, or move this one away to start a new database",
-        location.display()
-    )))
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let header = Connection::open_with_flags(immutable_uri(path), flags)
+        .and_then(|conn| conn.query_row("PRAGMA schema_version", [], |_| Ok(())));
+    match header {
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => Err(HootError::Db(format!(
+            "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
+             another file, or move this one away to start a new database",
+            location.display()
+        ))),
+        // Anything else (a damaged file, no read permission) is for the real open to report.
+        _ => Ok(()),
+    }
+}
+
+/// A read-only URI for `path` that SQLite opens `immutable`: no lock taken, nothing created next
+/// to the file, the WAL not read.
+pub fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => uri.push(char::from(byte)),
+            _ => uri.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Refuses a database file with more than one name (hard link).

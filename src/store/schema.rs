@@ -496,19 +496,6 @@ fn drop_if_empty(tx: &Transaction) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// `file:<path>?immutable=1`, the path percent-encoded as SQLite's URI parser expects.
-fn immutable_uri(path: &Path) -> String {
-    let mut uri = String::from("file:");
-    for &byte in path.as_os_str().as_encoded_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => uri.push(char::from(byte)),
-            _ => uri.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    uri.push_str("?immutable=1");
-    uri
-}
-
 /// What a database holds, read without changing anything (for `hoot-core doctor`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabaseStatus {
@@ -558,7 +545,7 @@ pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseS
     let conn = if sidecar("-wal") && sidecar("-shm") {
         Connection::open_with_flags(path, read_only)
     } else {
-        Connection::open_with_flags(immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
+        Connection::open_with_flags(super::db::immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
     }
     .map_err(&fail)?;
     let shape = Shape::read(&conn).map_err(&fail)?;
