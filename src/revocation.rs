@@ -32,6 +32,14 @@ pub fn learn(user_id: &str, before: i64) -> bool {
     true
 }
 
+/// The time before which `user_id`'s tokens are refused, when they were revoked.
+pub fn revoked_before(user_id: &str) -> Option<i64> {
+    if !ANY.load(Ordering::Acquire) {
+        return None;
+    }
+    REVOKED.read().unwrap_or_else(|p| p.into_inner()).get(&user_id.to_ascii_lowercase()).copied()
+}
+
 /// Whether a token of `sub` issued at `iat` (seconds; a token without one counts as issued at 0)
 /// is revoked.
 pub fn refuses(sub: &str, iat: Option<f64>) -> bool {

@@ -79,6 +79,8 @@ fn display(path: Option<&std::path::Path>) -> Option<String> {
 pub fn load_keys(env: Env, opts: Option<Unknown>) -> napi::Result<KeysInfo> {
     guarded(&env, || {
         let opts = JsKeyOptions::read(opts)?;
+        // The revocations first, at start-up rather than on the first request.
+        super::tokens::follow_default_revocations();
         let keys = active::load(&opts, &Environment::process())?;
         // From now on the key set is these files', not a database's that the poller would reload.
         crate::pg::watch::stop_following_keys();

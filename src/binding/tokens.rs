@@ -13,6 +13,31 @@ use crate::env::Environment;
 use crate::error::HootError;
 use crate::token::{self, IssueConfig};
 
+static REVOCATIONS: std::sync::Once = std::sync::Once::new();
+
+/// The process's key set, once the revocations of its default SQLite database (`$HOOT_DB_PATH`,
+/// else `~/.hoot/hoot-mcp.db`) are known: a restarted process refuses a revoked token from its first
+/// verification, before any store opens the file. (On PostgreSQL, `loadKeys` reads them before it
+/// resolves.) After the first call this costs one atomic load.
+pub(super) fn keys() -> Result<std::sync::Arc<crate::keys::KeySet>, HootError> {
+    follow_default_revocations();
+    active::current()
+}
+
+/// Reads (once) and follows the revocations of the default SQLite database, unless
+/// `HOOT_DATABASE_URL` puts the store on PostgreSQL.
+pub(super) fn follow_default_revocations() {
+    REVOCATIONS.call_once(|| {
+        let env = Environment::process();
+        if env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url)) {
+            return;
+        }
+        if let Ok(location) = crate::store::db::location(None, "dbPath", &env) {
+            crate::store::revocations::follow(&location);
+        }
+    });
+}
+
 /// Claims and lifetime of an issued token.
 #[napi(object, js_name = "IssueOptions", object_from_js = false, object_to_js = false)]
 pub struct JsIssueOptions {
@@ -56,7 +81,7 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
     guarded(&env, || {
         let user_id = string_value(&user_id, "userId")?;
         let config = JsIssueOptions::read(opts)?;
-        token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now())
+        token::issue_token(&*keys()?, &user_id, &config, clock::unix_now())
     })
 }
 
@@ -73,7 +98,7 @@ impl Task for IssueTask {
     fn compute(&mut self) -> napi::Result<String> {
         let outcome = match self.request.take() {
             Some((user_id, config)) => {
-                catch_panic(|| token::issue_token(&*active::current()?, &user_id, &config, clock::unix_now()))
+                catch_panic(|| token::issue_token(&*keys()?, &user_id, &config, clock::unix_now()))
             }
             None => Err(HootError::Internal("task ran twice".into())),
         };
@@ -139,7 +164,7 @@ pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi
             return Err(HootError::arg_type("token", "of type string", describe(&token)));
         }
         let leeway = JsVerifyOptions::read(opts)?;
-        let keys = active::current()?;
+        let keys = keys()?;
         let mut buffer = [0u8; token::MAX_TOKEN_LENGTH + 5];
         Ok(token::verify_token(&keys, read_token(&token, &mut buffer)?, clock::unix_now(), leeway))
     })?;

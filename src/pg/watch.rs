@@ -37,6 +37,9 @@ fn state() -> std::sync::MutexGuard<'static, Watched> {
 pub async fn load_keys(db: Arc<PgDatabase>) -> Result<Arc<crate::keys::KeySet>, HootError> {
     EXPECTED.store(true, std::sync::atomic::Ordering::Release);
     let loaded = super::keys::load_or_create(Arc::clone(&db)).await?;
+    // The revocations before the keys: a restarted replica refuses a revoked token from its first
+    // verification, not from its first poll.
+    read_revocations(&db).await?;
     install(&db, loaded, false).ok_or_else(|| HootError::Internal("the key set was not installed".into()))
 }
 

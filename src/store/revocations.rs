@@ -23,6 +23,9 @@ pub const SKEW_SECONDS: i64 = 300;
 
 /// Each watched database and the latest revocation time read from it.
 static WATCHED: Lazy<Mutex<HashMap<PathBuf, i64>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+/// Databases followed though no store of this process may have them open: the default database,
+/// read before the process's first verification (`follow`).
+static FOLLOWED: Lazy<Mutex<Vec<PathBuf>>> = Lazy::new(|| Mutex::new(Vec::new()));
 static POLLER: Once = Once::new();
 
 /// Revokes every token of `user_id` issued before now: from the next second on, new tokens are
@@ -49,13 +52,62 @@ pub fn revoke_user_tokens(location: DbLocation, user_id: &str, now: i64) -> Resu
 /// Learns the revocations in the database `conn` has open (all of them, the first time), and
 /// starts the poller.
 pub(super) fn watch(path: &Path, conn: &Connection) {
+    learn_from(path, conn);
+    start_poller();
+}
+
+/// Learns the revocations of the database at `location` now, before this process verifies or
+/// issues its first token, and follows it from then on: a restarted process refuses a revoked
+/// token from its first request, not only once a store opens the file. Nothing is created or
+/// locked: a missing file has nothing revoked (a store that creates it later reads it at open),
+/// and a file no server has open is read `immutable`.
+pub fn follow(location: &DbLocation) {
+    let DbLocation::File(path) = location else { return };
+    let Ok(path) = std::fs::canonicalize(path) else { return };
+    if super::db::check_header(&path, location).is_err() {
+        return;
+    }
+    if let Some(conn) = reader(&path) {
+        learn_from(&path, &conn);
+    }
+    let mut followed = FOLLOWED.lock().unwrap_or_else(|e| e.into_inner());
+    if !followed.contains(&path) {
+        followed.push(path);
+    }
+    drop(followed);
+    start_poller();
+}
+
+fn learn_from(path: &Path, conn: &Connection) {
     let since = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied().unwrap_or(i64::MIN);
     if let Ok(latest) = read(conn, since) {
         WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_path_buf(), latest);
     }
+}
+
+fn start_poller() {
     POLLER.call_once(|| {
         let _ = std::thread::Builder::new().name("hoot-core-revocations".into()).spawn(poll_forever);
     });
+}
+
+/// A read-only connection of its own for one read: through the WAL when a server has the file
+/// open (its -wal and -shm are there), else `immutable`, which creates neither.
+fn reader(path: &Path) -> Option<Connection> {
+    let sidecar = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private_fs::is_present(Path::new(&name))
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if sidecar("-wal") && sidecar("-shm") {
+        Connection::open_with_flags(path, flags)
+    } else {
+        Connection::open_with_flags(super::db::immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+    }
+    .ok()?;
+    conn.busy_timeout(Duration::from_millis(200)).ok()?;
+    Some(conn)
 }
 
 /// Learns every revocation at or after `since`; returns where the next read starts.
@@ -75,16 +127,18 @@ fn read(conn: &Connection, since: i64) -> rusqlite::Result<i64> {
 fn poll_forever() {
     loop {
         std::thread::sleep(POLL_INTERVAL);
-        // Only the files open now, each through a connection of its own made for this read and
-        // closed after it: a closed, deleted or replaced database is let go of, and the file now at
-        // the path is the one read.
-        for path in super::db::open_files() {
-            let since = WATCHED.lock().unwrap_or_else(|e| e.into_inner()).get(&path).copied().unwrap_or(i64::MIN);
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let Ok(conn) = Connection::open_with_flags(&path, flags) else { continue };
-            let _ = conn.busy_timeout(Duration::from_millis(200));
-            if let Ok(latest) = read(&conn, since) {
-                WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(path, latest);
+        // The files open now and the ones followed, each through a connection of its own made for
+        // this read and closed after it: a closed, deleted or replaced database is let go of, and
+        // the file now at the path is the one read.
+        let mut paths = super::db::open_files();
+        for path in FOLLOWED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if !paths.contains(path) {
+                paths.push(path.clone());
+            }
+        }
+        for path in paths {
+            if let Some(conn) = reader(&path) {
+                learn_from(&path, &conn);
             }
         }
     }

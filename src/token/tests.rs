@@ -459,3 +459,18 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_token_issued_in_the_second_of_a_revocation_verifies_and_the_revoked_one_does_not() -> TestResult {
+    // A user of its own: the revocation map is the process's, shared with other tests.
+    let user = "5f0c2a8e-1b7d-4c3e-9a6f-2d8b4e1c7a90";
+    let before = issue_token(&KEYS, user, &config(), NOW)?;
+    crate::revocation::learn(user, (NOW + 1) as i64); // revoked at NOW: "forget me"
+    assert_eq!(code_of(&before, NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED");
+    let after = issue_token(&KEYS, user, &config(), NOW)?;
+    assert_eq!(code_of(&after, NOW, 0), "valid", "the browser asking again at once gets a working token");
+    let claims: Value = serde_json::from_str(&verify_token(&KEYS, &after, NOW, 0).map_err(|f| f.message)?)?;
+    assert_eq!(claims["iat"], json!(NOW + 1));
+    assert_eq!(claims["exp"], json!(NOW + 1 + DEFAULT_TTL_SECONDS));
+    Ok(())
+}
