@@ -73,7 +73,7 @@ test('doctor on a legacy database says to migrate; after migrate it is clean', (
 
   const after = hootCore(['doctor'], { env })
   assert.equal(after.code, 0, after.out)
-  assert.match(after.out, /✓ database: .*schema version 1/)
+  assert.match(after.out, /✓ database: .*schema version 2/)
   assert.match(hootCore(['migrate', db]).out, /up to date/)
 })
 

@@ -3,7 +3,7 @@
 // then what only PostgreSQL has: TLS, failure at start, encryption in its rows, the adapter and the
 // provider over it.
 import assert from 'node:assert/strict'
-import { X509Certificate, randomUUID } from 'node:crypto'
+import { X509Certificate, createHash, randomUUID } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
@@ -11,6 +11,10 @@ import { describe, test } from 'node:test'
 import { createDatabaseAdapter, createOAuthProvider, openDatabase } from '../lib/index.js'
 import { USER, tempDir } from './helpers.mjs'
 import { freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
+
+// The SQLite store secret (~/.hoot/keys/store-secret) in a home of the tests' own.
+process.env.HOME = tempDir('database-home')
+delete process.env.HOOT_STORE_SECRET
 
 const BACKENDS = {
   sqlite: async () => openDatabase(join(tempDir('database'), 'hoot-mcp.db')),
@@ -156,6 +160,38 @@ for (const [kind, open] of Object.entries(BACKENDS)) {
       await db.close()
     })
 
+    test(
+      "revocation ends pending transfer codes; one source cannot get another source's code refused",
+      { timeout: 60_000 },
+      async () => {
+        const db = await open()
+        const user = randomUUID()
+        const stolenIat = Math.floor(Date.now() / 1000) - 30
+        const { code } = await db.store(user).createTransferCode({ tokenIssuedAt: stolenIat })
+        await db.revokeUserTokens(user)
+        await assert.rejects(db.redeemTransferCode(code), { code: 'ERR_HOOT_TRANSFER_CODE' })
+        // Made from the same token by a replica that has not yet learnt of the revocation.
+        const late = await db.store(user).createTransferCode({ tokenIssuedAt: stolenIat })
+        await assert.rejects(db.redeemTransferCode(late.code), { code: 'ERR_HOOT_TRANSFER_CODE' })
+        const forgotten = randomUUID()
+        const pending = await db.store(forgotten).createTransferCode()
+        await db.store(forgotten).deleteAll({ revokeTokens: true })
+        await assert.rejects(db.redeemTransferCode(pending.code), { code: 'ERR_HOOT_TRANSFER_CODE' })
+
+        const carol = randomUUID()
+        const valid = await db.store(carol).createTransferCode()
+        const outcomes = {}
+        for (let i = 0; i < 30; i++) {
+          await db.redeemTransferCode('2222-2222-2222', { source: '203.0.113.9' }).catch((e) => {
+            outcomes[e.code] = (outcomes[e.code] ?? 0) + 1
+          })
+        }
+        assert.deepEqual(outcomes, { ERR_HOOT_TRANSFER_CODE: 10, ERR_HOOT_TRANSFER_THROTTLED: 20 })
+        assert.equal((await db.redeemTransferCode(valid.code, { source: '198.51.100.7' })).userId, carol)
+        await db.close()
+      },
+    )
+
     test('the adapter and the OAuth provider run over it', async () => {
       const db = await open()
       const adapter = createDatabaseAdapter({ database: db })
@@ -243,7 +279,7 @@ describe('PostgreSQL only', () => {
     assert.deepEqual(await db.ready(), {
       kind: 'postgres',
       database: db_described(url),
-      schemaVersion: 1,
+      schemaVersion: 2,
       encrypted: false,
     })
     const tables = await rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
@@ -251,13 +287,46 @@ describe('PostgreSQL only', () => {
     for (const hoot of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers', 'server_configs', 'favicon_cache']) {
       assert.ok(names.includes(hoot), hoot)
     }
-    assert.deepEqual(await rows(url, 'SELECT version FROM hoot_schema_version'), [{ version: 1 }])
+    assert.deepEqual(await rows(url, 'SELECT version FROM hoot_schema_version'), [{ version: 2 }])
     await db.store(USER).saveTokens('srv', { access_token: 'a' })
     assert.deepEqual(await rows(url, 'SELECT tokens FROM oauth_tokens WHERE user_id = $1', [USER]), [
       { tokens: '{"access_token":"a"}' },
     ])
     await db.close()
   })
+
+  test(
+    'a code or an account link planted by a database writer does not verify; sources are stored as MACs',
+    { timeout: 60_000 },
+    async () => {
+      const url = await freshDatabase('planted')
+      const db = openDatabase(url)
+      const victim = randomUUID()
+      await db.store(victim).linkAccount('github|1')
+      const hash = createHash('sha256').update('23456789ABCD').digest('hex')
+      const now = Math.floor(Date.now() / 1000)
+      await rows(
+        url,
+        'INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)',
+        [hash, victim, now, now + 600],
+      )
+      await rows(url, "INSERT INTO hoot_accounts (account_id, user_id, linked_at) VALUES ('evil|1', $1, 0)", [victim])
+      await assert.rejects(db.redeemTransferCode('2345-6789-ABCD'), { code: 'ERR_HOOT_TRANSFER_CODE' })
+      assert.equal(await db.userIdForAccount('evil|1'), undefined)
+      assert.equal(await db.userIdForAccount('github|1'), victim)
+      await assert.rejects(db.redeemTransferCode('2222-2222-2222', { source: '203.0.113.9' }), {
+        code: 'ERR_HOOT_TRANSFER_CODE',
+      })
+      assert.deepEqual(
+        await rows(
+          url,
+          "SELECT count(*)::int AS n FROM hoot_transfer_source_failures WHERE source_mac LIKE '%203.0.113%'",
+        ),
+        [{ n: 0 }],
+      )
+      await db.close()
+    },
+  )
 
   test('a server that cannot be reached fails fast with ERR_HOOT_DB naming it, never the password', async () => {
     const db = openDatabase('postgres://hoot:hunter2@127.0.0.1:1/nowhere?sslmode=disable', { connectTimeoutMs: 500 })

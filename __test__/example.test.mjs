@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test'
 import { SignJWT, importJWK } from 'jose'
 
 import { UserConnections, loadKeys, openDatabase } from '../lib/index.js'
-import { createApp } from '../examples/express/server.mjs'
+import { createApp, limiter } from '../examples/express/server.mjs'
 import { hootKeyFiles, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
@@ -209,6 +209,30 @@ test('sessions in the example: transfer to a new device once, forget me on every
   assert.equal((await call('GET', '/mcp/tools/x', { token: redeemed.body.token })).status, 404, 'a valid session')
   assert.equal((await call('POST', '/auth/forget', { token, origin })).status, 200)
   assert.equal((await call('GET', '/mcp/tools/x', { token: redeemed.body.token })).status, 401, 'revoked everywhere')
+})
+
+test('forget me ends a pending transfer code; forget is limited per address; the limiter evicts the least recently seen', async () => {
+  const origin = 'http://localhost:8009'
+  const token = await browserToken()
+  const { body } = await call('POST', '/auth/transfer', { token, origin })
+  assert.equal((await call('POST', '/auth/forget', { token, origin })).status, 200)
+  const refused = await call('POST', '/auth/redeem', { origin, body: { code: body.code } })
+  assert.deepEqual([refused.status, refused.body.error], [400, 'ERR_HOOT_TRANSFER_CODE'])
+
+  // The earlier test forgot once from this address too: five a minute in all.
+  const statuses = []
+  for (let i = 0; i < 5; i++)
+    statuses.push((await call('POST', '/auth/forget', { token: await browserToken(), origin })).status)
+  assert.equal(statuses.at(-1), 429)
+  assert.ok(statuses.filter((s) => s === 200).length <= 4, 'at most five forgets a minute from one address')
+
+  const allow = limiter({ max: 2, keys: 3 })
+  assert.deepEqual([allow('a', 0), allow('a', 0), allow('a', 0)], [true, true, false])
+  for (const key of ['b', 'c', 'd', 'e']) {
+    allow(key, 1)
+    assert.equal(allow('a', 1), false, 'new keys never reset a key still being hit')
+  }
+  assert.equal(allow('a', 60_000), true, 'its window ends')
 })
 
 test('UserConnections: two sets of one server at once keep one client and close the other', async () => {

@@ -50,7 +50,7 @@ describe('migrateDatabase', () => {
     assert.match(report.legacyUserId, /^legacy-user-\d+$/)
     const stamp = Number(report.legacyUserId.slice('legacy-user-'.length))
     assert.ok(stamp >= before && stamp <= Date.now(), 'the id is the migration time in unix ms')
-    assert.deepEqual([report.tokens, report.clientInfo, report.verifiers, report.schemaVersion], [30, 30, 30, 1])
+    assert.deepEqual([report.tokens, report.clientInfo, report.verifiers, report.schemaVersion], [30, 30, 30, 2])
     assert.ok(existsSync(report.backupPath), report.backupPath)
     assert.equal(inspect(report.backupPath).oauth_tokens.multiTenant, false, 'the backup is the legacy file')
 
@@ -65,7 +65,7 @@ describe('migrateDatabase', () => {
     assert.equal(store.codeVerifier('s3'), 'v3')
 
     const again = migrateDatabase(path)
-    assert.deepEqual(again, { migrated: false, tokens: 0, clientInfo: 0, verifiers: 0, schemaVersion: 1 })
+    assert.deepEqual(again, { migrated: false, tokens: 0, clientInfo: 0, verifiers: 0, schemaVersion: 2 })
     assert.equal(readdirSync(join(path, '..')).filter((f) => f.includes('pre-migration')).length, 1, 'no second backup')
   })
 
@@ -109,9 +109,9 @@ describe('migrateDatabase', () => {
       tokens: 0,
       clientInfo: 0,
       verifiers: 0,
-      schemaVersion: 1,
+      schemaVersion: 2,
     })
-    assert.equal(inspect(path).version, 1)
+    assert.equal(inspect(path).version, 2)
   })
 
   test('a file that is not a database is refused and left byte-for-byte untouched', () => {
@@ -162,7 +162,7 @@ test('SIGKILL at any moment of a migration leaves the file fully legacy or fully
     assert.ok(migrated || tables.every((t) => !t.multiTenant), `mixed schema after a kill at ${delay} ms`)
     for (const table of tables) assert.equal(table.rows, rows, `rows lost after a kill at ${delay} ms`)
     if (migrated) {
-      assert.equal(state.version, 1)
+      assert.equal(state.version, 2)
       assert.equal(new Set(tables.flatMap((t) => t.users)).size, 1)
     }
     outcomes[migrated ? 'migrated' : 'legacy']++

@@ -37,6 +37,11 @@ import {
 
 const cli = join(root, 'bin', 'hoot-core.js')
 
+// The store secret (~/.hoot/keys/store-secret) of this process and the ones it starts: a home of
+// the tests' own, never the runner's.
+process.env.HOME = tempDir('sessions-home')
+delete process.env.HOOT_STORE_SECRET
+
 /** Sets a user's last activity `days` ago, through Hoot's own kind of SQL. */
 function lastSeen(dbPath, userId, days) {
   withBetterSqlite(
@@ -210,6 +215,79 @@ test('failed redemptions are throttled across processes, the right code included
     code: 'ERR_HOOT_TRANSFER_THROTTLED',
     message: /try again in \d+ seconds/,
   })
+})
+
+test('revocation ends a pending transfer code, one made by a process that had not yet learnt of it included', async () => {
+  const dbPath = join(tempDir('revoked-code'), 'hoot-mcp.db')
+  const files = await hootKeyFiles(tempDir('revoked-code-keys'))
+  loadKeys({ privateKeyPath: files.privateKeyPath, jwksPath: files.jwksPath })
+  const alice = randomUUID()
+  const stolen = verifyToken(issueToken(alice))
+  assert.equal(stolen.valid, true)
+  const iat = stolen.payload.iat
+  const store = new OAuthStore(alice, { dbPath })
+  const { code } = store.createTransferCode({ tokenIssuedAt: iat })
+  revokeUserTokens(alice, { dbPath })
+  assert.throws(() => redeemTransferCode(code, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })
+
+  // Another process revokes; this one, before its poll learns of it, makes a code from the
+  // stolen token: the redemption reads the revocation and refuses it.
+  const bob = randomUUID()
+  const bobIat = verifyToken(issueToken(bob)).payload.iat
+  await runIsolatedAsync(
+    `hoot.revokeUserTokens(${JSON.stringify(bob)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log(1)`,
+  )
+  const late = new OAuthStore(bob, { dbPath }).createTransferCode({ tokenIssuedAt: bobIat })
+  assert.throws(() => redeemTransferCode(late.code, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })
+
+  // Forget me ends the code too.
+  const carol = randomUUID()
+  const carolStore = new OAuthStore(carol, { dbPath })
+  const forgotten = carolStore.createTransferCode({ tokenIssuedAt: verifyToken(issueToken(carol)).payload.iat })
+  carolStore.deleteAll({ revokeTokens: true })
+  assert.throws(() => redeemTransferCode(forgotten.code, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })
+  assert.throws(() => store.createTransferCode({ tokenIssuedAt: -1 }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => store.createTransferCode({ tokenIssuedAt: '1' }), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+test("one source's failures cannot get another source's valid code refused", () => {
+  const dbPath = join(tempDir('per-source'), 'hoot-mcp.db')
+  const alice = randomUUID()
+  const { code } = new OAuthStore(alice, { dbPath }).createTransferCode()
+  const outcomes = {}
+  for (let i = 0; i < 150; i++) {
+    try {
+      redeemTransferCode('2222-2222-2222', { dbPath, source: '203.0.113.9' })
+    } catch (e) {
+      outcomes[e.code] = (outcomes[e.code] ?? 0) + 1
+    }
+  }
+  assert.deepEqual(outcomes, { ERR_HOOT_TRANSFER_CODE: 10, ERR_HOOT_TRANSFER_THROTTLED: 140 })
+  assert.equal(redeemTransferCode(code, { dbPath, source: '198.51.100.7' }).userId, alice)
+  assert.throws(() => redeemTransferCode(code, { dbPath, source: '' }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => redeemTransferCode(code, { dbPath, source: 7 }), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+test('a code or an account link planted by a database writer without the store secret is refused', () => {
+  const dbPath = join(tempDir('planted'), 'hoot-mcp.db')
+  const victim = randomUUID()
+  const store = new OAuthStore(victim, { dbPath })
+  store.linkAccount('github|1')
+  const planted = withBetterSqlite(
+    `const { createHash } = require('node:crypto')
+    const db = new Database(input.dbPath)
+    const hash = createHash('sha256').update('23456789ABCD').digest('hex')
+    const now = Math.floor(Date.now() / 1000)
+    db.prepare('INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(hash, input.victim, now, now + 600)
+    db.prepare('INSERT INTO hoot_accounts (account_id, user_id, linked_at) VALUES (?, ?, ?)').run('evil|1', input.victim, 0)
+    db.close()
+    console.log(JSON.stringify('2345-6789-ABCD'))`,
+    { dbPath, victim },
+  )
+  assert.throws(() => redeemTransferCode(planted, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })
+  assert.equal(userIdForAccount('evil|1', { dbPath }), undefined)
+  assert.equal(userIdForAccount('github|1', { dbPath }), victim)
 })
 
 test('transfer codes and moves refuse bad input with their codes, and write nothing', () => {

@@ -236,7 +236,7 @@ class PostgresDatabase {
   }
   /** `opts.intoUserId` is accepted and unused: legacy users' codes are SQLite's (adopt-legacy). */
   redeemTransferCode(code, opts) {
-    return later(() => this.#native.redeemTransferCode(code)).then(({ userId }) => ({ userId }))
+    return later(() => this.#native.redeemTransferCode(code, opts)).then(({ userId }) => ({ userId }))
   }
   userIdForAccount(accountId) {
     return later(() => this.#native.userIdForAccount(accountId)).then(orUndefined)

@@ -16,6 +16,7 @@ pub mod pg;
 mod private_fs;
 pub mod revocation;
 pub mod sealing;
+pub mod secret;
 pub mod store;
 pub mod text;
 pub mod token;

@@ -19,16 +19,19 @@ import {
   verifyToken,
 } from 'hoot-core'
 
-/** A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. */
-function limiter({ windowMs = 60_000, max = 10, keys = 10_000 } = {}) {
+/**
+ * A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. Past
+ * `keys` keys the least recently seen goes (a Map keeps insertion order, and each hit moves its key
+ * last), so filling the map with new keys never resets a key that is still being hit.
+ */
+export function limiter({ windowMs = 60_000, max = 10, keys = 10_000 } = {}) {
   const hits = new Map()
   return (key, now = Date.now()) => {
-    const entry = hits.get(key)
-    if (!entry || now >= entry.until) {
-      if (hits.size >= keys) hits.clear()
-      hits.set(key, { count: 1, until: now + windowMs })
-      return true
-    }
+    let entry = hits.get(key)
+    hits.delete(key)
+    if (!entry || now >= entry.until) entry = { count: 0, until: now + windowMs }
+    hits.set(key, entry)
+    if (hits.size > keys) hits.delete(hits.keys().next().value)
     return ++entry.count <= max
   }
 }
@@ -47,8 +50,16 @@ export function createApp({
   app.get('/health', (req, res) => res.json({ status: 'ok' }))
   app.get('/.well-known/jwks.json', (req, res) => res.json(publicJwks()))
 
+  // One limiter per endpoint, so keys of one never push out another's.
+  const allowToken = limiter({ max: 30 })
+  const allowRedeem = limiter()
+  const allowTransfer = limiter()
+  // Each forget writes a revocation row that stays: at most 5 a minute per address.
+  const allowForget = limiter({ max: 5 })
+
   app.post('/auth/token', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    if (!allowToken(req.ip)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
     const { userId } = req.body ?? {}
     if (typeof userId !== 'string' || !isValidUserId(userId)) {
       return res.status(400).json({ success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' })
@@ -58,14 +69,18 @@ export function createApp({
 
   // Another device: a code from POST /auth/transfer makes this browser that user (a legacy code from
   // `npx hoot-core adopt-legacy` moves the legacy data into this browser's user instead).
-  const allowSession = limiter()
+  // The core counts failures per source too (10 per 10 minutes), so one address cannot use up the
+  // global limit (100) and get everyone's codes refused.
   app.post('/auth/redeem', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
-    if (!allowSession(`redeem:${req.ip}`)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
+    if (!allowRedeem(req.ip)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
     const current = req.headers['x-hoot-token'] ? verifyToken(String(req.headers['x-hoot-token'])) : null
     try {
       const into = current?.valid ? current.userId : undefined
-      const { userId } = await db.redeemTransferCode(String(req.body?.code ?? ''), { intoUserId: into })
+      const { userId } = await db.redeemTransferCode(String(req.body?.code ?? ''), {
+        intoUserId: into,
+        source: req.ip,
+      })
       res.json({ success: true, userId, token: await issueTokenAsync(userId), tokenType: 'jwt' })
     } catch (error) {
       const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code] ?? 400
@@ -87,6 +102,7 @@ export function createApp({
     if (!result.valid)
       return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     req.userId = result.userId
+    req.tokenIssuedAt = result.payload.iat
     req.portkeyContext = result.portkey
     // At most one write per user per hour; activity is best effort, so a failed write is not the request's.
     db.store(req.userId)
@@ -97,15 +113,16 @@ export function createApp({
 
   app.post('/auth/transfer', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
-    if (!allowSession(`transfer:${req.userId}`))
-      return res.status(429).json({ success: false, error: 'TooManyRequests' })
-    const { code, expiresAt } = await db.store(req.userId).createTransferCode()
+    if (!allowTransfer(req.userId)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
+    // Derived from this token: revoking the user's tokens (forget me) ends the code too.
+    const { code, expiresAt } = await db.store(req.userId).createTransferCode({ tokenIssuedAt: req.tokenIssuedAt })
     res.json({ success: true, code, expiresAt })
   })
 
   // Forget me: every row of this user, their live connections, and their tokens on every device.
   app.post('/auth/forget', async (req, res) => {
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
+    if (!allowForget(req.ip)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
     for (const serverId of clients.servers(req.userId)) await clients.delete(req.userId, serverId)
     const removed = await db.store(req.userId).deleteAll({ revokeTokens: true })
     res.json({ success: true, removed })

@@ -264,15 +264,20 @@ impl PostgresDatabase {
         promise(env, &self.db, "read from", call, |t| t)
     }
 
-    /// Redeems a transfer code made by any replica's `store.createTransferCode`, once.
-    #[napi(ts_args_type = "code: string", ts_return_type = "Promise<RedeemedTransfer>")]
+    /// Redeems a transfer code made by any replica's `store.createTransferCode`, once; throttled
+    /// in all and per `opts.source`, as SQLite's `redeemTransferCode`.
+    #[napi(ts_args_type = "code: string, opts?: { source?: string }", ts_return_type = "Promise<RedeemedTransfer>")]
     pub fn redeem_transfer_code<'e>(
         &self,
         env: &'e Env,
         code: Unknown,
+        opts: Option<Unknown>,
     ) -> napi::Result<PromiseRaw<'e, super::store::JsRedeemed>> {
-        let code = guarded(env, || string_value(&code, "code"))?;
-        let call = pg::identity::redeem_transfer_code(Arc::clone(&self.db), &code, clock::unix_now() as i64);
+        let call = guarded(env, || {
+            let code = string_value(&code, "code")?;
+            let source = Props::new(opts, "opts")?.string("source")?;
+            pg::identity::redeem_transfer_code(Arc::clone(&self.db), &code, source.as_deref(), clock::unix_now() as i64)
+        })?;
         promise(env, &self.db, "redeem a transfer code in", call, |user_id| super::store::JsRedeemed {
             user_id,
             moved: None,
@@ -554,15 +559,21 @@ impl PostgresStore {
     }
 
     /// A one-time code that moves this user to another device (`redeemTransferCode` on any replica).
-    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "Promise<TransferCode>")]
+    #[napi(
+        ts_args_type = "opts?: { ttlSeconds?: number; tokenIssuedAt?: number }",
+        ts_return_type = "Promise<TransferCode>"
+    )]
     pub fn create_transfer_code<'e>(
         &self,
         env: &'e Env,
         opts: Option<Unknown>,
     ) -> napi::Result<PromiseRaw<'e, super::store::JsTransferCode>> {
         let call = guarded(env, || {
-            let ttl = crate::store::identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?)?;
-            self.inner.create_transfer_code(ttl, clock::unix_now() as i64)
+            let props = Props::new(opts, "opts")?;
+            let ttl = crate::store::identity::code_ttl(props.number("ttlSeconds")?)?;
+            let now = clock::unix_now() as i64;
+            let derived_from = crate::store::identity::derived_from(props.number("tokenIssuedAt")?, now)?;
+            self.inner.create_transfer_code(ttl, derived_from, now)
         })?;
         promise(env, self.db(), "write to", call, |(code, expires_at)| super::store::JsTransferCode {
             code,

@@ -208,13 +208,18 @@ impl OAuthStore {
     }
 
     /// A one-time code that moves this user to another device (`redeemTransferCode` there), valid
-    /// `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only its
-    /// hash is stored. `expiresAt` is in seconds, like a token's `exp`.
-    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "TransferCode")]
+    /// `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only a
+    /// MAC of it under the store secret is stored. `opts.tokenIssuedAt` is the `iat` of the token
+    /// the request was verified with (defaults to now): revoking that user's tokens ends the code.
+    /// `expiresAt` is in seconds, like a token's `exp`.
+    #[napi(ts_args_type = "opts?: { ttlSeconds?: number; tokenIssuedAt?: number }", ts_return_type = "TransferCode")]
     pub fn create_transfer_code(&self, env: Env, opts: Option<Unknown>) -> napi::Result<JsTransferCode> {
         guarded(&env, || {
-            let ttl = identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?)?;
-            let (code, expires_at) = self.inner.create_transfer_code(ttl, clock::unix_now() as i64)?;
+            let props = Props::new(opts, "opts")?;
+            let ttl = identity::code_ttl(props.number("ttlSeconds")?)?;
+            let now = clock::unix_now() as i64;
+            let derived_from = identity::derived_from(props.number("tokenIssuedAt")?, now)?;
+            let (code, expires_at) = self.inner.create_transfer_code(ttl, derived_from, now)?;
             Ok(JsTransferCode { code, expires_at: expires_at as f64 })
         })
     }
@@ -475,18 +480,26 @@ pub struct JsRedeemed {
 }
 
 /// Redeems a transfer code made by `store.createTransferCode` (in any process on the database):
-/// once, before it expires. An unknown, expired or used code throws `ERR_HOOT_TRANSFER_CODE`; after
-/// 100 failures in 10 minutes (all processes together) every redemption throws
-/// `ERR_HOOT_TRANSFER_THROTTLED` until the window ends. A legacy user's code (`legacyTransferCode`)
-/// needs `opts.intoUserId`, the redeeming browser's user, into which the legacy data moves.
-#[napi(ts_args_type = "code: string, opts?: { intoUserId?: string; dbPath?: string }")]
+/// once, before it expires. An unknown, expired or used code, or one ended by `revokeUserTokens`,
+/// throws `ERR_HOOT_TRANSFER_CODE`. `opts.source` names the client (its address): after 10
+/// failures from one source in 10 minutes its redemptions throw `ERR_HOOT_TRANSFER_THROTTLED`, and
+/// after 100 in all (each source counting at most 10) every redemption does, until the window
+/// ends. A legacy user's code (`legacyTransferCode`) needs `opts.intoUserId`, the redeeming
+/// browser's user, into which the legacy data moves.
+#[napi(ts_args_type = "code: string, opts?: { intoUserId?: string; source?: string; dbPath?: string }")]
 pub fn redeem_transfer_code(env: Env, code: Unknown, opts: Option<Unknown>) -> napi::Result<JsRedeemed> {
     guarded(&env, || {
         let code = string_value(&code, "code")?;
         let props = Props::new(opts, "opts")?;
         let into = props.string("intoUserId")?;
-        let redeemed =
-            identity::redeem_transfer_code(location(&props)?, &code, into.as_deref(), clock::unix_now() as i64)?;
+        let source = props.string("source")?;
+        let redeemed = identity::redeem_transfer_code(
+            location(&props)?,
+            &code,
+            into.as_deref(),
+            source.as_deref(),
+            clock::unix_now() as i64,
+        )?;
         Ok(JsRedeemed { user_id: redeemed.user_id, moved: redeemed.moved.map(move_js) })
     })
 }

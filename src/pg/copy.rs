@@ -15,7 +15,9 @@ use tokio_postgres::types::ToSql;
 use super::schema::TABLES;
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
+use crate::secret::StoreSecret;
 use crate::store::db::{check_header, sql_error, DbLocation};
+use crate::store::identity::{account_mac, account_verifies};
 
 /// What one table's copy did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,11 +50,41 @@ pub struct CopyReport {
 }
 
 /// The tables copied: the SQLite file's own (not the key set, which the file does not have), the
-/// failed-redemption throttle excepted (a short window of this process's, not data).
+/// failed-redemption throttles excepted (a short window of this process's, not data), and the
+/// transfer codes (MACed under the file's store secret with the code, which no one keeps).
 fn copied_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
     TABLES.into_iter().filter(|(name, _)| {
-        !matches!(*name, "hoot_signing_keys" | "hoot_key_set" | "hoot_transfer_failures" | "hoot_copied_files")
+        !matches!(
+            *name,
+            "hoot_signing_keys"
+                | "hoot_key_set"
+                | "hoot_transfer_failures"
+                | "hoot_transfer_source_failures"
+                | "hoot_transfer_codes"
+                | "hoot_copied_files"
+                | "hoot_store_secret"
+        )
     })
+}
+
+/// Account links MACed again for PostgreSQL's store secret: those that verify under this
+/// process's SQLite secret (the file's, when run with the server's home or `HOOT_STORE_SECRET`);
+/// a row no server made is not copied.
+fn relink(rows: &mut Vec<Vec<Cell>>, cols: &[(String, bool)], from: &StoreSecret, to: &StoreSecret) {
+    let at = |name: &str| cols.iter().position(|(c, _)| c == name);
+    let (Some(account), Some(user), Some(mac)) = (at("account_id"), at("user_id"), at("mac")) else { return };
+    let text = |cell: &Cell| match cell {
+        Cell::Text(t) => t.clone(),
+        Cell::Int(_) => None,
+    };
+    rows.retain_mut(|row| {
+        let (Some(account_id), Some(user_id)) = (text(&row[account]), text(&row[user])) else { return false };
+        if !account_verifies(from, &account_id, &user_id, text(&row[mac]).as_deref()) {
+            return false;
+        }
+        row[mac] = Cell::Text(Some(account_mac(to, &account_id, &user_id)));
+        true
+    });
 }
 
 /// A table's columns (name, is BIGINT) and its primary key, read from its definition.
@@ -192,8 +224,14 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
         legacy_user_id: read.legacy_user_id,
         ..CopyReport::default()
     };
+    let mut tables = read.tables;
+    if let Some(accounts) = tables.iter_mut().find(|t| t.name == "hoot_accounts") {
+        let file_secret = crate::store::identity::secret_for(&DbLocation::File(report.from.clone()))?;
+        let secret = super::identity::store_secret(&tx, &db).await?;
+        relink(&mut accounts.rows, &accounts.cols, &file_secret, &secret);
+    }
     let mut users = std::collections::HashSet::new();
-    for TableRows { name, cols, key, rows } in &read.tables {
+    for TableRows { name, cols, key, rows } in &tables {
         let mut done = TableCopy { table: name.to_string(), rows: rows.len() as u64, ..TableCopy::default() };
         if let Some(user) = cols.iter().position(|(c, _)| c == "user_id") {
             for row in rows {
@@ -270,6 +308,6 @@ mod tests {
         let (cols, key) = find("favicon_cache");
         assert_eq!((cols.len(), key), (4, vec!["server_url".to_string()]));
         assert!(shapes.iter().all(|(_, (cols, key))| !cols.is_empty() && !key.is_empty()));
-        assert_eq!(shapes.len(), 12);
+        assert_eq!(shapes.len(), 11);
     }
 }

@@ -13,7 +13,9 @@ use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
 
 /// The schema version this hoot-core makes and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i32 = 1;
+/// Version 2 MACs transfer codes and account links under the store secret (`hoot_store_secret`),
+/// records what a code derives from, and counts failed redemptions per source.
+pub const PG_SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock every schema change (and the first key generation) is made under: "hoot" in
 /// ASCII, a number no other program is likely to lock.
@@ -22,9 +24,10 @@ pub const SCHEMA_LOCK: i64 = 0x686f_6f74;
 /// The epoch now, in SQL: the default of every `created_at`.
 const NOW: &str = "(extract(epoch from now())::bigint)";
 
-/// Each table and its columns. The first thirteen are the SQLite file's; the next two hold the key
-/// set every replica signs and verifies with; the last records the legacy files copied in.
-pub const TABLES: [(&str, &str); 16] = [
+/// Each table and its columns. The first fourteen are the SQLite file's; the next two hold the key
+/// set every replica signs and verifies with; then the legacy files copied in, and the store
+/// secret.
+pub const TABLES: [(&str, &str); 18] = [
     ("oauth_tokens", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)"),
     (
         "oauth_client_info",
@@ -37,9 +40,10 @@ pub const TABLES: [(&str, &str); 16] = [
     ("hoot_oauth_states", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT DEFAULT NOW, PRIMARY KEY (user_id, server_id)"),
     ("hoot_users", "user_id TEXT PRIMARY KEY, first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL"),
     ("hoot_revocations", "user_id TEXT PRIMARY KEY, revoked_before BIGINT NOT NULL"),
-    ("hoot_transfer_codes", "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL"),
+    ("hoot_transfer_codes", "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, derived_from BIGINT, mac TEXT"),
     ("hoot_transfer_failures", "window_start BIGINT PRIMARY KEY, failures BIGINT NOT NULL"),
-    ("hoot_accounts", "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at BIGINT NOT NULL"),
+    ("hoot_transfer_source_failures", "window_start BIGINT NOT NULL, source_mac TEXT NOT NULL, failures BIGINT NOT NULL, PRIMARY KEY (window_start, source_mac)"),
+    ("hoot_accounts", "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at BIGINT NOT NULL, mac TEXT"),
     ("hoot_encryption", "key_id TEXT PRIMARY KEY, added_at BIGINT NOT NULL"),
     // The signing keys: the private JWK (sealed when encryption at rest is on), its public JWK,
     // and whether it signs (exactly one does; the others only verify).
@@ -53,6 +57,8 @@ pub const TABLES: [(&str, &str); 16] = [
     // Each legacy SQLite file copied in (by its absolute path) and the user its rows went to, so a
     // second copy of that file maps them to the same user and another file's to a new one.
     ("hoot_copied_files", "source TEXT PRIMARY KEY, legacy_user_id TEXT NOT NULL, copied_at BIGINT NOT NULL"),
+    // One row: the store secret transfer codes and account links are MACed under (`crate::secret`).
+    ("hoot_store_secret", "id INTEGER PRIMARY KEY CHECK (id = 1), secret TEXT NOT NULL"),
 ];
 
 /// The per-user tables, for the copy from SQLite and `deleteAll`.
@@ -67,19 +73,37 @@ pub const USER_TABLES: [&str; 8] = [
     "hoot_accounts",
 ];
 
-/// The statements of migration 1: every table, and the indexes the per-user reads want.
-fn migration_1() -> String {
-    let mut sql = String::new();
+/// Every table, as `migration_1` and `migration_2` make the ones they lack.
+fn create_tables(sql: &mut String) {
     for (name, columns) in TABLES {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {name} ({});\n",
             columns.replace("DEFAULT NOW", &format!("DEFAULT {NOW}"))
         ));
     }
+}
+
+/// The statements of migration 1: every table, and the indexes the per-user reads want.
+fn migration_1() -> String {
+    let mut sql = String::new();
+    create_tables(&mut sql);
     sql.push_str("CREATE INDEX IF NOT EXISTS hoot_verifiers_age ON oauth_verifiers (created_at);\n");
     sql.push_str("CREATE INDEX IF NOT EXISTS hoot_revocations_time ON hoot_revocations (revoked_before);\n");
     sql.push_str("CREATE INDEX IF NOT EXISTS hoot_accounts_user ON hoot_accounts (user_id);\n");
     sql.push_str("INSERT INTO hoot_key_set (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;\n");
+    sql
+}
+
+/// The statements of migration 2 (after 1): the columns and tables schema 2 added. Codes of
+/// schema 1 (a plain SHA-256, which anyone could have planted) never verify: dropped. Links made
+/// before have no MAC and are no links (linked again at the next sign-in).
+fn migration_2() -> String {
+    let mut sql = String::new();
+    create_tables(&mut sql);
+    sql.push_str("ALTER TABLE hoot_transfer_codes ADD COLUMN IF NOT EXISTS derived_from BIGINT;\n");
+    sql.push_str("ALTER TABLE hoot_transfer_codes ADD COLUMN IF NOT EXISTS mac TEXT;\n");
+    sql.push_str("ALTER TABLE hoot_accounts ADD COLUMN IF NOT EXISTS mac TEXT;\n");
+    sql.push_str("DELETE FROM hoot_transfer_codes WHERE mac IS NULL;\n");
     sql
 }
 
@@ -119,6 +143,15 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
     }
     if from < 1 {
         tx.batch_execute(&migration_1()).await.map_err(err)?;
+    }
+    if from < 2 {
+        tx.batch_execute(&migration_2()).await.map_err(err)?;
+        tx.execute(
+            "INSERT INTO hoot_store_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&crate::secret::StoreSecret::new_text()?],
+        )
+        .await
+        .map_err(err)?;
     }
     if from < PG_SCHEMA_VERSION {
         tx.execute(

@@ -325,7 +325,9 @@ fn touch_key(db: &PgDatabase, user_id: &str) -> String {
 }
 
 /// Revokes every token of `user_id` issued before `now + 1`: refused here at once, and by every
-/// replica within its poll interval. Resolves to the time before which tokens are refused.
+/// replica within its poll interval. The user's pending transfer code goes in the same
+/// transaction (and a code made meanwhile on a replica that has not learnt of this is refused at
+/// redemption, which reads the revocation). Resolves to the time before which tokens are refused.
 pub fn revoke_user_tokens(db: Arc<PgDatabase>, user_id: &str, now: i64) -> Result<Call<i64>, HootError> {
     if !is_store_user_id(user_id) {
         return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
@@ -333,15 +335,19 @@ pub fn revoke_user_tokens(db: Arc<PgDatabase>, user_id: &str, now: i64) -> Resul
     let user_id = user_id.to_ascii_lowercase();
     let before = now + 1;
     Ok(boxed(async move {
-        let conn = db.conn().await?;
-        conn.exec(
+        let mut conn = db.conn().await?;
+        let err = |e: tokio_postgres::Error| db.error("write to", &e);
+        let tx = conn.transaction().await.map_err(err)?;
+        tx.exec(
             "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET revoked_before = greatest(hoot_revocations.revoked_before, \
              excluded.revoked_before)",
             &[&user_id, &before],
         )
         .await
-        .map_err(|e| db.error("write to", &e))?;
+        .map_err(err)?;
+        tx.exec("DELETE FROM hoot_transfer_codes WHERE user_id = $1", &[&user_id]).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
         crate::revocation::learn(&user_id, before);
         Ok(before)
     }))

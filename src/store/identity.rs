@@ -2,12 +2,15 @@
 //! users' data, legacy data made reachable again, and accounts linked to a user. Times are
 //! seconds, passed in.
 
-use aws_lc_rs::digest::{digest, SHA256};
+use std::sync::Arc;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use once_cell::sync::OnceCell;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{check_id, is_store_user_id, run_at, Access, DbLocation, OAuthStore, SERVER_TABLES, USER_ID_FORMS};
 use crate::error::HootError;
+use crate::secret::StoreSecret;
 
 /// The symbols of a transfer code: digits and capitals without 0, O, 1, I, L and U, so nothing
 /// read aloud or typed from a screen can be mistaken for another.
@@ -23,6 +26,17 @@ const MIN_CODE_TTL_SECONDS: f64 = 30.0;
 pub const MAX_FAILURES_PER_WINDOW: i64 = 100;
 /// The throttle's window, in seconds.
 pub const FAILURE_WINDOW_SECONDS: i64 = 600;
+/// The throttle of one source (what the server passes as `source`, its client's address): past
+/// this many failures in the window its redemptions are refused, and only these many count
+/// towards the global limit, so one source can never exhaust it for everyone.
+pub const MAX_FAILURES_PER_SOURCE: i64 = 10;
+/// The longest `source`, in bytes.
+const MAX_SOURCE_BYTES: usize = 1024;
+
+const CODE_PURPOSE: &str = "hoot-transfer-code";
+const CODE_ROW_PURPOSE: &str = "hoot-transfer-code-row";
+const ACCOUNT_PURPOSE: &str = "hoot-account-link";
+const SOURCE_PURPOSE: &str = "hoot-transfer-source";
 
 /// `ttlSeconds` of a transfer code: whole seconds from 30 to 3,600, 600 when absent.
 pub fn code_ttl(ttl_seconds: Option<f64>) -> Result<i64, HootError> {
@@ -51,15 +65,112 @@ pub(crate) fn new_code() -> Result<String, HootError> {
     Ok(groups.join("-"))
 }
 
-/// The code as stored: the SHA-256 of its symbols (case, spaces and dashes ignored), or `None`
-/// for anything that cannot be a code.
-pub(crate) fn code_hash(code: &str) -> Option<String> {
+/// A code's symbols (case, spaces and dashes ignored), or `None` for anything that cannot be a code.
+pub(crate) fn code_symbols(code: &str) -> Option<String> {
     let symbols: String =
         code.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
     if symbols.len() != CODE_LENGTH || !symbols.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
         return None;
     }
-    Some(digest(&SHA256, symbols.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Some(symbols)
+}
+
+/// The code as looked up: a MAC of its symbols under the store secret, which a database writer
+/// without the secret cannot make for a code of their choosing.
+pub(crate) fn code_hash(secret: &StoreSecret, symbols: &str) -> String {
+    secret.mac(CODE_PURPOSE, &[symbols.as_bytes()])
+}
+
+/// The MAC binding a code's row to its user, what it derives from and its expiry: a row moved to
+/// another user, or made longer-lived, does not verify.
+pub(crate) fn code_row_mac(
+    secret: &StoreSecret,
+    symbols: &str,
+    user_id: &str,
+    derived_from: i64,
+    expires_at: i64,
+) -> String {
+    let (from, until) = (derived_from.to_string(), expires_at.to_string());
+    secret.mac(CODE_ROW_PURPOSE, &[symbols.as_bytes(), user_id.as_bytes(), from.as_bytes(), until.as_bytes()])
+}
+
+/// A code's row as read by the delete that redeems it.
+pub(crate) struct CodeRow {
+    pub(crate) user_id: String,
+    pub(crate) expires_at: i64,
+    pub(crate) derived_from: Option<i64>,
+    pub(crate) mac: Option<String>,
+}
+
+impl CodeRow {
+    /// The user, if the row is unexpired at `now` and verifies under `secret`, with what it
+    /// derives from.
+    pub(crate) fn verified(self, secret: &StoreSecret, symbols: &str, now: i64) -> Option<(String, i64)> {
+        let derived_from = self.derived_from?;
+        let mac = code_row_mac(secret, symbols, &self.user_id, derived_from, self.expires_at);
+        let stored = self.mac.as_deref().unwrap_or_default();
+        let genuine = aws_lc_rs::constant_time::verify_slices_are_equal(mac.as_bytes(), stored.as_bytes()).is_ok();
+        (genuine && self.expires_at > now).then_some((self.user_id, derived_from))
+    }
+}
+
+/// The MAC of an account link under the store secret.
+pub(crate) fn account_mac(secret: &StoreSecret, account_id: &str, user_id: &str) -> String {
+    secret.mac(ACCOUNT_PURPOSE, &[account_id.as_bytes(), user_id.as_bytes()])
+}
+
+/// Whether a stored link of `account_id` to `user_id` is one a server made.
+pub(crate) fn account_verifies(secret: &StoreSecret, account_id: &str, user_id: &str, mac: Option<&str>) -> bool {
+    secret.verify(ACCOUNT_PURPOSE, &[account_id.as_bytes(), user_id.as_bytes()], mac)
+}
+
+/// A redemption's source as stored: a MAC, so the database never holds a client's address.
+pub(crate) fn source_mac(secret: &StoreSecret, source: &str) -> String {
+    secret.mac(SOURCE_PURPOSE, &[source.as_bytes()])
+}
+
+/// `opts.source` of a redemption: a non-empty string of at most 1,024 bytes.
+pub fn check_source(source: &str) -> Result<(), HootError> {
+    match !source.is_empty() && source.len() <= MAX_SOURCE_BYTES {
+        true => Ok(()),
+        false => Err(HootError::arg_value("opts.source", format!("must be 1 to {MAX_SOURCE_BYTES} bytes"))),
+    }
+}
+
+/// What a code made at `now` derives from: the `iat` of the token the request was authenticated
+/// with (`opts.tokenIssuedAt`, seconds), never later than `now`; `now` without one. A revocation
+/// of the user's tokens issued before a time ends the codes derived from them.
+pub fn derived_from(token_issued_at: Option<f64>, now: i64) -> Result<i64, HootError> {
+    match token_issued_at {
+        None => Ok(now),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok((t.floor() as i64).min(now)),
+        Some(t) => Err(HootError::out_of_range(
+            "opts.tokenIssuedAt",
+            format!("must be a token's iat: seconds since the epoch. Received {t}"),
+        )),
+    }
+}
+
+/// Seconds until the window ends if a redemption is refused outright: the global count is at its
+/// limit, or this source's is at its own.
+pub(crate) fn throttled(global: i64, source: Option<i64>, window: i64, now: i64) -> Option<i64> {
+    let full = global >= MAX_FAILURES_PER_WINDOW || source.is_some_and(|n| n >= MAX_FAILURES_PER_SOURCE);
+    full.then_some(window + FAILURE_WINDOW_SECONDS - now)
+}
+
+/// The store secret for SQLite databases at `location`: the process's (`crate::secret`), or for
+/// the in-memory database, which lives and dies with this process, a random one. Tests use one
+/// random secret throughout, so they never touch the home directory.
+pub(crate) fn secret_for(location: &DbLocation) -> Result<Arc<StoreSecret>, HootError> {
+    static RANDOM: OnceCell<Arc<StoreSecret>> = OnceCell::new();
+    let random = || RANDOM.get_or_try_init(|| StoreSecret::random().map(Arc::new)).cloned();
+    if cfg!(test) {
+        return random();
+    }
+    match location {
+        DbLocation::Memory => random(),
+        _ => crate::secret::process_secret(&crate::env::Environment::process()),
+    }
 }
 
 /// Whether a user id is the one a migration gave a single-user install's data.
@@ -69,16 +180,23 @@ pub fn is_legacy_user(user_id: &str) -> bool {
 
 impl OAuthStore {
     /// A one-time code for moving this user to another device, valid `ttl` seconds from `now`;
-    /// it replaces any code this user had. Only its hash is stored. Returns the code and its expiry.
-    pub fn create_transfer_code(&self, ttl: i64, now: i64) -> Result<(String, i64), HootError> {
+    /// it replaces any code this user had. Only MACs are stored (`code_hash`, `code_row_mac`).
+    /// `derived_from` (see `derived_from`) is when the credential it was made with was issued: a
+    /// revocation after it ends the code. Returns the code and its expiry.
+    pub fn create_transfer_code(&self, ttl: i64, derived_from: i64, now: i64) -> Result<(String, i64), HootError> {
         let code = new_code()?;
-        let hash = code_hash(&code).ok_or_else(|| HootError::Internal("a new transfer code did not parse".into()))?;
+        let symbols =
+            code_symbols(&code).ok_or_else(|| HootError::Internal("a new transfer code did not parse".into()))?;
+        let secret = secret_for(self.location())?;
+        let hash = code_hash(&secret, &symbols);
+        let mac = code_row_mac(&secret, &symbols, self.user_id(), derived_from, now + ttl);
         self.run(Access::Write, |conn| {
             let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM hoot_transfer_codes WHERE user_id = ?1", [self.user_id()])?;
             tx.execute(
-                "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, self.user_id(), now, now + ttl],
+                "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at, derived_from, mac) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hash, self.user_id(), now, now + ttl, derived_from, mac],
             )?;
             tx.commit()
         })?;
@@ -86,21 +204,36 @@ impl OAuthStore {
     }
 
     /// Links `account_id` (any identity provider's, opaque) to this user. One account belongs to
-    /// one user: an account linked to another user is refused (unlink it there first).
+    /// one user: an account linked to another user is refused (unlink it there first). A row no
+    /// server made (its MAC does not verify) counts as no link, and is replaced.
     pub fn link_account(&self, account_id: &str, now: i64) -> Result<(), HootError> {
         check_id("accountId", account_id)?;
-        let owner: Option<String> = self.run(Access::Write, |conn| {
-            conn.prepare_cached(
-                "INSERT INTO hoot_accounts (account_id, user_id, linked_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (account_id) DO UPDATE SET linked_at = linked_at WHERE user_id = excluded.user_id \
-                 RETURNING user_id",
+        let secret = secret_for(self.location())?;
+        let mac = account_mac(&secret, account_id, self.user_id());
+        let linked = self.run(Access::Write, |conn| {
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let existing: Option<(String, Option<String>)> = tx
+                .prepare_cached("SELECT user_id, mac FROM hoot_accounts WHERE account_id = ?1")?
+                .query_row([account_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            match existing {
+                Some((owner, stored)) if account_verifies(&secret, account_id, &owner, stored.as_deref()) => {
+                    return Ok(owner == self.user_id());
+                }
+                _ => {}
+            }
+            tx.prepare_cached(
+                "INSERT INTO hoot_accounts (account_id, user_id, linked_at, mac) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (account_id) DO UPDATE SET user_id = excluded.user_id, linked_at = excluded.linked_at, \
+                 mac = excluded.mac",
             )?
-            .query_row(params![account_id, self.user_id(), now], |row| row.get(0))
-            .optional()
+            .execute(params![account_id, self.user_id(), now, mac])?;
+            tx.commit()?;
+            Ok(true)
         })?;
-        match owner {
-            Some(_) => Ok(()),
-            None => Err(HootError::arg_value(
+        match linked {
+            true => Ok(()),
+            false => Err(HootError::arg_value(
                 "accountId",
                 "is already linked to another user: unlink it from that user first",
             )),
@@ -118,14 +251,17 @@ impl OAuthStore {
     }
 }
 
-/// The user an account is linked to.
+/// The user an account is linked to; a row whose MAC does not verify (planted by someone who can
+/// write the database but has not the store secret) is no link.
 pub fn user_id_for_account(location: DbLocation, account_id: &str, now: i64) -> Result<Option<String>, HootError> {
     check_id("accountId", account_id)?;
-    run_at(location, now, Access::Read, |conn| {
-        conn.prepare_cached("SELECT user_id FROM hoot_accounts WHERE account_id = ?1")?
-            .query_row([account_id], |row| row.get(0))
+    let secret = secret_for(&location)?;
+    let row: Option<(String, Option<String>)> = run_at(location, now, Access::Read, |conn| {
+        conn.prepare_cached("SELECT user_id, mac FROM hoot_accounts WHERE account_id = ?1")?
+            .query_row([account_id], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
-    })
+    })?;
+    Ok(row.filter(|(user, mac)| account_verifies(&secret, account_id, user, mac.as_deref())).map(|(user, _)| user))
 }
 
 /// What a redeemed code gave.
@@ -145,13 +281,18 @@ enum Outcome {
 }
 
 /// Redeems a transfer code at `now`: single use (the lookup is the delete), refused when unknown,
-/// expired or used, and throttled across processes (`MAX_FAILURES_PER_WINDOW` failures per
-/// `FAILURE_WINDOW_SECONDS`). A legacy user's code moves that user's data into `into` (the
-/// redeeming browser's user), keeping `into`'s own state where both have a server.
+/// expired, used, unverifiable (a row no server made) or ended by a revocation of the user's
+/// tokens issued after what the code derives from (read in the same transaction, so a code made
+/// on another process just before the revocation reached it is refused too). Failures are
+/// throttled across processes: `MAX_FAILURES_PER_WINDOW` per `FAILURE_WINDOW_SECONDS` in all, and
+/// per `source` (the client's address, stored as a MAC) `MAX_FAILURES_PER_SOURCE`, of which only
+/// that many count in the global limit. A legacy user's code moves that user's data into `into`
+/// (the redeeming browser's user), keeping `into`'s own state where both have a server.
 pub fn redeem_transfer_code(
     location: DbLocation,
     code: &str,
     into: Option<&str>,
+    source: Option<&str>,
     now: i64,
 ) -> Result<Redeemed, HootError> {
     if let Some(into) = into {
@@ -161,9 +302,16 @@ pub fn redeem_transfer_code(
             return Err(HootError::invalid_user_id(into, "a UUID v4 (the redeeming browser's verified user)"));
         }
     }
+    if let Some(source) = source {
+        check_source(source)?;
+    }
     let into = into.map(str::to_ascii_lowercase);
-    let hash = code_hash(code);
+    let secret = secret_for(&location)?;
+    let symbols = code_symbols(code);
+    let hash = symbols.as_deref().map(|s| code_hash(&secret, s));
+    let source = source.map(|s| source_mac(&secret, s));
     let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
+    let move_location = location.clone();
     let outcome = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         let window = now - now.rem_euclid(FAILURE_WINDOW_SECONDS);
@@ -172,30 +320,71 @@ pub fn redeem_transfer_code(
             .query_row([window], |row| row.get(0))
             .optional()?
             .unwrap_or(0);
-        if failures >= MAX_FAILURES_PER_WINDOW {
-            return Ok(Outcome::Throttled(window + FAILURE_WINDOW_SECONDS - now));
+        let source_failures: Option<i64> = match &source {
+            Some(source) => Some(
+                tx.prepare_cached(
+                    "SELECT failures FROM hoot_transfer_source_failures WHERE window_start = ?1 AND source_mac = ?2",
+                )?
+                .query_row(params![window, source], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0),
+            ),
+            None => None,
+        };
+        if let Some(retry_after) = throttled(failures, source_failures, window, now) {
+            return Ok(Outcome::Throttled(retry_after));
         }
-        let found: Option<(String, i64)> = match &hash {
+        let found: Option<CodeRow> = match &hash {
             Some(hash) => tx
-                .prepare_cached("DELETE FROM hoot_transfer_codes WHERE code_hash = ?1 RETURNING user_id, expires_at")?
-                .query_row([hash], |row| Ok((row.get(0)?, row.get(1)?)))
+                .prepare_cached(
+                    "DELETE FROM hoot_transfer_codes WHERE code_hash = ?1 \
+                     RETURNING user_id, expires_at, derived_from, mac",
+                )?
+                .query_row([hash], |row| {
+                    Ok(CodeRow {
+                        user_id: row.get(0)?,
+                        expires_at: row.get(1)?,
+                        derived_from: row.get(2)?,
+                        mac: row.get(3)?,
+                    })
+                })
                 .optional()?,
             None => None,
         };
-        let Some((user_id, _)) = found.filter(|(_, expires_at)| *expires_at > now) else {
+        let verified = found.zip(symbols.as_deref()).and_then(|(row, symbols)| row.verified(&secret, symbols, now));
+        let Some((user_id, derived_from)) = verified else {
             tx.execute("DELETE FROM hoot_transfer_failures WHERE window_start < ?1", [window])?;
+            tx.execute("DELETE FROM hoot_transfer_source_failures WHERE window_start < ?1", [window])?;
             tx.execute(
                 "INSERT INTO hoot_transfer_failures (window_start, failures) VALUES (?1, 1) \
                  ON CONFLICT (window_start) DO UPDATE SET failures = failures + 1",
                 [window],
             )?;
+            if let Some(source) = &source {
+                tx.execute(
+                    "INSERT INTO hoot_transfer_source_failures (window_start, source_mac, failures) VALUES (?1, ?2, 1) \
+                     ON CONFLICT (window_start, source_mac) DO UPDATE SET failures = failures + 1",
+                    params![window, source],
+                )?;
+            }
             tx.commit()?;
             return Ok(Outcome::Refused);
         };
+        let revoked_before: Option<i64> = tx
+            .prepare_cached("SELECT revoked_before FROM hoot_revocations WHERE user_id = ?1")?
+            .query_row([&user_id], |row| row.get(0))
+            .optional()?;
+        if revoked_before.is_some_and(|before| derived_from < before) {
+            // Ended by a revocation: used up (committed), and not a guess, so not counted.
+            tx.commit()?;
+            return Ok(Outcome::Refused);
+        }
         let moved = match (is_legacy_user(&user_id), &into) {
             (false, _) => None,
             (true, None) => return Ok(Outcome::NeedsTarget), // rolled back: the code stays usable
-            (true, Some(into)) => Some(move_in(&tx, &user_id, into, OnConflict::KeepTarget, ring.as_deref())?),
+            (true, Some(into)) => {
+                Some(move_in(&tx, &move_location, &user_id, into, OnConflict::KeepTarget, ring.as_deref())?)
+            }
         };
         tx.commit()?;
         let user_id = match moved {
@@ -274,9 +463,10 @@ pub fn move_user_data(
         return Err(HootError::arg_value("toUserId", "must differ from fromUserId"));
     }
     let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
+    let move_location = location.clone();
     let report = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let report = move_in(&tx, &from, &to, on_conflict, ring.as_deref())?;
+        let report = move_in(&tx, &move_location, &from, &to, on_conflict, ring.as_deref())?;
         if on_conflict == OnConflict::Fail && report.conflicts > 0 {
             return Ok(report); // dropped: rolled back
         }
@@ -298,6 +488,7 @@ pub fn move_user_data(
 
 fn move_in(
     tx: &Connection,
+    location: &DbLocation,
     from: &str,
     to: &str,
     on_conflict: OnConflict,
@@ -344,7 +535,24 @@ fn move_in(
             .execute(&format!("UPDATE OR IGNORE {table} SET user_id = ?2 WHERE user_id = ?1"), params![from, to])?
             as u64;
     }
-    report.moved += tx.execute("UPDATE hoot_accounts SET user_id = ?2 WHERE user_id = ?1", params![from, to])? as u64;
+    // Links move with a MAC for their new user; a row no server made does not move, it goes.
+    let links: Vec<(String, Option<String>)> = tx
+        .prepare("SELECT account_id, mac FROM hoot_accounts WHERE user_id = ?1")?
+        .query_map([from], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !links.is_empty() {
+        let secret = secret_for(location).map_err(super::carry)?;
+        for (account_id, mac) in links {
+            if account_verifies(&secret, &account_id, from, mac.as_deref()) {
+                report.moved += tx.execute(
+                    "UPDATE hoot_accounts SET user_id = ?2, mac = ?3 WHERE account_id = ?1",
+                    params![account_id, to, account_mac(&secret, &account_id, to)],
+                )? as u64;
+            } else {
+                tx.execute("DELETE FROM hoot_accounts WHERE account_id = ?1", [&account_id])?;
+            }
+        }
+    }
     tx.execute("DELETE FROM hoot_transfer_codes WHERE user_id = ?1", [from])?;
     // Activity: the target has been known since the earlier of the two, and seen at the later.
     tx.execute(
@@ -382,6 +590,6 @@ pub fn legacy_transfer_code(
     now: i64,
 ) -> Result<Option<(String, String, i64)>, HootError> {
     let Some(legacy) = legacy_user(location.clone(), now)? else { return Ok(None) };
-    let (code, expires_at) = OAuthStore::open(&legacy, location, now * 1000)?.create_transfer_code(ttl, now)?;
+    let (code, expires_at) = OAuthStore::open(&legacy, location, now * 1000)?.create_transfer_code(ttl, now, now)?;
     Ok(Some((legacy, code, expires_at)))
 }

@@ -12,12 +12,14 @@ use crate::error::HootError;
 use crate::private_fs::new_private_file;
 
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 2 MACs transfer codes and account links under the store secret (`crate::secret`),
+/// records what a code derives from, and counts failed redemptions per source.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 13] = [
+const TABLES: [(&str, &str); 14] = [
     (
         "oauth_tokens",
         "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
@@ -55,10 +57,16 @@ const TABLES: [(&str, &str); 13] = [
     (REVOCATIONS_TABLE, "user_id TEXT PRIMARY KEY, revoked_before INTEGER NOT NULL"),
     (
         TRANSFER_CODES_TABLE,
-        "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL",
+        "code_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, \
+         derived_from INTEGER, mac TEXT",
     ),
     ("hoot_transfer_failures", "window_start INTEGER PRIMARY KEY, failures INTEGER NOT NULL"),
-    (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL"),
+    (
+        SOURCE_FAILURES_TABLE,
+        "window_start INTEGER NOT NULL, source_mac TEXT NOT NULL, failures INTEGER NOT NULL, \
+         PRIMARY KEY (window_start, source_mac)",
+    ),
+    (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL, mac TEXT"),
     (ENCRYPTION_TABLE, "key_id TEXT PRIMARY KEY, added_at INTEGER NOT NULL"),
 ];
 
@@ -68,10 +76,22 @@ pub const ENCRYPTION_TABLE: &str = "hoot_encryption";
 /// Before when each revoked user's tokens are refused (seconds). Not user data: forgetting, moving
 /// or purging a user leaves it, so a revocation outlives them.
 pub const REVOCATIONS_TABLE: &str = "hoot_revocations";
-/// One-time codes that move a user to another device: a SHA-256 of the code, never the code.
+/// One-time codes that move a user to another device: a MAC of the code under the store secret,
+/// never the code, and a MAC binding the row to its user (schema 2).
 pub const TRANSFER_CODES_TABLE: &str = "hoot_transfer_codes";
-/// Accounts (of any identity provider) linked to a user: one user per account.
+/// Accounts (of any identity provider) linked to a user: one user per account, each row with a
+/// MAC of (account, user) under the store secret (schema 2).
 pub const ACCOUNTS_TABLE: &str = "hoot_accounts";
+/// Failed redemptions per window and source (a MAC of what the server passed, never the source).
+pub const SOURCE_FAILURES_TABLE: &str = "hoot_transfer_source_failures";
+
+/// Columns schema 2 added to tables schema 1 made: (table, column, its definition). Rows from
+/// before have none and never verify (codes are dropped; a link made before is linked again).
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    (TRANSFER_CODES_TABLE, "derived_from", "derived_from INTEGER"),
+    (TRANSFER_CODES_TABLE, "mac", "mac TEXT"),
+    (ACCOUNTS_TABLE, "mac", "mac TEXT"),
+];
 
 /// When each user was first and last active (`store.touch()`), in seconds: one row per user.
 pub const USERS_TABLE: &str = "hoot_users";
@@ -190,14 +210,25 @@ struct Shape {
     /// Tables holding a UUID user id in upper case: one browser secret in two spellings, which
     /// hoot-core (keeping ids in lower case) would never reach.
     mixed_case: Vec<&'static str>,
+    /// Tables of an earlier schema that lack a column (`ADDED_COLUMNS`).
+    outdated: Vec<&'static str>,
 }
 
 impl Shape {
     fn read(conn: &Connection) -> rusqlite::Result<Shape> {
-        let mut shape =
-            Shape { legacy: Vec::new(), multi_tenant: Vec::new(), missing: Vec::new(), mixed_case: Vec::new() };
+        let mut shape = Shape {
+            legacy: Vec::new(),
+            multi_tenant: Vec::new(),
+            missing: Vec::new(),
+            mixed_case: Vec::new(),
+            outdated: Vec::new(),
+        };
         for (name, _) in TABLES {
             let cols = columns(conn, name)?;
+            let added = ADDED_COLUMNS.iter().filter(|(table, _, _)| *table == name);
+            if !cols.is_empty() && added.clone().any(|(_, column, _)| !cols.iter().any(|c| c == column)) {
+                shape.outdated.push(name);
+            }
             let has_user_id = cols.iter().any(|c| c == "user_id");
             let has_server_id = cols.iter().any(|c| c == "server_id");
             match USER_TABLES.iter().find(|t| t.name == name) {
@@ -219,7 +250,7 @@ impl Shape {
     }
 
     fn complete(&self) -> bool {
-        self.legacy.is_empty() && self.missing.is_empty() && self.mixed_case.is_empty()
+        self.legacy.is_empty() && self.missing.is_empty() && self.mixed_case.is_empty() && self.outdated.is_empty()
     }
 
     /// Refuses, before any backup or change, a legacy table without the columns its rows need.
@@ -405,6 +436,13 @@ fn migrate_in_transaction(
     for (name, columns) in TABLES {
         tx.execute_batch(&create_table(name, columns))?;
     }
+    for (table, column, definition) in ADDED_COLUMNS {
+        if !columns(&tx, table)?.iter().any(|c| c == column) {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
+        }
+    }
+    // Codes of schema 1 (a plain SHA-256, which anyone could have planted) never verify: gone.
+    tx.execute(&format!("DELETE FROM {TRANSFER_CODES_TABLE} WHERE mac IS NULL"), [])?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     if let Some(backup) = &mut backup {

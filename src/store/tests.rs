@@ -407,6 +407,7 @@ fn inspection_reports_without_changing_anything() -> TestResult {
             "hoot_revocations",
             "hoot_transfer_codes",
             "hoot_transfer_failures",
+            "hoot_transfer_source_failures",
             "hoot_accounts",
             "hoot_encryption"
         ]
@@ -813,24 +814,24 @@ mod identity_tests {
     fn a_transfer_code_is_typable_single_use_and_expires() -> TestResult {
         let path = db_file("transfer");
         let alice = store(ALICE, &path)?;
-        let (code, expires_at) = alice.create_transfer_code(600, NOW)?;
+        let (code, expires_at) = alice.create_transfer_code(600, NOW, NOW)?;
         assert_eq!(expires_at, NOW + 600);
         assert_eq!(code.len(), 14);
         assert!(code.split('-').all(|g| g.len() == 4 && g.bytes().all(|b| identity::CODE_ALPHABET.contains(&b))));
         let typed = code.to_lowercase().replace('-', " ");
-        let redeemed = identity::redeem_transfer_code(location(&path), &typed, None, NOW + 1)?;
+        let redeemed = identity::redeem_transfer_code(location(&path), &typed, None, None, NOW + 1)?;
         assert_eq!(redeemed, identity::Redeemed { user_id: ALICE.into(), moved: None });
-        let again = identity::redeem_transfer_code(location(&path), &code, None, NOW + 2);
+        let again = identity::redeem_transfer_code(location(&path), &code, None, None, NOW + 2);
         assert_eq!(again.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "single use");
 
-        let (late, _) = alice.create_transfer_code(600, NOW)?;
-        let expired = identity::redeem_transfer_code(location(&path), &late, None, NOW + 600);
+        let (late, _) = alice.create_transfer_code(600, NOW, NOW)?;
+        let expired = identity::redeem_transfer_code(location(&path), &late, None, None, NOW + 600);
         assert_eq!(expired.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "expired");
-        let (first, _) = alice.create_transfer_code(600, NOW)?;
-        let (second, _) = alice.create_transfer_code(600, NOW)?;
-        let replaced = identity::redeem_transfer_code(location(&path), &first, None, NOW);
+        let (first, _) = alice.create_transfer_code(600, NOW, NOW)?;
+        let (second, _) = alice.create_transfer_code(600, NOW, NOW)?;
+        let replaced = identity::redeem_transfer_code(location(&path), &first, None, None, NOW);
         assert_eq!(replaced.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "a new code replaces the old");
-        assert_eq!(identity::redeem_transfer_code(location(&path), &second, None, NOW)?.user_id, ALICE);
+        assert_eq!(identity::redeem_transfer_code(location(&path), &second, None, None, NOW)?.user_id, ALICE);
         // Only a hash is stored.
         let conn = Connection::open(&path)?;
         let stored: i64 =
@@ -846,22 +847,118 @@ mod identity_tests {
         let path = db_file("throttle");
         let alice = store(ALICE, &path)?;
         let window = NOW - NOW % identity::FAILURE_WINDOW_SECONDS;
-        let (code, _) = alice.create_transfer_code(600, window)?;
+        let (code, _) = alice.create_transfer_code(600, window, window)?;
         for _ in 0..identity::MAX_FAILURES_PER_WINDOW {
-            let wrong = identity::redeem_transfer_code(location(&path), "2222-2222-2222", None, window + 1);
+            let wrong = identity::redeem_transfer_code(location(&path), "2222-2222-2222", None, None, window + 1);
             assert_eq!(wrong.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
         }
-        let refused = identity::redeem_transfer_code(location(&path), &code, None, window + 100);
+        let refused = identity::redeem_transfer_code(location(&path), &code, None, None, window + 100);
         assert_eq!(refused.as_ref().map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_THROTTLED"), "even the right code");
         assert!(refused.err().is_some_and(|e| e.to_string().contains("500 seconds")));
         // The next window takes redemptions again; the code was not used up by the refusal.
         let next = window + identity::FAILURE_WINDOW_SECONDS;
         assert_eq!(
-            identity::redeem_transfer_code(location(&path), &code, None, next - 1).map_err(|e| e.code()),
+            identity::redeem_transfer_code(location(&path), &code, None, None, next - 1).map_err(|e| e.code()),
             Err("ERR_HOOT_TRANSFER_THROTTLED")
         );
-        let (fresh, _) = alice.create_transfer_code(600, next)?;
-        assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, next)?.user_id, ALICE);
+        let (fresh, _) = alice.create_transfer_code(600, next, next)?;
+        assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, None, next)?.user_id, ALICE);
+        Ok(())
+    }
+
+    #[test]
+    fn a_revocation_ends_the_codes_derived_from_the_tokens_it_revokes() -> TestResult {
+        let path = db_file("revoked-code");
+        let alice = store(ALICE, &path)?;
+        // Made with a token issued at NOW - 60 (stolen), then its user's tokens are revoked.
+        let (stolen, _) = alice.create_transfer_code(600, NOW - 60, NOW)?;
+        let revoke = |before: i64| -> rusqlite::Result<usize> {
+            Connection::open(&path)?.execute(
+                "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES (?1, ?2) \
+                 ON CONFLICT (user_id) DO UPDATE SET revoked_before = excluded.revoked_before",
+                rusqlite::params![ALICE, before],
+            )
+        };
+        revoke(NOW + 1)?;
+        let refused = identity::redeem_transfer_code(location(&path), &stolen, None, None, NOW + 2);
+        assert_eq!(refused.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
+        // Another process that had not yet learnt of the revocation makes a code from the same
+        // token after it: the redemption reads the revocation, and refuses it too.
+        let (late, _) = alice.create_transfer_code(600, NOW - 60, NOW + 3)?;
+        let refused = identity::redeem_transfer_code(location(&path), &late, None, None, NOW + 4);
+        assert_eq!(refused.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
+        // A token issued after the revocation makes codes that work.
+        let (fresh, _) = alice.create_transfer_code(600, NOW + 1, NOW + 5)?;
+        assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, None, NOW + 6)?.user_id, ALICE);
+        assert_eq!(identity::derived_from(Some(9e12), NOW)?, NOW, "never later than now");
+        assert_eq!(identity::derived_from(Some(-1.0), NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+        Ok(())
+    }
+
+    #[test]
+    fn one_source_cannot_exhaust_the_throttle_for_the_others() -> TestResult {
+        let path = db_file("per-source");
+        let window = NOW - NOW % identity::FAILURE_WINDOW_SECONDS;
+        let (code, _) = store(ALICE, &path)?.create_transfer_code(600, window, window)?;
+        let redeem = |code: &str, source: &str| {
+            identity::redeem_transfer_code(location(&path), code, None, Some(source), window + 1).map_err(|e| e.code())
+        };
+        for n in 0..(2 * identity::MAX_FAILURES_PER_WINDOW) {
+            let expected = match n < identity::MAX_FAILURES_PER_SOURCE {
+                true => "ERR_HOOT_TRANSFER_CODE",
+                false => "ERR_HOOT_TRANSFER_THROTTLED",
+            };
+            assert_eq!(redeem("2222-2222-2222", "203.0.113.9").err(), Some(expected));
+        }
+        assert_eq!(redeem(&code, "198.51.100.7")?.user_id, ALICE, "another source's valid code is not refused");
+        let conn = Connection::open(&path)?;
+        let clear: i64 = conn.query_row(
+            "SELECT count(*) FROM hoot_transfer_source_failures WHERE instr(source_mac, '203.0.113') > 0",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(clear, 0, "a source is stored as a MAC");
+        let global: i64 = conn.query_row("SELECT failures FROM hoot_transfer_failures", [], |r| r.get(0))?;
+        assert_eq!(global, identity::MAX_FAILURES_PER_SOURCE, "one source counts at most its own limit in all");
+        Ok(())
+    }
+
+    #[test]
+    fn planted_codes_and_links_do_not_verify() -> TestResult {
+        use aws_lc_rs::digest::{digest, SHA256};
+        let path = db_file("planted");
+        let alice = store(ALICE, &path)?;
+        alice.link_account("github|1", NOW)?;
+        let conn = Connection::open(&path)?;
+        // A writer without the store secret plants a code of their choosing for Alice, as the
+        // plain SHA-256 schema 1 stored, and as whatever the MAC column could hold.
+        let planted = "2345-6789-ABCD";
+        let sha: String = digest(&SHA256, b"23456789ABCD").as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        conn.execute(
+            "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at, derived_from, mac) \
+             VALUES (?1, ?2, ?3, ?4, ?3, ?1)",
+            rusqlite::params![sha, ALICE, NOW, NOW + 600],
+        )?;
+        let refused = identity::redeem_transfer_code(location(&path), planted, None, None, NOW + 1);
+        assert_eq!(refused.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
+        // A genuine code (Bob's) moved to Alice by the writer does not verify either.
+        let (bobs, _) = store(BOB, &path)?.create_transfer_code(600, NOW, NOW)?;
+        conn.execute("UPDATE hoot_transfer_codes SET user_id = ?1", [ALICE])?;
+        let refused = identity::redeem_transfer_code(location(&path), &bobs, None, None, NOW + 1);
+        assert_eq!(refused.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
+        // A planted link (the attacker's account to Alice), and a genuine one moved to Alice.
+        conn.execute(
+            "INSERT INTO hoot_accounts (account_id, user_id, linked_at, mac) VALUES ('evil|1', ?1, ?2, NULL)",
+            rusqlite::params![ALICE, NOW],
+        )?;
+        store(BOB, &path)?.link_account("github|2", NOW)?;
+        conn.execute("UPDATE hoot_accounts SET user_id = ?1 WHERE account_id = 'github|2'", [ALICE])?;
+        assert_eq!(identity::user_id_for_account(location(&path), "evil|1", NOW)?, None);
+        assert_eq!(identity::user_id_for_account(location(&path), "github|2", NOW)?, None);
+        assert_eq!(identity::user_id_for_account(location(&path), "github|1", NOW)?.as_deref(), Some(ALICE));
+        // A row no server made blocks no one: linking replaces it.
+        store(BOB, &path)?.link_account("evil|1", NOW)?;
+        assert_eq!(identity::user_id_for_account(location(&path), "evil|1", NOW)?.as_deref(), Some(BOB));
         Ok(())
     }
 
@@ -911,10 +1008,10 @@ mod identity_tests {
         migrate_database(location(&path), NOW_MS)?;
         let legacy = identity::legacy_user(location(&path), NOW)?.ok_or("no legacy user")?;
         assert_eq!(legacy, format!("legacy-user-{NOW_MS}"));
-        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW)?;
-        let without = identity::redeem_transfer_code(location(&path), &code, None, NOW);
+        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW, NOW)?;
+        let without = identity::redeem_transfer_code(location(&path), &code, None, None, NOW);
         assert_eq!(without.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-        let redeemed = identity::redeem_transfer_code(location(&path), &code, Some(ALICE), NOW)?;
+        let redeemed = identity::redeem_transfer_code(location(&path), &code, Some(ALICE), None, NOW)?;
         assert_eq!(redeemed.user_id, ALICE, "the code was still good after the refusal above");
         assert_eq!(redeemed.moved.map(|m| m.moved), Some(9));
         assert_eq!(store(ALICE, &path)?.servers()?, ["s0", "s1", "s2"]);
@@ -949,8 +1046,8 @@ mod identity_tests {
         users::purge_inactive_users(location(&path), 1, false, NOW)?; // adopts it
         users::purge_inactive_users(location(&path), 1, false, NOW + 10 * 86_400)?;
         assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "still there");
-        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW)?;
-        let itself = identity::redeem_transfer_code(location(&path), &code, Some(&legacy), NOW);
+        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW, NOW)?;
+        let itself = identity::redeem_transfer_code(location(&path), &code, Some(&legacy), None, NOW);
         assert_eq!(itself.map_err(|e| e.code()), Err("ERR_INVALID_USER_ID"));
         assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "nothing dropped");
         Ok(())
