@@ -256,3 +256,25 @@ test('UserConnections: two sets of one server at once keep one client and close 
   assert.deepEqual(pool.servers('bob'), [])
   assert.throws(() => new UserConnections({ total: 0 }), { code: 'ERR_INVALID_ARG_VALUE' })
 })
+
+test('/auth/redeem tells an anonymous caller nothing of a database outage', { timeout: 30_000 }, async () => {
+  // A real PostgreSQL URL where nothing listens: the core's message names the host, port and database.
+  const db = openDatabase('postgres://127.0.0.1:9/hoot_outage_db?sslmode=disable', { connectTimeoutMs: 2000 })
+  const outage = createApp({ db, connections: new UserConnections() })
+  const server = outage.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  try {
+    const response = await fetch(`http://127.0.0.1:${server.address().port}/auth/redeem`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: ORIGIN },
+      body: JSON.stringify({ code: 'ABCD-EFGH-JKMN' }),
+    })
+    const text = await response.text()
+    assert.equal(response.status, 500)
+    assert.deepEqual(JSON.parse(text), { success: false, error: 'Internal error' })
+    for (const secret of ['127.0.0.1', 'hoot_outage_db', ':9']) assert.ok(!text.includes(secret), text)
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+    await db.close()
+  }
+})

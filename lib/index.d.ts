@@ -327,10 +327,12 @@ export declare class OAuthStore {
   touch(): boolean
   /**
    * A one-time code that moves this user to another device (`redeemTransferCode` there), valid
-   * `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only its
-   * hash is stored. `expiresAt` is in seconds, like a token's `exp`.
+   * `opts.ttlSeconds` (default 600, 30 to 3,600). It replaces any code this user had; only a
+   * MAC of it under the store secret is stored. `opts.tokenIssuedAt` is the `iat` of the token
+   * the request was verified with (defaults to now): revoking that user's tokens ends the code.
+   * `expiresAt` is in seconds, like a token's `exp`.
    */
-  createTransferCode(opts?: { ttlSeconds?: number }): TransferCode
+  createTransferCode(opts?: { ttlSeconds?: number; tokenIssuedAt?: number }): TransferCode
   /**
    * Links an account id (any identity provider's, opaque; validated like a server id) to this
    * user, so `userIdForAccount` finds them from another device. An account linked to another
@@ -377,8 +379,11 @@ export declare class PostgresDatabase {
   revokeUserTokens(userId: string): Promise<number>
   /** The user an account is linked to (`undefined` when none). */
   userIdForAccount(accountId: string): Promise<string | null>
-  /** Redeems a transfer code made by any replica's `store.createTransferCode`, once. */
-  redeemTransferCode(code: string): Promise<RedeemedTransfer>
+  /**
+   * Redeems a transfer code made by any replica's `store.createTransferCode`, once; throttled
+   * in all and per `opts.source`, as SQLite's `redeemTransferCode`.
+   */
+  redeemTransferCode(code: string, opts?: { source?: string }): Promise<RedeemedTransfer>
   /** Loads the shared key set (making its first key if there is none) as this process's. */
   loadKeys(): Promise<KeysInfo>
   /**
@@ -430,7 +435,7 @@ export declare class PostgresStore {
   /** Records this user's activity (at most one write an hour from this process). */
   touch(): Promise<boolean>
   /** A one-time code that moves this user to another device (`redeemTransferCode` on any replica). */
-  createTransferCode(opts?: { ttlSeconds?: number }): Promise<TransferCode>
+  createTransferCode(opts?: { ttlSeconds?: number; tokenIssuedAt?: number }): Promise<TransferCode>
   /** Links an account id to this user; one linked to another user is refused. */
   linkAccount(accountId: string): Promise<void>
   /** Unlinks an account from this user; resolves to whether it was linked to them. */
@@ -802,12 +807,14 @@ export interface RedeemedTransfer {
 
 /**
  * Redeems a transfer code made by `store.createTransferCode` (in any process on the database):
- * once, before it expires. An unknown, expired or used code throws `ERR_HOOT_TRANSFER_CODE`; after
- * 100 failures in 10 minutes (all processes together) every redemption throws
- * `ERR_HOOT_TRANSFER_THROTTLED` until the window ends. A legacy user's code (`legacyTransferCode`)
- * needs `opts.intoUserId`, the redeeming browser's user, into which the legacy data moves.
+ * once, before it expires. An unknown, expired or used code, or one ended by `revokeUserTokens`,
+ * throws `ERR_HOOT_TRANSFER_CODE`. `opts.source` names the client (its address): after 10
+ * failures from one source in 10 minutes its redemptions throw `ERR_HOOT_TRANSFER_THROTTLED`, and
+ * after 100 in all (each source counting at most 10) every redemption does, until the window
+ * ends. A legacy user's code (`legacyTransferCode`) needs `opts.intoUserId`, the redeeming
+ * browser's user, into which the legacy data moves.
  */
-export declare function redeemTransferCode(code: string, opts?: { intoUserId?: string; dbPath?: string }): RedeemedTransfer
+export declare function redeemTransferCode(code: string, opts?: { intoUserId?: string; source?: string; dbPath?: string }): RedeemedTransfer
 
 /**
  * Revokes every token of `userId` issued before now: this process refuses them at once, every

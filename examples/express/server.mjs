@@ -83,8 +83,16 @@ export function createApp({
       })
       res.json({ success: true, userId, token: await issueTokenAsync(userId), tokenType: 'jwt' })
     } catch (error) {
-      const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code] ?? 400
-      res.status(status).json({ success: false, error: error.code ?? 'RedeemFailed', message: error.message })
+      // Only the transfer codes' own answers reach this anonymous caller: any other message (a
+      // database outage's names its host, port and database) stays in the server's log.
+      const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code]
+      if (status) return res.status(status).json({ success: false, error: error.code, message: error.message })
+      if (error.code === 'ERR_INVALID_ARG_VALUE') {
+        const message = 'This code moves data into a browser session: open Hoot in this browser, then redeem it'
+        return res.status(400).json({ success: false, error: 'SessionRequired', message })
+      }
+      console.error(`POST /auth/redeem failed: ${error.code ?? error.name}`)
+      res.status(500).json({ success: false, error: 'Internal error' })
     }
   })
 
