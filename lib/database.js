@@ -10,7 +10,7 @@
 'use strict'
 
 const binding = require('./native.js')
-const { OAuthStore } = require('./store.js')
+const { OAuthStore, parseStored } = require('./store.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
 
@@ -30,7 +30,6 @@ function later(f) {
   }
 }
 
-const parsed = (text) => (text == null ? undefined : JSON.parse(text))
 const orUndefined = (value) => (value === null ? undefined : value)
 
 // The native store behind each PostgresUserStore, for the methods defined outside its class.
@@ -47,13 +46,13 @@ class PostgresUserStore {
     return this.#native.userId
   }
   clientInformation(serverId) {
-    return later(() => this.#native.clientInformationText(serverId)).then(parsed)
+    return later(() => this.#native.clientInformationText(serverId)).then((text) => parseStored(text, 'client information'))
   }
   saveClientInformation(serverId, info) {
     return later(() => this.#native.saveClientInformation(serverId, info))
   }
   tokens(serverId) {
-    return later(() => this.#native.tokensText(serverId)).then(parsed)
+    return later(() => this.#native.tokensText(serverId)).then((text) => parseStored(text, 'tokens'))
   }
   saveTokens(serverId, tokens) {
     return later(() => this.#native.saveTokens(serverId, tokens))
@@ -65,7 +64,7 @@ class PostgresUserStore {
     return later(() => this.#native.saveCodeVerifier(serverId, verifier))
   }
   discoveryState(serverId) {
-    return later(() => this.#native.discoveryStateText(serverId)).then(parsed)
+    return later(() => this.#native.discoveryStateText(serverId)).then((text) => parseStored(text, 'discovery state'))
   }
   saveDiscoveryState(serverId, state) {
     return later(() => this.#native.saveDiscoveryState(serverId, state))
@@ -80,7 +79,7 @@ class PostgresUserStore {
     return later(() => this.#native.invalidateCredentials(serverId, scope))
   }
   serverConfig(serverId) {
-    return later(() => this.#native.serverConfigText(serverId)).then(parsed)
+    return later(() => this.#native.serverConfigText(serverId)).then((text) => parseStored(text, 'server config'))
   }
   saveServerConfig(serverId, config) {
     return later(() => this.#native.saveServerConfig(serverId, config))

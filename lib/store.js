@@ -9,37 +9,53 @@
 const binding = require('./native.js')
 
 const { OAuthStore } = binding
-const parsed = (text) => (text === undefined ? undefined : JSON.parse(text))
+/**
+ * A stored JSON value, parsed. One that is not JSON (written outside hoot-core, or damaged) throws
+ * ERR_HOOT_DB, whose message quotes none of it: V8's SyntaxError would quote its start, a token.
+ */
+function parseStored(text, what) {
+  if (text === undefined || text === null) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    const error = new Error(
+      `The stored ${what} for this server is not JSON (it was written outside hoot-core, or damaged). ` +
+        'Save it again, or remove it (invalidateCredentials, deleteServerConfig or deleteAll)',
+    )
+    error.code = 'ERR_HOOT_DB'
+    throw error
+  }
+}
 
 Object.defineProperties(OAuthStore.prototype, {
   clientInformation: {
     value: function clientInformation(serverId) {
-      return parsed(binding.storeClientInformationText(this, serverId))
+      return parseStored(binding.storeClientInformationText(this, serverId), 'client information')
     },
     writable: true,
     configurable: true,
   },
   tokens: {
     value: function tokens(serverId) {
-      return parsed(binding.storeTokensText(this, serverId))
+      return parseStored(binding.storeTokensText(this, serverId), 'tokens')
     },
     writable: true,
     configurable: true,
   },
   discoveryState: {
     value: function discoveryState(serverId) {
-      return parsed(binding.storeDiscoveryStateText(this, serverId))
+      return parseStored(binding.storeDiscoveryStateText(this, serverId), 'discovery state')
     },
     writable: true,
     configurable: true,
   },
   serverConfig: {
     value: function serverConfig(serverId) {
-      return parsed(binding.storeServerConfigText(this, serverId))
+      return parseStored(binding.storeServerConfigText(this, serverId), 'server config')
     },
     writable: true,
     configurable: true,
   },
 })
 
-module.exports = { OAuthStore }
+module.exports = { OAuthStore, parseStored }

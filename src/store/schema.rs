@@ -273,6 +273,35 @@ impl Shape {
     }
 }
 
+/// Refuses a database where one of hoot-core's table names is a view, a virtual table or anything
+/// else that is not a plain table: every read of it would run whatever it was defined as (a
+/// recursive view that never ends would hang the process), and writes would fail. Nothing is read
+/// but the schema.
+pub fn refuse_non_tables(conn: &Connection, location: &DbLocation) -> Result<(), HootError> {
+    let odd: Option<(String, String)> = retry_busy(|| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger', 'index', 'table') \
+             AND (type <> 'table' OR sql LIKE 'CREATE VIRTUAL%') AND name = ?1 COLLATE NOCASE",
+        )?;
+        for (name, _) in TABLES {
+            if let Some(found) = stmt.query_row([name], |row| Ok((row.get(0)?, row.get(1)?))).optional()? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    })
+    .map_err(sql_error(location, "read the schema of"))?;
+    match odd {
+        None => Ok(()),
+        Some((name, kind)) => Err(HootError::Db(format!(
+            "{}: {name} is a {kind}, not a table, so hoot-core cannot keep its rows there and left the file \
+             untouched. Drop or rename it (its definition is in sqlite_schema), or point HOOT_DB_PATH at another file",
+            location.display(),
+            kind = if kind == "table" { "virtual table" } else { kind.as_str() },
+        ))),
+    }
+}
+
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
     let names = stmt.query_map([table], |row| row.get(0))?.collect();
@@ -349,6 +378,7 @@ impl Drop for Backup {
 /// A file-backed database is backed up (SQLite's online backup, file 0600) before any change.
 pub fn ensure_schema(conn: &Connection, location: &DbLocation, now_ms: i64) -> Result<MigrationReport, HootError> {
     let up_to_date = MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() };
+    refuse_non_tables(conn, location)?;
     let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |row| row.get(0)))
         .map_err(sql_error(location, "read the schema version of"))?;
     if version == SCHEMA_VERSION {
@@ -586,6 +616,7 @@ pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseS
         Connection::open_with_flags(super::db::immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
     }
     .map_err(&fail)?;
+    refuse_non_tables(&conn, location)?;
     let shape = Shape::read(&conn).map_err(&fail)?;
     let (activity, encryption) = match shape.complete() {
         true => (
