@@ -75,28 +75,32 @@ describe('PostgreSQL URLs', () => {
     }
   })
 
-  test('sslrootcert that is a FIFO or /dev/zero: openDatabase() returns, the connection fails with ERR_HOOT_DB', TIMEOUT, async () => {
-    const dir = tempDir('sslrootcert')
-    const fifo = join(dir, 'ca.pem')
-    execFileSync('mkfifo', [fifo])
-    const url = await freshDatabase('rootcert')
-    for (const cert of [fifo, '/dev/zero']) {
-      const target = withDatabase(url, new URL(url).pathname.slice(1), { sslmode: 'verify-full', sslrootcert: cert })
-      // In a child: before the fix the FIFO blocked openDatabase() on the JS thread (no timer of
-      // this process could fire) and /dev/zero aborted the process.
-      const outcome = runIsolated(
-        `const db = hoot.openDatabase(${JSON.stringify(target)}, { connectTimeoutMs: 2000 })
+  test(
+    'sslrootcert that is a FIFO or /dev/zero: openDatabase() returns, the connection fails with ERR_HOOT_DB',
+    TIMEOUT,
+    async () => {
+      const dir = tempDir('sslrootcert')
+      const fifo = join(dir, 'ca.pem')
+      execFileSync('mkfifo', [fifo])
+      const url = await freshDatabase('rootcert')
+      for (const cert of [fifo, '/dev/zero']) {
+        const target = withDatabase(url, new URL(url).pathname.slice(1), { sslmode: 'verify-full', sslrootcert: cert })
+        // In a child: before the fix the FIFO blocked openDatabase() on the JS thread (no timer of
+        // this process could fire) and /dev/zero aborted the process.
+        const outcome = runIsolated(
+          `const db = hoot.openDatabase(${JSON.stringify(target)}, { connectTimeoutMs: 2000 })
          const opened = 'opened'
          const failed = await db.ready().then(() => null, (e) => ({ code: e.code, message: e.message }))
          await db.close()
          console.log(JSON.stringify({ opened, failed }))`,
-        { timeout: 20_000 },
-      )
-      assert.equal(outcome.opened, 'opened', cert)
-      assert.equal(outcome.failed?.code, 'ERR_HOOT_DB', cert)
-      assert.match(outcome.failed.message, /sslrootcert .*not a regular file/, cert)
-    }
-  })
+          { timeout: 20_000 },
+        )
+        assert.equal(outcome.opened, 'opened', cert)
+        assert.equal(outcome.failed?.code, 'ERR_HOOT_DB', cert)
+        assert.match(outcome.failed.message, /sslrootcert .*not a regular file/, cert)
+      }
+    },
+  )
 
   test('a role that does not exist: ERR_HOOT_DB that names neither the role nor the user', TIMEOUT, async () => {
     const url = await freshDatabase('role')
