@@ -170,9 +170,7 @@ pub fn parse_url(url: &str) -> Result<Target, HootError> {
         return Err(bad_url("must start with postgres:// or postgresql://"));
     }
     let parsed = url::Url::parse(url).map_err(|e| {
-        bad_url(format!(
-            "is not a valid URL ({e}; %-encode any ?, @, /, # or : in the user name or password)"
-        ))
+        bad_url(format!("is not a valid URL ({e}; %-encode any ?, @, /, # or : in the user name or password)"))
     })?;
     if parsed.fragment().is_some() {
         return Err(bad_url("has a #fragment (%-encode a # in the password as %23)"));
@@ -447,8 +445,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     type Stream = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
-    type TlsConnect =
-        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
+    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
     type Error = HootError;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, HootError> {

@@ -196,7 +196,12 @@ fn last_write(path: &Path) -> Option<i64> {
 /// `force` copies a file `hoot_copied_files` says was copied before. Every statement is bounded
 /// by the database's call timeout on this side too (`within`): a server that stops answering
 /// fails the copy instead of holding it forever.
-pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64, force: bool) -> Result<CopyReport, HootError> {
+pub async fn copy_sqlite(
+    db: Arc<PgDatabase>,
+    from: PathBuf,
+    now_ms: i64,
+    force: bool,
+) -> Result<CopyReport, HootError> {
     // A legacy file is migrated in memory on every run, which names its user `legacy-user-<ms>`
     // by the time it runs: the copy of this same file made before fixes that time, so running
     // again maps the file's rows onto the same user (and another legacy file's onto a new one).

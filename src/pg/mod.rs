@@ -293,10 +293,8 @@ pub(crate) fn error_at(described: &str, doing: &str, e: &tokio_postgres::Error) 
         // the database user is a secret half of the credentials, so only the code and hint go out.
         let code = db.code().code();
         let message = db.message();
-        let names_role = code.starts_with("28")
-            || code == "53300"
-            || message.contains("role \"")
-            || message.contains("user \"");
+        let names_role =
+            code.starts_with("28") || code == "53300" || message.contains("role \"") || message.contains("user \"");
         let said = if names_role { "the server refused the connection" } else { message };
         return HootError::Db(format!("Cannot {doing} {described}: {said} (SQLSTATE {code}; {hint})"));
     }
