@@ -10,7 +10,7 @@ import { describe, test } from 'node:test'
 
 import { createDatabaseAdapter, createOAuthProvider, openDatabase } from '../lib/index.js'
 import { USER, tempDir } from './helpers.mjs'
-import { freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
+import { PG_SUITE_TIMEOUT, freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
 
 // The SQLite store secret (~/.hoot/keys/store-secret) in a home of the tests' own.
 process.env.HOME = tempDir('database-home')
@@ -22,7 +22,7 @@ const BACKENDS = {
 }
 
 for (const [kind, open] of Object.entries(BACKENDS)) {
-  describe(`openDatabase().store() on ${kind}`, () => {
+  describe(`openDatabase().store() on ${kind}`, kind === 'postgres' ? PG_SUITE_TIMEOUT : {}, () => {
     if (kind === 'postgres' && !postgresAvailable('openDatabase().store()')) return
 
     test('every method round-trips through promises; absent values are undefined', async () => {
@@ -230,7 +230,7 @@ for (const [kind, open] of Object.entries(BACKENDS)) {
   })
 }
 
-describe('PostgreSQL only', () => {
+describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
   if (!postgresAvailable('PostgreSQL only')) return
 
   test('the URL selects the backend: the argument, else HOOT_DATABASE_URL; a path keeps SQLite', async () => {

@@ -63,7 +63,8 @@ export function runIsolatedAsync(body, env = {}) {
     execFile(
       process.execPath,
       ['--input-type=module', '-e', code],
-      { env: { ...process.env, ...env } },
+      // Killed after two minutes: a child that hangs fails its test instead of holding this file.
+      { env: { ...process.env, ...env }, timeout: 120_000 },
       (error, out, err) =>
         error ? reject(new Error(err || error.message)) : resolve(JSON.parse(out.trim().split('\n').pop())),
     ),

@@ -9,6 +9,18 @@ import pg from 'pg'
 
 export const SERVER_URL = process.env.HOOT_TEST_POSTGRES_URL || ''
 
+/**
+ * `{ timeout }` for a test (or suite) that talks to PostgreSQL or a child process: a hang fails
+ * the test instead of stalling CI.
+ */
+export const PG_TIMEOUT = { timeout: 120_000 }
+
+/** `{ timeout }` for a whole suite of such tests. */
+export const PG_SUITE_TIMEOUT = { timeout: 600_000 }
+
+/** How long this file's process may stay alive after its last test before it is ended, failed. */
+const LINGER_MS = Number(process.env.HOOT_TEST_LINGER_MS) || 30_000
+
 export const HOW_TO_RUN =
   'the PostgreSQL suite did NOT run: HOOT_TEST_POSTGRES_URL is not set. Run it with a server you may create ' +
   'databases on, e.g. HOOT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres npm test'
@@ -36,9 +48,10 @@ export function withDatabase(url, name, params = {}) {
   return u.toString()
 }
 
-/** Runs `sql` on the server's own database (or `url`'s), on a connection of its own. */
+/** Runs `sql` on the server's own database (or `url`'s), on a connection of its own, bounded. */
 export async function admin(sql, params = [], url = SERVER_URL) {
-  const client = new pg.Client({ connectionString: url })
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, query_timeout: 60_000 })
+  client.on('error', () => {}) // a connection the server ends is reported by the query that fails
   await client.connect()
   try {
     return await client.query(sql, params)
@@ -48,9 +61,23 @@ export async function admin(sql, params = [], url = SERVER_URL) {
 }
 
 const made = []
-after(async () => {
-  for (const name of made) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
-})
+after(
+  async () => {
+    for (const name of made) await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
+    // A test that failed or timed out may have left something holding the event loop (a proxy
+    // still listening, a loop of calls): the process, and `node --test` with it, would then wait
+    // forever. This timer does not keep the process alive; if it fires, something else did.
+    setTimeout(() => {
+      const holding = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout')
+      process.stderr.write(
+        `\n*** still running ${LINGER_MS / 1000} s after the last test, held by: ${holding.join(', ') || 'unknown'}; ` +
+          'ending the process as failed ***\n',
+      )
+      process.exit(1)
+    }, LINGER_MS).unref()
+  },
+  { timeout: 120_000 },
+)
 
 /** A new, empty database for this file: its URL (params: e.g. sslmode, application_name). */
 export async function freshDatabase(label, params = {}) {

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
 import { root, runIsolatedAsync, tempDir } from './helpers.mjs'
-import { eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
+import { PG_TIMEOUT, eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
 const REPLICA = join(root, '__test__', 'fixtures', 'replica.mjs')
 const CLI = join(root, 'bin', 'hoot-core.js')
@@ -43,10 +43,17 @@ function replica(url) {
       waiting.set(id, { resolve, reject })
       child.send({ id, op, args })
     })
+  // Asked to end, then killed if it has not within 10 s: a replica that hangs must not hold this file.
   const stop = () =>
-    new Promise((r) =>
-      child.exitCode !== null || child.signalCode ? r() : (child.once('exit', r), child.disconnect()),
-    )
+    new Promise((r) => {
+      if (child.exitCode !== null || child.signalCode) return r()
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      child.once('exit', () => {
+        clearTimeout(kill)
+        r()
+      })
+      if (child.connected) child.disconnect()
+    })
   return { child, ready, call, acks, stop }
 }
 
@@ -55,77 +62,81 @@ const kidOf = (token) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url'
 describe('replicas on one PostgreSQL', () => {
   if (!postgresAvailable('replicas')) return
 
-  test('three starting at once agree on one key; tokens, writes and rotations reach every replica', async () => {
-    const url = await freshDatabase('replicas')
-    const replicas = [replica(url), replica(url), replica(url)]
-    try {
-      const ready = await Promise.all(replicas.map((r) => r.ready))
-      assert.equal(new Set(ready.map((r) => r.ready)).size, 1, 'one key for all')
-      assert.ok(ready.every((r) => r.source === 'database'))
-      assert.equal((await rows(url, 'SELECT kid FROM hoot_signing_keys')).length, 1, 'generated exactly once')
-      const first = ready[0].ready
+  test(
+    'three starting at once agree on one key; tokens, writes and rotations reach every replica',
+    PG_TIMEOUT,
+    async () => {
+      const url = await freshDatabase('replicas')
+      const replicas = [replica(url), replica(url), replica(url)]
+      try {
+        const ready = await Promise.all(replicas.map((r) => r.ready))
+        assert.equal(new Set(ready.map((r) => r.ready)).size, 1, 'one key for all')
+        assert.ok(ready.every((r) => r.source === 'database'))
+        assert.equal((await rows(url, 'SELECT kid FROM hoot_signing_keys')).length, 1, 'generated exactly once')
+        const first = ready[0].ready
 
-      // A token issued by any verifies on all (twice: the second answer comes from the cache).
-      const user = randomUUID()
-      const tokens = await Promise.all(replicas.map((r) => r.call('issue', user)))
-      for (const token of tokens) {
-        for (const r of replicas) {
-          for (let i = 0; i < 2; i++) assert.equal((await r.call('verify', token)).userId, user)
+        // A token issued by any verifies on all (twice: the second answer comes from the cache).
+        const user = randomUUID()
+        const tokens = await Promise.all(replicas.map((r) => r.call('issue', user)))
+        for (const token of tokens) {
+          for (const r of replicas) {
+            for (let i = 0; i < 2; i++) assert.equal((await r.call('verify', token)).userId, user)
+          }
         }
-      }
-      const jwks = await Promise.all(replicas.map((r) => r.call('jwks')))
-      assert.ok(
-        jwks.every((j) => JSON.stringify(j) === JSON.stringify(jwks[0])),
-        'the same JWKS everywhere',
-      )
-
-      // Writes through one are read through the others.
-      await replicas[0].call('save', user, 'srv', { from: 0 })
-      assert.deepEqual(await replicas[1].call('read', user, 'srv'), { from: 0 })
-      await replicas[2].call('save', user, 'srv', { from: 2 })
-      assert.deepEqual(await replicas[0].call('read', user, 'srv'), { from: 2 })
-
-      // A rotation through the CLI reaches all three; the previous key keeps verifying.
-      const { stdout } = await run(process.execPath, [CLI, 'keygen', '--rotate', '--database', url])
-      const second = /New signing key (\S+)/.exec(stdout)[1]
-      assert.notEqual(second, first)
-      for (const r of replicas) {
-        await eventually(async () => kidOf(await r.call('issue', user)) === second, 5000, 'the new key signs')
-        assert.equal((await r.call('verify', tokens[0])).valid, true, 'the previous key still verifies')
-      }
-      const fresh = await replicas[1].call('issue', user)
-      for (const r of replicas) assert.equal((await r.call('verify', fresh)).valid, true)
-
-      // Dropping the old keys: every replica refuses the first key's tokens, cached or not.
-      await run(process.execPath, [CLI, 'keygen', '--rotate', '--drop-previous', '--database', url])
-      for (const r of replicas) {
-        const result = await eventually(
-          async () => {
-            const v = await r.call('verify', tokens[0])
-            return v.valid ? null : v
-          },
-          5000,
-          'the removed key stops verifying',
+        const jwks = await Promise.all(replicas.map((r) => r.call('jwks')))
+        assert.ok(
+          jwks.every((j) => JSON.stringify(j) === JSON.stringify(jwks[0])),
+          'the same JWKS everywhere',
         )
-        assert.equal(result.code, 'ERR_JWKS_NO_MATCHING_KEY')
-        assert.equal((await r.call('verify', fresh)).valid, false, 'the second key was dropped too')
-      }
-      assert.equal((await rows(url, 'SELECT kid FROM hoot_signing_keys')).length, 1)
 
-      // A revocation made through one replica reaches the others within their poll interval.
-      const revoked = randomUUID()
-      const before = await replicas[2].call('issue', revoked)
-      for (const r of replicas) for (let i = 0; i < 2; i++) assert.equal((await r.call('verify', before)).valid, true)
-      await replicas[0].call('revoke', revoked)
-      for (const r of replicas) {
-        await eventually(async () => !(await r.call('verify', before)).valid, 5000, 'the revoked token refused')
-      }
-    } finally {
-      await Promise.all(replicas.map((r) => r.stop()))
-    }
-  })
+        // Writes through one are read through the others.
+        await replicas[0].call('save', user, 'srv', { from: 0 })
+        assert.deepEqual(await replicas[1].call('read', user, 'srv'), { from: 0 })
+        await replicas[2].call('save', user, 'srv', { from: 2 })
+        assert.deepEqual(await replicas[0].call('read', user, 'srv'), { from: 2 })
 
-  test('with HOOT_DATABASE_URL, tokens wait for await loadKeys(): no key file is made here', async () => {
+        // A rotation through the CLI reaches all three; the previous key keeps verifying.
+        const { stdout } = await run(process.execPath, [CLI, 'keygen', '--rotate', '--database', url])
+        const second = /New signing key (\S+)/.exec(stdout)[1]
+        assert.notEqual(second, first)
+        for (const r of replicas) {
+          await eventually(async () => kidOf(await r.call('issue', user)) === second, 5000, 'the new key signs')
+          assert.equal((await r.call('verify', tokens[0])).valid, true, 'the previous key still verifies')
+        }
+        const fresh = await replicas[1].call('issue', user)
+        for (const r of replicas) assert.equal((await r.call('verify', fresh)).valid, true)
+
+        // Dropping the old keys: every replica refuses the first key's tokens, cached or not.
+        await run(process.execPath, [CLI, 'keygen', '--rotate', '--drop-previous', '--database', url])
+        for (const r of replicas) {
+          const result = await eventually(
+            async () => {
+              const v = await r.call('verify', tokens[0])
+              return v.valid ? null : v
+            },
+            5000,
+            'the removed key stops verifying',
+          )
+          assert.equal(result.code, 'ERR_JWKS_NO_MATCHING_KEY')
+          assert.equal((await r.call('verify', fresh)).valid, false, 'the second key was dropped too')
+        }
+        assert.equal((await rows(url, 'SELECT kid FROM hoot_signing_keys')).length, 1)
+
+        // A revocation made through one replica reaches the others within their poll interval.
+        const revoked = randomUUID()
+        const before = await replicas[2].call('issue', revoked)
+        for (const r of replicas) for (let i = 0; i < 2; i++) assert.equal((await r.call('verify', before)).valid, true)
+        await replicas[0].call('revoke', revoked)
+        for (const r of replicas) {
+          await eventually(async () => !(await r.call('verify', before)).valid, 5000, 'the revoked token refused')
+        }
+      } finally {
+        await Promise.all(replicas.map((r) => r.stop()))
+      }
+    },
+  )
+
+  test('with HOOT_DATABASE_URL, tokens wait for await loadKeys(): no key file is made here', PG_TIMEOUT, async () => {
     const url = await freshDatabase('keys_first')
     const home = tempDir('keys-first-home')
     const result = await runIsolatedAsync(
@@ -141,7 +152,7 @@ describe('replicas on one PostgreSQL', () => {
     assert.equal(existsSync(join(home, '.hoot', 'keys')), false, 'no key directory was made')
   })
 
-  test('a replica killed with SIGKILL mid-write loses nothing it acknowledged', async () => {
+  test('a replica killed with SIGKILL mid-write loses nothing it acknowledged', PG_TIMEOUT, async () => {
     const url = await freshDatabase('sigkill')
     const [writer, reader] = [replica(url), replica(url)]
     try {

@@ -49,16 +49,24 @@ within its poll interval (1 s by default).`,
   },
   migrate: {
     usage: `Usage: hoot-core migrate [db] [--json]
-       hoot-core migrate --from <sqlite file> --to <postgres://...> [--json]
+       hoot-core migrate --from <sqlite file> --to <postgres://...> [--force] [--json]
 
 Converts Hoot's old single-user tables (moving their rows to one legacy-user-<ms> id) and creates
 missing tables, in one transaction, after a backup next to the file. Safe to run again.
 
 With --from and --to, copies every user's data from a SQLite file (Hoot's legacy schema or
 hoot-core's; the file is only read) into PostgreSQL, in one transaction: a run stopped midway
-copies nothing. Rows PostgreSQL already has with the same values are left alone, so running it
-again changes nothing; rows with other values take the file's.`,
-    options: { json: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' } },
+copies nothing. Rows PostgreSQL already has with the same values are left alone; rows with other
+values take the file's. A revocation is never lowered, and a user PostgreSQL revoked after the file
+was last written ("forget me") is skipped: none of their rows comes back. Each file copied is
+recorded in PostgreSQL, and copying the same file again is refused (it would bring back what was
+deleted since) unless --force, which copies it again under the same two rules.`,
+    options: {
+      json: { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      force: { type: 'boolean' },
+    },
     maxPositionals: 1,
     run: migrate,
   },
@@ -256,7 +264,7 @@ async function copyToPostgres(values, positionals) {
   if (!values.from) throw new UsageError('--to needs --from <sqlite file>')
   const db = postgresArg(values.to, '--to')
   try {
-    const report = await db.copyFromSqlite(values.from)
+    const report = await db.copyFromSqlite(values.from, { force: values.force === true })
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))
       return 0
@@ -268,6 +276,8 @@ async function copyToPostgres(values, positionals) {
     for (const t of report.tables.filter((t) => t.rows)) {
       console.log(`  ${t.table}: ${t.rows} row(s), ${t.inserted} new, ${t.updated} updated`)
     }
+    if (report.skippedUsers)
+      console.log(`  ${report.skippedUsers} user(s) skipped: PostgreSQL revoked them after the file was last written.`)
     if (!changed) console.log('  PostgreSQL already had every row: nothing changed.')
     return 0
   } finally {
@@ -277,6 +287,7 @@ async function copyToPostgres(values, positionals) {
 
 function migrate(values, positionals) {
   if (values.from !== undefined || values.to !== undefined) return copyToPostgres(values, positionals)
+  if (values.force) throw new UsageError('--force goes with --from and --to')
   const [db] = positionals
   const report = loadNative().migrateDatabase(db)
   if (values.json) {

@@ -227,8 +227,8 @@ class PostgresDatabase {
   rotateKeys(opts) {
     return later(() => this.#native.rotateKeys(opts))
   }
-  copyFromSqlite(path) {
-    return later(() => this.#native.copyFromSqlite(path))
+  copyFromSqlite(path, opts) {
+    return later(() => this.#native.copyFromSqlite(path, opts))
   }
   revokeUserTokens(userId) {
     return later(() => this.#native.revokeUserTokens(userId))

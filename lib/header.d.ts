@@ -200,8 +200,12 @@ export interface Database {
   cacheFavicon(serverUrl: string, faviconUrl: string | null, oauthLogoUri?: string): Promise<void>
   /** PostgreSQL only: a new signing key for every replica (the previous one keeps verifying). */
   rotateKeys?(opts?: { dropPrevious?: boolean }): Promise<KeyRotation>
-  /** PostgreSQL only: every row of a SQLite file, in one transaction. */
-  copyFromSqlite?(path: string): Promise<CopyReport>
+  /**
+   * PostgreSQL only: every row of a SQLite file, in one transaction. A file copied before is
+   * refused unless `force`; revocations are never lowered, and users PostgreSQL revoked after the
+   * file was taken are skipped.
+   */
+  copyFromSqlite?(path: string, opts?: { force?: boolean }): Promise<CopyReport>
   /** Closes it in this process. */
   close(): Promise<void>
 }

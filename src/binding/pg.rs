@@ -127,6 +127,8 @@ pub struct JsCopyReport {
     pub legacy_user_id: Option<String>,
     /// Distinct users copied.
     pub users: u32,
+    /// Users of the file left out: PostgreSQL revoked them after the file was taken.
+    pub skipped_users: u32,
     /// Each table.
     pub tables: Vec<JsTableCopy>,
 }
@@ -314,17 +316,25 @@ impl PostgresDatabase {
         })
     }
 
-    /// Copies every row of the SQLite file at `path` (legacy or current) in one transaction.
-    #[napi(ts_args_type = "path: string", ts_return_type = "Promise<CopyReport>")]
-    pub fn copy_from_sqlite<'e>(&self, env: &'e Env, path: Unknown) -> napi::Result<PromiseRaw<'e, JsCopyReport>> {
-        let path = guarded(env, || {
+    /// Copies every row of the SQLite file at `path` (legacy or current) in one transaction. A
+    /// file copied before is refused unless `force`; revocations are never lowered, and users
+    /// revoked on PostgreSQL after the file was taken are skipped.
+    #[napi(ts_args_type = "path: string, opts?: { force?: boolean }", ts_return_type = "Promise<CopyReport>")]
+    pub fn copy_from_sqlite<'e>(
+        &self,
+        env: &'e Env,
+        path: Unknown,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, JsCopyReport>> {
+        let (path, force) = guarded(env, || {
             let path = string_value(&path, "path")?;
             if path.is_empty() {
                 return Err(HootError::arg_value("path", "must not be empty"));
             }
-            Ok(Environment::process().absolute(std::path::Path::new(&path)))
+            let force = Props::new(opts, "opts")?.boolean("force")?.unwrap_or(false);
+            Ok((Environment::process().absolute(std::path::Path::new(&path)), force))
         })?;
-        let call = pg::copy::copy_sqlite(Arc::clone(&self.db), path, clock::unix_now_ms());
+        let call = pg::copy::copy_sqlite(Arc::clone(&self.db), path, clock::unix_now_ms(), force);
         let db = Arc::clone(&self.db);
         // A copy may take longer than one call's bound: it is one transaction, under the statement
         // timeout for each of its statements.
@@ -338,6 +348,7 @@ impl PostgresDatabase {
             legacy: r.legacy,
             legacy_user_id: r.legacy_user_id,
             users: count(r.users),
+            skipped_users: count(r.skipped_users),
             tables: r
                 .tables
                 .into_iter()

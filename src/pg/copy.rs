@@ -3,7 +3,17 @@
 //! is read through SQLite's online backup into memory (so a server writing it meanwhile is not
 //! disturbed, and the file is never changed), migrated there if it is legacy, then upserted row by
 //! row: a row already in PostgreSQL with the same values is left alone, one with other values takes
-//! the file's. Running it again changes nothing; a run killed midway leaves PostgreSQL as it was.
+//! the file's. A run killed midway leaves PostgreSQL as it was.
+//!
+//! A copy never undoes what happened on PostgreSQL after the file was taken:
+//! - a revocation is only ever raised (the greatest `revoked_before` wins), never lowered;
+//! - a user PostgreSQL revoked after the file's last write, or later than the file itself did
+//!   ("forget me" deletes their rows and revokes), is skipped: none of their rows is written back;
+//! - every file copied is recorded in `hoot_copied_files` (by absolute path), and copying a file
+//!   recorded there again is refused unless `force`: whatever PostgreSQL deleted since without a
+//!   revocation (a removed server, expired codes) would come back from the file. Forced, the
+//!   first two rules still hold, and the "taken" time is the earlier of the file's last write
+//!   and its previous copy.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +57,9 @@ pub struct CopyReport {
     pub users: u64,
     /// Each table copied, in order.
     pub tables: Vec<TableCopy>,
+    /// Users of the file whose rows were not written: PostgreSQL revoked them after the file
+    /// was taken (see the module's comment).
+    pub skipped_users: u64,
 }
 
 /// The tables copied: the SQLite file's own (not the key set, which the file does not have), the
@@ -196,27 +209,71 @@ fn read_file(path: &Path, now_ms: i64) -> Result<Read, HootError> {
 /// Rows per INSERT: well under PostgreSQL's 65535 parameters for the widest table.
 const CHUNK: usize = 500;
 
+/// When the file was last written, in seconds since the epoch: the later of the database's and
+/// its WAL's modification times (read with `stat`, no descriptor opened).
+fn last_write(path: &Path) -> Option<i64> {
+    let seconds = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    seconds(path).max(seconds(Path::new(&wal)))
+}
+
 /// Copies the SQLite file at `from` into `db` in one transaction; see the module's comment.
-pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Result<CopyReport, HootError> {
+/// `force` copies a file `hoot_copied_files` says was copied before. Every statement is bounded
+/// by the database's call timeout on this side too (`within`): a server that stops answering
+/// fails the copy instead of holding it forever.
+pub async fn copy_sqlite(
+    db: Arc<PgDatabase>,
+    from: PathBuf,
+    now_ms: i64,
+    force: bool,
+) -> Result<CopyReport, HootError> {
     // A legacy file is migrated in memory on every run, which names its user `legacy-user-<ms>`
     // by the time it runs: the copy of this same file made before fixes that time, so running
     // again maps the file's rows onto the same user (and another legacy file's onto a new one).
     let source = std::fs::canonicalize(&from).unwrap_or_else(|_| from.clone()).display().to_string();
-    let earlier = {
-        let conn = db.conn().await?;
-        conn.row_opt("SELECT legacy_user_id FROM hoot_copied_files WHERE source = $1", &[&source])
-            .await
-            .map_err(|e| db.error("read from", &e))?
-            .and_then(|row| row.get::<_, String>(0).strip_prefix("legacy-user-").and_then(|ms| ms.parse::<i64>().ok()))
+    let previous = {
+        let conn = within(&db, db.conn()).await?;
+        within(&db, async {
+            conn.row_opt("SELECT legacy_user_id, copied_at FROM hoot_copied_files WHERE source = $1", &[&source])
+                .await
+                .map_err(|e| db.error("read from", &e))
+        })
+        .await?
+        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+    };
+    if let (Some((_, copied_at)), false) = (&previous, force) {
+        return Err(HootError::Db(format!(
+            "Cannot copy {} into {}: it was copied there before (at {copied_at}, seconds since the epoch, per \
+             hoot_copied_files). Copying it again would bring back rows PostgreSQL deleted since; run again with \
+             --force (copyFromSqlite(path, {{ force: true }})) to copy it anyway (revocations are never lowered and \
+             users revoked on PostgreSQL since are skipped even then)",
+            from.display(),
+            db.describe()
+        )));
+    }
+    let earlier =
+        previous.as_ref().and_then(|(id, _)| id.strip_prefix("legacy-user-").and_then(|ms| ms.parse::<i64>().ok()));
+    // When the file was taken: its last write, or its previous copy if that was earlier (a file
+    // whose time was reset by a copy made later is still not newer than what it was copied as).
+    let taken = match (last_write(&from), previous.as_ref().map(|(_, at)| *at)) {
+        (Some(written), Some(copied)) => written.min(copied),
+        (written, copied) => written.or(copied).unwrap_or(now_ms / 1000),
     };
     let path = from.clone();
     let read = tokio::task::spawn_blocking(move || read_file(&path, earlier.unwrap_or(now_ms)))
         .await
         .map_err(|e| HootError::Internal(format!("reading the file stopped: {e}")))??;
     let doing = "copy into";
-    let mut conn = db.conn().await?;
+    let mut conn = within(&db, db.conn()).await?;
     let err = |e: tokio_postgres::Error| db.error(doing, &e);
-    let tx = conn.transaction().await.map_err(err)?;
+    let tx = within(&db, async { conn.transaction().await.map_err(err) }).await?;
     let mut report = CopyReport {
         from,
         to: db.describe().to_string(),
@@ -230,19 +287,61 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
         let secret = super::identity::store_secret(&tx, &db).await?;
         relink(&mut accounts.rows, &accounts.cols, &file_secret, &secret);
     }
+    // Users PostgreSQL revoked after the file was taken, and later than the file itself did:
+    // read inside the transaction, under a lock that holds off new revocations until it commits.
+    let file_revocations: std::collections::HashMap<&str, i64> = tables
+        .iter()
+        .filter(|t| t.name == "hoot_revocations")
+        .flat_map(|t| t.rows.iter())
+        .filter_map(|row| match (&row[0], &row[1]) {
+            (Cell::Text(Some(user)), Cell::Int(Some(before))) => Some((user.as_str(), *before)),
+            _ => None,
+        })
+        .collect();
+    let skipped: std::collections::HashSet<String> = within(&db, async {
+        tx.exec("LOCK TABLE hoot_revocations IN SHARE ROW EXCLUSIVE MODE", &[]).await.map_err(err)?;
+        let rows = tx
+            .rows("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before > $1", &[&taken])
+            .await
+            .map_err(err)?;
+        Ok::<_, HootError>(
+            rows.into_iter()
+                .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+                .filter(|(user, before)| file_revocations.get(user.as_str()).is_none_or(|file| before > file))
+                .map(|(user, _)| user)
+                .collect(),
+        )
+    })
+    .await?;
     let mut users = std::collections::HashSet::new();
+    let mut skipped_users = std::collections::HashSet::new();
     for TableRows { name, cols, key, rows } in &tables {
         let mut done = TableCopy { table: name.to_string(), rows: rows.len() as u64, ..TableCopy::default() };
-        if let Some(user) = cols.iter().position(|(c, _)| c == "user_id") {
-            for row in rows {
-                if let Cell::Text(Some(id)) = &row[user] {
-                    users.insert(id.clone());
+        let user_col = cols.iter().position(|(c, _)| c == "user_id");
+        // A skipped user's revocation is still raised: only their data stays out.
+        let skips = *name != "hoot_revocations";
+        let kept: Vec<&Vec<Cell>> = rows
+            .iter()
+            .filter(|row| match user_col.map(|at| &row[at]) {
+                Some(Cell::Text(Some(id))) if skipped.contains(id.as_str()) => {
+                    skipped_users.insert(id.clone());
+                    !skips
                 }
-            }
-        }
+                Some(Cell::Text(Some(id))) => {
+                    users.insert(id.clone());
+                    true
+                }
+                _ => true,
+            })
+            .collect();
         let names = cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>();
         let rest: Vec<&str> = names.iter().copied().filter(|c| !key.iter().any(|k| k == c)).collect();
-        let conflict = if rest.is_empty() {
+        let conflict = if *name == "hoot_revocations" {
+            // Never lowered: a later revocation on PostgreSQL ("forget me") stands.
+            "DO UPDATE SET revoked_before = excluded.revoked_before \
+             WHERE excluded.revoked_before > hoot_revocations.revoked_before"
+                .to_string()
+        } else if rest.is_empty() {
             "DO NOTHING".to_string()
         } else {
             format!(
@@ -252,7 +351,7 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
                 rest.iter().map(|c| format!("excluded.{c}")).collect::<Vec<_>>().join(", "),
             )
         };
-        for chunk in rows.chunks(CHUNK) {
+        for chunk in kept.chunks(CHUNK) {
             let mut values = Vec::with_capacity(chunk.len());
             let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * names.len());
             for row in chunk {
@@ -269,7 +368,7 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
                 values.join(", "),
                 key.join(", ")
             );
-            for row in tx.query(&sql, &params).await.map_err(err)? {
+            for row in within(&db, async { tx.query(&sql, &params).await.map_err(err) }).await? {
                 if row.get::<_, bool>(0) {
                     done.inserted += 1;
                 } else {
@@ -279,19 +378,44 @@ pub async fn copy_sqlite(db: Arc<PgDatabase>, from: PathBuf, now_ms: i64) -> Res
         }
         report.tables.push(done);
     }
-    if let Some(legacy_user) = &report.legacy_user_id {
+    // Every file is recorded (a current one with no legacy user: ''), so a second copy is known.
+    let legacy_user = report.legacy_user_id.clone().unwrap_or_default();
+    within(&db, async {
         tx.exec(
             "INSERT INTO hoot_copied_files (source, legacy_user_id, copied_at) \
              VALUES ($1, $2, extract(epoch from now())::bigint) \
              ON CONFLICT (source) DO UPDATE SET legacy_user_id = excluded.legacy_user_id, copied_at = excluded.copied_at",
-            &[&source, legacy_user],
+            &[&source, &legacy_user],
         )
         .await
-        .map_err(err)?;
-    }
-    tx.commit().await.map_err(err)?;
+        .map_err(err)
+    })
+    .await?;
+    within(&db, async { tx.commit().await.map_err(err) }).await?;
     report.users = users.len() as u64;
+    report.skipped_users = skipped_users.len() as u64;
     Ok(report)
+}
+
+/// `step`, failing with `ERR_HOOT_DB` if it takes longer than the database's call timeout (the
+/// copy as a whole may take longer than one call: each of its steps may not).
+async fn within<T>(
+    db: &PgDatabase,
+    step: impl std::future::Future<Output = Result<T, HootError>>,
+) -> Result<T, HootError> {
+    let limit = db.settings().call_timeout();
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => result,
+        Err(_) => {
+            db.forget_idle_connections();
+            Err(HootError::Db(format!(
+                "Cannot copy into {}: no answer within {} ms (the server or the network stopped answering; the \
+                 copy's transaction is rolled back)",
+                db.describe(),
+                limit.as_millis()
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ impl PgDatabase {
         let manager = if target.tls == config::Tls::Disable {
             Manager::from_config(pg, tokio_postgres::NoTls, manager_config())
         } else {
-            Manager::from_config(pg, config::tls_connector(&target)?, manager_config())
+            Manager::from_config(pg, config::LazyTls::new(&target), manager_config())
         };
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
@@ -284,15 +284,19 @@ pub(crate) fn error_at(described: &str, doing: &str, e: &tokio_postgres::Error) 
             "57P01" | "57P02" | "57P03" => "the server is shutting down or restarting; retry",
             "53300" => "the server has no connection slot left; lower poolSize or raise max_connections",
             "3D000" => "the database does not exist; create it or fix the URL",
-            "28P01" | "28000" => "the server refused the user or password in the URL",
+            "28P01" | "28000" => "the server refused the user or password in the URL, or has no such user",
             "42501" => "the user in the URL lacks a privilege hoot-core needs (CREATE on the schema, then read/write)",
             _ => "see PostgreSQL's message",
         };
-        return HootError::Db(format!(
-            "Cannot {doing} {described}: {} (SQLSTATE {}; {hint})",
-            db.message(),
-            db.code().code()
-        ));
+        // The server names the role in these (`role "x" does not exist`, `password authentication
+        // failed for user "x"`, `too many connections for role "x"`, pg_hba.conf's `... user "x"`):
+        // the database user is a secret half of the credentials, so only the code and hint go out.
+        let code = db.code().code();
+        let message = db.message();
+        let names_role =
+            code.starts_with("28") || code == "53300" || message.contains("role \"") || message.contains("user \"");
+        let said = if names_role { "the server refused the connection" } else { message };
+        return HootError::Db(format!("Cannot {doing} {described}: {said} (SQLSTATE {code}; {hint})"));
     }
     let cause = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
     let hint = if e.is_closed() {
