@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 
 import {
   delays,
@@ -18,6 +18,8 @@ import {
   tempDir,
   withBetterSqlite,
 } from './helpers.mjs'
+import { openDatabase } from '../lib/index.js'
+import { freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
 const cli = join(root, 'bin', 'hoot-core.js')
 const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
@@ -337,4 +339,258 @@ test('after encrypt no plaintext is left in the file, and a key file others can 
   )
   assert.equal(refused?.code, 'ERR_HOOT_KEYS')
   assert.match(refused.message, /others can read it \(mode 644\); chmod 600/)
+})
+
+/** Runs `sql` with Debian's sqlite3 in a process of its own (an operator's shell, or an attacker's). */
+function sqlite(dbPath, sql) {
+  const child = spawnSync('sqlite3', ['-json', dbPath, sql], { encoding: 'utf8', timeout: 10_000 })
+  assert.equal(child.status, 0, child.stderr)
+  return child.stdout.trim() ? JSON.parse(child.stdout) : []
+}
+
+/** What each row of oauth_tokens holds: its key id when sealed, else 'plain'. */
+function storedKeys(dbPath) {
+  return Object.fromEntries(
+    sqlite(dbPath, 'SELECT server_id, tokens FROM oauth_tokens').map((r) => [
+      r.server_id,
+      r.tokens.startsWith('hoot-sealed:1:') ? r.tokens.slice(14, 30) : 'plain',
+    ]),
+  )
+}
+
+const recordedKeys = (dbPath) =>
+  sqlite(dbPath, 'SELECT key_id FROM hoot_encryption ORDER BY key_id').map((r) => r.key_id)
+
+/**
+ * A server process with one store open on `dbPath` (`options`: the store's), taking commands on
+ * stdin: `w <server>` saves tokens holding the secret, `r <server>` reads them back. Each answers one
+ * JSON line: `{ ok, value }` or `{ code }`.
+ */
+function startServer(dbPath, env, options = {}) {
+  const server = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+       const s = new hoot.OAuthStore(${JSON.stringify(USER)}, ${JSON.stringify({ dbPath, ...options })})
+       s.saveTokens('first', { refresh_token: ${JSON.stringify(SECRET)} })
+       process.stdout.write(JSON.stringify({ ok: true }) + '\\n')
+       let buffered = ''
+       process.stdin.on('data', (chunk) => {
+         buffered += chunk
+         let end
+         while ((end = buffered.indexOf('\\n')) >= 0) {
+           const [op, serverId] = buffered.slice(0, end).split(' ')
+           buffered = buffered.slice(end + 1)
+           let answer
+           try {
+             answer = op === 'w'
+               ? (s.saveTokens(serverId, { refresh_token: ${JSON.stringify(SECRET)} }), { ok: true })
+               : { ok: true, value: s.tokens(serverId) ?? null }
+           } catch (e) {
+             answer = { code: e.code }
+           }
+           process.stdout.write(JSON.stringify(answer) + '\\n')
+         }
+       })`,
+    ],
+    { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  const lines = []
+  const waiting = []
+  let out = ''
+  server.stdout.setEncoding('utf8')
+  server.stdout.on('data', (chunk) => {
+    out += chunk
+    let end
+    while ((end = out.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(out.slice(0, end)))
+      out = out.slice(end + 1)
+    }
+    while (lines.length && waiting.length) waiting.shift()(lines.shift())
+  })
+  const next = () => new Promise((resolve) => (lines.length ? resolve(lines.shift()) : waiting.push(resolve)))
+  return {
+    ready: next(),
+    /** Sends one command and resolves to its answer. */
+    ask(command) {
+      server.stdin.write(command + '\n')
+      return next()
+    },
+    stop() {
+      server.kill()
+    },
+  }
+}
+
+/** Runs the CLI with `env` (HOME and keys), asserting it succeeded. */
+function runCli(env, ...args) {
+  const run = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, HOOT_ENCRYPTION_KEY: '', HOOT_ENCRYPT_AT_REST: '', ...env },
+    timeout: 30_000,
+  })
+  assert.equal(run.status, 0, run.stderr)
+  return run.stdout
+}
+
+for (const [asked, options, extraEnv] of [
+  ["encryption: 'on'", { encryption: 'on' }, {}],
+  ['HOOT_ENCRYPT_AT_REST=1', {}, { HOOT_ENCRYPT_AT_REST: '1' }],
+]) {
+  test(
+    `a server that asked for encryption (${asked}) never writes plaintext: a deleted or forged row does not turn it off, a real decrypt does`,
+    { timeout: 60_000 },
+    async () => {
+      const dbPath = join(tempDir('enc-deleted'), 'hoot-mcp.db')
+      const env = { HOME: tempDir('enc-deleted-home'), HOOT_ENCRYPTION_KEY: newKey() }
+      // Encrypted and decrypted once before: the database holds a genuine, older decrypt record.
+      fill(dbPath, env)
+      runCli(env, 'decrypt', dbPath)
+      const server = startServer(dbPath, { ...env, ...extraEnv }, options)
+      try {
+        assert.deepEqual(await server.ready, { ok: true })
+        const [id] = recordedKeys(dbPath)
+        assert.match(id, /^[0-9a-f]{16}$/)
+
+        sqlite(dbPath, 'DELETE FROM hoot_encryption')
+        assert.deepEqual(await server.ask('w deleted'), { ok: true })
+        assert.equal(storedKeys(dbPath).deleted, id, 'sealed after the row was deleted')
+        assert.deepEqual(recordedKeys(dbPath), [id], 'and the key id recorded again')
+
+        // A decrypt record that no key proves, however new it claims to be, changes nothing.
+        const future = Date.now() + 86_400_000
+        sqlite(
+          dbPath,
+          `DELETE FROM hoot_encryption; UPDATE hoot_encryption_decrypted SET decrypted_at = ${future}, proof = '${future}'`,
+        )
+        assert.deepEqual(await server.ask('w forged'), { ok: true })
+        assert.equal(storedKeys(dbPath).forged, id, 'sealed beside a forged decrypt record')
+
+        // A real decrypt, made with the key, does turn sealing off.
+        runCli(env, 'decrypt', dbPath)
+        assert.deepEqual(await server.ask('w decrypted'), { ok: true })
+        const after = storedKeys(dbPath)
+        assert.equal(after.decrypted, 'plain', 'plaintext after a real decrypt')
+        assert.equal(after.deleted, 'plain', 'the decrypt opened what it sealed')
+        assert.deepEqual(await server.ask('r deleted'), { ok: true, value: { refresh_token: SECRET } })
+      } finally {
+        server.stop()
+      }
+    },
+  )
+}
+
+test('a process that did not ask for encryption but has the key seals beside sealed rows whose key row was deleted', () => {
+  const dbPath = join(tempDir('enc-orphan'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-orphan-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  const [id] = recordedKeys(dbPath)
+  sqlite(dbPath, 'DELETE FROM hoot_encryption')
+  runIsolated(
+    `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
+     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+    { env },
+  )
+  assert.equal(storedKeys(dbPath).later, id, 'its write is sealed')
+  assert.deepEqual(recordedKeys(dbPath), [id], 'and the database records the key again')
+  assert.ok(!bytesOf(dbPath).includes(SECRET.slice(15)), 'no plaintext secret in the files')
+})
+
+test(
+  'after encrypt --rotate, a running server seals with the new key from the key file and never records the old one again',
+  { timeout: 60_000 },
+  async () => {
+    const dbPath = join(tempDir('enc-rotate-live'), 'hoot-mcp.db')
+    const env = { HOME: tempDir('enc-rotate-live-home') } // keys from the key file
+    const server = startServer(dbPath, env, { encryption: 'on' })
+    try {
+      assert.deepEqual(await server.ready, { ok: true })
+      const [old] = recordedKeys(dbPath)
+      runCli(env, 'encrypt', dbPath, '--rotate')
+      const [current] = recordedKeys(dbPath)
+      assert.notEqual(current, old)
+      assert.deepEqual(await server.ask('w after'), { ok: true })
+      assert.equal(storedKeys(dbPath).after, current, 'sealed with the new key')
+      assert.deepEqual(recordedKeys(dbPath), [current], 'the old key id is not written back')
+      assert.deepEqual(
+        await server.ask('r first'),
+        { ok: true, value: { refresh_token: SECRET } },
+        'it reads what the rotation sealed again',
+      )
+    } finally {
+      server.stop()
+    }
+  },
+)
+
+test(
+  'after encrypt --rotate with a new HOOT_ENCRYPTION_KEY, a server still on the old key refuses to write (ERR_HOOT_KEYS)',
+  { timeout: 60_000 },
+  async () => {
+    const dbPath = join(tempDir('enc-rotate-env'), 'hoot-mcp.db')
+    const [oldKey, newerKey] = [newKey(), newKey()]
+    const home = tempDir('enc-rotate-env-home')
+    const server = startServer(dbPath, { HOME: home, HOOT_ENCRYPTION_KEY: oldKey }, { encryption: 'on' })
+    try {
+      assert.deepEqual(await server.ready, { ok: true })
+      runCli({ HOME: home, HOOT_ENCRYPTION_KEY: `${newerKey},${oldKey}` }, 'encrypt', dbPath, '--rotate')
+      const [current] = recordedKeys(dbPath)
+      const before = storedKeys(dbPath)
+      assert.deepEqual(await server.ask('w after'), { code: 'ERR_HOOT_KEYS' })
+      assert.deepEqual(storedKeys(dbPath), before, 'nothing written')
+      assert.deepEqual(recordedKeys(dbPath), [current], 'the old key id is not written back')
+    } finally {
+      server.stop()
+    }
+  },
+)
+
+describe('encryption at rest on PostgreSQL', () => {
+  if (!postgresAvailable('encryption at rest on PostgreSQL')) return
+
+  /** Runs `body` with `env` as the process's keys and home, restoring them after. */
+  async function withEnv(env, body) {
+    const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]))
+    Object.assign(process.env, env)
+    try {
+      return await body()
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name]
+        else process.env[name] = value
+      }
+    }
+  }
+
+  const keyOf = async (url, serverId) => {
+    const [{ tokens }] = await rows(url, 'SELECT tokens FROM oauth_tokens WHERE server_id = $1', [serverId])
+    return tokens.startsWith('hoot-sealed:1:') ? tokens.slice(14, 30) : 'plain'
+  }
+  const recorded = async (url) => (await rows(url, 'SELECT key_id FROM hoot_encryption')).map((r) => r.key_id)
+
+  test('a deleted key row turns sealing off for no process that has the key', { timeout: 60_000 }, async () => {
+    const url = await freshDatabase('enc_deleted')
+    const env = { HOME: tempDir('enc-pg-home'), HOOT_ENCRYPTION_KEY: newKey(), HOOT_ENCRYPT_AT_REST: '' }
+    await withEnv(env, async () => {
+      const asked = openDatabase(url, { encryption: 'on' })
+      await asked.store(USER).saveTokens('first', { refresh_token: SECRET })
+      const [id] = await recorded(url)
+      assert.equal(await keyOf(url, 'first'), id)
+      await rows(url, 'DELETE FROM hoot_encryption')
+      await asked.store(USER).saveTokens('running', { refresh_token: SECRET })
+      assert.equal(await keyOf(url, 'running'), id, 'a running store that asked keeps sealing')
+      await asked.close()
+
+      // A process that did not ask, with the key, beside the sealed rows: it seals, and records it.
+      await rows(url, 'DELETE FROM hoot_encryption')
+      const plain = openDatabase(url)
+      await plain.store(USER).saveTokens('later', { refresh_token: SECRET })
+      assert.equal(await keyOf(url, 'later'), id, 'sealed beside the sealed rows')
+      assert.deepEqual(await recorded(url), [id])
+      assert.deepEqual(await plain.store(USER).tokens('later'), { refresh_token: SECRET })
+      await plain.close()
+    })
+  })
 })

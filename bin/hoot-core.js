@@ -425,7 +425,7 @@ function doctor(values) {
               warn(`encryption: ${e.plaintext} value(s) are still plaintext`, `npx hoot-core encrypt ${db.path}`)
           } else if (perKey) {
             problem(
-              `encryption at rest: off, yet ${perKey} (a server with encryption on wrote after a decrypt)`,
+              `encryption at rest: off, yet ${perKey} (its key record was deleted: the next process with the key records it again)`,
               `npx hoot-core decrypt ${db.path} (with the key), or encrypt it again`,
             )
           } else {

@@ -31,6 +31,16 @@ pub const HOOT_ENCRYPT_AT_REST: &str = "HOOT_ENCRYPT_AT_REST";
 pub const PREFIX: &str = "hoot-sealed:1:";
 const KEY_FILE: &str = "encryption-keys";
 
+/// Each sealed column of the OAuth store, on both backends: its table and column. The favicon cache (public) and the authorization
+/// state (a short-lived random value compared in constant time) stay plain.
+pub const SEALED_COLUMNS: [(&str, &str); 5] = [
+    ("oauth_tokens", "tokens"),
+    ("oauth_client_info", "client_info"),
+    ("oauth_verifiers", "verifier"),
+    ("server_configs", "config"),
+    ("hoot_oauth_discovery", "state"),
+];
+
 /// A key and its id.
 struct Key {
     id: String,

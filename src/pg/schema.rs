@@ -168,6 +168,25 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
     Ok(SchemaReport { from, to: PG_SCHEMA_VERSION })
 }
 
+/// The key ids of sealed values among up to 1,000 rows of each sealed column (bounded: it runs
+/// at every start on a plain database), as SQLite's `encryption::sealed_key_ids`.
+async fn sealed_key_ids(conn: &Object) -> Result<Vec<String>, tokio_postgres::Error> {
+    let mut ids: Vec<String> = Vec::new();
+    for (table, column) in sealing::SEALED_COLUMNS {
+        let sql = format!(
+            "SELECT DISTINCT substr({column}, 15, 16) FROM (SELECT {column} FROM {table} LIMIT 1000) AS newest \
+             WHERE starts_with({column}, 'hoot-sealed:1:')"
+        );
+        for row in conn.query(&sql, &[]).await? {
+            let id: String = row.get(0);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
 /// The keys writes are sealed with, from `hoot_encryption` and the environment, as SQLite's
 /// `encryption::at_open`: a database that records key ids needs one of them here (else nothing is
 /// read or written); one that records none turns encryption on when asked (`encrypt`, or
@@ -183,8 +202,14 @@ pub async fn encryption_at_open(
         .query("SELECT key_id FROM hoot_encryption ORDER BY added_at, key_id", &[])
         .await
         .map_err(|e| db.error(doing, &e))?;
-    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let from_env = env.var(sealing::HOOT_ENCRYPT_AT_REST).is_some_and(|v| v == "1" || v == "on");
+    if ids.is_empty() && !(requested || from_env) {
+        // Sealed values and no key recorded (the record was deleted, which needs no key; or the
+        // values were copied from an encrypted SQLite file): encrypted all the same, so a process
+        // with the key seals beside them instead of writing plaintext.
+        ids = sealed_key_ids(conn).await.map_err(|e| db.error(doing, &e))?;
+    }
     let ring = if ids.is_empty() {
         if !(requested || from_env) {
             return Ok(None);

@@ -308,6 +308,9 @@ pub struct Database {
     /// The keys that seal values written here and open sealed ones, when the database is
     /// encrypted (or encryption was turned on for it).
     sealer: std::sync::RwLock<Option<Arc<crate::sealing::KeyRing>>>,
+    /// When this process started sealing the database's writes (ms): only a decrypt proven to be
+    /// newer turns sealing off (`encryption::for_write`).
+    sealing_since: std::sync::atomic::AtomicI64,
 }
 
 /// Whether `db` is still the registry's open database for its file.
@@ -341,8 +344,12 @@ impl Database {
         if let DbLocation::File(path) = &location {
             super::revocations::watch(path, &conn);
         }
+        let sealing_since = std::sync::atomic::AtomicI64::new(crate::clock::unix_now_ms());
         let sealer = std::sync::RwLock::new(sealer);
-        Ok((Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false), sealer }, report))
+        Ok((
+            Database { location, conn: Mutex::new(conn), closed: AtomicBool::new(false), sealer, sealing_since },
+            report,
+        ))
     }
 
     /// Refuses to write when the file this connection has open is no longer the one at its path
@@ -383,9 +390,18 @@ impl Database {
         self.sealer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Sets (or, decrypted, clears) the keys.
+    /// Sets (or, decrypted, clears) the keys; turning sealing on notes when.
     pub fn set_sealer(&self, sealer: Option<Arc<crate::sealing::KeyRing>>) {
-        *self.sealer.write().unwrap_or_else(|p| p.into_inner()) = sealer;
+        let mut slot = self.sealer.write().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() && sealer.is_some() {
+            self.sealing_since.store(crate::clock::unix_now_ms(), Ordering::Release);
+        }
+        *slot = sealer;
+    }
+
+    /// When this process started sealing this database's writes (ms).
+    pub fn sealing_since(&self) -> i64 {
+        self.sealing_since.load(Ordering::Acquire)
     }
 
     /// Runs `f` with the connection. A poisoned lock (a panic mid-call, caught at the boundary)

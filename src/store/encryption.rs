@@ -5,22 +5,14 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
 
-/// Each sealed column: its table and column. The favicon cache (public) and the authorization
-/// state (a short-lived random value compared in constant time) stay plain.
-pub const SEALED_COLUMNS: [(&str, &str); 5] = [
-    ("oauth_tokens", "tokens"),
-    ("oauth_client_info", "client_info"),
-    ("oauth_verifiers", "verifier"),
-    ("server_configs", "config"),
-    ("hoot_oauth_discovery", "state"),
-];
+pub use crate::sealing::SEALED_COLUMNS;
 
 /// The error for sealed values in a process without keys.
 pub fn no_keys(location: &DbLocation) -> HootError {
@@ -37,6 +29,65 @@ fn recorded(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     ids
 }
 
+/// How many of each sealed column's newest rows are looked at for sealed values when the database
+/// records no key (bounded: it runs at every open of a plain database).
+const SEALED_SCAN_ROWS: i64 = 1000;
+
+/// The key ids of sealed values among each sealed column's newest rows. A decrypt leaves none, so
+/// any found in a database that records no key means its key record was deleted.
+pub(crate) fn sealed_key_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for (table, column) in SEALED_COLUMNS {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT DISTINCT substr({column}, 15, 16) FROM (SELECT {column} FROM {table} ORDER BY rowid DESC LIMIT ?1) \
+             WHERE {column} GLOB 'hoot-sealed:1:*'"
+        ))?;
+        for id in stmt.query_map([SEALED_SCAN_ROWS], |r| r.get::<_, String>(0))? {
+            let id = id?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The table holding the proof of the last `decrypt`: its time (ms) sealed under the decrypting
+/// key, which nobody without that key can make. It is hoot-core's own, made by the first decrypt.
+pub const DECRYPTED_TABLE: &str = "hoot_encryption_decrypted";
+
+/// The last decrypt's record, if any: its time (ms) and proof, unverified.
+fn decrypt_record(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")?
+        .query_row([DECRYPTED_TABLE], |r| r.get(0))?;
+    if !exists {
+        return Ok(None);
+    }
+    conn.prepare_cached(&format!("SELECT decrypted_at, proof FROM {DECRYPTED_TABLE} WHERE id = 1"))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Whether `proof` is the decrypt time `at` sealed under a key of `ring` (a plaintext proof,
+/// which `open` would hand back as it is, proves nothing).
+fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
+    sealing::sealed_with(proof).is_some()
+        && ring.open(DECRYPTED_TABLE, "", "", proof).is_ok_and(|text| text == at.to_string())
+}
+
+/// Whether a decrypt ran since this process started sealing `db`, as a record proven under one of
+/// its keys (or, the key file having changed since, of the key source's) says. A record older than
+/// that is not enough: it may be an old one put back.
+fn decrypted_since(conn: &Connection, db: &super::db::Database, ring: &KeyRing) -> Result<bool, HootError> {
+    let record = decrypt_record(conn).map_err(sql_error(&db.location, "read the encryption state of"))?;
+    let Some((at, proof)) = record.filter(|(at, _)| *at >= db.sealing_since()) else { return Ok(false) };
+    if proves(ring, at, &proof) {
+        return Ok(true);
+    }
+    Ok(matches!(KeyRing::load(&Environment::process()), Ok(Some(fresh)) if proves(&fresh, at, &proof)))
+}
+
 /// At open: the keys of an encrypted database (refusing to open it without one of them), or of
 /// one that `HOOT_ENCRYPT_AT_REST=1` turns encryption on for.
 pub fn at_open(
@@ -45,7 +96,7 @@ pub fn at_open(
     env: &Environment,
     now: i64,
 ) -> Result<Option<Arc<KeyRing>>, HootError> {
-    let ids = recorded(conn).map_err(sql_error(location, "read the encryption state of"))?;
+    let mut ids = recorded(conn).map_err(sql_error(location, "read the encryption state of"))?;
     if ids.is_empty() {
         if env.var(sealing::HOOT_ENCRYPT_AT_REST).is_some_and(|v| v == "1" || v == "on") {
             let ring = KeyRing::load_or_create(env)?;
@@ -53,7 +104,12 @@ pub fn at_open(
             secure(conn);
             return Ok(Some(Arc::new(ring)));
         }
-        return Ok(None);
+        // Sealed values, and no key recorded: the record was deleted (a decrypt leaves no sealed
+        // value). The database is encrypted all the same, and is treated so: no plaintext beside them.
+        ids = sealed_key_ids(conn).map_err(sql_error(location, "read the encryption state of"))?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
     }
     let ring = KeyRing::load(env)?.ok_or_else(|| no_keys(location))?;
     if !ring.ids().iter().any(|id| ids.contains(id)) {
@@ -89,46 +145,83 @@ pub fn before_migration(conn: &Connection, location: &DbLocation, env: &Environm
     Ok(())
 }
 
-/// The keys to seal a write with, from the database's state now (another process may have run
-/// `encrypt` or `decrypt` since this one opened it): `None` for a plain database. An encrypted
-/// database without a key in this process refuses the write rather than take plaintext; the
-/// sealing key's id is recorded, so the list of ids stays the list of keys in use.
-pub fn for_write(db: &super::db::Database) -> Result<Option<Arc<KeyRing>>, HootError> {
-    let ids = db.with_conn(|conn| recorded(conn).map_err(sql_error(&db.location, "read the encryption state of")))?;
+/// The keys to seal a write with, read on `conn` inside the write's transaction: `None` for a
+/// plain database.
+///
+/// - A database that records no key while this process seals was either decrypted (by a process
+///   holding the key, which leaves a proof: sealing stops) or had its record deleted (which needs
+///   no key): sealing goes on, and the key id is recorded again. A process that asked for
+///   encryption thus never writes plaintext unless a real decrypt ran after it started sealing.
+/// - An encrypted database whose recorded ids do not include this process's sealing key was
+///   rotated (`encrypt --rotate`) since: the key source is read again, and if it still has no
+///   current key, the write is refused (`ERR_HOOT_KEYS`) rather than sealed under a retired key.
+///   A retired key's id is never written back.
+/// - An encrypted database without a key in this process refuses the write.
+///
+/// The common case costs one cached read of a one-row table inside the write's transaction.
+pub fn for_write(db: &super::db::Database, conn: &Connection) -> Result<Option<Arc<KeyRing>>, HootError> {
+    let ids = recorded(conn).map_err(sql_error(&db.location, "read the encryption state of"))?;
+    let now = crate::clock::unix_now() as i64;
     if ids.is_empty() {
-        if db.sealer().is_some() {
-            db.set_sealer(None); // decrypted by another process: plaintext from now on
+        let Some(ring) = db.sealer() else { return Ok(None) };
+        if decrypted_since(conn, db, &ring)? {
+            db.set_sealer(None);
+            return Ok(None);
         }
-        return Ok(None);
+        record(conn, &ring, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
+        secure(conn);
+        return Ok(Some(ring));
     }
     let ring = match db.sealer() {
         Some(ring) => ring,
         None => {
+            // Encrypted by another process since this one opened it.
             let ring = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
             db.set_sealer(Some(Arc::clone(&ring)));
             ring
         }
     };
-    if !ids.iter().any(|id| id == ring.current_id()) {
-        let now = crate::clock::unix_now() as i64;
-        db.with_conn(|conn| {
-            record(conn, &ring, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
-            secure(conn);
-            Ok(())
-        })?;
+    if ids.iter().any(|id| id == ring.current_id()) {
+        return Ok(Some(ring));
     }
-    Ok(Some(ring))
+    let fresh = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
+    if !ids.iter().any(|id| id == fresh.current_id()) {
+        if !fresh.ids().iter().any(|id| ids.contains(id)) {
+            return Err(HootError::Keys(format!(
+                "{} is now sealed with key(s) {} (an `encrypt --rotate` ran since this process opened it), and \
+                 {} seals with {}: put the new key first there (keep the old ones after it) and restart; nothing \
+                 was written",
+                db.location.display(),
+                ids.join(", "),
+                fresh.source,
+                fresh.current_id()
+            )));
+        }
+        // A newer key of this process's own, put first since it opened the database: recorded
+        // as at open.
+        record(conn, &fresh, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
+    }
+    db.set_sealer(Some(Arc::clone(&fresh)));
+    Ok(Some(fresh))
 }
 
-/// The keys to open a sealed value with: this database's, or, if it had none when this process
-/// opened it (another process ran `encrypt` since), the process's own.
-pub fn for_read(db: &super::db::Database) -> Result<Arc<KeyRing>, HootError> {
-    if let Some(ring) = db.sealer() {
-        return Ok(ring);
+/// The keys to open a value sealed with `key_id`: this database's, or, if they lack that key
+/// (another process ran `encrypt`, or `encrypt --rotate`, since this one opened it), the key
+/// source's as they are now.
+pub fn for_read(db: &super::db::Database, key_id: &str) -> Result<Arc<KeyRing>, HootError> {
+    let current = db.sealer();
+    if let Some(ring) = current.as_ref().filter(|ring| ring.ids().iter().any(|id| id == key_id)) {
+        return Ok(Arc::clone(ring));
     }
-    let ring = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
-    db.set_sealer(Some(Arc::clone(&ring)));
-    Ok(ring)
+    let fresh = match KeyRing::load(&Environment::process())? {
+        Some(fresh) => Arc::new(fresh),
+        None => return current.ok_or_else(|| no_keys(&db.location)),
+    };
+    // Kept for writes only when it holds every key the old one had (it is that key source, later).
+    if current.as_ref().is_none_or(|old| old.ids().iter().all(|id| fresh.ids().contains(id))) {
+        db.set_sealer(Some(Arc::clone(&fresh)));
+    }
+    Ok(fresh)
 }
 
 /// With encryption on, SQLite overwrites what it frees, so a replaced plaintext value does not
@@ -205,6 +298,9 @@ pub fn encrypt_database(
             if rotate {
                 tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "rotate"))?;
             }
+            if decrypt_record(&tx).map_err(sql_error(&location, "encrypt"))?.is_some() {
+                tx.execute(&format!("DELETE FROM {DECRYPTED_TABLE}"), []).map_err(sql_error(&location, "encrypt"))?;
+            }
             record(&tx, &ring, now).map_err(sql_error(&location, "encrypt"))?;
             let ids = recorded(&tx).map_err(sql_error(&location, "encrypt"))?;
             tx.commit().map_err(sql_error(&location, "encrypt"))?;
@@ -234,6 +330,21 @@ pub fn decrypt_database(location: DbLocation, env: &Environment, now: i64) -> Re
         })
         .and_then(|(changed, tx)| {
             tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "decrypt"))?;
+            // The proof that this was a decrypt, not a deleted row: what makes the servers that
+            // seal stop (`for_write`). Without a key there is nothing to prove, nor was anything sealed.
+            if !ring.ids().is_empty() {
+                let at = crate::clock::unix_now_ms();
+                tx.execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS {DECRYPTED_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                     decrypted_at INTEGER NOT NULL, proof TEXT NOT NULL)"
+                ))
+                .map_err(sql_error(&location, "decrypt"))?;
+                tx.execute(
+                    &format!("INSERT OR REPLACE INTO {DECRYPTED_TABLE} (id, decrypted_at, proof) VALUES (1, ?1, ?2)"),
+                    params![at, ring.seal(DECRYPTED_TABLE, "", "", &at.to_string())?],
+                )
+                .map_err(sql_error(&location, "decrypt"))?;
+            }
             tx.commit().map_err(sql_error(&location, "decrypt"))?;
             compact(conn);
             Ok(Transition { sealed: 0, opened: changed, key_ids: Vec::new() })

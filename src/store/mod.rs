@@ -245,20 +245,45 @@ impl OAuthStore {
     /// A value read from `table`, opened when it is sealed.
     fn opened(&self, table: &str, server_id: &str, stored: Option<String>) -> Result<Option<String>, HootError> {
         match stored {
-            Some(text) if crate::sealing::sealed_with(&text).is_some() => {
-                let ring = encryption::for_read(&*self.database()?)?;
-                ring.open(table, &self.user_id, server_id, &text).map(Some)
-            }
-            other => Ok(other),
+            Some(text) => match crate::sealing::sealed_with(&text) {
+                Some(key_id) => {
+                    let ring = encryption::for_read(&*self.database()?, key_id)?;
+                    ring.open(table, &self.user_id, server_id, &text).map(Some)
+                }
+                None => Ok(Some(text)),
+            },
+            None => Ok(None),
         }
     }
 
-    /// A value to write into `table`: sealed when the database is encrypted.
-    fn sealed(&self, table: &str, server_id: &str, text: &str) -> Result<String, HootError> {
-        match encryption::for_write(&*self.database()?)? {
-            Some(ring) => ring.seal(table, &self.user_id, server_id, text),
-            None => Ok(text.to_string()),
-        }
+    /// Writes `text` into this user's row for `server_id` of a sealed column (`sql` binds the user,
+    /// the server, the value and, when given, `now`), sealed when the database is encrypted. The
+    /// encryption state is read inside the write's own transaction, so no `encrypt`, `decrypt` or
+    /// `encrypt --rotate` of another process falls between the check and the write.
+    fn write_value(
+        &self,
+        sql: &'static str,
+        table: &str,
+        server_id: &str,
+        text: &str,
+        now: Option<i64>,
+    ) -> Result<(), HootError> {
+        let db = self.database()?;
+        run_on(&db, Access::Write, |conn| {
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let value = match encryption::for_write(&db, &tx).map_err(carry)? {
+                Some(ring) => ring.seal(table, &self.user_id, server_id, text).map_err(carry)?,
+                None => text.to_string(),
+            };
+            {
+                let mut stmt = tx.prepare_cached(sql)?;
+                match now {
+                    Some(now) => stmt.execute(params![self.user_id, server_id, value, now])?,
+                    None => stmt.execute(params![self.user_id, server_id, value])?,
+                };
+            }
+            tx.commit()
+        })
     }
 
     fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
@@ -283,9 +308,12 @@ impl OAuthStore {
     /// Saves the OAuth client registration for `server_id`, replacing any.
     pub fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
-        self.write(
+        self.write_value(
             "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)",
-            params![self.user_id, server_id, self.sealed("oauth_client_info", server_id, info.as_str())?],
+            "oauth_client_info",
+            server_id,
+            info.as_str(),
+            None,
         )
     }
 
@@ -299,9 +327,12 @@ impl OAuthStore {
     /// Saves the OAuth tokens for `server_id`, replacing any.
     pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
-        self.write(
+        self.write_value(
             "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
-            params![self.user_id, server_id, self.sealed("oauth_tokens", server_id, tokens.as_str())?],
+            "oauth_tokens",
+            server_id,
+            tokens.as_str(),
+            None,
         )
     }
 
@@ -325,9 +356,12 @@ impl OAuthStore {
         if verifier.starts_with(crate::sealing::PREFIX) {
             return Err(HootError::arg_value("verifier", "must not look like a sealed value (hoot-sealed:1:...)"));
         }
-        self.write(
+        self.write_value(
             "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, self.sealed("oauth_verifiers", server_id, verifier)?, now],
+            "oauth_verifiers",
+            server_id,
+            verifier,
+            Some(now),
         )
     }
 
@@ -342,9 +376,12 @@ impl OAuthStore {
     /// until invalidated (`'discovery'` or `'all'`): it describes the server, not a flow.
     pub fn save_discovery_state(&self, server_id: &str, state: &JsonObject, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
-        self.write(
+        self.write_value(
             "INSERT OR REPLACE INTO hoot_oauth_discovery (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, self.sealed("hoot_oauth_discovery", server_id, state.as_str())?, now],
+            "hoot_oauth_discovery",
+            server_id,
+            state.as_str(),
+            Some(now),
         )
     }
 
@@ -425,9 +462,12 @@ impl OAuthStore {
     /// Saves the config of `server_id` (for reconnecting) at time `now`, replacing any.
     pub fn save_server_config(&self, server_id: &str, config: &JsonObject, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
-        self.write(
+        self.write_value(
             "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, self.sealed("server_configs", server_id, config.as_str())?, now],
+            "server_configs",
+            server_id,
+            config.as_str(),
+            Some(now),
         )
     }
 
