@@ -46,7 +46,9 @@ class PostgresUserStore {
     return this.#native.userId
   }
   clientInformation(serverId) {
-    return later(() => this.#native.clientInformationText(serverId)).then((text) => parseStored(text, 'client information'))
+    return later(() => this.#native.clientInformationText(serverId)).then((text) =>
+      parseStored(text, 'client information'),
+    )
   }
   saveClientInformation(serverId, info) {
     return later(() => this.#native.saveClientInformation(serverId, info))
