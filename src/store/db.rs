@@ -208,6 +208,24 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
     }
 }
 
+/// A read-only connection to the database at `path` that creates nothing next to it: a read-only
+/// connection to a WAL database would create its `-shm` (and `-wal`), so unless both are there
+/// already (a server has the file open, and the WAL is read) the file is opened `immutable`, which
+/// creates nothing and is exact when there is no WAL to read.
+pub fn open_for_reading(path: &Path) -> rusqlite::Result<Connection> {
+    let sidecar = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private_fs::is_present(Path::new(&name))
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if sidecar("-wal") && sidecar("-shm") {
+        Connection::open_with_flags(path, flags)
+    } else {
+        Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+    }
+}
+
 /// A read-only URI for `path` that SQLite opens `immutable`: no lock taken, nothing created next
 /// to the file, the WAL not read.
 pub fn immutable_uri(path: &Path) -> String {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 use super::{is_store_user_id, run_at, Access, DbLocation, USER_ID_FORMS};
 use crate::error::HootError;
@@ -91,21 +91,9 @@ fn start_poller() {
     });
 }
 
-/// A read-only connection of its own for one read: through the WAL when a server has the file
-/// open (its -wal and -shm are there), else `immutable`, which creates neither.
+/// A read-only connection of its own for one read, creating nothing next to the file.
 fn reader(path: &Path) -> Option<Connection> {
-    let sidecar = |suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        crate::private_fs::is_present(Path::new(&name))
-    };
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = if sidecar("-wal") && sidecar("-shm") {
-        Connection::open_with_flags(path, flags)
-    } else {
-        Connection::open_with_flags(super::db::immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
-    }
-    .ok()?;
+    let conn = super::db::open_for_reading(path).ok()?;
     conn.busy_timeout(Duration::from_millis(200)).ok()?;
     Some(conn)
 }

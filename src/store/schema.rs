@@ -594,28 +594,15 @@ impl DatabaseStatus {
     }
 }
 
-/// Reads the schema state of the database at `path` through a read-only connection.
-/// Nothing is created next to the file: a read-only connection to a WAL database would create its
-/// `-shm` (and `-wal`), so unless both are there already (a server has the file open) the file
-/// is opened `immutable`, which creates nothing and is exact when there is no WAL to read.
+/// Reads the schema state of the database at `path` through a read-only connection that creates
+/// nothing next to the file (`db::open_for_reading`).
 pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseStatus, HootError> {
     if !crate::private_fs::is_present(path) {
         return Ok(DatabaseStatus::default());
     }
     super::db::check_header(path, location)?;
     let fail = sql_error(location, "inspect");
-    let sidecar = |suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        crate::private_fs::is_present(Path::new(&name))
-    };
-    let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = if sidecar("-wal") && sidecar("-shm") {
-        Connection::open_with_flags(path, read_only)
-    } else {
-        Connection::open_with_flags(super::db::immutable_uri(path), read_only | OpenFlags::SQLITE_OPEN_URI)
-    }
-    .map_err(&fail)?;
+    let conn = super::db::open_for_reading(path).map_err(&fail)?;
     refuse_non_tables(&conn, location)?;
     let shape = Shape::read(&conn).map_err(&fail)?;
     let (activity, encryption) = match shape.complete() {
