@@ -385,9 +385,14 @@ function startServer(dbPath, env, options = {}) {
            buffered = buffered.slice(end + 1)
            let answer
            try {
+             const other = () => new hoot.OAuthStore(${JSON.stringify(OTHER)}, ${JSON.stringify({ dbPath })})
              answer = op === 'w'
                ? (s.saveTokens(serverId, { refresh_token: ${JSON.stringify(SECRET)} }), { ok: true })
-               : { ok: true, value: s.tokens(serverId) ?? null }
+               : op === 'm'
+                 ? (hoot.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, ${JSON.stringify({ dbPath, onConflict: 'keep-target' })}), { ok: true })
+                 : op === 'o'
+                   ? { ok: true, value: other().tokens(serverId) ?? null }
+                   : { ok: true, value: s.tokens(serverId) ?? null }
            } catch (e) {
              answer = { code: e.code }
            }
@@ -519,6 +524,27 @@ test(
         { ok: true, value: { refresh_token: SECRET } },
         'it reads what the rotation sealed again',
       )
+    } finally {
+      server.stop()
+    }
+  },
+)
+
+test(
+  'after encrypt --rotate, a running server moving a user (its first call since) opens and seals with the new key',
+  { timeout: 60_000 },
+  async () => {
+    const dbPath = join(tempDir('enc-rotate-move'), 'hoot-mcp.db')
+    const env = { HOME: tempDir('enc-rotate-move-home') }
+    const server = startServer(dbPath, env, { encryption: 'on' })
+    try {
+      assert.deepEqual(await server.ready, { ok: true })
+      runCli(env, 'encrypt', dbPath, '--rotate')
+      const [current] = recordedKeys(dbPath)
+      assert.deepEqual(await server.ask('m all'), { ok: true })
+      assert.deepEqual(await server.ask('o first'), { ok: true, value: { refresh_token: SECRET } })
+      assert.equal(storedKeys(dbPath).first, current, 'moved values sealed with the new key')
+      assert.deepEqual(recordedKeys(dbPath), [current], 'the old key id is not written back by the move')
     } finally {
       server.stop()
     }

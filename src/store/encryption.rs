@@ -393,7 +393,11 @@ fn internal(e: rusqlite::Error) -> HootError {
 
 /// Seals again, for `to`, every sealed value of `from` before a move changes their user id (the
 /// user id is part of what a sealed value is bound to). Called inside the move's transaction.
-pub fn reseal_for_move(tx: &Connection, ring: Option<&KeyRing>, from: &str, to: &str) -> Result<(), HootError> {
+pub fn reseal_for_move(tx: &Connection, db: &super::db::Database, from: &str, to: &str) -> Result<(), HootError> {
+    // The keys to seal with, as a write's: the database's current key, reloaded from the key
+    // source after an `encrypt --rotate` (never a retired key written back). Looked up once, at
+    // the first sealed value.
+    let mut writer: Option<Option<Arc<KeyRing>>> = None;
     for (table, column) in SEALED_COLUMNS {
         let rows: Vec<(i64, String, String)> = {
             let mut stmt = tx
@@ -407,16 +411,18 @@ pub fn reseal_for_move(tx: &Connection, ring: Option<&KeyRing>, from: &str, to: 
             rows
         };
         for (rowid, server, stored) in rows {
-            if sealing::sealed_with(&stored).is_none() {
-                continue;
-            }
-            let ring = ring.ok_or_else(|| HootError::Keys("sealed values to move, and no encryption key".into()))?;
-            let plain = ring.open(table, from, &server, &stored)?;
-            tx.execute(
-                &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
-                params![ring.seal(table, to, &server, &plain)?, rowid],
-            )
-            .map_err(internal)?;
+            let Some(key_id) = sealing::sealed_with(&stored) else { continue };
+            let plain = for_read(db, key_id)?.open(table, from, &server, &stored)?;
+            let ring = match &writer {
+                Some(ring) => ring.clone(),
+                None => writer.insert(for_write(db, tx)?).clone(),
+            };
+            let value = match ring {
+                Some(ring) => ring.seal(table, to, &server, &plain)?,
+                None => plain, // decrypted (a verified decrypt) since: written as every write is
+            };
+            tx.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"), params![value, rowid])
+                .map_err(internal)?;
         }
     }
     Ok(())

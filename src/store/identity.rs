@@ -310,7 +310,7 @@ pub fn redeem_transfer_code(
     let symbols = code_symbols(code);
     let hash = symbols.as_deref().map(|s| code_hash(&secret, s));
     let source = source.map(|s| source_mac(&secret, s));
-    let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
+    let db = super::db::get_or_open(location.clone(), now * 1000)?.0;
     let move_location = location.clone();
     let outcome = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -382,9 +382,7 @@ pub fn redeem_transfer_code(
         let moved = match (is_legacy_user(&user_id), &into) {
             (false, _) => None,
             (true, None) => return Ok(Outcome::NeedsTarget), // rolled back: the code stays usable
-            (true, Some(into)) => {
-                Some(move_in(&tx, &move_location, &user_id, into, OnConflict::KeepTarget, ring.as_deref())?)
-            }
+            (true, Some(into)) => Some(move_in(&tx, &move_location, &user_id, into, OnConflict::KeepTarget, &db)?),
         };
         tx.commit()?;
         let user_id = match moved {
@@ -462,11 +460,11 @@ pub fn move_user_data(
     if from == to {
         return Err(HootError::arg_value("toUserId", "must differ from fromUserId"));
     }
-    let ring = super::db::get_or_open(location.clone(), now * 1000)?.0.sealer();
+    let db = super::db::get_or_open(location.clone(), now * 1000)?.0;
     let move_location = location.clone();
     let report = run_at(location, now, Access::Write, |conn| {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let report = move_in(&tx, &move_location, &from, &to, on_conflict, ring.as_deref())?;
+        let report = move_in(&tx, &move_location, &from, &to, on_conflict, &db)?;
         if on_conflict == OnConflict::Fail && report.conflicts > 0 {
             return Ok(report); // dropped: rolled back
         }
@@ -492,7 +490,7 @@ fn move_in(
     from: &str,
     to: &str,
     on_conflict: OnConflict,
-    ring: Option<&crate::sealing::KeyRing>,
+    db: &super::db::Database,
 ) -> rusqlite::Result<MoveReport> {
     let mut report = MoveReport::default();
     // A server is in conflict when both users have any state for it: its rows stay together (a
@@ -529,7 +527,7 @@ fn move_in(
     }
     tx.execute_batch("DROP TABLE temp.hoot_move")?;
     // Sealed values are bound to their user: sealed again for `to` before they become `to`'s.
-    super::encryption::reseal_for_move(tx, ring, from, to).map_err(super::carry)?;
+    super::encryption::reseal_for_move(tx, db, from, to).map_err(super::carry)?;
     for table in SERVER_TABLES {
         report.moved += tx
             .execute(&format!("UPDATE OR IGNORE {table} SET user_id = ?2 WHERE user_id = ?1"), params![from, to])?
