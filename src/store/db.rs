@@ -103,6 +103,11 @@ pub fn db_error(file: impl fmt::Display, doing: &str, cause: Cause) -> HootError
                     "another process held the database locked for too long; retry".into()
                 }
                 (Some(ErrorCode::DatabaseCorrupt), _) => "the file is damaged; restore it from a backup".into(),
+                (Some(ErrorCode::OperationInterrupted), _) => format!(
+                    "reading its tables took longer than {} s and was stopped; check the file with `hoot-core doctor`",
+                    SCAN_DEADLINE.as_secs()
+                )
+                .into(),
                 _ => "see the SQLite message".into(),
             },
         ),
@@ -139,6 +144,35 @@ pub fn io_error<'a>(file: impl fmt::Display + 'a, doing: &'static str) -> impl F
 /// Whether SQLite refused for a lock another connection holds.
 pub fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked))
+}
+
+/// How long a read of whole tables (the activity counts, `inspect` for `doctor`, the copy's read of a
+/// SQLite file) may run on its connection before SQLite interrupts it: such a read runs on the
+/// calling thread, the event loop's for the synchronous API, and must end whatever the file holds.
+pub const SCAN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `f` on `conn`, interrupted (`SQLITE_INTERRUPT`, rolled back) if it is still running after
+/// `deadline`. A watchdog thread waits on a channel that dropping its sender ends at once, so a call
+/// that finishes in time pays for one thread and nothing is interrupted afterwards (an interrupt with
+/// no statement running is a no-op).
+pub fn within_deadline<T>(
+    conn: &Connection,
+    deadline: Duration,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let handle = conn.get_interrupt_handle();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = thread::Builder::new().name("hoot-core-deadline".into()).spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(deadline) {
+            handle.interrupt();
+        }
+    });
+    let result = f(conn);
+    drop(done);
+    if let Ok(watchdog) = watchdog {
+        let _ = watchdog.join();
+    }
+    result
 }
 
 /// Retries `f` while SQLite says busy. The busy timeout covers ordinary statements, but SQLite

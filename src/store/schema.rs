@@ -604,14 +604,15 @@ pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseS
     let fail = sql_error(location, "inspect");
     let conn = super::db::open_for_reading(path).map_err(&fail)?;
     refuse_non_tables(&conn, location)?;
-    let shape = Shape::read(&conn).map_err(&fail)?;
-    let (activity, encryption) = match shape.complete() {
-        true => (
-            Some(super::users::summary_on(&conn, now).map_err(&fail)?),
-            Some(super::encryption::status_on(&conn).map_err(&fail)?),
-        ),
-        false => (None, None),
-    };
+    let read = super::db::within_deadline(&conn, super::db::SCAN_DEADLINE, |conn| {
+        let shape = Shape::read(conn)?;
+        let (activity, encryption) = match shape.complete() {
+            true => (Some(super::users::summary_on(conn, now)?), Some(super::encryption::status_on(conn)?)),
+            false => (None, None),
+        };
+        Ok((shape, activity, encryption))
+    });
+    let (shape, activity, encryption) = read.map_err(&fail)?;
     Ok(DatabaseStatus {
         exists: true,
         activity,

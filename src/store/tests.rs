@@ -1140,3 +1140,32 @@ fn encrypt_seals_every_value_for_its_row_and_decrypt_opens_them_again() -> TestR
     assert_eq!(alice.tokens("srv").map_err(|e| e.code()), Err("ERR_HOOT_KEYS"));
     Ok(())
 }
+
+#[test]
+fn a_read_past_its_deadline_is_interrupted_and_one_within_it_is_not() -> TestResult {
+    let conn = Connection::open_in_memory()?;
+    let endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r";
+    let started = std::time::Instant::now();
+    let stopped = db::within_deadline(&conn, std::time::Duration::from_millis(50), |c| {
+        c.query_row(endless, [], |r| r.get::<_, i64>(0))
+    });
+    assert_eq!(stopped.err().and_then(|e| e.sqlite_error_code()), Some(rusqlite::ErrorCode::OperationInterrupted));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let message = db::db_error(
+        "x.db",
+        "read",
+        db::Cause::Sqlite(
+            &rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT), None),
+            None,
+        ),
+    )
+    .to_string();
+    assert!(message.contains("took longer than"), "{message}");
+    // A read that ends in time is untouched, and so is the next statement on the connection.
+    let one = db::within_deadline(&conn, std::time::Duration::from_secs(5), |c| {
+        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+    })?;
+    assert_eq!(one, 1);
+    assert_eq!(conn.query_row("SELECT 2", [], |r| r.get::<_, i64>(0))?, 2);
+    Ok(())
+}

@@ -96,7 +96,9 @@ pub struct ActivitySummary {
 
 /// The activity counts at `now`.
 pub fn activity_summary(location: DbLocation, now: i64) -> Result<ActivitySummary, HootError> {
-    run_at(location, now, Access::Read, |conn| summary_on(conn, now))
+    run_at(location, now, Access::Read, |conn| {
+        super::db::within_deadline(conn, super::db::SCAN_DEADLINE, |conn| summary_on(conn, now))
+    })
 }
 
 /// The activity counts at `now`, on a connection to a database that has every table.
