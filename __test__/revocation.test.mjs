@@ -48,6 +48,20 @@ test('"forget me", then a token at once: the new token verifies, here and in a r
   assert.equal(later.valid, true)
 })
 
+test('a transfer code made right after "forget me" with the new token redeems', async () => {
+  const env = installation()
+  const result = await runIsolatedAsync(
+    `const store = new hoot.OAuthStore(${JSON.stringify(USER)})
+     store.deleteAll({ revokeTokens: true })
+     const token = hoot.issueToken(${JSON.stringify(USER)})
+     const { payload } = hoot.verifyToken(token)
+     const { code } = store.createTransferCode({ tokenIssuedAt: payload.iat })
+     console.log(JSON.stringify(hoot.redeemTransferCode(code)))`,
+    env,
+  )
+  assert.equal(result.userId, USER)
+})
+
 describe('on PostgreSQL', { timeout: 60_000 }, () => {
   if (!postgresAvailable('revocation')) return
   test('a restarted replica refuses a revoked token as soon as loadKeys resolves', async () => {

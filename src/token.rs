@@ -214,10 +214,12 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     let portkey_workspace = take("portkey_workspace", Value::from(config.portkey_workspace.as_str()));
     let scope = take("scope", Value::from(config.scope.clone()));
     // A user whose tokens were revoked in this very second (`revokeUserTokens`, "forget me") gets a
-    // token that verifies: issued at the revocation time, not a moment before it, so a browser
-    // asking again at once is not handed a token refused for its whole life.
+    // token that verifies: dated at the end of that second, not a moment before the revocation, so
+    // a browser asking again at once is not handed a token refused for its whole life. Only that
+    // second: a revocation time further ahead (a row planted in the database, a writer's clock far
+    // off) never dates a token into the future, where it would outlive its lifetime.
     let revoked = crate::revocation::revoked_before(&sub).and_then(|before| u64::try_from(before).ok());
-    let iat = revoked.map_or(now, |before| before.max(now));
+    let iat = revoked.filter(|before| *before == now + 1).unwrap_or(now);
     let claims = Claims { sub: &sub, portkey_oid, portkey_workspace, scope, extra, iat, exp: iat + config.ttl_seconds };
     let header = Header { alg: "RS256", kid: keys.kid(), typ: "JWT" };
     let mut token = encode_segment(&header)?;

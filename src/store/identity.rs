@@ -138,12 +138,13 @@ pub fn check_source(source: &str) -> Result<(), HootError> {
 }
 
 /// What a code made at `now` derives from: the `iat` of the token the request was authenticated
-/// with (`opts.tokenIssuedAt`, seconds), never later than `now`; `now` without one. A revocation
+/// with (`opts.tokenIssuedAt`, seconds), never later than `now + 1` (a token issued in the second of
+/// a revocation is dated at its end); `now` without one. A revocation
 /// of the user's tokens issued before a time ends the codes derived from them.
 pub fn derived_from(token_issued_at: Option<f64>, now: i64) -> Result<i64, HootError> {
     match token_issued_at {
         None => Ok(now),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok((t.floor() as i64).min(now)),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok((t.floor() as i64).min(now + 1)),
         Some(t) => Err(HootError::out_of_range(
             "opts.tokenIssuedAt",
             format!("must be a token's iat: seconds since the epoch. Received {t}"),

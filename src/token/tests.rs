@@ -474,3 +474,17 @@ fn a_token_issued_in_the_second_of_a_revocation_verifies_and_the_revoked_one_doe
     assert_eq!(claims["exp"], json!(NOW + 1 + DEFAULT_TTL_SECONDS));
     Ok(())
 }
+
+#[test]
+fn a_revocation_time_in_the_future_never_dates_a_token_past_its_lifetime() -> TestResult {
+    // A row planted in the database (or a writer's clock far ahead): revoked until 2100.
+    let user = "6a1d3b9f-2c8e-4d7a-8b5f-3e9c1a7d2b64";
+    crate::revocation::learn(user, 4_102_444_800);
+    let token = issue_token(&KEYS, user, &config(), NOW)?;
+    let claims = token.split('.').nth(1).ok_or("no claims")?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims)?)?;
+    assert_eq!(claims["iat"], json!(NOW), "issued now, not in 2100");
+    assert_eq!(claims["exp"], json!(NOW + DEFAULT_TTL_SECONDS));
+    assert_eq!(code_of(&token, NOW, 0), "ERR_JWT_CLAIM_VALIDATION_FAILED", "and refused while the revocation stands");
+    Ok(())
+}
