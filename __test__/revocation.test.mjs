@@ -103,3 +103,23 @@ describe('on PostgreSQL', { timeout: 60_000 }, () => {
     assert.equal(result.valid, true)
   })
 })
+
+test('a restarted process on a database of its own path refuses a revoked token once db.loadKeys() resolves', async () => {
+  const env = installation()
+  const dbPath = join(env.HOME, 'elsewhere', 'hoot.db')
+  const { token } = await runIsolatedAsync(
+    `const db = hoot.openDatabase(${JSON.stringify(dbPath)})
+     await db.loadKeys()
+     const token = hoot.issueToken(${JSON.stringify(USER)})
+     await db.revokeUserTokens(${JSON.stringify(USER)})
+     console.log(JSON.stringify({ token }))`,
+    env,
+  )
+  const first = await runIsolatedAsync(
+    `const db = hoot.openDatabase(${JSON.stringify(dbPath)})
+     await db.loadKeys()
+     console.log(JSON.stringify(hoot.verifyToken(${JSON.stringify(token)})))`,
+    env,
+  )
+  assert.equal(first.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
+})

@@ -179,8 +179,12 @@ class SqliteDatabase {
       }
     })
   }
+  /** Opens the file first, so its revocations are known before the first token is verified. */
   loadKeys(opts) {
-    return later(() => require('./verify.js').loadKeys(opts))
+    return later(() => {
+      new OAuthStore('default-user', this.#options)
+      return require('./verify.js').loadKeys(opts)
+    })
   }
   revokeUserTokens(userId) {
     return later(() => binding.revokeUserTokens(userId, this.#pathOnly()))
