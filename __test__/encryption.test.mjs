@@ -619,4 +619,36 @@ describe('encryption at rest on PostgreSQL', () => {
       await plain.close()
     })
   })
+
+  test(
+    'sealed values behind more than 1,000 older plaintext rows keep a process that has the key sealing',
+    { timeout: 60_000 },
+    async () => {
+      const url = await freshDatabase('enc_behind_plain')
+      const env = { HOME: tempDir('enc-pg-home'), HOOT_ENCRYPTION_KEY: newKey(), HOOT_ENCRYPT_AT_REST: '' }
+      await withEnv(env, async () => {
+        const first = openDatabase(url)
+        await first.ready()
+        await first.close()
+        // Older plaintext rows first, in the table's physical order, then one sealed value.
+        await rows(
+          url,
+          "INSERT INTO oauth_tokens (user_id, server_id, tokens) SELECT $1, 'plain-' || n, '{}' FROM generate_series(1, 1500) AS n",
+          [USER],
+        )
+        const asked = openDatabase(url, { encryption: 'on' })
+        await asked.store(USER).saveTokens('sealed', { refresh_token: SECRET })
+        await asked.close()
+        const [id] = await recorded(url)
+        assert.equal(await keyOf(url, 'sealed'), id)
+
+        await rows(url, 'DELETE FROM hoot_encryption')
+        const plain = openDatabase(url)
+        await plain.store(USER).saveTokens('later', { refresh_token: SECRET })
+        assert.equal(await keyOf(url, 'later'), id, 'the sealed value is found past the plaintext rows')
+        assert.deepEqual(await recorded(url), [id])
+        await plain.close()
+      })
+    },
+  )
 })

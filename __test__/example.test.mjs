@@ -9,9 +9,9 @@ import { after, before, test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { UserConnections, loadKeys, openDatabase } from '../lib/index.js'
+import { UserConnections, legacyTransferCode, loadKeys, migrateDatabase, openDatabase } from '../lib/index.js'
 import { createApp, limiter } from '../examples/express/server.mjs'
-import { hootKeyFiles, tempDir } from './helpers.mjs'
+import { hootKeyFiles, makeLegacyDb, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
 let base, http, app, fixture, keys
@@ -233,6 +233,43 @@ test('forget me ends a pending transfer code; forget is limited per address; the
     assert.equal(allow('a', 1), false, 'new keys never reset a key still being hit')
   }
   assert.equal(allow('a', 60_000), true, 'its window ends')
+})
+
+test('/auth/redeem: only a legacy code without a session asks for one; another refused argument is a plain 400', async () => {
+  // A code that is not well-formed text (a lone surrogate): the core refuses it as an argument.
+  const bad = await call('POST', '/auth/redeem', { origin: ORIGIN, body: { code: 'ABCD-\ud800-JKMN' } })
+  assert.deepEqual(bad, { status: 400, body: { success: false, error: 'InvalidRequest' } })
+  if (process.env.HOOT_EXAMPLE_POSTGRES) return // legacy data exists only in a SQLite file
+
+  // A legacy install's code, redeemed with no session, then with one.
+  const dbPath = join(tempDir('example-legacy'), 'hoot-mcp.db')
+  makeLegacyDb(dbPath, 1)
+  migrateDatabase(dbPath)
+  const { code } = legacyTransferCode({ dbPath })
+  const db = openDatabase(dbPath)
+  const legacy = createApp({ db, connections: new UserConnections() })
+  const server = legacy.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const redeem = async (token) => {
+    const headers = { 'content-type': 'application/json', origin: ORIGIN }
+    if (token) headers['x-hoot-token'] = token
+    const response = await fetch(`http://127.0.0.1:${server.address().port}/auth/redeem`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ code }),
+    })
+    return { status: response.status, body: await response.json() }
+  }
+  try {
+    const anonymous = await redeem()
+    assert.deepEqual([anonymous.status, anonymous.body.error], [400, 'SessionRequired'])
+    const browser = randomUUID()
+    const redeemed = await redeem(await browserToken(browser))
+    assert.deepEqual([redeemed.status, redeemed.body.userId], [200, browser])
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+    await db.close()
+  }
 })
 
 test('UserConnections: two sets of one server at once keep one client and close the other', async () => {

@@ -156,8 +156,12 @@ export interface UserStore {
   touch(): Promise<boolean>
   /** Forgets this user (with `revokeTokens`, revokes their tokens first); resolves to the rows removed. */
   deleteAll(opts?: { revokeTokens?: boolean }): Promise<number>
-  /** A one-time code that moves this user to another device. */
-  createTransferCode(opts?: { ttlSeconds?: number }): Promise<TransferCode>
+  /**
+   * A one-time code that moves this user to another device. `opts.ttlSeconds`: how long it lives
+   * (defaults to 600). `opts.tokenIssuedAt`: the `iat` of the token the request was authenticated
+   * with, so that revoking that token ends the code too (defaults to now).
+   */
+  createTransferCode(opts?: { ttlSeconds?: number; tokenIssuedAt?: number }): Promise<TransferCode>
   /** Links an account id to this user; one linked to another user is refused. */
   linkAccount(accountId: string): Promise<void>
   /** Unlinks an account from this user; resolves to whether it was linked to them. */
@@ -188,8 +192,12 @@ export interface Database {
   loadKeys(): Promise<KeysInfo>
   /** Revokes every token of `userId` issued until now, on every process sharing the database. */
   revokeUserTokens(userId: string): Promise<unknown>
-  /** Redeems a transfer code made by any process on the database, once. */
-  redeemTransferCode(code: string, opts?: { intoUserId?: string }): Promise<{ userId: string; moved?: MoveReport }>
+  /**
+   * Redeems a transfer code made by any process on the database, once. `opts.source` names the
+   * client (its address), whose failures are counted apart from everyone's; `opts.intoUserId`
+   * (SQLite) is the redeeming browser's user, which a legacy user's code needs.
+   */
+  redeemTransferCode(code: string, opts?: { intoUserId?: string; source?: string }): Promise<{ userId: string; moved?: MoveReport }>
   /** The user an account is linked to. */
   userIdForAccount(accountId: string): Promise<string | undefined>
   /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600); resolves to how many. */

@@ -75,8 +75,8 @@ export function createApp({
     if (!allowedOrigins.has(req.headers.origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
     if (!allowRedeem(req.ip)) return res.status(429).json({ success: false, error: 'TooManyRequests' })
     const current = req.headers['x-hoot-token'] ? verifyToken(String(req.headers['x-hoot-token'])) : null
+    const into = current?.valid ? current.userId : undefined
     try {
-      const into = current?.valid ? current.userId : undefined
       const { userId } = await db.redeemTransferCode(String(req.body?.code ?? ''), {
         intoUserId: into,
         source: req.ip,
@@ -87,10 +87,15 @@ export function createApp({
       // database outage's names its host, port and database) stays in the server's log.
       const status = { ERR_HOOT_TRANSFER_CODE: 400, ERR_HOOT_TRANSFER_THROTTLED: 429 }[error.code]
       if (status) return res.status(status).json({ success: false, error: error.code, message: error.message })
-      if (error.code === 'ERR_INVALID_ARG_VALUE') {
+      // A legacy code (`npx hoot-core adopt-legacy`) moves data into this browser's user, so it needs
+      // a session; any other refused argument (a code that is not well-formed text, say) is a bad
+      // request, answered without the core's words.
+      if (error.code === 'ERR_INVALID_ARG_VALUE' && into === undefined && /"opts\.intoUserId"/.test(error.message)) {
         const message = 'This code moves data into a browser session: open Hoot in this browser, then redeem it'
         return res.status(400).json({ success: false, error: 'SessionRequired', message })
       }
+      if (error.code === 'ERR_INVALID_ARG_VALUE')
+        return res.status(400).json({ success: false, error: 'InvalidRequest' })
       console.error(`POST /auth/redeem failed: ${error.code ?? error.name}`)
       res.status(500).json({ success: false, error: 'Internal error' })
     }

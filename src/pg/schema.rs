@@ -168,14 +168,17 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
     Ok(SchemaReport { from, to: PG_SCHEMA_VERSION })
 }
 
-/// The key ids of sealed values among up to 1,000 rows of each sealed column (bounded: it runs
-/// at every start on a plain database), as SQLite's `encryption::sealed_key_ids`.
+/// The key ids of up to 1,000 sealed values of each sealed column, as SQLite's
+/// `encryption::sealed_key_ids`. The filter comes before the limit: a sample of rows in no order
+/// could hold only older plaintext ones and miss every sealed value, so each column is searched
+/// for sealed values until it has 1,000 or none is left (a plain database has none, and reads
+/// each column once).
 async fn sealed_key_ids(conn: &Object) -> Result<Vec<String>, tokio_postgres::Error> {
     let mut ids: Vec<String> = Vec::new();
     for (table, column) in sealing::SEALED_COLUMNS {
         let sql = format!(
-            "SELECT DISTINCT substr({column}, 15, 16) FROM (SELECT {column} FROM {table} LIMIT 1000) AS newest \
-             WHERE starts_with({column}, 'hoot-sealed:1:')"
+            "SELECT DISTINCT substr({column}, 15, 16) FROM (SELECT {column} FROM {table} \
+             WHERE starts_with({column}, 'hoot-sealed:1:') LIMIT 1000) AS sealed"
         );
         for row in conn.query(&sql, &[]).await? {
             let id: String = row.get(0);

@@ -10,7 +10,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::{is_store_user_id, run_at, Access, DbLocation, USER_ID_FORMS};
 use crate::error::HootError;
@@ -38,12 +38,17 @@ pub fn revoke_user_tokens(location: DbLocation, user_id: &str, now: i64) -> Resu
     }
     let user_id = user_id.to_ascii_lowercase();
     let before = now + 1;
+    // The user's pending transfer codes go in the same transaction, as on PostgreSQL: redemption
+    // refuses them anyway (they derive from revoked tokens), but none is left to try.
     run_at(location, now, Access::Write, |conn| {
-        conn.prepare_cached(
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
             "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES (?1, ?2) \
              ON CONFLICT (user_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)",
         )?
-        .execute(params![user_id, before])
+        .execute(params![user_id, before])?;
+        tx.prepare_cached("DELETE FROM hoot_transfer_codes WHERE user_id = ?1")?.execute([&user_id])?;
+        tx.commit()
     })?;
     revocation::learn(&user_id, before);
     Ok(before)

@@ -1073,6 +1073,23 @@ mod identity_tests {
 }
 
 #[test]
+fn revoking_deletes_the_users_pending_transfer_codes_as_on_postgres() -> TestResult {
+    let path = db_file("revoke-codes");
+    let dave = "6e2a8b3c-4d5e-4f60-8b1c-2d3e4f5a6b7c";
+    store(dave, &path)?.create_transfer_code(600, NOW, NOW)?;
+    store(BOB, &path)?.create_transfer_code(600, NOW, NOW)?;
+    let count = |user: &str| -> rusqlite::Result<i64> {
+        Connection::open(&path)?
+            .query_row("SELECT count(*) FROM hoot_transfer_codes WHERE user_id = ?1", [user], |r| r.get(0))
+    };
+    assert_eq!(count(dave)?, 1, "a user has one code at a time");
+    revocations::revoke_user_tokens(DbLocation::File(path.clone()), dave, NOW)?;
+    assert_eq!(count(dave)?, 0, "the revoked user's codes are gone");
+    assert_eq!(count(BOB)?, 1, "another user's code stays");
+    Ok(())
+}
+
+#[test]
 fn revoking_refuses_earlier_tokens_from_now_and_is_kept_in_the_database() -> TestResult {
     let path = db_file("revoke");
     let carol = "5d1f7a2b-3c4d-4e5f-9a0b-1c2d3e4f5a6b";
