@@ -503,6 +503,37 @@ test('a process that did not ask for encryption but has the key seals beside sea
   assert.ok(!bytesOf(dbPath).includes(SECRET.slice(15)), 'no plaintext secret in the files')
 })
 
+test('sealed values behind more than 1,000 newer plaintext rows still keep a process that has the key sealing', () => {
+  const dbPath = join(tempDir('enc-hidden'), 'hoot-mcp.db')
+  const env = { HOME: tempDir('enc-hidden-home'), HOOT_ENCRYPTION_KEY: newKey() }
+  fill(dbPath, env)
+  const [id] = recordedKeys(dbPath)
+  // A writer without the key: the key row gone, and 1,500 plaintext rows written after the sealed ones.
+  sqlite(
+    dbPath,
+    'DELETE FROM hoot_encryption;' +
+      [
+        ['oauth_tokens', 'tokens'],
+        ['oauth_client_info', 'client_info'],
+        ['oauth_verifiers', 'verifier'],
+        ['server_configs', 'config'],
+        ['hoot_oauth_discovery', 'state'],
+      ]
+        .map(
+          ([table, column]) =>
+            `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+             INSERT INTO ${table} (user_id, server_id, ${column}) SELECT '${OTHER}', 'plain-' || i, '{}' FROM n;`,
+        )
+        .join('\n'),
+  )
+  runIsolated(
+    `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
+     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+    { env },
+  )
+  assert.equal(storedKeys(dbPath).later, id, 'its write is sealed')
+})
+
 test(
   'after encrypt --rotate, a running server seals with the new key from the key file and never records the old one again',
   { timeout: 60_000 },

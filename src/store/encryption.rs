@@ -29,8 +29,10 @@ fn recorded(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     ids
 }
 
-/// How many of each sealed column's newest rows are looked at for sealed values when the database
-/// records no key (bounded: it runs at every open of a plain database).
+/// How many of each sealed column's newest sealed values are read for their key ids when the
+/// database records no key. Only sealed values are looked at, so plaintext written after them
+/// (by a writer without the key, say) cannot hide them; a plain database is read through once, at
+/// open.
 const SEALED_SCAN_ROWS: i64 = 1000;
 
 /// The key ids of sealed values among each sealed column's newest rows. A decrypt leaves none, so
@@ -39,8 +41,8 @@ pub(crate) fn sealed_key_ids(conn: &Connection) -> rusqlite::Result<Vec<String>>
     let mut ids: Vec<String> = Vec::new();
     for (table, column) in SEALED_COLUMNS {
         let mut stmt = conn.prepare(&format!(
-            "SELECT DISTINCT substr({column}, 15, 16) FROM (SELECT {column} FROM {table} ORDER BY rowid DESC LIMIT ?1) \
-             WHERE {column} GLOB 'hoot-sealed:1:*'"
+            "SELECT DISTINCT substr({column}, 15, 16) FROM \
+             (SELECT {column} FROM {table} WHERE {column} GLOB 'hoot-sealed:1:*' ORDER BY rowid DESC LIMIT ?1)"
         ))?;
         for id in stmt.query_map([SEALED_SCAN_ROWS], |r| r.get::<_, String>(0))? {
             let id = id?;
