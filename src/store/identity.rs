@@ -231,7 +231,7 @@ pub(crate) fn adopt_links(conn: &Connection, adopt: AdoptLinks) -> Result<u64, H
 /// under which none of them verifies.
 pub(crate) fn no_secret_to_copy(path: &Path) -> HootError {
     HootError::Keys(format!(
-        "{} has account links, made under the store secret of the server that wrote it, and this process has          none (no {} and no ~/.hoot/keys/store-secret): run the copy with the server's {} or HOME",
+        "{} has account links, made under the store secret of the server that wrote it, and this process has none (no {} and no ~/.hoot/keys/store-secret): run the copy with the server's {} or HOME",
         path.display(),
         crate::secret::HOOT_STORE_SECRET,
         crate::secret::HOOT_STORE_SECRET,
