@@ -328,6 +328,28 @@ describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
     },
   )
 
+  test('an account link made under schema 1 survives migration 2', { timeout: 60_000 }, async () => {
+    const url = await freshDatabase('links_schema1')
+    const user = randomUUID()
+    const db = openDatabase(url)
+    await db.store(user).linkAccount('github|7')
+    await db.close()
+    // Schema 1: no MAC on links or codes, no store secret, version 1.
+    for (const sql of [
+      'ALTER TABLE hoot_accounts DROP COLUMN mac',
+      'ALTER TABLE hoot_transfer_codes DROP COLUMN mac, DROP COLUMN derived_from',
+      'DROP TABLE hoot_store_secret',
+      'UPDATE hoot_schema_version SET version = 1',
+    ]) {
+      await rows(url, sql)
+    }
+    const upgraded = openDatabase(url)
+    assert.equal((await upgraded.ready()).schemaVersion, 2)
+    assert.equal(await upgraded.userIdForAccount('github|7'), user)
+    assert.deepEqual(await rows(url, 'SELECT count(*)::int AS n FROM hoot_accounts WHERE mac IS NULL'), [{ n: 0 }])
+    await upgraded.close()
+  })
+
   test('a server that cannot be reached fails fast with ERR_HOOT_DB naming it, never the password', async () => {
     const db = openDatabase('postgres://hoot:hunter2@127.0.0.1:1/nowhere?sslmode=disable', { connectTimeoutMs: 500 })
     const started = Date.now()

@@ -6,28 +6,36 @@
 // answering mid-copy fails it within the call timeout.
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { createHash, randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { copyFileSync } from 'node:fs'
 import net from 'node:net'
 import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
-import { OAuthStore, cacheFavicon, closeDatabase, openDatabase } from '../lib/index.js'
+import { OAuthStore, cacheFavicon, closeDatabase, openDatabase, userIdForAccount } from '../lib/index.js'
 import { makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
 import { admin, eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
 const CLI = join(root, 'bin', 'hoot-core.js')
 const run = promisify(execFile)
-const copy = async (from, to, ...more) =>
+const copy = async (from, to, ...more) => copyIn(process.env, from, to, ...more)
+/** `copy` in a process with the environment `env`. */
+const copyIn = async (env, from, to, ...more) =>
   JSON.parse(
-    (await run(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, '--json', ...more], { timeout: 60_000 }))
-      .stdout,
+    (
+      await run(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, '--json', ...more], {
+        env,
+        timeout: 60_000,
+      })
+    ).stdout,
   )
 /** A copy that must fail: its exit code and stderr. */
-const refused = (from, to, ...more) =>
-  run(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, ...more], { timeout: 60_000 }).then(
+const refused = (from, to, ...more) => refusedIn(process.env, from, to, ...more)
+/** `refused` in a process with the environment `env`. */
+const refusedIn = (env, from, to, ...more) =>
+  run(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, ...more], { env, timeout: 60_000 }).then(
     () => assert.fail('the copy ran'),
     (e) => ({ code: e.code, stderr: e.stderr }),
   )
@@ -235,6 +243,53 @@ describe('SQLite → PostgreSQL copy', () => {
       assert.deepEqual(await db.store(revoked).tokens('srv'), { access_token: `token-${revoked}` })
       assert.deepEqual(await db.store(kept).tokens('srv'), { access_token: `token-${kept}` })
     }
+    await db.close()
+  })
+
+  test("a file's account links: never dropped unseen, and a copy never makes a store secret", TIMEOUT, async () => {
+    const file = join(tempDir('copy-links'), 'hoot-mcp.db')
+    const user = randomUUID()
+    const store = new OAuthStore(user, { dbPath: file })
+    store.saveTokens('srv', { access_token: 'x' })
+    store.linkAccount('github|7')
+    closeDatabase(file)
+    assert.equal(userIdForAccount('github|7', { dbPath: file }), user)
+    closeDatabase(file)
+    const url = await freshDatabase('copy_links')
+    const { HOOT_STORE_SECRET: _, ...env } = process.env
+
+    // Another home and no HOOT_STORE_SECRET: no secret the links verify under, and none is made.
+    const home = tempDir('copy-links-home')
+    const bare = await refusedIn({ ...env, HOME: home }, file, url)
+    assert.equal(bare.code, 1)
+    assert.match(bare.stderr, /\(ERR_HOOT_KEYS\)/)
+    assert.match(bare.stderr, /HOOT_STORE_SECRET/)
+    assert.ok(!existsSync(join(home, '.hoot', 'keys', 'store-secret')), 'no store secret made')
+    assert.deepEqual(
+      await rows(
+        url,
+        "SELECT to_regclass('hoot_accounts') IS NULL OR NOT EXISTS (SELECT 1 FROM hoot_accounts) AS empty",
+      ),
+      [{ empty: true }],
+    )
+
+    // Another secret: refused, unless forced, which says it left the link out.
+    const other = { ...env, HOME: home, HOOT_STORE_SECRET: randomBytes(32).toString('base64url') }
+    const wrong = await refusedIn(other, file, url)
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /\(ERR_HOOT_KEYS\)/)
+    assert.match(wrong.stderr, /--force/)
+    const forced = await copyIn(other, file, url, '--force')
+    assert.equal(forced.droppedLinks, 1)
+    assert.equal(forced.users, 1)
+    const db = openDatabase(url)
+    assert.equal(await db.userIdForAccount('github|7'), undefined)
+    assert.deepEqual(await db.store(user).tokens('srv'), { access_token: 'x' })
+
+    // The server's own secret: the link is copied, MACed for PostgreSQL.
+    const right = await copy(file, url, '--force')
+    assert.equal(right.droppedLinks, 0)
+    assert.equal(await db.userIdForAccount('github|7'), user)
     await db.close()
   })
 

@@ -12,6 +12,7 @@ import { test } from 'node:test'
 import {
   OAuthStore,
   activitySummary,
+  closeDatabase,
   inspectDatabase,
   issueToken,
   legacyTransferCode,
@@ -429,4 +430,28 @@ test('revokeUserTokens: refused at once here, cached or not, and in another proc
   assert.equal(bobStore.deleteAll({ revokeTokens: true }), 1)
   assert.equal(verifyToken(bobToken).valid, false)
   assert.equal(verifyToken(issueToken(randomUUID())).valid, true, 'other users are untouched')
+})
+
+test('an account link made under schema 1 survives the upgrade to schema 2, once: a downgrade adopts nothing', () => {
+  const dbPath = join(tempDir('links-schema1'), 'hoot-mcp.db')
+  const user = randomUUID()
+  new OAuthStore(user, { dbPath }).linkAccount('github|7')
+  closeDatabase(dbPath)
+  // Schema 1: hoot_accounts and hoot_transfer_codes without the columns schema 2 added.
+  const downgrade = (plant) =>
+    withBetterSqlite(
+      `const db = new Database(input.dbPath)
+      db.exec('ALTER TABLE hoot_accounts DROP COLUMN mac; ALTER TABLE hoot_transfer_codes DROP COLUMN mac; ALTER TABLE hoot_transfer_codes DROP COLUMN derived_from')
+      if (input.plant) db.prepare('INSERT INTO hoot_accounts (account_id, user_id, linked_at) VALUES (?, ?, 0)').run('evil|1', input.user)
+      db.pragma('user_version = 1')
+      db.close()
+      console.log('null')`,
+      { dbPath, user, plant },
+    )
+  downgrade(false)
+  assert.equal(userIdForAccount('github|7', { dbPath }), user)
+  closeDatabase(dbPath)
+  downgrade(true)
+  assert.equal(userIdForAccount('evil|1', { dbPath }), undefined)
+  closeDatabase(dbPath)
 })

@@ -278,6 +278,10 @@ async function copyToPostgres(values, positionals) {
     }
     if (report.skippedUsers)
       console.log(`  ${report.skippedUsers} user(s) skipped: PostgreSQL revoked them after the file was last written.`)
+    if (report.droppedLinks)
+      console.log(
+        `  ${report.droppedLinks} account link(s) left out: they do not verify under this process's store secret (run with the server's HOOT_STORE_SECRET or HOME to copy them).`,
+      )
     if (!changed) console.log('  PostgreSQL already had every row: nothing changed.')
     return 0
   } finally {

@@ -509,6 +509,8 @@ export interface CopyReport {
   users: number
   /** Users of the file left out: PostgreSQL revoked them after the file was taken. */
   skippedUsers: number
+  /** Account links of the file left out: they do not verify under this process's store secret. */
+  droppedLinks: number
   /** Each table. */
   tables: Array<TableCopy>
 }

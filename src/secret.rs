@@ -121,6 +121,45 @@ pub fn process_secret(env: &Environment) -> Result<Arc<StoreSecret>, HootError> 
     Ok(secret)
 }
 
+/// This process's store secret for SQLite databases if it has one already (`HOOT_STORE_SECRET`,
+/// else an existing secret file): never makes one, for a copy run under another home.
+pub fn existing_process_secret(env: &Environment) -> Result<Option<Arc<StoreSecret>>, HootError> {
+    match env.var(HOOT_STORE_SECRET).is_some() || secret_file(env).is_some_and(|p| crate::private_fs::is_present(&p)) {
+        true => process_secret(env).map(Some),
+        false => Ok(None),
+    }
+}
+
+/// The record, beside the secret file, of the database files whose account links from before
+/// their MAC (schema 1) were adopted: a file is adopted once, so a database writer who drops the
+/// `mac` column and lowers `user_version` gets no planted link adopted by a second migration.
+pub fn adoption_ledger(env: &Environment) -> Option<PathBuf> {
+    secret_file(env).map(|p| p.with_file_name("adopted-links"))
+}
+
+/// Whether `db` (a canonical path) is in the ledger at `ledger`.
+pub fn adopted_before(ledger: &Path, db: &Path) -> Result<bool, HootError> {
+    if !crate::private_fs::is_present(ledger) {
+        return Ok(false);
+    }
+    let fail = |e: std::io::Error| HootError::Keys(format!("Cannot read {}: {e}", ledger.display()));
+    let (file, _) = open_regular(ledger).map_err(fail)?;
+    let mut text = String::new();
+    file.take(16 << 20).read_to_string(&mut text).map_err(fail)?;
+    let want = db.to_string_lossy();
+    Ok(text.lines().any(|line| line == want))
+}
+
+/// Adds `db` (a canonical path) to the ledger at `ledger` (0600, its directory 0700).
+pub fn record_adopted(ledger: &Path, db: &Path) -> Result<(), HootError> {
+    let fail = |e: std::io::Error| HootError::Keys(format!("Cannot write {}: {e}", ledger.display()));
+    if let Some(dir) = ledger.parent() {
+        create_private_dir(dir).map_err(fail)?;
+    }
+    let mut file = new_private_file().create_new(false).create(true).append(true).open(ledger).map_err(fail)?;
+    file.write_all(format!("{}\n", db.to_string_lossy()).as_bytes()).and_then(|_| file.sync_all()).map_err(fail)
+}
+
 /// Reads the secret file at `path`, or makes it (0600, its directory 0700) when there is none.
 /// Processes that start together agree: the file is written whole under a temporary name and
 /// linked into place, and the one that loses the race reads the winner's.

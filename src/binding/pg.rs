@@ -129,6 +129,8 @@ pub struct JsCopyReport {
     pub users: u32,
     /// Users of the file left out: PostgreSQL revoked them after the file was taken.
     pub skipped_users: u32,
+    /// Account links of the file left out: they do not verify under this process's store secret.
+    pub dropped_links: u32,
     /// Each table.
     pub tables: Vec<JsTableCopy>,
 }
@@ -349,6 +351,7 @@ impl PostgresDatabase {
             legacy_user_id: r.legacy_user_id,
             users: count(r.users),
             skipped_users: count(r.skipped_users),
+            dropped_links: count(r.dropped_links),
             tables: r
                 .tables
                 .into_iter()

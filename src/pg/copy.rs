@@ -60,6 +60,9 @@ pub struct CopyReport {
     /// Users of the file whose rows were not written: PostgreSQL revoked them after the file
     /// was taken (see the module's comment).
     pub skipped_users: u64,
+    /// Account links of the file not copied: they do not verify under this process's store
+    /// secret (a copy run without the server's `HOOT_STORE_SECRET` or home), or were planted.
+    pub dropped_links: u64,
 }
 
 /// The tables copied: the SQLite file's own (not the key set, which the file does not have), the
@@ -82,10 +85,14 @@ fn copied_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// Account links MACed again for PostgreSQL's store secret: those that verify under this
 /// process's SQLite secret (the file's, when run with the server's home or `HOOT_STORE_SECRET`);
-/// a row no server made is not copied.
-fn relink(rows: &mut Vec<Vec<Cell>>, cols: &[(String, bool)], from: &StoreSecret, to: &StoreSecret) {
+/// a row no server made is not copied. Returns how many were left out.
+fn relink(rows: &mut Vec<Vec<Cell>>, cols: &[(String, bool)], from: &StoreSecret, to: &StoreSecret) -> u64 {
+    let before = rows.len();
     let at = |name: &str| cols.iter().position(|(c, _)| c == name);
-    let (Some(account), Some(user), Some(mac)) = (at("account_id"), at("user_id"), at("mac")) else { return };
+    let (Some(account), Some(user), Some(mac)) = (at("account_id"), at("user_id"), at("mac")) else {
+        rows.clear();
+        return before as u64;
+    };
     let text = |cell: &Cell| match cell {
         Cell::Text(t) => t.clone(),
         Cell::Int(_) => None,
@@ -98,6 +105,7 @@ fn relink(rows: &mut Vec<Vec<Cell>>, cols: &[(String, bool)], from: &StoreSecret
         row[mac] = Cell::Text(Some(account_mac(to, &account_id, &user_id)));
         true
     });
+    (before - rows.len()) as u64
 }
 
 /// A table's columns (name, is BIGINT) and its primary key, read from its definition.
@@ -167,7 +175,8 @@ fn read_file(path: &Path, now_ms: i64) -> Result<Read, HootError> {
         .and_then(|b| b.run_to_completion(1024, std::time::Duration::ZERO, None))
         .map_err(sql_error(&location, "read"))?;
     drop(source);
-    let report = crate::store::schema::ensure_schema(&copy, &DbLocation::Memory, now_ms)
+    let adopt = crate::store::identity::AdoptLinks::Copied(path);
+    let report = crate::store::schema::ensure_schema_adopting(&copy, &DbLocation::Memory, now_ms, adopt)
         .map_err(|e| HootError::Db(format!("Cannot read {} as a Hoot database: {e}", path.display())))?;
     let mut tables = Vec::new();
     for (name, columns) in copied_tables() {
@@ -282,10 +291,27 @@ pub async fn copy_sqlite(
         ..CopyReport::default()
     };
     let mut tables = read.tables;
-    if let Some(accounts) = tables.iter_mut().find(|t| t.name == "hoot_accounts") {
-        let file_secret = crate::store::identity::secret_for(&DbLocation::File(report.from.clone()))?;
+    // The file's links verify only under the secret of the server that wrote it: a copy never
+    // makes one (it would be new, and verify none of them), and refuses to leave every link out.
+    if let Some(accounts) = tables.iter_mut().find(|t| t.name == "hoot_accounts" && !t.rows.is_empty()) {
+        let file_secret = if cfg!(test) {
+            crate::store::identity::secret_for(&DbLocation::Memory)?
+        } else {
+            crate::secret::existing_process_secret(&crate::env::Environment::process())?
+                .ok_or_else(|| crate::store::identity::no_secret_to_copy(&report.from))?
+        };
         let secret = super::identity::store_secret(&tx, &db).await?;
-        relink(&mut accounts.rows, &accounts.cols, &file_secret, &secret);
+        let had = accounts.rows.len();
+        report.dropped_links = relink(&mut accounts.rows, &accounts.cols, &file_secret, &secret);
+        if accounts.rows.is_empty() && !force {
+            return Err(HootError::Keys(format!(
+                "None of the {had} account links of {} verifies under this process's store secret, so the copy \
+                 would leave them all out (each account would sign in to a new, empty user): run it with the \
+                 server's {} or HOME, or with --force (copyFromSqlite(path, {{ force: true }})) to copy without them",
+                report.from.display(),
+                crate::secret::HOOT_STORE_SECRET
+            )));
+        }
     }
     // Users PostgreSQL revoked after the file was taken, and later than the file itself did:
     // read inside the transaction, under a lock that holds off new revocations until it commits.
@@ -298,8 +324,14 @@ pub async fn copy_sqlite(
             _ => None,
         })
         .collect();
-    let skipped: std::collections::HashSet<String> = within(&db, async {
-        tx.exec("LOCK TABLE hoot_revocations IN SHARE ROW EXCLUSIVE MODE", &[]).await.map_err(err)?;
+    // Read once before writing (without a lock: a replica's revocation is never held for the whole
+    // copy), and again under the lock just before the commit, for what was revoked meanwhile.
+    let (tx_ref, file_revocations) = (&tx, &file_revocations);
+    let revoked_since = |lock: bool| async move {
+        let tx = tx_ref;
+        if lock {
+            tx.exec("LOCK TABLE hoot_revocations IN SHARE ROW EXCLUSIVE MODE", &[]).await.map_err(err)?;
+        }
         let rows = tx
             .rows("SELECT user_id, revoked_before FROM hoot_revocations WHERE revoked_before > $1", &[&taken])
             .await
@@ -309,17 +341,19 @@ pub async fn copy_sqlite(
                 .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
                 .filter(|(user, before)| file_revocations.get(user.as_str()).is_none_or(|file| before > file))
                 .map(|(user, _)| user)
-                .collect(),
+                .collect::<std::collections::HashSet<String>>(),
         )
-    })
-    .await?;
+    };
+    let skipped = within(&db, revoked_since(false)).await?;
+    // Rows this copy inserted, per user, to take out again if PostgreSQL revokes them meanwhile.
+    let mut written: std::collections::HashMap<String, Vec<(&'static str, String)>> = Default::default();
     let mut users = std::collections::HashSet::new();
     let mut skipped_users = std::collections::HashSet::new();
-    for TableRows { name, cols, key, rows } in &tables {
+    for &TableRows { name, ref cols, ref key, ref rows } in &tables {
         let mut done = TableCopy { table: name.to_string(), rows: rows.len() as u64, ..TableCopy::default() };
         let user_col = cols.iter().position(|(c, _)| c == "user_id");
         // A skipped user's revocation is still raised: only their data stays out.
-        let skips = *name != "hoot_revocations";
+        let skips = name != "hoot_revocations";
         let kept: Vec<&Vec<Cell>> = rows
             .iter()
             .filter(|row| match user_col.map(|at| &row[at]) {
@@ -336,7 +370,7 @@ pub async fn copy_sqlite(
             .collect();
         let names = cols.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>();
         let rest: Vec<&str> = names.iter().copied().filter(|c| !key.iter().any(|k| k == c)).collect();
-        let conflict = if *name == "hoot_revocations" {
+        let conflict = if name == "hoot_revocations" {
             // Never lowered: a later revocation on PostgreSQL ("forget me") stands.
             "DO UPDATE SET revoked_before = excluded.revoked_before \
              WHERE excluded.revoked_before > hoot_revocations.revoked_before"
@@ -362,14 +396,18 @@ pub async fn copy_sqlite(
                 ));
                 params.extend(row.iter().map(Cell::as_sql));
             }
+            let user = if user_col.is_some() && skips { "user_id" } else { "NULL::text" };
             let sql = format!(
-                "INSERT INTO {name} ({}) VALUES {} ON CONFLICT ({}) {conflict} RETURNING (xmax = 0)",
+                "INSERT INTO {name} ({}) VALUES {} ON CONFLICT ({}) {conflict} RETURNING (xmax = 0), {user}, ctid::text",
                 names.join(", "),
                 values.join(", "),
                 key.join(", ")
             );
             for row in within(&db, async { tx.query(&sql, &params).await.map_err(err) }).await? {
                 if row.get::<_, bool>(0) {
+                    if let Some(user) = row.get::<_, Option<String>>(1) {
+                        written.entry(user).or_default().push((name, row.get(2)));
+                    }
                     done.inserted += 1;
                 } else {
                     done.updated += 1;
@@ -377,6 +415,20 @@ pub async fn copy_sqlite(
             }
         }
         report.tables.push(done);
+    }
+    // Users revoked while the rows were written: what this copy inserted for them goes again (a
+    // row it updated keeps the file's values; the replica's "forget me" deletes it after commit).
+    let late: Vec<String> = within(&db, revoked_since(true)).await?.difference(&skipped).cloned().collect();
+    for user in late {
+        for (table, ctid) in written.remove(&user).unwrap_or_default() {
+            let sql = format!("DELETE FROM {table} WHERE ctid = $1::text::tid");
+            within(&db, async { tx.exec(&sql, &[&ctid]).await.map_err(err) }).await?;
+            if let Some(done) = report.tables.iter_mut().find(|t| t.table == table) {
+                done.inserted -= 1;
+            }
+        }
+        users.remove(&user);
+        skipped_users.insert(user);
     }
     // Every file is recorded (a current one with no legacy user: ''), so a second copy is known.
     let legacy_user = report.legacy_user_id.clone().unwrap_or_default();

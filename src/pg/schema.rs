@@ -96,7 +96,7 @@ fn migration_1() -> String {
 
 /// The statements of migration 2 (after 1): the columns and tables schema 2 added. Codes of
 /// schema 1 (a plain SHA-256, which anyone could have planted) never verify: dropped. Links made
-/// before have no MAC and are no links (linked again at the next sign-in).
+/// before are MACed by `ensure` once the secret exists, in the same transaction.
 fn migration_2() -> String {
     let mut sql = String::new();
     create_tables(&mut sql);
@@ -152,6 +152,21 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
         )
         .await
         .map_err(err)?;
+        // Links of schema 1 were made by a server, and whoever could plant one can read the
+        // secret anyway: MACed here, in the same transaction, so the upgrade keeps them.
+        let secret = super::identity::store_secret(&tx, db).await?;
+        let links =
+            tx.query("SELECT account_id, user_id FROM hoot_accounts WHERE mac IS NULL", &[]).await.map_err(err)?;
+        for row in links {
+            let (account_id, user_id): (String, String) = (row.get(0), row.get(1));
+            let mac = crate::store::identity::account_mac(&secret, &account_id, &user_id);
+            tx.execute(
+                "UPDATE hoot_accounts SET mac = $3 WHERE account_id = $1 AND user_id = $2",
+                &[&account_id, &user_id, &mac],
+            )
+            .await
+            .map_err(err)?;
+        }
     }
     if from < PG_SCHEMA_VERSION {
         tx.execute(

@@ -2,6 +2,7 @@
 //! users' data, legacy data made reachable again, and accounts linked to a user. Times are
 //! seconds, passed in.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -172,6 +173,70 @@ pub(crate) fn secret_for(location: &DbLocation) -> Result<Arc<StoreSecret>, Hoot
         DbLocation::Memory => random(),
         _ => crate::secret::process_secret(&crate::env::Environment::process()),
     }
+}
+
+/// Whose account links a migration that adds their MAC column (schema 1 to 2) adopts.
+#[derive(Debug, Clone, Copy)]
+pub enum AdoptLinks<'a> {
+    /// A database file a store opens: under this process's secret (made when missing), once per
+    /// file (`crate::secret::adoption_ledger`).
+    Opened(&'a Path),
+    /// A file a copy reads (migrated in memory): under this process's existing secret only.
+    Copied(&'a Path),
+    /// None (an in-memory database has no links from before).
+    Never,
+}
+
+/// MACs the links of schema 1 (no `mac`) under the secret `adopt` names, unless the ledger says
+/// this file was adopted before (then they stay unverified: absent). Returns the links adopted.
+pub(crate) fn adopt_links(conn: &Connection, adopt: AdoptLinks) -> Result<u64, HootError> {
+    let fail = |e: rusqlite::Error| HootError::Db(format!("Cannot adopt the account links: {e}"));
+    let rows: Vec<(String, String)> = conn
+        .prepare(&format!("SELECT account_id, user_id FROM {} WHERE mac IS NULL", super::schema::ACCOUNTS_TABLE))
+        .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+        .map_err(fail)?;
+    let (path, create) = match adopt {
+        _ if rows.is_empty() => return Ok(0),
+        AdoptLinks::Never => return Ok(0),
+        AdoptLinks::Opened(path) => (path, true),
+        AdoptLinks::Copied(path) => (path, false),
+    };
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let env = crate::env::Environment::process();
+    let ledger = if cfg!(test) { None } else { crate::secret::adoption_ledger(&env) };
+    if let Some(ledger) = &ledger {
+        if crate::secret::adopted_before(ledger, &canonical)? {
+            return Ok(0);
+        }
+    }
+    let secret = match (cfg!(test), create) {
+        (true, _) => secret_for(&DbLocation::Memory)?,
+        (false, true) => crate::secret::process_secret(&env)?,
+        (false, false) => crate::secret::existing_process_secret(&env)?.ok_or_else(|| no_secret_to_copy(path))?,
+    };
+    let mut stmt = conn
+        .prepare("UPDATE hoot_accounts SET mac = ?3 WHERE account_id = ?1 AND user_id = ?2 AND mac IS NULL")
+        .map_err(fail)?;
+    for (account_id, user_id) in &rows {
+        stmt.execute(params![account_id, user_id, account_mac(&secret, account_id, user_id)]).map_err(fail)?;
+    }
+    // Recorded before the migration commits: a failed commit loses these links (linked again at
+    // the next sign-in) rather than leaving a second adoption open.
+    if let (Some(ledger), true) = (&ledger, create) {
+        crate::secret::record_adopted(ledger, &canonical)?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// A copy of a file with account links run where there is no store secret: it would make one,
+/// under which none of them verifies.
+pub(crate) fn no_secret_to_copy(path: &Path) -> HootError {
+    HootError::Keys(format!(
+        "{} has account links, made under the store secret of the server that wrote it, and this process has none (no {} and no ~/.hoot/keys/store-secret): run the copy with the server's {} or HOME",
+        path.display(),
+        crate::secret::HOOT_STORE_SECRET,
+        crate::secret::HOOT_STORE_SECRET,
+    ))
 }
 
 /// Whether a user id is the one a migration gave a single-user install's data.

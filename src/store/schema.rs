@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::db::{io_error, is_busy, retry_busy, retry_while, sql_error, DbLocation};
+use super::identity::{adopt_links, AdoptLinks};
 use crate::error::HootError;
 use crate::private_fs::new_private_file;
 
@@ -86,7 +87,7 @@ pub const ACCOUNTS_TABLE: &str = "hoot_accounts";
 pub const SOURCE_FAILURES_TABLE: &str = "hoot_transfer_source_failures";
 
 /// Columns schema 2 added to tables schema 1 made: (table, column, its definition). Rows from
-/// before have none and never verify (codes are dropped; a link made before is linked again).
+/// before have none: codes are dropped, links adopted (MACed) by the migration that adds `mac`.
 const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     (TRANSFER_CODES_TABLE, "derived_from", "derived_from INTEGER"),
     (TRANSFER_CODES_TABLE, "mac", "mac TEXT"),
@@ -377,6 +378,20 @@ impl Drop for Backup {
 /// (moving every row to one `legacy-user-<ms>` id), and records `SCHEMA_VERSION`. Idempotent.
 /// A file-backed database is backed up (SQLite's online backup, file 0600) before any change.
 pub fn ensure_schema(conn: &Connection, location: &DbLocation, now_ms: i64) -> Result<MigrationReport, HootError> {
+    let adopt = match location {
+        DbLocation::File(path) => AdoptLinks::Opened(path),
+        _ => AdoptLinks::Never,
+    };
+    ensure_schema_adopting(conn, location, now_ms, adopt)
+}
+
+/// `ensure_schema`, adopting the links of schema 1 as `adopt` says (`identity::adopt_links`).
+pub fn ensure_schema_adopting(
+    conn: &Connection,
+    location: &DbLocation,
+    now_ms: i64,
+    adopt: AdoptLinks,
+) -> Result<MigrationReport, HootError> {
     let up_to_date = MigrationReport { schema_version: SCHEMA_VERSION, ..MigrationReport::default() };
     refuse_non_tables(conn, location)?;
     let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |row| row.get(0)))
@@ -396,7 +411,7 @@ pub fn ensure_schema(conn: &Connection, location: &DbLocation, now_ms: i64) -> R
         )));
     }
     let busy = |e: &MigrateError| matches!(e, MigrateError::Sql(e) if is_busy(e));
-    retry_while(|| migrate_in_transaction(conn, location, now_ms), busy).map_err(|e| match e {
+    retry_while(|| migrate_in_transaction(conn, location, now_ms, adopt), busy).map_err(|e| match e {
         MigrateError::Sql(e) => sql_error(location, "migrate")(e),
         MigrateError::Hoot(e) => e,
     })
@@ -417,6 +432,7 @@ fn migrate_in_transaction(
     conn: &Connection,
     location: &DbLocation,
     now_ms: i64,
+    adopt: AdoptLinks,
 ) -> Result<MigrationReport, MigrateError> {
     // IMMEDIATE takes the write lock first, so two processes never both decide to migrate; the
     // transaction rolls back when dropped unless committed.
@@ -466,10 +482,17 @@ fn migrate_in_transaction(
     for (name, columns) in TABLES {
         tx.execute_batch(&create_table(name, columns))?;
     }
+    let mut links_unmaced = false;
     for (table, column, definition) in ADDED_COLUMNS {
         if !columns(&tx, table)?.iter().any(|c| c == column) {
             tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
+            links_unmaced |= table == ACCOUNTS_TABLE;
         }
+    }
+    // Links of schema 1 were made by the server (nothing else could, then): MACed in the run
+    // that adds their column, so the upgrade keeps them (`identity::adopt_links`).
+    if links_unmaced {
+        adopt_links(&tx, adopt).map_err(MigrateError::Hoot)?;
     }
     // Codes of schema 1 (a plain SHA-256, which anyone could have planted) never verify: gone.
     tx.execute(&format!("DELETE FROM {TRANSFER_CODES_TABLE} WHERE mac IS NULL"), [])?;
