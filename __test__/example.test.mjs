@@ -18,6 +18,8 @@ let base, http, app, fixture, keys
 const ORIGIN = 'http://localhost:8009'
 
 before(async () => {
+  // A home of its own: transfer codes make the store secret in ~/.hoot/keys, never the developer's.
+  process.env.HOME = tempDir('example-home')
   process.env.HOOT_DB_PATH = join(tempDir('example'), 'hoot-mcp.db')
   keys = await hootKeyFiles(tempDir('example-keys'))
   loadKeys({ privateKeyPath: keys.privateKeyPath, jwksPath: keys.jwksPath })
