@@ -18,6 +18,9 @@ import { OAuthStore, cacheFavicon, closeDatabase, openDatabase, userIdForAccount
 import { makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
 import { admin, eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
+// A home of its own for this process and the copies it runs: the store secret is made in ~/.hoot/keys.
+process.env.HOME = tempDir('copy-home')
+
 const CLI = join(root, 'bin', 'hoot-core.js')
 const run = promisify(execFile)
 const copy = async (from, to, ...more) => copyIn(process.env, from, to, ...more)
