@@ -47,6 +47,32 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     Ok((file, meta))
 }
 
+/// The text of a secret file (an encryption key file, the store secret), read only when it is
+/// trusted (`untrusted`) and readable by this user alone, and at most `limit` bytes of it.
+/// `what` names the file in messages ("the encryption key file").
+pub fn read_secret_text(path: &Path, what: &str, limit: u64) -> Result<String, crate::error::HootError> {
+    use crate::error::HootError;
+    let fail = |e: io::Error| HootError::Keys(format!("Cannot read {what} {}: {e}", path.display()));
+    let (file, meta) = open_regular(path).map_err(fail)?;
+    if let Some(problem) = untrusted(path, &meta, None) {
+        return Err(HootError::Keys(format!("Refusing {what}: {problem}; chown or chmod it (0600)")));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(HootError::Keys(format!(
+                "Refusing {what} {}: others can read it (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            )));
+        }
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(file, limit), &mut text).map_err(fail)?;
+    Ok(text)
+}
+
 /// Why a file that can forge every user's token (a private key, the JWKS that says which keys
 /// verify) is not to be trusted, if it is not: the file, and each directory above it up to `home`
 /// (when it is inside) or `/`, must be owned by this user or root and not writable by group or

@@ -21,7 +21,7 @@ use base64::Engine;
 
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::private_fs::{create_private_dir, new_private_file, open_regular};
+use crate::private_fs::{create_private_dir, new_private_file};
 
 /// The environment variable with the keys (base64url, comma-separated, the first seals).
 pub const HOOT_ENCRYPTION_KEY: &str = "HOOT_ENCRYPTION_KEY";
@@ -255,25 +255,7 @@ fn altered(table: &str) -> HootError {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>, HootError> {
-    let fail =
-        |e: std::io::Error| HootError::Keys(format!("Cannot read the encryption key file {}: {e}", path.display()));
-    let (mut file, meta) = open_regular(path).map_err(fail)?;
-    if let Some(problem) = crate::private_fs::untrusted(path, &meta, None) {
-        return Err(HootError::Keys(format!("Refusing the encryption key file: {problem}; chown or chmod it (0600)")));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(HootError::Keys(format!(
-                "Refusing the encryption key file {}: others can read it (mode {:o}); chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text).map_err(fail)?;
+    let text = crate::private_fs::read_secret_text(path, "the encryption key file", 1 << 20)?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 

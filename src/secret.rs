@@ -189,24 +189,7 @@ pub fn load_or_create(path: &Path) -> Result<StoreSecret, HootError> {
 }
 
 fn read_secret_file(path: &Path) -> Result<StoreSecret, HootError> {
-    let fail = |e: std::io::Error| HootError::Keys(format!("Cannot read the store secret {}: {e}", path.display()));
-    let (file, meta) = open_regular(path).map_err(fail)?;
-    if let Some(problem) = crate::private_fs::untrusted(path, &meta, None) {
-        return Err(HootError::Keys(format!("Refusing the store secret: {problem}; chown or chmod it (0600)")));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(HootError::Keys(format!(
-                "Refusing the store secret {}: others can read it (mode {:o}); chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
-    }
-    let mut text = String::new();
-    file.take(1024).read_to_string(&mut text).map_err(fail)?;
+    let text = crate::private_fs::read_secret_text(path, "the store secret", 1024)?;
     StoreSecret::parse(&text, &path.display().to_string())
 }
 
