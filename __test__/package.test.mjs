@@ -41,15 +41,15 @@ const API = [
   'verifyToken',
 ]
 
-/** The `### name` headings of the README's API section. */
+/** The `### name` headings of the API reference's Exports section (docs/api.md). */
 function documentedExports() {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const start = readme.indexOf('\n## API\n')
+  const readme = readFileSync(join(root, 'docs', 'api.md'), 'utf8')
+  const start = readme.indexOf('\n## Exports\n')
   const api = readme.slice(start, readme.indexOf('\n## ', start + 1))
   return [...api.matchAll(/^### `?(\w+)`?$/gm)].map((m) => m[1]).sort()
 }
 
-test('the README documents every export under a heading of its own, and nothing else', () => {
+test('the API reference documents every export under a heading of its own, and nothing else', () => {
   assert.deepEqual(documentedExports(), API)
 })
 

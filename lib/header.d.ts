@@ -4,7 +4,7 @@
 /* eslint-disable */
 
 /**
- * The `code` of every error hoot-core throws (the README's error table; `src/error.rs`'s
+ * The `code` of every error hoot-core throws (docs/api.md's error table; `src/error.rs`'s
  * `ERROR_CODES`).
  */
 export type HootErrorCode =
@@ -18,7 +18,7 @@ export type HootErrorCode =
   | 'ERR_HOOT_INTERNAL'
 
 /**
- * The `code` of a failed verification: jose's names (the README's table; `src/token.rs`'s
+ * The `code` of a failed verification: jose's names (docs/api.md's table; `src/token.rs`'s
  * `FailureCode::ALL`).
  */
 export type VerifyFailureCode =

@@ -16,8 +16,8 @@ pub enum ErrorKind {
     RangeError,
 }
 
-/// Every `code` a thrown hoot-core error can carry, in the README's order; lib/header.d.ts's
-/// `HootErrorCode` and the README's table list the same set (a test checks).
+/// Every `code` a thrown hoot-core error can carry, in docs/api.md's order; lib/header.d.ts's
+/// `HootErrorCode` and docs/api.md's table list the same set (a test checks).
 pub const ERROR_CODES: [&str; 8] = [
     "ERR_INVALID_ARG_TYPE",
     "ERR_INVALID_ARG_VALUE",

@@ -264,8 +264,8 @@ pub enum FailureCode {
 }
 
 impl FailureCode {
-    /// Every failure, in the README's order; lib/header.d.ts's `VerifyFailureCode` and the
-    /// README's table list the same codes (a test checks).
+    /// Every failure, in docs/api.md's order; lib/header.d.ts's `VerifyFailureCode` and the
+    /// docs/api.md's table list the same codes (a test checks).
     pub const ALL: [FailureCode; 7] = [
         FailureCode::Expired,
         FailureCode::JwsInvalid,
