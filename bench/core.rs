@@ -27,19 +27,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = load_keys(&KeyOptions { key_dir: Some(dir.clone()), ..KeyOptions::default() }, &env)?;
     let config = IssueConfig::resolve(IssueOptions::default(), &env)?;
     let now = 1_800_000_000;
-    let tokens = (0..COLD).map(|i| issue_token(&keys, &user(i), &config, now)).collect::<Result<Vec<_>, _>>()?;
+    let tokens = (0..COLD).map(|i| issue_token(&keys, &user(i), &config, now, None)).collect::<Result<Vec<_>, _>>()?;
 
     let rounds = std::env::var("CORE_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(7);
     let (mut verify, mut sign) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let start = Instant::now();
         for token in &tokens {
-            verify_token(&keys, token, now, 0).map_err(|f| f.message)?;
+            verify_token(&keys, token, now, 0, hoot_core::revocation::refuses).map_err(|f| f.message)?;
         }
         verify.push(start.elapsed().as_secs_f64() * 1e6 / COLD as f64);
         let start = Instant::now();
         for i in 0..SIGN {
-            issue_token(&keys, &user(i), &config, now)?;
+            issue_token(&keys, &user(i), &config, now, None)?;
         }
         sign.push(start.elapsed().as_secs_f64() * 1e6 / SIGN as f64);
     }

@@ -46,28 +46,23 @@ pub fn replace(keys: KeySet) -> Arc<KeySet> {
     install(keys)
 }
 
-/// The current key set, loading the defaults the first time: unless `HOOT_DATABASE_URL` puts the
-/// key set in PostgreSQL, where only `loadKeys` (async) can load it, and making a key file here
-/// would split the replicas.
-pub fn current() -> Result<Arc<KeySet>, HootError> {
-    let loaded = || ACTIVE.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(Arc::clone);
-    if let Some(keys) = loaded() {
+/// The key set in use, if one was installed.
+pub fn installed() -> Option<Arc<KeySet>> {
+    ACTIVE.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(Arc::clone)
+}
+
+/// The current key set, loading the defaults (`env`'s files, else a generated key) the first
+/// time. Whether the defaults may be loaded at all is the caller's to decide: this module knows
+/// no database.
+pub fn current(env: &Environment) -> Result<Arc<KeySet>, HootError> {
+    if let Some(keys) = installed() {
         return Ok(keys);
     }
     let _loading = LOADING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(keys) = loaded() {
+    if let Some(keys) = installed() {
         return Ok(keys);
     }
-    let env = Environment::process();
-    let from_database = env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url));
-    if from_database || crate::pg::watch::keys_expected() {
-        return Err(HootError::Keys(
-            "The key set is in PostgreSQL (HOOT_DATABASE_URL, or loadKeys({ database })): let `await loadKeys()` \
-             finish before issuing or verifying tokens"
-                .into(),
-        ));
-    }
-    Ok(install(load_keys(&KeyOptions::default(), &env)?))
+    Ok(install(load_keys(&KeyOptions::default(), env)?))
 }
 
 #[cfg(test)]
@@ -91,7 +86,7 @@ mod tests {
         assert!(load(&broken, &env).is_err());
         // Other tests may load keys concurrently, so only this thread's own effect is certain: the
         // failed load did not install anything, and the set in use is the one loaded above.
-        assert_eq!(current()?.kid(), "test-kid");
+        assert_eq!(installed().ok_or("no key set")?.kid(), "test-kid");
         Ok(())
     }
 }

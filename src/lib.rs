@@ -7,19 +7,28 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod active;
+// The base: errors, the clock, the environment, text, private files and the user-id rules.
 pub mod clock;
 pub mod env;
 pub mod error;
-pub mod keys;
-pub mod pg;
+pub mod ids;
 mod private_fs;
-pub mod revocation;
+pub mod text;
+// Keys, sealing and tokens (revocation is passed in, not imported).
+pub mod keys;
 pub mod sealing;
 pub mod secret;
-pub mod store;
-pub mod text;
 pub mod token;
+// The process-wide state: the key slot and the verify-cache generation, revocations, touch memory.
+pub mod active;
+pub mod revocation;
+pub mod touch;
+// The store's model and rules, over a backend trait; then the backends, leaves that never import
+// each other; then the one module that sees both (the SQLite to PostgreSQL copy).
+pub mod copy;
+pub mod pg;
+pub mod sqlite;
+pub mod store;
 
 pub mod binding;
 

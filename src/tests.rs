@@ -126,3 +126,83 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
     ];
     assert_eq!(variants.iter().map(HootError::code).collect::<Vec<_>>(), ERROR_CODES);
 }
+
+/// The floors of the crate, lowest first: a module may use only its own floor's and lower ones',
+/// and the two backends (floor 4) never use each other.
+const FLOORS: [&[&str]; 7] = [
+    &["error", "clock", "env", "text", "private_fs", "ids", "test_panic", "TEST_PANIC_ID"],
+    &["keys", "sealing", "secret", "token"],
+    &["active", "revocation", "touch"],
+    &["store"],
+    &["sqlite", "pg"],
+    &["copy"],
+    &["binding"],
+];
+
+fn floor_of(module: &str) -> Option<usize> {
+    FLOORS.iter().position(|floor| floor.contains(&module))
+}
+
+/// Every `crate::<module>` a source file names outside its tests, with the line it is on.
+fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    // Test code may reach anything (fixtures): cut an inline `mod tests { ... }` at the file's end.
+    let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or(text);
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let line = line.split("//").next().unwrap_or("");
+        for (at, _) in line.match_indices("crate::") {
+            let name: String = line[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if name != "tests" {
+                found.push((n + 1, name));
+            }
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())).flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") && path.file_name().is_some_and(|n| n != "tests.rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn each_module_uses_only_the_floors_below_it_and_the_backends_never_use_each_other() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap_or(file);
+        let first = relative.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let module = first.unwrap_or_default().trim_end_matches(".rs").to_string();
+        if module == "lib" {
+            continue;
+        }
+        let Some(own) = floor_of(&module) else {
+            wrong.push(format!("{}: module `{module}` has no floor in FLOORS", relative.display()));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        for (line, used) in crate_paths(&text) {
+            match floor_of(&used) {
+                None => wrong.push(format!("{}:{line}: `crate::{used}` has no floor in FLOORS", relative.display())),
+                Some(floor) if floor > own => wrong.push(format!(
+                    "{}:{line}: `{module}` (floor {own}) uses `crate::{used}` (floor {floor}): an arrow upwards",
+                    relative.display()
+                )),
+                Some(floor) if floor == own && floor == 4 && used != module => wrong.push(format!(
+                    "{}:{line}: the backend `{module}` uses the backend `{used}`: only `copy` sees both",
+                    relative.display()
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "the layering is broken:\n{}", wrong.join("\n"));
+}

@@ -55,19 +55,8 @@ pub const DEFAULT_WORKSPACE: &str = "test-workspace";
 /// Hoot's `scope` claim when `scope` is not given.
 pub const DEFAULT_SCOPE: [&str; 3] = ["completions.write", "virtual_keys.list", "logs.view"];
 const RESERVED_CLAIMS: [&str; 3] = ["sub", "iat", "exp"];
-const USER_ID_FORMS: &str = "a UUID v4, the browser's crypto.randomUUID() (8-4-4-4-12 hex digits)";
-
-/// Hoot's user id check: a UUID v4, any case (`/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i`).
-pub fn is_valid_user_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            14 => c == b'4',
-            19 => matches!(c.to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b'),
-            _ => c.is_ascii_hexdigit(),
-        })
-}
+pub use crate::ids::is_valid_user_id;
+use crate::ids::TOKEN_USER_ID_FORMS as USER_ID_FORMS;
 
 /// Extra claims may set nothing `verify_token` would then refuse, so every issued token verifies:
 /// not `sub`, `iat` or `exp` (they come from the call), `nbf` only as a number, and nothing nested
@@ -199,8 +188,15 @@ fn encode_segment<T: Serialize>(value: &T) -> Result<String, HootError> {
         .map_err(|e| HootError::Internal(format!("cannot serialise the token: {e}")))
 }
 
-/// Signs a session token for `user_id` at time `now` (seconds).
-pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64) -> Result<String, HootError> {
+/// Signs a session token for `user_id` at time `now` (seconds). `revoked_before`: the time before
+/// which this user's tokens are refused, if they were revoked (the caller's revocation memory).
+pub fn issue_token(
+    keys: &KeySet,
+    user_id: &str,
+    config: &IssueConfig,
+    now: u64,
+    revoked_before: Option<i64>,
+) -> Result<String, HootError> {
     crate::test_panic(user_id);
     if !is_valid_user_id(user_id) {
         return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
@@ -218,7 +214,7 @@ pub fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64)
     // a browser asking again at once is not handed a token refused for its whole life. Only that
     // second: a revocation time further ahead (a row planted in the database, a writer's clock far
     // off) never dates a token into the future, where it would outlive its lifetime.
-    let revoked = crate::revocation::revoked_before(&sub).and_then(|before| u64::try_from(before).ok());
+    let revoked = revoked_before.and_then(|before| u64::try_from(before).ok());
     let iat = revoked.filter(|before| *before == now + 1).unwrap_or(now);
     let claims = Claims { sub: &sub, portkey_oid, portkey_workspace, scope, extra, iat, exp: iat + config.ttl_seconds };
     let header = Header { alg: "RS256", kid: keys.kid(), typ: "JWT" };
@@ -407,8 +403,15 @@ fn number_claim(value: Option<Value>, message: &'static str) -> Result<Option<f6
 /// and returns the claims set exactly as signed: the JSON text of an object, which
 /// `lib/verify.js` hands to V8's `JSON.parse` (faster than building the object through N-API,
 /// with the same semantics as jose). Order: size and shape, header, signature, claims; so a
-/// forged token never reports `expired`.
-pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<String, VerifyFailure> {
+/// forged token never reports `expired`. `refuses(sub, iat)` says whether a token of `sub` issued
+/// at `iat` was revoked (the caller's revocation memory).
+pub fn verify_token(
+    keys: &KeySet,
+    token: &str,
+    now: u64,
+    leeway: u64,
+    refuses: impl Fn(&str, Option<f64>) -> bool,
+) -> Result<String, VerifyFailure> {
     if token.len() > MAX_TOKEN_LENGTH {
         return fail(FailureCode::JwsInvalid, "the token is longer than 8192 characters");
     }
@@ -427,7 +430,7 @@ pub fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result
     if key.verify_sig(&token.as_bytes()[..signed_len], &signature).is_err() {
         return fail(FailureCode::SignatureFailed, "signature verification failed");
     }
-    check_claims(&payload_json, now as f64, leeway as f64)?;
+    check_claims(&payload_json, now as f64, leeway as f64, refuses)?;
     // The claims parsed as JSON, so they are UTF-8.
     String::from_utf8(payload_json)
         .or_else(|_| fail(FailureCode::JwtInvalid, "JWT Claims Set must be a top-level JSON object"))
@@ -469,7 +472,12 @@ fn verifying_key_for<'k>(keys: &'k KeySet, header_json: &[u8]) -> Result<&'k Par
 
 /// Checks the registered claims of a signed claims set: `exp` (required), `iat` and `nbf` numbers,
 /// the time window with `leeway`, and a UUID v4 `sub`.
-fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), VerifyFailure> {
+fn check_claims(
+    payload_json: &[u8],
+    now: f64,
+    leeway: f64,
+    refuses: impl Fn(&str, Option<f64>) -> bool,
+) -> Result<(), VerifyFailure> {
     let claims: RegisteredClaims = match parse_object(payload_json) {
         Ok(claims) => claims,
         Err(ParseError::Duplicate) => {
@@ -494,7 +502,7 @@ fn check_claims(payload_json: &[u8], now: f64, leeway: f64) -> Result<(), Verify
         return fail(FailureCode::Expired, "\"exp\" claim timestamp check failed");
     }
     match claims.sub {
-        Some(Value::String(sub)) if is_valid_user_id(&sub) => match crate::revocation::refuses(&sub, iat) {
+        Some(Value::String(sub)) if is_valid_user_id(&sub) => match refuses(&sub, iat) {
             true => fail(FailureCode::ClaimInvalid, "the token was revoked (revokeUserTokens): get a new one"),
             false => Ok(()),
         },

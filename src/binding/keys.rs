@@ -143,7 +143,7 @@ pub fn generate_keys(env: Env, dir: Unknown, opts: Option<Unknown>) -> napi::Res
 /// Only public members are ever returned, whatever the JWKS file holds.
 #[napi(ts_return_type = "{ keys: object[] }")]
 pub fn public_jwks(env: Env) -> napi::Result<Value> {
-    guarded(&env, || Ok(active::current()?.public_jwks()))
+    guarded(&env, || Ok(super::tokens::keys()?.public_jwks()))
 }
 
 /// The process-wide key generation (`active::GENERATION`) as a 4-byte ArrayBuffer over its own

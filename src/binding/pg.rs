@@ -336,7 +336,7 @@ impl PostgresDatabase {
             let force = Props::new(opts, "opts")?.boolean("force")?.unwrap_or(false);
             Ok((Environment::process().absolute(std::path::Path::new(&path)), force))
         })?;
-        let call = pg::copy::copy_sqlite(Arc::clone(&self.db), path, clock::unix_now_ms(), force);
+        let call = crate::copy::copy_sqlite(Arc::clone(&self.db), path, clock::unix_now_ms(), force);
         let db = Arc::clone(&self.db);
         // A copy may take longer than one call's bound: it is one transaction, under the statement
         // timeout for each of its statements.

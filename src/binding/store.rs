@@ -12,7 +12,8 @@ use super::guarded;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::store::{self, db, encryption, identity, revocations, users, CredentialScope, DbLocation};
+use crate::sqlite::{self as store, db, encryption, identity, revocations, users, DbLocation};
+use crate::store::CredentialScope;
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]

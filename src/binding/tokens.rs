@@ -11,6 +11,7 @@ use crate::active;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
+use crate::revocation;
 use crate::token::{self, IssueConfig};
 
 static REVOCATIONS: std::sync::Once = std::sync::Once::new();
@@ -21,7 +22,19 @@ static REVOCATIONS: std::sync::Once = std::sync::Once::new();
 /// resolves.) After the first call this costs one atomic load.
 pub(super) fn keys() -> Result<std::sync::Arc<crate::keys::KeySet>, HootError> {
     follow_default_revocations();
-    active::current()
+    if let Some(keys) = active::installed() {
+        return Ok(keys);
+    }
+    let env = Environment::process();
+    let from_database = env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url));
+    if from_database || crate::pg::watch::keys_expected() {
+        return Err(HootError::Keys(
+            "The key set is in PostgreSQL (HOOT_DATABASE_URL): let `await openDatabase().loadKeys()` finish before \
+             issuing or verifying tokens"
+                .into(),
+        ));
+    }
+    active::current(&env)
 }
 
 /// Reads (once) and follows the revocations of the default SQLite database, unless
@@ -32,8 +45,8 @@ pub(super) fn follow_default_revocations() {
         if env.var(crate::pg::HOOT_DATABASE_URL).is_some_and(|url| crate::pg::is_postgres_url(&url)) {
             return;
         }
-        if let Ok(location) = crate::store::db::location(None, "dbPath", &env) {
-            crate::store::revocations::follow(&location);
+        if let Ok(location) = crate::sqlite::db::location(None, "dbPath", &env) {
+            crate::sqlite::revocations::follow(&location);
         }
     });
 }
@@ -81,7 +94,7 @@ pub fn issue_token(env: Env, user_id: Unknown, opts: Option<Unknown>) -> napi::R
     guarded(&env, || {
         let user_id = string_value(&user_id, "userId")?;
         let config = JsIssueOptions::read(opts)?;
-        token::issue_token(&*keys()?, &user_id, &config, clock::unix_now())
+        token::issue_token(&*keys()?, &user_id, &config, clock::unix_now(), revocation::revoked_before(&user_id))
     })
 }
 
@@ -97,9 +110,15 @@ impl Task for IssueTask {
 
     fn compute(&mut self) -> napi::Result<String> {
         let outcome = match self.request.take() {
-            Some((user_id, config)) => {
-                catch_panic(|| token::issue_token(&*keys()?, &user_id, &config, clock::unix_now()))
-            }
+            Some((user_id, config)) => catch_panic(|| {
+                token::issue_token(
+                    &*keys()?,
+                    &user_id,
+                    &config,
+                    clock::unix_now(),
+                    revocation::revoked_before(&user_id),
+                )
+            }),
             None => Err(HootError::Internal("task ran twice".into())),
         };
         outcome.map_err(|failure| {
@@ -166,7 +185,7 @@ pub fn verify_token_raw(env: Env, token: Unknown, opts: Option<Unknown>) -> napi
         let leeway = JsVerifyOptions::read(opts)?;
         let keys = keys()?;
         let mut buffer = [0u8; token::MAX_TOKEN_LENGTH + 5];
-        Ok(token::verify_token(&keys, read_token(&token, &mut buffer)?, clock::unix_now(), leeway))
+        Ok(token::verify_token(&keys, read_token(&token, &mut buffer)?, clock::unix_now(), leeway, revocation::refuses))
     })?;
     Ok(match outcome {
         Ok(claims_json) => claims_json,

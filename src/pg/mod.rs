@@ -27,7 +27,6 @@ use crate::error::HootError;
 use crate::sealing::KeyRing;
 
 pub mod config;
-pub mod copy;
 pub mod identity;
 pub mod keys;
 pub mod schema;

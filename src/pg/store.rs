@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::sealing;
-use crate::store::users;
 use crate::store::{check_id, is_store_user_id, CredentialScope, JsonObject, USER_ID_FORMS, VERIFIER_TTL_SECONDS};
 
 /// A future a store method returns: `'static`, so it can run on any runtime thread.
@@ -289,7 +288,7 @@ impl PgStore {
                 revoke?.await?;
             }
             let removed = delete.await?;
-            users::forget_touched(&key);
+            crate::touch::forget_touched(&key);
             Ok(removed)
         })
     }
@@ -298,7 +297,7 @@ impl PgStore {
     /// user and database from this process. Resolves to whether it wrote.
     pub fn touch(&self, now: i64, interval: i64) -> Call<bool> {
         let key = touch_key(&self.db, &self.user_id);
-        let recent = users::touched_recently(&key, now, interval);
+        let recent = crate::touch::touched_recently(&key, now, interval);
         let (db, user_id) = (Arc::clone(&self.db), self.user_id.clone());
         boxed(async move {
             if recent {
@@ -312,7 +311,7 @@ impl PgStore {
             )
             .await
             .map_err(|e| db.error("write to", &e))?;
-            users::note_touched(key, now);
+            crate::touch::note_touched(key, now);
             Ok(true)
         })
     }

@@ -54,7 +54,7 @@ fn install(db: &Arc<PgDatabase>, loaded: super::keys::Loaded, following: bool) -
         return None;
     }
     if same.is_some_and(|(_, version)| *version > loaded.version) {
-        if let Ok(current) = crate::active::current() {
+        if let Some(current) = crate::active::installed() {
             return Some(current);
         }
     }

@@ -28,6 +28,16 @@ fn header() -> Value {
     json!({ "alg": "RS256", "kid": "test-kid", "typ": "JWT" })
 }
 
+/// `issue_token` with the process's revocation memory, as the binding calls it.
+fn issue_token(keys: &KeySet, user_id: &str, config: &IssueConfig, now: u64) -> Result<String, HootError> {
+    super::issue_token(keys, user_id, config, now, crate::revocation::revoked_before(user_id))
+}
+
+/// `verify_token` with the process's revocation memory, as the binding calls it.
+fn verify_token(keys: &KeySet, token: &str, now: u64, leeway: u64) -> Result<String, VerifyFailure> {
+    super::verify_token(keys, token, now, leeway, crate::revocation::refuses)
+}
+
 fn claims(exp: u64) -> Value {
     json!({ "sub": USER, "iat": NOW, "exp": exp })
 }

@@ -11,6 +11,7 @@ use super::db::{io_error, is_busy, retry_busy, retry_while, sql_error, DbLocatio
 use super::identity::{adopt_links, AdoptLinks};
 use crate::error::HootError;
 use crate::private_fs::new_private_file;
+pub use crate::store::tables::*;
 
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
 /// Version 2 MACs transfer codes and account links under the store secret (`crate::secret`),
@@ -71,21 +72,6 @@ const TABLES: [(&str, &str); 14] = [
     (ENCRYPTION_TABLE, "key_id TEXT PRIMARY KEY, added_at INTEGER NOT NULL"),
 ];
 
-/// The ids of the keys an encrypted database's values are sealed with; empty when it is not.
-pub const ENCRYPTION_TABLE: &str = "hoot_encryption";
-
-/// Before when each revoked user's tokens are refused (seconds). Not user data: forgetting, moving
-/// or purging a user leaves it, so a revocation outlives them.
-pub const REVOCATIONS_TABLE: &str = "hoot_revocations";
-/// One-time codes that move a user to another device: a MAC of the code under the store secret,
-/// never the code, and a MAC binding the row to its user (schema 2).
-pub const TRANSFER_CODES_TABLE: &str = "hoot_transfer_codes";
-/// Accounts (of any identity provider) linked to a user: one user per account, each row with a
-/// MAC of (account, user) under the store secret (schema 2).
-pub const ACCOUNTS_TABLE: &str = "hoot_accounts";
-/// Failed redemptions per window and source (a MAC of what the server passed, never the source).
-pub const SOURCE_FAILURES_TABLE: &str = "hoot_transfer_source_failures";
-
 /// Columns schema 2 added to tables schema 1 made: (table, column, its definition). Rows from
 /// before have none: codes are dropped, links adopted (MACed) by the migration that adds `mac`.
 const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
@@ -93,14 +79,6 @@ const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     (TRANSFER_CODES_TABLE, "mac", "mac TEXT"),
     (ACCOUNTS_TABLE, "mac", "mac TEXT"),
 ];
-
-/// When each user was first and last active (`store.touch()`), in seconds: one row per user.
-pub const USERS_TABLE: &str = "hoot_users";
-
-/// The MCP SDK's OAuth discovery state (JSON), per user and server.
-pub const DISCOVERY_TABLE: &str = "hoot_oauth_discovery";
-/// The OAuth `state` parameter of the authorization in progress, per user and server.
-pub const AUTHORIZATION_STATES_TABLE: &str = "hoot_oauth_states";
 
 fn create_table(name: &str, columns: &str) -> String {
     format!("CREATE TABLE IF NOT EXISTS {name} ({columns});")
@@ -146,10 +124,6 @@ pub struct MigrationReport {
     /// Rows whose UUID user id was lowered to the one spelling hoot-core uses.
     pub user_ids_lowered: u64,
 }
-
-/// Where a migration keeps the legacy rows that collide on a key, whole, for their owner to look
-/// at: a table no Hoot query reads.
-pub const CONFLICTS_TABLE: &str = "hoot_migration_conflicts";
 
 /// A user id that is a UUID with an upper-case letter (the other forms are lower case by rule).
 const MIXED_CASE_UUID: &str = "length(user_id) = 36 AND user_id <> lower(user_id)";

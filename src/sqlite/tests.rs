@@ -804,7 +804,7 @@ fn forgetting_a_user_removes_their_activity_too_and_the_next_touch_writes() -> T
 
 mod identity_tests {
     use super::*;
-    use crate::store::identity::{self, OnConflict};
+    use crate::sqlite::identity::{self, OnConflict};
 
     fn location(path: &Path) -> DbLocation {
         DbLocation::File(path.to_path_buf())

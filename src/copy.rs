@@ -22,11 +22,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
-use super::schema::TABLES;
-use super::{PgDatabase, Prepared};
 use crate::error::HootError;
+use crate::pg::schema::TABLES;
+use crate::pg::{PgDatabase, Prepared};
 use crate::secret::StoreSecret;
-use crate::store::db::{check_header, sql_error, DbLocation};
+use crate::sqlite::db::{check_header, sql_error, DbLocation};
 use crate::store::identity::{account_mac, account_verifies};
 
 /// What one table's copy did.
@@ -169,14 +169,14 @@ fn read_file(path: &Path, now_ms: i64) -> Result<Read, HootError> {
     check_header(path, &location)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let source = Connection::open_with_flags(path, flags).map_err(sql_error(&location, "open"))?;
-    source.busy_timeout(crate::store::db::BUSY_TIMEOUT).map_err(sql_error(&location, "open"))?;
+    source.busy_timeout(crate::sqlite::db::BUSY_TIMEOUT).map_err(sql_error(&location, "open"))?;
     let mut copy = Connection::open_in_memory().map_err(sql_error(&location, "copy"))?;
     rusqlite::backup::Backup::new(&source, &mut copy)
         .and_then(|b| b.run_to_completion(1024, std::time::Duration::ZERO, None))
         .map_err(sql_error(&location, "read"))?;
     drop(source);
-    let adopt = crate::store::identity::AdoptLinks::Copied(path);
-    let report = crate::store::schema::ensure_schema_adopting(&copy, &DbLocation::Memory, now_ms, adopt)
+    let adopt = crate::sqlite::identity::AdoptLinks::Copied(path);
+    let report = crate::sqlite::schema::ensure_schema_adopting(&copy, &DbLocation::Memory, now_ms, adopt)
         .map_err(|e| HootError::Db(format!("Cannot read {} as a Hoot database: {e}", path.display())))?;
     let mut tables = Vec::new();
     for (name, columns) in copied_tables() {
@@ -295,12 +295,12 @@ pub async fn copy_sqlite(
     // makes one (it would be new, and verify none of them), and refuses to leave every link out.
     if let Some(accounts) = tables.iter_mut().find(|t| t.name == "hoot_accounts" && !t.rows.is_empty()) {
         let file_secret = if cfg!(test) {
-            crate::store::identity::secret_for(&DbLocation::Memory)?
+            crate::sqlite::identity::secret_for(&DbLocation::Memory)?
         } else {
             crate::secret::existing_process_secret(&crate::env::Environment::process())?
-                .ok_or_else(|| crate::store::identity::no_secret_to_copy(&report.from))?
+                .ok_or_else(|| crate::sqlite::identity::no_secret_to_copy(&report.from))?
         };
-        let secret = super::identity::store_secret(&tx, &db).await?;
+        let secret = crate::pg::identity::store_secret(&tx, &db).await?;
         let had = accounts.rows.len();
         report.dropped_links = relink(&mut accounts.rows, &accounts.cols, &file_secret, &secret);
         if accounts.rows.is_empty() && !force {
