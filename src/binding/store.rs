@@ -494,7 +494,7 @@ pub fn redeem_transfer_code(env: Env, code: Unknown, opts: Option<Unknown>) -> n
         let props = Props::new(opts, "opts")?;
         let into = props.string("intoUserId")?;
         let source = props.string("source")?;
-        let redeemed = identity::redeem_transfer_code(
+        let redeemed = store::redeem_transfer_code(
             location(&props)?,
             &code,
             into.as_deref(),
@@ -520,7 +520,7 @@ pub fn move_user_data(env: Env, from: Unknown, to: Unknown, opts: Option<Unknown
             Some(value) => identity::OnConflict::parse(&value)?,
             None => identity::OnConflict::Fail,
         };
-        identity::move_user_data(location(&props)?, &from, &to, on_conflict, clock::unix_now() as i64).map(move_js)
+        store::move_user_data(location(&props)?, &from, &to, on_conflict, clock::unix_now() as i64).map(move_js)
     })
 }
 
@@ -529,11 +529,8 @@ pub fn move_user_data(env: Env, from: Unknown, to: Unknown, opts: Option<Unknown
 pub fn user_id_for_account(env: Env, account_id: Unknown, opts: Option<Unknown>) -> napi::Result<Either<String, ()>> {
     guarded(&env, || {
         let account_id = string_value(&account_id, "accountId")?;
-        let found = identity::user_id_for_account(
-            location(&Props::new(opts, "opts")?)?,
-            &account_id,
-            clock::unix_now() as i64,
-        )?;
+        let found =
+            store::user_id_for_account(location(&Props::new(opts, "opts")?)?, &account_id, clock::unix_now() as i64)?;
         Ok(found.map_or(Either::B(()), Either::A))
     })
 }
@@ -557,7 +554,7 @@ pub fn legacy_transfer_code(env: Env, opts: Option<Unknown>) -> napi::Result<Opt
     guarded(&env, || {
         let props = Props::new(opts, "opts")?;
         let ttl = identity::code_ttl(props.number("ttlSeconds")?)?;
-        let made = identity::legacy_transfer_code(location(&props)?, ttl, clock::unix_now() as i64)?;
+        let made = store::legacy_transfer_code(location(&props)?, ttl, clock::unix_now() as i64)?;
         Ok(made.map(|(legacy_user_id, code, expires_at)| JsLegacyTransferCode {
             code,
             expires_at: expires_at as f64,

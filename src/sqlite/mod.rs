@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod db;
 pub mod encryption;
 pub mod identity;
@@ -10,321 +11,147 @@ pub mod revocations;
 pub mod schema;
 pub mod users;
 
-use std::sync::{Arc, Weak};
-
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 
 pub use db::{DbLocation, MEMORY};
 pub use schema::{DatabaseStatus, MigrationReport, SCHEMA_VERSION};
 
 use crate::error::HootError;
+use crate::store::backend::now;
 pub use crate::store::*;
-use db::{get_or_open, get_or_open_canonical, Database};
+pub use backend::{
+    activity_summary, cache_favicon, cached_favicon, cleanup_expired_verifiers, legacy_transfer_code, legacy_user,
+    move_user_data, purge_inactive_users, redeem_transfer_code, revoke_user_tokens, user_id_for_account, SqliteFile,
+};
+use db::{get_or_open, Database};
 
-/// One user's view of the store. Every statement binds `user_id` from here.
+/// One user's store on SQLite, synchronous (like better-sqlite3): the store core
+/// (`crate::store::UserStore`) over this file, each call driven to its end at once.
 #[derive(Debug, Clone)]
-pub struct OAuthStore {
-    user_id: String,
-    /// Canonical, so a closed database reopens under the same key.
-    location: DbLocation,
-    /// The database this store opened, while it stays open: a call uses it without the
-    /// registry's lock and lookup. Weak, so `closeDatabase` still closes it; after that, calls
-    /// go through the registry, which opens it again.
-    opened: Weak<Database>,
-}
+pub struct OAuthStore(UserStore<SqliteFile>);
 
 impl OAuthStore {
-    /// Checks the user id and opens (and if needed migrates) the database.
+    /// Checks the user id, then opens (and if needed migrates) the database.
     pub fn open(user_id: &str, location: DbLocation, now_ms: i64) -> Result<Self, HootError> {
         if !is_store_user_id(user_id) {
             return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
         }
-        let (db, _) = get_or_open(location, now_ms)?;
-        // One browser secret is one tenant: a UUID is kept lower-case whatever case it came in.
-        let user_id = user_id.to_ascii_lowercase();
-        Ok(OAuthStore { user_id, location: db.location.clone(), opened: Arc::downgrade(&db) })
+        Ok(OAuthStore(UserStore::new(SqliteFile::open(location, now_ms)?, user_id)?))
+    }
+
+    /// The store core this facade drives.
+    pub fn core(&self) -> &UserStore<SqliteFile> {
+        &self.0
     }
 
     /// The database this store is bound to (canonical).
     pub fn location(&self) -> &DbLocation {
-        &self.location
+        self.0.backend().location()
     }
 
     /// The user every statement is scoped to.
     pub fn user_id(&self) -> &str {
-        &self.user_id
+        self.0.user_id()
     }
 
-    /// Runs `f` on this store's connection; a SQLite error becomes `ERR_HOOT_DB` naming the file.
-    fn database(&self) -> Result<Arc<Database>, HootError> {
-        match self.opened.upgrade().filter(|db| db::is_open(db)) {
-            Some(db) => Ok(db),
-            None => Ok(get_or_open_canonical(&self.location, crate::clock::unix_now_ms())?.0),
-        }
-    }
-
-    fn run<T>(&self, access: Access, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, HootError> {
-        run_on(&*self.database()?, access, f)
-    }
-
-    /// A value read from `table`, opened when it is sealed.
-    fn opened(&self, table: &str, server_id: &str, stored: Option<String>) -> Result<Option<String>, HootError> {
-        match stored {
-            Some(text) => match crate::sealing::sealed_with(&text) {
-                Some(key_id) => {
-                    let ring = encryption::for_read(&*self.database()?, key_id)?;
-                    ring.open(table, &self.user_id, server_id, &text).map(Some)
-                }
-                None => Ok(Some(text)),
-            },
-            None => Ok(None),
-        }
-    }
-
-    /// Writes `text` into this user's row for `server_id` of a sealed column (`sql` binds the user,
-    /// the server, the value and, when given, `now`), sealed when the database is encrypted. The
-    /// encryption state is read inside the write's own transaction, so no `encrypt`, `decrypt` or
-    /// `encrypt --rotate` of another process falls between the check and the write.
-    fn write_value(
-        &self,
-        sql: &'static str,
-        table: &str,
-        server_id: &str,
-        text: &str,
-        now: Option<i64>,
-    ) -> Result<(), HootError> {
-        let db = self.database()?;
-        run_on(&db, Access::Write, |conn| {
-            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-            let value = match encryption::for_write(&db, &tx).map_err(carry)? {
-                Some(ring) => ring.seal(table, &self.user_id, server_id, text).map_err(carry)?,
-                None => text.to_string(),
-            };
-            {
-                let mut stmt = tx.prepare_cached(sql)?;
-                match now {
-                    Some(now) => stmt.execute(params![self.user_id, server_id, value, now])?,
-                    None => stmt.execute(params![self.user_id, server_id, value])?,
-                };
-            }
-            tx.commit()
-        })
-    }
-
-    fn read_text(&self, sql: &'static str, server_id: &str) -> Result<Option<String>, HootError> {
-        crate::test_panic(server_id);
-        check_id("serverId", server_id)?;
-        self.run(Access::Read, |conn| {
-            conn.prepare_cached(sql)?.query_row(params![self.user_id, server_id], |row| row.get(0)).optional()
-        })
-    }
-
-    fn write(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<(), HootError> {
-        self.run(Access::Write, |conn| conn.prepare_cached(sql)?.execute(params).map(|_| ()))
-    }
-
-    /// The OAuth client registration (JSON text), if any.
+    /// See `UserStore::client_information`.
     pub fn client_information(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        let stored = self
-            .read_text("SELECT client_info FROM oauth_client_info WHERE user_id = ?1 AND server_id = ?2", server_id)?;
-        self.opened("oauth_client_info", server_id, stored)
+        now(self.0.client_information(server_id))
     }
 
-    /// Saves the OAuth client registration for `server_id`, replacing any.
+    /// See `UserStore::save_client_information`.
     pub fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        self.write_value(
-            "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)",
-            "oauth_client_info",
-            server_id,
-            info.as_str(),
-            None,
-        )
+        now(self.0.save_client_information(server_id, info))
     }
 
-    /// The OAuth tokens (JSON text), if any.
+    /// See `UserStore::tokens`.
     pub fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        let stored =
-            self.read_text("SELECT tokens FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2", server_id)?;
-        self.opened("oauth_tokens", server_id, stored)
+        now(self.0.tokens(server_id))
     }
 
-    /// Saves the OAuth tokens for `server_id`, replacing any.
+    /// See `UserStore::save_tokens`.
     pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        self.write_value(
-            "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
-            "oauth_tokens",
-            server_id,
-            tokens.as_str(),
-            None,
-        )
+        now(self.0.save_tokens(server_id, tokens))
     }
 
-    /// The PKCE verifier saved for `server_id`, unless it is older than ten minutes at `now`.
-    pub fn code_verifier(&self, server_id: &str, now: i64) -> Result<Option<String>, HootError> {
-        check_id("serverId", server_id)?;
-        let stored = self.run(Access::Read, |conn| {
-            conn.prepare_cached(
-                "SELECT verifier FROM oauth_verifiers WHERE user_id = ?1 AND server_id = ?2 AND created_at >= ?3",
-            )?
-            .query_row(params![self.user_id, server_id, now - VERIFIER_TTL_SECONDS], |row| row.get(0))
-            .optional()
-        })?;
-        self.opened("oauth_verifiers", server_id, stored)
+    /// See `UserStore::code_verifier`.
+    pub fn code_verifier(&self, server_id: &str, at: i64) -> Result<Option<String>, HootError> {
+        now(self.0.code_verifier(server_id, at))
     }
 
-    /// Saves the PKCE verifier for `server_id` at time `now` (seconds), replacing any.
-    pub fn save_code_verifier(&self, server_id: &str, verifier: &str, now: i64) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        check_id("verifier", verifier)?;
-        if verifier.starts_with(crate::sealing::PREFIX) {
-            return Err(HootError::arg_value("verifier", "must not look like a sealed value (hoot-sealed:1:...)"));
-        }
-        self.write_value(
-            "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
-            "oauth_verifiers",
-            server_id,
-            verifier,
-            Some(now),
-        )
+    /// See `UserStore::save_code_verifier`.
+    pub fn save_code_verifier(&self, server_id: &str, verifier: &str, at: i64) -> Result<(), HootError> {
+        now(self.0.save_code_verifier(server_id, verifier, at))
     }
 
-    /// The MCP SDK's discovery state (JSON text) saved for `server_id`, if any.
+    /// See `UserStore::discovery_state`.
     pub fn discovery_state(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        let stored =
-            self.read_text("SELECT state FROM hoot_oauth_discovery WHERE user_id = ?1 AND server_id = ?2", server_id)?;
-        self.opened("hoot_oauth_discovery", server_id, stored)
+        now(self.0.discovery_state(server_id))
     }
 
-    /// Saves the MCP SDK's discovery state for `server_id` at time `now`, replacing any. It lasts
-    /// until invalidated (`'discovery'` or `'all'`): it describes the server, not a flow.
-    pub fn save_discovery_state(&self, server_id: &str, state: &JsonObject, now: i64) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        self.write_value(
-            "INSERT OR REPLACE INTO hoot_oauth_discovery (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-            "hoot_oauth_discovery",
-            server_id,
-            state.as_str(),
-            Some(now),
-        )
+    /// See `UserStore::save_discovery_state`.
+    pub fn save_discovery_state(&self, server_id: &str, state: &JsonObject, at: i64) -> Result<(), HootError> {
+        now(self.0.save_discovery_state(server_id, state, at))
     }
 
-    /// Saves the OAuth `state` parameter of the authorization starting now for `server_id`,
-    /// replacing any: one authorization per user and server at a time, as with the verifier.
-    pub fn save_authorization_state(&self, server_id: &str, state: &str, now: i64) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        check_id("state", state)?;
-        self.write(
-            "INSERT OR REPLACE INTO hoot_oauth_states (user_id, server_id, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![self.user_id, server_id, state, now],
-        )
+    /// See `UserStore::save_authorization_state`.
+    pub fn save_authorization_state(&self, server_id: &str, state: &str, at: i64) -> Result<(), HootError> {
+        now(self.0.save_authorization_state(server_id, state, at))
     }
 
-    /// Whether `state` is the one saved for `server_id` within the last ten minutes at `now`. The
-    /// saved state is removed by the check, whatever its outcome (single use, even across
-    /// processes: the delete and the read are one statement), and compared in constant time.
-    pub fn consume_authorization_state(&self, server_id: &str, state: &str, now: i64) -> Result<bool, HootError> {
-        check_id("serverId", server_id)?;
-        let saved: Option<(String, i64)> = self.run(Access::Delete, |conn| {
-            conn.prepare_cached(
-                "DELETE FROM hoot_oauth_states WHERE user_id = ?1 AND server_id = ?2 RETURNING state, created_at",
-            )?
-            .query_row(params![self.user_id, server_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()
-        })?;
-        Ok(saved.is_some_and(|(saved, created_at)| {
-            let fresh = created_at >= now - VERIFIER_TTL_SECONDS && created_at <= now + 60;
-            let same = aws_lc_rs::constant_time::verify_slices_are_equal(saved.as_bytes(), state.as_bytes()).is_ok();
-            same & fresh
-        }))
+    /// See `UserStore::consume_authorization_state`.
+    pub fn consume_authorization_state(&self, server_id: &str, state: &str, at: i64) -> Result<bool, HootError> {
+        now(self.0.consume_authorization_state(server_id, state, at))
     }
 
-    /// Removes this user's credentials for `server_id` in the given scope, in one transaction.
+    /// See `UserStore::invalidate_credentials`.
     pub fn invalidate_credentials(&self, server_id: &str, scope: CredentialScope) -> Result<u64, HootError> {
-        check_id("serverId", server_id)?;
-        self.delete_rows(scope.tables(), Some(server_id))
+        now(self.0.invalidate_credentials(server_id, scope))
     }
 
-    fn delete_rows(&self, tables: &[&str], server_id: Option<&str>) -> Result<u64, HootError> {
-        self.run(Access::Delete, |conn| {
-            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-            let mut removed = 0;
-            for table in tables {
-                removed += match server_id {
-                    Some(server_id) => tx
-                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))?
-                        .execute(params![self.user_id, server_id])?,
-                    None => tx
-                        .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?
-                        .execute(params![self.user_id])?,
-                } as u64;
-            }
-            // Forgetting a user forgets the rows a migration kept aside for them too, in any case.
-            if server_id.is_none() {
-                let conflicts = schema::CONFLICTS_TABLE;
-                let kept_aside: bool = tx
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")?
-                    .query_row([conflicts], |row| row.get(0))?;
-                if kept_aside {
-                    removed += tx
-                        .prepare_cached(&format!("DELETE FROM {conflicts} WHERE lower(user_id) = ?1"))?
-                        .execute(params![self.user_id])? as u64;
-                }
-            }
-            tx.commit()?;
-            Ok(removed)
-        })
-    }
-
-    /// The server config (JSON text), if any.
+    /// See `UserStore::server_config`.
     pub fn server_config(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        let stored =
-            self.read_text("SELECT config FROM server_configs WHERE user_id = ?1 AND server_id = ?2", server_id)?;
-        self.opened("server_configs", server_id, stored)
+        now(self.0.server_config(server_id))
     }
 
-    /// Saves the config of `server_id` (for reconnecting) at time `now`, replacing any.
-    pub fn save_server_config(&self, server_id: &str, config: &JsonObject, now: i64) -> Result<(), HootError> {
-        check_id("serverId", server_id)?;
-        self.write_value(
-            "INSERT OR REPLACE INTO server_configs (user_id, server_id, config, created_at) VALUES (?1, ?2, ?3, ?4)",
-            "server_configs",
-            server_id,
-            config.as_str(),
-            Some(now),
-        )
+    /// See `UserStore::save_server_config`.
+    pub fn save_server_config(&self, server_id: &str, config: &JsonObject, at: i64) -> Result<(), HootError> {
+        now(self.0.save_server_config(server_id, config, at))
     }
 
-    /// Removes the config of `server_id`; returns the rows removed.
+    /// See `UserStore::delete_server_config`.
     pub fn delete_server_config(&self, server_id: &str) -> Result<u64, HootError> {
-        check_id("serverId", server_id)?;
-        self.delete_rows(&["server_configs"], Some(server_id))
+        now(self.0.delete_server_config(server_id))
     }
 
-    /// Server ids with any stored state for this user, sorted.
+    /// See `UserStore::servers`.
     pub fn servers(&self) -> Result<Vec<String>, HootError> {
-        self.run(Access::Read, |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT server_id FROM oauth_tokens WHERE user_id = ?1
-                 UNION SELECT server_id FROM oauth_client_info WHERE user_id = ?1
-                 UNION SELECT server_id FROM oauth_verifiers WHERE user_id = ?1
-                 UNION SELECT server_id FROM server_configs WHERE user_id = ?1
-                 UNION SELECT server_id FROM hoot_oauth_discovery WHERE user_id = ?1
-                 ORDER BY 1",
-            )?;
-            let ids = stmt.query_map(params![self.user_id], |row| row.get(0))?.collect();
-            ids
-        })
+        now(self.0.servers())
     }
 
-    /// Forgets this user: every row in every per-user table, in one transaction. Returns the count.
+    /// See `UserStore::touch`.
+    pub fn touch(&self, at: i64, interval: i64) -> Result<bool, HootError> {
+        now(self.0.touch(at, interval))
+    }
+
+    /// See `UserStore::delete_all` (without revoking: see `revoke_user_tokens`).
     pub fn delete_all(&self) -> Result<u64, HootError> {
-        let mut tables = USER_TABLES.to_vec();
-        tables.push(schema::USERS_TABLE);
-        let removed = self.delete_rows(&tables, None)?;
-        users::forget_touch(self);
-        Ok(removed)
+        now(self.0.delete_all(None))
+    }
+
+    /// See `UserStore::create_transfer_code`.
+    pub fn create_transfer_code(&self, ttl: i64, derived_from: i64, at: i64) -> Result<(String, i64), HootError> {
+        now(self.0.create_transfer_code(ttl, derived_from, at))
+    }
+
+    /// See `UserStore::link_account`.
+    pub fn link_account(&self, account_id: &str, at: i64) -> Result<(), HootError> {
+        now(self.0.link_account(account_id, at))
+    }
+
+    /// See `UserStore::unlink_account`.
+    pub fn unlink_account(&self, account_id: &str) -> Result<bool, HootError> {
+        now(self.0.unlink_account(account_id))
     }
 }
 
@@ -369,68 +196,6 @@ pub(crate) fn run_on<T>(
 /// Carries a hoot-core error through a closure that returns `rusqlite::Result`, to `run_on`.
 pub(crate) fn carry(e: HootError) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-}
-
-/// Runs `f` on the database at `location` (opening it if needed), for the functions shared by all users.
-pub(crate) fn run_at<T>(
-    location: DbLocation,
-    now: i64,
-    access: Access,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T, HootError> {
-    let (db, _) = get_or_open(location, now * 1000)?;
-    run_on(&db, access, f)
-}
-
-/// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
-pub fn cleanup_expired_verifiers(location: DbLocation, max_age: i64, now: i64) -> Result<u64, HootError> {
-    run_at(location, now, Access::Delete, |conn| {
-        conn.prepare_cached("DELETE FROM oauth_verifiers WHERE created_at < ?1")?
-            .execute(params![now - max_age])
-            .map(|n| n as u64)
-    })
-}
-
-/// Hoot's favicon cache lookup: `None` when nothing fresh is cached, `Some(None)` when "no
-/// favicon" was cached, `Some(Some(url))` otherwise.
-pub fn cached_favicon(
-    location: DbLocation,
-    server_url: &str,
-    oauth_logo_uri: Option<&str>,
-    now: i64,
-) -> Result<Option<Option<String>>, HootError> {
-    check_id("serverUrl", server_url)?;
-    run_at(location, now, Access::Read, |conn| {
-        conn.prepare_cached(
-            "SELECT favicon_url FROM favicon_cache WHERE server_url = ?1
-             AND (oauth_logo_uri IS NULL OR oauth_logo_uri = ?2) AND cached_at > ?3",
-        )?
-        .query_row(params![server_url, oauth_logo_uri, now - FAVICON_TTL_SECONDS], |row| row.get(0))
-        .optional()
-    })
-}
-
-/// Caches a favicon lookup for `server_url` at `now` (`None`: the lookup found no favicon).
-pub fn cache_favicon(
-    location: DbLocation,
-    server_url: &str,
-    favicon_url: Option<&str>,
-    oauth_logo_uri: Option<&str>,
-    now: i64,
-) -> Result<(), HootError> {
-    check_id("serverUrl", server_url)?;
-    for (name, value) in [("faviconUrl", favicon_url), ("oauthLogoUri", oauth_logo_uri)] {
-        if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
-            return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
-        }
-    }
-    run_at(location, now, Access::Write, |conn| {
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO favicon_cache (server_url, favicon_url, oauth_logo_uri, cached_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![server_url, favicon_url, oauth_logo_uri, now])
-        .map(|_| ())
-    })
 }
 
 /// Opens the database (migrating it if needed) and reports what was done; a database already

@@ -10,10 +10,9 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 
-use super::{is_store_user_id, run_at, Access, DbLocation, USER_ID_FORMS};
-use crate::error::HootError;
+use super::DbLocation;
 use crate::revocation;
 
 /// How often the databases this process has open are read for other processes' revocations.
@@ -28,31 +27,7 @@ static WATCHED: Lazy<Mutex<HashMap<PathBuf, i64>>> = Lazy::new(|| Mutex::new(Has
 static FOLLOWED: Lazy<Mutex<Vec<PathBuf>>> = Lazy::new(|| Mutex::new(Vec::new()));
 static POLLER: Once = Once::new();
 
-/// Revokes every token of `user_id` issued before now: from the next second on, new tokens are
-/// good again (a token's `iat` is in whole seconds, so one issued in the same second as the
-/// revocation is refused too). This process refuses them at once; the others sharing the
-/// database within `POLL_INTERVAL`. Returns the time before which tokens are refused.
-pub fn revoke_user_tokens(location: DbLocation, user_id: &str, now: i64) -> Result<i64, HootError> {
-    if !is_store_user_id(user_id) {
-        return Err(HootError::invalid_user_id(user_id, USER_ID_FORMS));
-    }
-    let user_id = user_id.to_ascii_lowercase();
-    let before = now + 1;
-    // The user's pending transfer codes go in the same transaction, as on PostgreSQL: redemption
-    // refuses them anyway (they derive from revoked tokens), but none is left to try.
-    run_at(location, now, Access::Write, |conn| {
-        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT INTO hoot_revocations (user_id, revoked_before) VALUES (?1, ?2) \
-             ON CONFLICT (user_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)",
-        )?
-        .execute(params![user_id, before])?;
-        tx.prepare_cached("DELETE FROM hoot_transfer_codes WHERE user_id = ?1")?.execute([&user_id])?;
-        tx.commit()
-    })?;
-    revocation::learn(&user_id, before);
-    Ok(before)
-}
+pub use super::backend::revoke_user_tokens;
 
 /// Learns the revocations in the database `conn` has open (all of them, the first time), and
 /// starts the poller.

@@ -604,7 +604,7 @@ pub fn inspect(path: &Path, location: &DbLocation, now: i64) -> Result<DatabaseS
     let read = super::db::within_deadline(&conn, super::db::SCAN_DEADLINE, |conn| {
         let shape = Shape::read(conn)?;
         let (activity, encryption) = match shape.complete() {
-            true => (Some(super::users::summary_on(conn, now)?), Some(super::encryption::status_on(conn)?)),
+            true => (Some(super::backend::summary_on(conn, now)?), Some(super::encryption::status_on(conn)?)),
             false => (None, None),
         };
         Ok((shape, activity, encryption))

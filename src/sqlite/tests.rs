@@ -1,7 +1,7 @@
 use super::*;
 use crate::env::{self, Environment};
 use crate::tests::{temp_dir, TestResult};
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -94,17 +94,22 @@ pub(crate) fn code_row_mac(
 }
 
 /// A code's row as read by the delete that redeems it.
-pub(crate) struct CodeRow {
-    pub(crate) user_id: String,
-    pub(crate) expires_at: i64,
-    pub(crate) derived_from: Option<i64>,
-    pub(crate) mac: Option<String>,
+#[derive(Debug)]
+pub struct CodeRow {
+    /// Whose code it is.
+    pub user_id: String,
+    /// When it stops redeeming.
+    pub expires_at: i64,
+    /// What it derives from (absent in rows from before schema 2: such a row never verifies).
+    pub derived_from: Option<i64>,
+    /// Its MAC (absent likewise).
+    pub mac: Option<String>,
 }
 
 impl CodeRow {
     /// The user, if the row is unexpired at `now` and verifies under `secret`, with what it
     /// derives from.
-    pub(crate) fn verified(self, secret: &StoreSecret, symbols: &str, now: i64) -> Option<(String, i64)> {
+    pub fn verified(self, secret: &StoreSecret, symbols: &str, now: i64) -> Option<(String, i64)> {
         let derived_from = self.derived_from?;
         let mac = code_row_mac(secret, symbols, &self.user_id, derived_from, self.expires_at);
         let stored = self.mac.as_deref().unwrap_or_default();
