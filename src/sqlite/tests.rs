@@ -147,78 +147,6 @@ fn only_an_object_may_be_stored() {
 }
 
 #[test]
-fn every_method_round_trips() -> TestResult {
-    let path = db_file("roundtrip");
-    let s = store(ALICE, &path)?;
-    assert_eq!(s.user_id(), ALICE);
-    assert_eq!(s.tokens("srv")?, None);
-    s.save_tokens("srv", &json(r#"{"access_token":"a"}"#))?;
-    s.save_client_information("srv", &json(r#"{"client_id":"c"}"#))?;
-    s.save_code_verifier("srv", "verifier-1", NOW)?;
-    s.save_server_config("cfg-only", &json(r#"{"url":"https://mcp.example"}"#), NOW)?;
-    assert_eq!(s.tokens("srv")?.as_deref(), Some(r#"{"access_token":"a"}"#));
-    assert_eq!(s.client_information("srv")?.as_deref(), Some(r#"{"client_id":"c"}"#));
-    assert_eq!(s.code_verifier("srv", NOW)?.as_deref(), Some("verifier-1"));
-    assert_eq!(s.server_config("cfg-only")?.as_deref(), Some(r#"{"url":"https://mcp.example"}"#));
-    assert_eq!(s.servers()?, ["cfg-only", "srv"]);
-
-    s.save_tokens("srv", &json(r#"{"access_token":"b"}"#))?;
-    assert_eq!(s.tokens("srv")?.as_deref(), Some(r#"{"access_token":"b"}"#), "saving again replaces");
-
-    assert_eq!(s.invalidate_credentials("srv", CredentialScope::Tokens)?, 1);
-    assert_eq!(s.tokens("srv")?, None);
-    assert!(s.client_information("srv")?.is_some());
-    s.save_server_config("srv", &json("{}"), NOW)?;
-    assert_eq!(s.invalidate_credentials("srv", CredentialScope::All)?, 2);
-    assert_eq!(s.server_config("srv")?.as_deref(), Some("{}"), "a config is not a credential");
-    assert_eq!(s.delete_server_config("srv")?, 1);
-    assert_eq!(s.delete_all()?, 1);
-    assert!(s.servers()?.is_empty());
-    Ok(())
-}
-
-#[test]
-fn verifiers_expire_after_ten_minutes() -> TestResult {
-    let path = db_file("verifier");
-    let s = store(ALICE, &path)?;
-    s.save_code_verifier("srv", "v", NOW)?;
-    assert_eq!(s.code_verifier("srv", NOW + 600)?.as_deref(), Some("v"));
-    assert_eq!(s.code_verifier("srv", NOW + 601)?, None);
-    let location = DbLocation::File(path.clone());
-    assert_eq!(cleanup_expired_verifiers(location.clone(), 600, NOW + 600)?, 0);
-    assert_eq!(cleanup_expired_verifiers(location, 600, NOW + 601)?, 1);
-    Ok(())
-}
-
-#[test]
-fn users_never_see_each_others_rows() -> TestResult {
-    let path = db_file("isolation");
-    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
-    alice.save_tokens("shared", &json(r#"{"who":"alice"}"#))?;
-    bob.save_tokens("shared", &json(r#"{"who":"bob"}"#))?;
-    bob.save_code_verifier("bob-only", "v", NOW)?;
-    assert_eq!(alice.tokens("shared")?.as_deref(), Some(r#"{"who":"alice"}"#));
-    assert_eq!(alice.code_verifier("bob-only", NOW)?, None);
-    assert_eq!(alice.servers()?, ["shared"]);
-    assert_eq!(alice.invalidate_credentials("bob-only", CredentialScope::All)?, 0);
-    assert_eq!(alice.delete_all()?, 1);
-    assert_eq!(bob.tokens("shared")?.as_deref(), Some(r#"{"who":"bob"}"#));
-    assert_eq!(bob.servers()?, ["bob-only", "shared"]);
-    Ok(())
-}
-
-#[test]
-fn sql_looking_ids_are_stored_literally() -> TestResult {
-    let path = db_file("literal");
-    let s = store(ALICE, &path)?;
-    let nasty = "x' OR '1'='1'; DROP TABLE oauth_tokens; --";
-    s.save_tokens(nasty, &json("{}"))?;
-    assert_eq!(s.servers()?, [nasty]);
-    assert!(s.tokens("x")?.is_none());
-    Ok(())
-}
-
-#[test]
 fn bad_values_are_refused_before_anything_is_written() -> TestResult {
     assert!(matches!(JsonObject::new("[1]".into(), "tokens"), Err(HootError::InvalidArgValue { .. })));
     assert!(matches!(JsonObject::new("\"s\"".into(), "tokens"), Err(HootError::InvalidArgValue { .. })));
@@ -232,20 +160,6 @@ fn bad_values_are_refused_before_anything_is_written() -> TestResult {
     assert!(matches!(s.tokens(&"s".repeat(MAX_ID_BYTES + 1)), Err(HootError::InvalidArgValue { .. })));
     assert!(CredentialScope::parse("everything").is_err());
     assert!(s.servers()?.is_empty());
-    Ok(())
-}
-
-#[test]
-fn favicons_are_shared_with_a_day_of_ttl() -> TestResult {
-    let location = DbLocation::File(db_file("favicon"));
-    assert_eq!(cached_favicon(location.clone(), "https://a", None, NOW)?, None, "nothing cached");
-    cache_favicon(location.clone(), "https://a", None, None, NOW)?;
-    assert_eq!(cached_favicon(location.clone(), "https://a", None, NOW)?, Some(None), "cached: no favicon");
-    cache_favicon(location.clone(), "https://b", Some("https://b/favicon.ico"), Some("https://b/logo"), NOW)?;
-    let b = Some(Some("https://b/favicon.ico".to_string()));
-    assert_eq!(cached_favicon(location.clone(), "https://b", Some("https://b/logo"), NOW + 86_399)?, b);
-    assert_eq!(cached_favicon(location.clone(), "https://b", None, NOW)?, None, "Hoot's logo-uri rule");
-    assert_eq!(cached_favicon(location, "https://b", Some("https://b/logo"), NOW + 86_400)?, None, "24 h TTL");
     Ok(())
 }
 
@@ -659,60 +573,6 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
 }
 
 #[test]
-fn discovery_state_is_per_user_and_server_and_cleared_by_its_scopes() -> TestResult {
-    let path = db_file("discovery");
-    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
-    let state = json(r#"{"authorizationServerUrl":"https://as.example"}"#);
-    alice.save_discovery_state("srv", &state, NOW)?;
-    assert_eq!(alice.discovery_state("srv")?.as_deref(), Some(state.as_str()));
-    assert_eq!(bob.discovery_state("srv")?, None);
-    assert_eq!(alice.discovery_state("other")?, None);
-    assert_eq!(alice.servers()?, vec!["srv".to_string()]);
-
-    // The scopes that do not name it leave it alone; 'discovery' and 'all' remove it.
-    for scope in [CredentialScope::Client, CredentialScope::Tokens, CredentialScope::Verifier] {
-        alice.invalidate_credentials("srv", scope)?;
-        assert!(alice.discovery_state("srv")?.is_some(), "{scope:?}");
-    }
-    alice.invalidate_credentials("srv", CredentialScope::parse("discovery")?)?;
-    assert_eq!(alice.discovery_state("srv")?, None);
-    alice.save_discovery_state("srv", &state, NOW)?;
-    alice.invalidate_credentials("srv", CredentialScope::All)?;
-    assert_eq!(alice.discovery_state("srv")?, None);
-    alice.save_discovery_state("srv", &state, NOW)?;
-    assert_eq!(alice.delete_all()?, 1);
-    Ok(())
-}
-
-#[test]
-fn an_authorization_state_is_accepted_once_within_ten_minutes_for_its_own_user_and_server() -> TestResult {
-    let path = db_file("auth-state");
-    let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
-    alice.save_authorization_state("srv", "s-1", NOW)?;
-    // Another user, another server, a wrong value: refused, and a wrong value uses it up.
-    assert!(!bob.consume_authorization_state("srv", "s-1", NOW)?);
-    assert!(!alice.consume_authorization_state("other", "s-1", NOW)?);
-    assert!(alice.consume_authorization_state("srv", "s-1", NOW + 1)?);
-    assert!(!alice.consume_authorization_state("srv", "s-1", NOW + 2)?, "replayed");
-
-    alice.save_authorization_state("srv", "s-2", NOW)?;
-    assert!(!alice.consume_authorization_state("srv", "forged", NOW)?);
-    assert!(!alice.consume_authorization_state("srv", "s-2", NOW)?, "a failed check used it up");
-
-    alice.save_authorization_state("srv", "s-3", NOW)?;
-    assert!(!alice.consume_authorization_state("srv", "s-3", NOW + VERIFIER_TTL_SECONDS + 1)?, "expired");
-    alice.save_authorization_state("srv", "s-4", NOW)?;
-    assert!(alice.consume_authorization_state("srv", "s-4", NOW + VERIFIER_TTL_SECONDS)?);
-
-    // It goes with the verifier.
-    alice.save_authorization_state("srv", "s-5", NOW)?;
-    alice.invalidate_credentials("srv", CredentialScope::Verifier)?;
-    assert!(!alice.consume_authorization_state("srv", "s-5", NOW)?);
-    assert_eq!(alice.save_authorization_state("srv", "", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-    Ok(())
-}
-
-#[test]
 fn a_database_of_the_previous_schema_gains_the_new_tables_without_a_backup() -> TestResult {
     let path = db_file("gains-tables");
     {
@@ -755,115 +615,12 @@ fn touch_writes_once_per_interval_and_the_summary_counts_without_ids() -> TestRe
     Ok(())
 }
 
-#[test]
-fn purge_removes_every_row_of_inactive_users_only_and_adopts_untracked_ones() -> TestResult {
-    let path = db_file("purge");
-    let location = DbLocation::File(path.clone());
-    const DAY: i64 = 86_400;
-    let carol = "0f9d4b7a-2c3e-4f5a-8b6c-7d8e9f0a1b2c";
-    let (alice, bob, old) = (store(ALICE, &path)?, store(BOB, &path)?, store(carol, &path)?);
-    for s in [&alice, &bob, &old] {
-        s.save_tokens("srv", &json("{}"))?;
-        s.save_client_information("srv", &json("{}"))?;
-        s.save_server_config("srv", &json("{}"), NOW)?;
-        s.save_discovery_state("srv", &json("{}"), NOW)?;
-    }
-    alice.touch(NOW - 91 * DAY, 1)?; // inactive for 91 days
-    bob.touch(NOW - 89 * DAY, 1)?; // inside the window
-                                   // carol has data and no activity: the first purge adopts her as active now.
-
-    let dry = users::purge_inactive_users(location.clone(), 90, true, NOW)?;
-    assert_eq!(dry, users::PurgeReport { users: 1, rows: 4, adopted: 1, dry_run: true });
-    assert!(alice.tokens("srv")?.is_some(), "a dry run changes nothing");
-    assert_eq!(users::activity_summary(location.clone(), NOW)?.untracked, 1, "not even the adoption");
-
-    let done = users::purge_inactive_users(location.clone(), 90, false, NOW)?;
-    assert_eq!(done, users::PurgeReport { users: 1, rows: 4, adopted: 1, dry_run: false });
-    assert_eq!(alice.servers()?, Vec::<String>::new(), "alice is gone, in every table");
-    assert!(bob.tokens("srv")?.is_some() && old.tokens("srv")?.is_some());
-    // 89 days later carol, adopted at NOW and never touched, goes; bob (last seen NOW - 89 days) too.
-    let later = users::purge_inactive_users(location.clone(), 90, false, NOW + 91 * DAY)?;
-    assert_eq!((later.users, later.adopted), (2, 0));
-    assert_eq!(users::activity_summary(location, NOW)?.users, 0);
-    assert_eq!(users::inactive_days(0.0).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-    assert_eq!(users::inactive_days(1.5).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-    assert_eq!(users::inactive_days(90.0)?, 90);
-    Ok(())
-}
-
-#[test]
-fn forgetting_a_user_removes_their_activity_too_and_the_next_touch_writes() -> TestResult {
-    let path = db_file("forget-touch");
-    let alice = store(ALICE, &path)?;
-    alice.touch(NOW, users::TOUCH_INTERVAL_SECONDS)?;
-    alice.save_tokens("srv", &json("{}"))?;
-    assert_eq!(alice.delete_all()?, 2);
-    assert!(alice.touch(NOW + 1, users::TOUCH_INTERVAL_SECONDS)?);
-    Ok(())
-}
-
 mod identity_tests {
     use super::*;
     use crate::sqlite::identity::{self, OnConflict};
 
     fn location(path: &Path) -> DbLocation {
         DbLocation::File(path.to_path_buf())
-    }
-
-    #[test]
-    fn a_transfer_code_is_typable_single_use_and_expires() -> TestResult {
-        let path = db_file("transfer");
-        let alice = store(ALICE, &path)?;
-        let (code, expires_at) = alice.create_transfer_code(600, NOW, NOW)?;
-        assert_eq!(expires_at, NOW + 600);
-        assert_eq!(code.len(), 14);
-        assert!(code.split('-').all(|g| g.len() == 4 && g.bytes().all(|b| identity::CODE_ALPHABET.contains(&b))));
-        let typed = code.to_lowercase().replace('-', " ");
-        let redeemed = identity::redeem_transfer_code(location(&path), &typed, None, None, NOW + 1)?;
-        assert_eq!(redeemed, identity::Redeemed { user_id: ALICE.into(), moved: None });
-        let again = identity::redeem_transfer_code(location(&path), &code, None, None, NOW + 2);
-        assert_eq!(again.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "single use");
-
-        let (late, _) = alice.create_transfer_code(600, NOW, NOW)?;
-        let expired = identity::redeem_transfer_code(location(&path), &late, None, None, NOW + 600);
-        assert_eq!(expired.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "expired");
-        let (first, _) = alice.create_transfer_code(600, NOW, NOW)?;
-        let (second, _) = alice.create_transfer_code(600, NOW, NOW)?;
-        let replaced = identity::redeem_transfer_code(location(&path), &first, None, None, NOW);
-        assert_eq!(replaced.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "a new code replaces the old");
-        assert_eq!(identity::redeem_transfer_code(location(&path), &second, None, None, NOW)?.user_id, ALICE);
-        // Only a hash is stored.
-        let conn = Connection::open(&path)?;
-        let stored: i64 =
-            conn.query_row("SELECT count(*) FROM hoot_transfer_codes WHERE code_hash LIKE '%-%'", [], |r| r.get(0))?;
-        assert_eq!(stored, 0);
-        assert_eq!(identity::code_ttl(Some(10.0)).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-        assert_eq!(identity::code_ttl(None)?, 600);
-        Ok(())
-    }
-
-    #[test]
-    fn failed_redemptions_are_throttled_per_window_then_taken_again() -> TestResult {
-        let path = db_file("throttle");
-        let alice = store(ALICE, &path)?;
-        let window = NOW - NOW % identity::FAILURE_WINDOW_SECONDS;
-        let (code, _) = alice.create_transfer_code(600, window, window)?;
-        for _ in 0..identity::MAX_FAILURES_PER_WINDOW {
-            let wrong = identity::redeem_transfer_code(location(&path), "2222-2222-2222", None, None, window + 1);
-            assert_eq!(wrong.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"));
-        }
-        let refused = identity::redeem_transfer_code(location(&path), &code, None, None, window + 100);
-        assert_eq!(refused.as_ref().map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_THROTTLED"), "even the right code");
-        assert!(refused.err().is_some_and(|e| e.to_string().contains("500 seconds")));
-        // The next window takes redemptions again; the code was not used up by the refusal.
-        let next = window + identity::FAILURE_WINDOW_SECONDS;
-        assert_eq!(
-            identity::redeem_transfer_code(location(&path), &code, None, None, next - 1).map_err(|e| e.code()),
-            Err("ERR_HOOT_TRANSFER_THROTTLED")
-        );
-        let (fresh, _) = alice.create_transfer_code(600, next, next)?;
-        assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, None, next)?.user_id, ALICE);
-        Ok(())
     }
 
     #[test]
@@ -892,34 +649,6 @@ mod identity_tests {
         assert_eq!(identity::redeem_transfer_code(location(&path), &fresh, None, None, NOW + 6)?.user_id, ALICE);
         assert_eq!(identity::derived_from(Some(9e12), NOW)?, NOW + 1, "never later than the end of this second");
         assert_eq!(identity::derived_from(Some(-1.0), NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-        Ok(())
-    }
-
-    #[test]
-    fn one_source_cannot_exhaust_the_throttle_for_the_others() -> TestResult {
-        let path = db_file("per-source");
-        let window = NOW - NOW % identity::FAILURE_WINDOW_SECONDS;
-        let (code, _) = store(ALICE, &path)?.create_transfer_code(600, window, window)?;
-        let redeem = |code: &str, source: &str| {
-            identity::redeem_transfer_code(location(&path), code, None, Some(source), window + 1).map_err(|e| e.code())
-        };
-        for n in 0..(2 * identity::MAX_FAILURES_PER_WINDOW) {
-            let expected = match n < identity::MAX_FAILURES_PER_SOURCE {
-                true => "ERR_HOOT_TRANSFER_CODE",
-                false => "ERR_HOOT_TRANSFER_THROTTLED",
-            };
-            assert_eq!(redeem("2222-2222-2222", "203.0.113.9").err(), Some(expected));
-        }
-        assert_eq!(redeem(&code, "198.51.100.7")?.user_id, ALICE, "another source's valid code is not refused");
-        let conn = Connection::open(&path)?;
-        let clear: i64 = conn.query_row(
-            "SELECT count(*) FROM hoot_transfer_source_failures WHERE instr(source_mac, '203.0.113') > 0",
-            [],
-            |r| r.get(0),
-        )?;
-        assert_eq!(clear, 0, "a source is stored as a MAC");
-        let global: i64 = conn.query_row("SELECT failures FROM hoot_transfer_failures", [], |r| r.get(0))?;
-        assert_eq!(global, identity::MAX_FAILURES_PER_SOURCE, "one source counts at most its own limit in all");
         Ok(())
     }
 
@@ -1016,58 +745,6 @@ mod identity_tests {
         assert_eq!(redeemed.moved.map(|m| m.moved), Some(9));
         assert_eq!(store(ALICE, &path)?.servers()?, ["s0", "s1", "s2"]);
         assert_eq!(identity::legacy_user(location(&path), NOW)?, None);
-        Ok(())
-    }
-
-    #[test]
-    fn a_servers_rows_move_or_stay_together() -> TestResult {
-        let path = db_file("move-per-server");
-        let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
-        alice.save_client_information("x", &json(r#"{"client_id":"A"}"#))?;
-        alice.save_tokens("x", &json(r#"{"for":"A"}"#))?;
-        bob.save_client_information("x", &json(r#"{"client_id":"B"}"#))?;
-        let report = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::KeepTarget, NOW)?;
-        assert_eq!((report.conflicts, report.dropped, report.moved), (1, 2, 0));
-        assert_eq!(bob.tokens("x")?, None, "no tokens issued to another client's registration");
-        alice.save_client_information("x", &json(r#"{"client_id":"A"}"#))?;
-        alice.save_tokens("x", &json(r#"{"for":"A"}"#))?;
-        let report = identity::move_user_data(location(&path), ALICE, BOB, OnConflict::TakeSource, NOW)?;
-        assert_eq!((report.conflicts, report.replaced, report.moved), (1, 1, 2));
-        assert_eq!(bob.client_information("x")?.as_deref(), Some(r#"{"client_id":"A"}"#));
-        Ok(())
-    }
-
-    #[test]
-    fn legacy_data_is_never_purged_nor_redeemed_into_itself() -> TestResult {
-        let path = db_file("legacy-kept");
-        legacy_db(&path, 2)?;
-        migrate_database(location(&path), NOW_MS)?;
-        let legacy = identity::legacy_user(location(&path), NOW)?.ok_or("no legacy user")?;
-        users::purge_inactive_users(location(&path), 1, false, NOW)?; // adopts it
-        users::purge_inactive_users(location(&path), 1, false, NOW + 10 * 86_400)?;
-        assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "still there");
-        let (code, _) = store(&legacy, &path)?.create_transfer_code(600, NOW, NOW)?;
-        let itself = identity::redeem_transfer_code(location(&path), &code, Some(&legacy), None, NOW);
-        assert_eq!(itself.map_err(|e| e.code()), Err("ERR_INVALID_USER_ID"));
-        assert_eq!(store(&legacy, &path)?.servers()?.len(), 2, "nothing dropped");
-        Ok(())
-    }
-
-    #[test]
-    fn an_account_belongs_to_one_user() -> TestResult {
-        let path = db_file("accounts");
-        let (alice, bob) = (store(ALICE, &path)?, store(BOB, &path)?);
-        alice.link_account("google|42", NOW)?;
-        alice.link_account("google|42", NOW + 1)?; // again: nothing changes
-        alice.link_account("github|7", NOW)?;
-        assert_eq!(bob.link_account("google|42", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-        assert_eq!(identity::user_id_for_account(location(&path), "google|42", NOW)?.as_deref(), Some(ALICE));
-        assert!(!bob.unlink_account("google|42")?, "not bob's to unlink");
-        assert!(alice.unlink_account("google|42")?);
-        assert_eq!(identity::user_id_for_account(location(&path), "google|42", NOW)?, None);
-        bob.link_account("google|42", NOW)?;
-        assert_eq!(alice.link_account("", NOW).map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
-        assert_eq!(alice.delete_all()?, 1, "forgetting alice unlinks github|7");
         Ok(())
     }
 }
@@ -1185,4 +862,23 @@ fn a_read_past_its_deadline_is_interrupted_and_one_within_it_is_not() -> TestRes
     assert_eq!(one, 1);
     assert_eq!(conn.query_row("SELECT 2", [], |r| r.get::<_, i64>(0))?, 2);
     Ok(())
+}
+
+/// The store's contract (`crate::store::tests`), each check on a SQLite file of its own.
+mod contract {
+    use super::*;
+    use crate::store::backend::now;
+
+    macro_rules! on_sqlite {
+        ($($name:ident),*) => {
+            $(
+                #[test]
+                fn $name() -> TestResult {
+                    let db = SqliteFile::open(DbLocation::File(db_file(stringify!($name))), NOW_MS)?;
+                    Ok(now(crate::store::tests::$name(db))?)
+                }
+            )*
+        };
+    }
+    crate::store::tests::contract_tests!(on_sqlite);
 }

@@ -204,3 +204,6 @@ pub(crate) const SERVER_TABLES: [&str; 6] = [
     tables::DISCOVERY_TABLE,
     tables::AUTHORIZATION_STATES_TABLE,
 ];
+
+#[cfg(test)]
+pub(crate) mod tests;
