@@ -72,15 +72,17 @@ impl PgStore {
             .map_err(err)?;
             drop(conn);
             let Some(text) = row.map(|r| r.get::<_, String>(0)) else { return Ok(None) };
-            if sealing::sealed_with(&text).is_none() {
-                return Ok(Some(text));
-            }
-            db.opening_ring().await?.open(table, &user_id, &server_id, &text).map(Some)
+            let Some(key_id) = sealing::sealed_with(&text) else { return Ok(Some(text)) };
+            db.opening_ring(key_id).await?.open(table, &user_id, &server_id, &text).map(Some)
         })
     }
 
     /// Upserts this user's row for `server_id` in `table`: `column` (sealed when the database is
-    /// encrypted), and `created_at` when `now` is given.
+    /// encrypted), and `created_at` when `now` is given. The statement writes only while the
+    /// database's encryption state is the one the value was prepared for (no key recorded for a
+    /// plain value; the sealing key recorded for a sealed one): otherwise another process ran
+    /// `encrypt` or `decrypt` since, and the value is prepared again for the state now
+    /// (`encryption::for_write`), as SQLite's writes read it inside their transaction.
     fn write(
         &self,
         table: &'static str,
@@ -91,30 +93,57 @@ impl PgStore {
     ) -> Call<()> {
         let (db, user_id, server_id) = (Arc::clone(&self.db), self.user_id.clone(), server_id.to_string());
         boxed(async move {
-            let value = match db.ring().await? {
-                Some(ring) if table != "hoot_oauth_states" => ring.seal(table, &user_id, &server_id, &text)?,
-                _ => text,
-            };
             let conn = db.conn().await?;
+            let err = |e: tokio_postgres::Error| db.error("write to", &e);
+            if table == "hoot_oauth_states" {
+                // Never sealed: no state to agree with.
+                let sql = format!(
+                    "INSERT INTO {table} (user_id, server_id, {column}, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}, \
+                     created_at = excluded.created_at"
+                );
+                conn.exec(&sql, &[&user_id, &server_id, &text, &now]).await.map_err(err)?;
+                return Ok(());
+            }
+            // $4: the sealing key's id, or '' for plain.
+            let state = "CASE WHEN $4::text = '' THEN NOT EXISTS (SELECT 1 FROM hoot_encryption) \
+                         ELSE EXISTS (SELECT 1 FROM hoot_encryption WHERE key_id = $4::text) END";
             let sql = match now {
                 None => format!(
-                    "INSERT INTO {table} (user_id, server_id, {column}) VALUES ($1, $2, $3) \
-                     ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}"
+                    "INSERT INTO {table} (user_id, server_id, {column}) SELECT $1::text, $2::text, $3::text \
+                     WHERE {state} ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}"
                 ),
                 Some(_) => format!(
-                    "INSERT INTO {table} (user_id, server_id, {column}, created_at) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO {table} (user_id, server_id, {column}, created_at) \
+                     SELECT $1::text, $2::text, $3::text, $5::bigint WHERE {state} \
                      ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}, \
                      created_at = excluded.created_at"
                 ),
             };
-            let err = |e: tokio_postgres::Error| db.error("write to", &e);
             let stmt = conn.prepare_cached(&sql).await.map_err(err)?;
-            match now {
-                None => conn.execute(&stmt, &[&user_id, &server_id, &value]).await,
-                Some(now) => conn.execute(&stmt, &[&user_id, &server_id, &value, &now]).await,
+            let mut ring = db.ring().await?;
+            // Two changes of state between two statements of one write would take two transitions
+            // committing in that moment: the third try is the last.
+            for _ in 0..3 {
+                let (value, key_id) = match &ring {
+                    Some(ring) => (ring.seal(table, &user_id, &server_id, &text)?, ring.current_id().to_string()),
+                    None => (text.clone(), String::new()),
+                };
+                let written = match now {
+                    None => conn.execute(&stmt, &[&user_id, &server_id, &value, &key_id]).await,
+                    Some(now) => conn.execute(&stmt, &[&user_id, &server_id, &value, &key_id, &now]).await,
+                }
+                .map_err(err)?;
+                if written > 0 {
+                    return Ok(());
+                }
+                ring = super::encryption::for_write(&db, &*conn).await?;
             }
-            .map_err(err)?;
-            Ok(())
+            Err(HootError::Db(format!(
+                "Cannot write to {}: its encryption state kept changing (encrypt or decrypt running again and \
+                 again); nothing was written",
+                db.describe()
+            )))
         })
     }
 

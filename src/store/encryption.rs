@@ -73,7 +73,7 @@ fn decrypt_record(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> 
 
 /// Whether `proof` is the decrypt time `at` sealed under a key of `ring` (a plaintext proof,
 /// which `open` would hand back as it is, proves nothing).
-fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
+pub(crate) fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
     sealing::sealed_with(proof).is_some()
         && ring.open(DECRYPTED_TABLE, "", "", proof).is_ok_and(|text| text == at.to_string())
 }
