@@ -33,6 +33,7 @@ pub mod identity;
 pub mod keys;
 pub mod schema;
 pub mod store;
+pub mod users;
 pub mod watch;
 
 pub use config::{is_postgres_url, PgOptions, PgSettings};
