@@ -269,8 +269,13 @@ impl PostgresDatabase {
     }
 
     /// Redeems a transfer code made by any replica's `store.createTransferCode`, once; throttled
-    /// in all and per `opts.source`, as SQLite's `redeemTransferCode`.
-    #[napi(ts_args_type = "code: string, opts?: { source?: string }", ts_return_type = "Promise<RedeemedTransfer>")]
+    /// in all and per `opts.source`, as SQLite's `redeemTransferCode`. A legacy user's code
+    /// (`legacyTransferCode`) needs `opts.intoUserId`, the redeeming browser's user, into which the
+    /// legacy data moves.
+    #[napi(
+        ts_args_type = "code: string, opts?: { intoUserId?: string; source?: string }",
+        ts_return_type = "Promise<RedeemedTransfer>"
+    )]
     pub fn redeem_transfer_code<'e>(
         &self,
         env: &'e Env,
@@ -279,12 +284,20 @@ impl PostgresDatabase {
     ) -> napi::Result<PromiseRaw<'e, super::store::JsRedeemed>> {
         let call = guarded(env, || {
             let code = string_value(&code, "code")?;
-            let source = Props::new(opts, "opts")?.string("source")?;
-            pg::identity::redeem_transfer_code(Arc::clone(&self.db), &code, source.as_deref(), clock::unix_now() as i64)
+            let props = Props::new(opts, "opts")?;
+            let into = props.string("intoUserId")?;
+            let source = props.string("source")?;
+            pg::identity::redeem_transfer_code(
+                Arc::clone(&self.db),
+                &code,
+                into.as_deref(),
+                source.as_deref(),
+                clock::unix_now() as i64,
+            )
         })?;
-        promise(env, &self.db, "redeem a transfer code in", call, |user_id| super::store::JsRedeemed {
-            user_id,
-            moved: None,
+        promise(env, &self.db, "redeem a transfer code in", call, |redeemed| super::store::JsRedeemed {
+            user_id: redeemed.user_id,
+            moved: redeemed.moved.map(super::store::move_js),
         })
     }
 

@@ -461,7 +461,7 @@ pub struct JsMoveReport {
     pub conflicts: u32,
 }
 
-fn move_js(m: identity::MoveReport) -> JsMoveReport {
+pub(super) fn move_js(m: identity::MoveReport) -> JsMoveReport {
     JsMoveReport {
         moved: count(m.moved),
         replaced: count(m.replaced),

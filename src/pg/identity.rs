@@ -2,7 +2,8 @@
 //! code is stored only as MACs under the store secret (`hoot_store_secret`), redeemed once (the
 //! lookup is the delete), refused once a revocation ends what it derives from, and failed
 //! redemptions are throttled across every replica per window, in all and per source. A legacy
-//! user's code (`adopt-legacy`) is SQLite's alone: adopt before copying a file to PostgreSQL.
+//! user's code (`moves::legacy_transfer_code`) moves that user's data into the redeeming
+//! browser's user, in the redemption's transaction.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::secret::StoreSecret;
 use crate::store::check_id;
 use crate::store::identity::{
     account_mac, account_verifies, check_source, code_hash, code_row_mac, code_symbols, is_legacy_user, new_code,
-    source_mac, throttled, CodeRow, FAILURE_WINDOW_SECONDS,
+    source_mac, throttled, CodeRow, OnConflict, Redeemed, FAILURE_WINDOW_SECONDS,
 };
 
 /// The advisory lock redemptions take (the schema's, plus two).
@@ -39,6 +40,33 @@ pub(crate) async fn store_secret(conn: &impl Prepared, db: &PgDatabase) -> Resul
     StoreSecret::parse(&row.get::<_, String>(0), &format!("hoot_store_secret of {}", db.describe()))
 }
 
+/// Makes `user_id`'s one transfer code in `tx` (replacing any it had), valid `ttl` seconds from
+/// `now`: only MACs of it are stored. Returns the code and its expiry.
+pub(crate) async fn insert_transfer_code(
+    tx: &deadpool_postgres::Transaction<'_>,
+    db: &PgDatabase,
+    user_id: &str,
+    ttl: i64,
+    derived_from: i64,
+    now: i64,
+) -> Result<(String, i64), HootError> {
+    let code = new_code()?;
+    let symbols = code_symbols(&code).ok_or_else(|| HootError::Internal("a new transfer code did not parse".into()))?;
+    let err = |e: tokio_postgres::Error| db.error("write to", &e);
+    let secret = store_secret(tx, db).await?;
+    let hash = code_hash(&secret, &symbols);
+    let mac = code_row_mac(&secret, &symbols, user_id, derived_from, now + ttl);
+    tx.exec("DELETE FROM hoot_transfer_codes WHERE user_id = $1", &[&user_id]).await.map_err(err)?;
+    tx.exec(
+        "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at, derived_from, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&hash, &user_id, &now, &(now + ttl), &derived_from, &mac],
+    )
+    .await
+    .map_err(err)?;
+    Ok((code, now + ttl))
+}
+
 impl PgStore {
     /// A one-time code that moves this user to another device, valid `ttl` seconds from `now`; it
     /// replaces any code this user had. `derived_from`: as SQLite's. Resolves to the code and its
@@ -49,27 +77,14 @@ impl PgStore {
         derived_from: i64,
         now: i64,
     ) -> Result<Call<(String, i64)>, HootError> {
-        let code = new_code()?;
-        let symbols =
-            code_symbols(&code).ok_or_else(|| HootError::Internal("a new transfer code did not parse".into()))?;
         let (db, user_id) = (Arc::clone(self.database()), self.user_id().to_string());
         Ok(Box::pin(async move {
             let mut conn = db.conn().await?;
             let err = |e: tokio_postgres::Error| db.error("write to", &e);
             let tx = conn.transaction().await.map_err(err)?;
-            let secret = store_secret(&tx, &db).await?;
-            let hash = code_hash(&secret, &symbols);
-            let mac = code_row_mac(&secret, &symbols, &user_id, derived_from, now + ttl);
-            tx.exec("DELETE FROM hoot_transfer_codes WHERE user_id = $1", &[&user_id]).await.map_err(err)?;
-            tx.exec(
-                "INSERT INTO hoot_transfer_codes (code_hash, user_id, created_at, expires_at, derived_from, mac) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&hash, &user_id, &now, &(now + ttl), &derived_from, &mac],
-            )
-            .await
-            .map_err(err)?;
+            let made = insert_transfer_code(&tx, &db, &user_id, ttl, derived_from, now).await?;
             tx.commit().await.map_err(err)?;
-            Ok((code, now + ttl))
+            Ok(made)
         }))
     }
 
@@ -174,16 +189,27 @@ pub fn user_id_for_account(db: Arc<PgDatabase>, account_id: &str) -> Result<Call
 /// Redeems a transfer code at `now`: resolves to the code's user. Unknown, expired, used,
 /// unverifiable and revoked codes fail alike (`ERR_HOOT_TRANSFER_CODE`); past the limits (in all,
 /// or for `source`) redemptions are refused (`ERR_HOOT_TRANSFER_THROTTLED`) on every replica, as
-/// SQLite's `redeem_transfer_code`.
+/// SQLite's `redeem_transfer_code`. A legacy user's code moves that user's data into `into` (the
+/// redeeming browser's user, which it then resolves to), keeping `into`'s own state where both
+/// have a server, in the same transaction.
 pub fn redeem_transfer_code(
     db: Arc<PgDatabase>,
     code: &str,
+    into: Option<&str>,
     source: Option<&str>,
     now: i64,
-) -> Result<Call<String>, HootError> {
+) -> Result<Call<Redeemed>, HootError> {
+    if let Some(into) = into {
+        // The browser that redeems: a UUID, so never the legacy user itself (whose data the move
+        // would otherwise drop as its own conflicts).
+        if !crate::token::is_valid_user_id(into) {
+            return Err(HootError::invalid_user_id(into, "a UUID v4 (the redeeming browser's verified user)"));
+        }
+    }
     if let Some(source) = source {
         check_source(source)?;
     }
+    let into = into.map(str::to_ascii_lowercase);
     let symbols = code_symbols(code);
     let source = source.map(str::to_string);
     Ok(Box::pin(async move {
@@ -266,15 +292,22 @@ pub fn redeem_transfer_code(
             tx.commit().await.map_err(err)?;
             return Err(HootError::TransferCode);
         }
-        if is_legacy_user(&user_id) {
-            // Rolled back: the code stays usable where it can be redeemed.
-            return Err(HootError::arg_value(
-                "code",
-                "belongs to a legacy user, whose adoption runs on SQLite only: adopt it there (npx hoot-core \
-                 adopt-legacy), then copy the file to PostgreSQL",
-            ));
-        }
+        let moved = match (is_legacy_user(&user_id), &into) {
+            (false, _) => None,
+            // Rolled back: the code stays usable.
+            (true, None) => {
+                return Err(HootError::arg_value(
+                    "opts.intoUserId",
+                    "is needed for a legacy user's code: the data moves into the redeeming browser's user",
+                ))
+            }
+            (true, Some(into)) => Some(super::moves::move_in(&tx, &db, &user_id, into, OnConflict::KeepTarget).await?),
+        };
         tx.commit().await.map_err(err)?;
-        Ok(user_id)
+        let user_id = match (&moved, into) {
+            (Some(_), Some(into)) => into,
+            _ => user_id,
+        };
+        Ok(Redeemed { user_id, moved })
     }))
 }

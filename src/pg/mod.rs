@@ -31,6 +31,7 @@ pub mod copy;
 pub mod encryption;
 pub mod identity;
 pub mod keys;
+pub mod moves;
 pub mod schema;
 pub mod store;
 pub mod users;
