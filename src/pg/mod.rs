@@ -30,6 +30,7 @@ pub mod config;
 pub mod copy;
 pub mod encryption;
 pub mod identity;
+pub mod inspect;
 pub mod keys;
 pub mod moves;
 pub mod schema;
