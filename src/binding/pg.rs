@@ -16,6 +16,7 @@ use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::pg::{self, store::Call, PgOptions};
+use crate::store::identity::OnConflict;
 use crate::store::{verifier_max_age, CredentialScope};
 
 static POLLER: Once = Once::new();
@@ -47,6 +48,19 @@ fn settled<'e, T: ToNapiValue + 'static, R: Send + 'static>(
 
 fn count(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The promise of an encryption transition. It may take longer than one call's bound (it reads and
+/// rewrites every value), so each of its statements is bounded instead, as a copy's are; it runs
+/// in a task of its own, whose panic rejects the promise.
+fn transition<'e>(
+    env: &'e Env,
+    call: impl std::future::Future<Output = Result<crate::store::encryption::Transition, HootError>> + Send + 'static,
+) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+    let run = async move {
+        tokio::spawn(call).await.map_err(|e| HootError::Internal(format!("the transition stopped: {e}")))?
+    };
+    settled(env, run, super::store::transition_js)
 }
 
 /// The native half of a PostgreSQL database opened by `openDatabase(url)` (not exported by the
@@ -299,6 +313,128 @@ impl PostgresDatabase {
             user_id: redeemed.user_id,
             moved: redeemed.moved.map(super::store::move_js),
         })
+    }
+
+    /// A transfer code for the legacy user a copied single-user file brought (`legacy-user-<ms>`),
+    /// so that its OAuth state moves to the browser that redeems it (with `intoUserId`); `null`
+    /// when the database holds no legacy data. As SQLite's `legacyTransferCode`.
+    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "Promise<LegacyTransferCode | null>")]
+    pub fn legacy_transfer_code<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, Option<super::store::JsLegacyTransferCode>>> {
+        let ttl = guarded(env, || crate::store::identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?))?;
+        let call: Call<_> =
+            Box::pin(pg::moves::legacy_transfer_code(Arc::clone(&self.db), ttl, clock::unix_now() as i64));
+        promise(env, &self.db, "write to", call, |made| {
+            made.map(|(legacy_user_id, code, expires_at)| super::store::JsLegacyTransferCode {
+                code,
+                expires_at: expires_at as f64,
+                legacy_user_id,
+            })
+        })
+    }
+
+    /// Moves every row of `fromUserId` to `toUserId` in one transaction and empties `fromUserId`.
+    /// `opts.onConflict` says what happens where both have state for a server: `'fail'` (the
+    /// default: nothing moves), `'keep-target'` or `'take-source'`. As SQLite's `moveUserData`.
+    #[napi(
+        ts_args_type = "fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source' }",
+        ts_return_type = "Promise<MoveReport>"
+    )]
+    pub fn move_user_data<'e>(
+        &self,
+        env: &'e Env,
+        from: Unknown,
+        to: Unknown,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsMoveReport>> {
+        let call = guarded(env, || {
+            let from = string_value(&from, "fromUserId")?;
+            let to = string_value(&to, "toUserId")?;
+            let on_conflict = match Props::new(opts, "opts")?.string("onConflict")? {
+                Some(value) => OnConflict::parse(&value)?,
+                None => OnConflict::Fail,
+            };
+            pg::moves::move_user_data(Arc::clone(&self.db), &from, &to, on_conflict)
+        })?;
+        promise(env, &self.db, "move user data in", call, super::store::move_js)
+    }
+
+    /// Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
+    /// `store.touch()`). Names no one. As SQLite's `activitySummary`.
+    #[napi(ts_return_type = "Promise<ActivitySummary>")]
+    pub fn activity_summary<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsActivitySummary>> {
+        let call: Call<_> = Box::pin(pg::users::activity_summary(Arc::clone(&self.db), clock::unix_now() as i64));
+        promise(env, &self.db, "read from", call, super::store::summary_js)
+    }
+
+    /// Removes, in one transaction, every row of each user inactive for more than `inactiveDays`
+    /// days (none with `dryRun`, which reports the same). A user with data but no recorded
+    /// activity is recorded as active by the first run that sees them. As SQLite's
+    /// `purgeInactiveUsers`.
+    #[napi(ts_args_type = "opts: { inactiveDays: number; dryRun?: boolean }", ts_return_type = "Promise<PurgeReport>")]
+    pub fn purge_inactive_users<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsPurgeReport>> {
+        let call = guarded(env, || {
+            let props = Props::new(opts, "opts")?;
+            let days = props
+                .number("inactiveDays")?
+                .ok_or_else(|| HootError::arg_type("opts.inactiveDays", "of type number", "undefined".to_string()))?;
+            let days = crate::store::users::inactive_days(days)?;
+            let dry_run = props.boolean("dryRun")?.unwrap_or(false);
+            let call: Call<_> = Box::pin(pg::users::purge_inactive_users(
+                Arc::clone(&self.db),
+                days,
+                dry_run,
+                clock::unix_now() as i64,
+            ));
+            Ok(call)
+        })?;
+        promise(env, &self.db, "delete from", call, |report| super::store::JsPurgeReport {
+            users: count(report.users),
+            rows: count(report.rows),
+            adopted: count(report.adopted),
+            dry_run: report.dry_run,
+        })
+    }
+
+    /// What the database holds, read without changing anything (doctor's report): `path` is
+    /// where it is (`PostgreSQL at host:port/db`), `legacyTables` always empty. No key needed.
+    #[napi(ts_return_type = "Promise<DatabaseStatus>")]
+    pub fn inspect<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsDatabaseStatus>> {
+        let call: Call<_> = Box::pin(pg::inspect::inspect(Arc::clone(&self.db), clock::unix_now() as i64));
+        let described = self.db.describe().to_string();
+        promise(env, &self.db, "inspect", call, move |status| {
+            let up_to_date = pg::inspect::up_to_date(&status);
+            super::store::status_js(described, status, up_to_date)
+        })
+    }
+
+    /// Seals every plaintext value (and the signing keys) in one transaction, with the key from
+    /// `HOOT_ENCRYPTION_KEY` or the key file (made on first use). With `rotate`, a new key goes
+    /// first in the key file (with `HOOT_ENCRYPTION_KEY`, put it first there) and every value is
+    /// sealed again under it. Every replica's next write seals. As SQLite's `encryptDatabase`.
+    #[napi(ts_args_type = "opts?: { rotate?: boolean }", ts_return_type = "Promise<EncryptionReport>")]
+    pub fn encrypt<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+        let rotate = guarded(env, || Ok(Props::new(opts, "opts")?.boolean("rotate")?.unwrap_or(false)))?;
+        transition(env, pg::encryption::encrypt(Arc::clone(&self.db), rotate, clock::unix_now() as i64))
+    }
+
+    /// Opens every sealed value back into plaintext in one transaction and marks the database
+    /// plain, leaving a proof that makes every replica's next write plain. As SQLite's
+    /// `decryptDatabase`.
+    #[napi(ts_return_type = "Promise<EncryptionReport>")]
+    pub fn decrypt<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+        transition(env, pg::encryption::decrypt(Arc::clone(&self.db)))
     }
 
     /// Loads the shared key set (making its first key if there is none) as this process's.
