@@ -7,6 +7,8 @@ use std::sync::Arc;
 use super::{close, keys, open, store::PgStore, PgOptions};
 use crate::env::Environment;
 use crate::error::HootError;
+use crate::store::identity::{MoveReport, OnConflict};
+use crate::store::users::{ActivitySummary, PurgeReport};
 use crate::store::JsonObject;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -108,6 +110,293 @@ async fn a_store_reads_lists_and_deletes_only_its_users_rows() -> Result<()> {
     assert_eq!(bob.tokens("srv")?.await?.as_deref(), Some(r#"{"who":"bob"}"#), "bob's rows stay");
     assert!(PgStore::new(Arc::clone(&db), "nope").is_err());
     assert_eq!(alice.tokens("").err().map(|e| e.code()), Some("ERR_INVALID_ARG_VALUE"));
+    close(&url);
+    drop_database(&name).await
+}
+
+const NOW: i64 = 1_700_000_000;
+const DAY: i64 = 86_400;
+const ALICE: &str = "3b241101-e2bb-4255-8caf-4136c566a962";
+const BOB: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const CAROL: &str = "0f9d4b7a-2c3e-4f5a-8b6c-7d8e9f0a1b2c";
+
+/// An environment whose keys come from the key file in a home of its own.
+fn home_env(label: &str) -> Result<Environment> {
+    let home = crate::tests::temp_dir(label);
+    Ok(Environment::fixed(&home).with_var(crate::env::HOME, home.to_str().ok_or("path")?))
+}
+
+async fn stored(db: &super::PgDatabase, sql: &str) -> Result<String> {
+    Ok(db.conn().await?.query_one(sql, &[]).await?.get(0))
+}
+
+#[tokio::test]
+async fn activity_and_purge_follow_sqlites_rules() -> Result<()> {
+    let Some((url, name)) = fresh_database("purge").await? else { return Ok(()) };
+    let db = open(&url, &PgOptions::default(), false, &Environment::process())?;
+    let (alice, bob, carol) = (
+        PgStore::new(Arc::clone(&db), ALICE)?,
+        PgStore::new(Arc::clone(&db), BOB)?,
+        PgStore::new(Arc::clone(&db), CAROL)?,
+    );
+    let legacy = PgStore::new(Arc::clone(&db), "legacy-user-1699999999000")?;
+    for s in [&alice, &bob, &carol] {
+        s.save_tokens("srv", json("{}")?)?.await?;
+        s.save_client_information("srv", json("{}")?)?.await?;
+        s.save_server_config("srv", json("{}")?, NOW)?.await?;
+        s.save_discovery_state("srv", json("{}")?, NOW)?.await?;
+    }
+    legacy.save_tokens("srv", json("{}")?)?.await?;
+    assert!(alice.touch(NOW - 91 * DAY, 1).await?); // inactive for 91 days
+    assert!(bob.touch(NOW - 89 * DAY, 1).await?); // inside the window
+                                                  // carol and the legacy user have data and no activity: the first purge adopts them as active now.
+    let summary = super::users::activity_summary(Arc::clone(&db), NOW).await?;
+    assert_eq!(summary, ActivitySummary { users: 4, active_1d: 0, active_7d: 0, active_30d: 0, untracked: 2 });
+
+    let dry = super::users::purge_inactive_users(Arc::clone(&db), 90, true, NOW).await?;
+    assert_eq!(dry, PurgeReport { users: 1, rows: 4, adopted: 2, dry_run: true });
+    assert!(alice.tokens("srv")?.await?.is_some(), "a dry run changes nothing");
+    assert_eq!(super::users::activity_summary(Arc::clone(&db), NOW).await?.untracked, 2, "not even the adoption");
+
+    let done = super::users::purge_inactive_users(Arc::clone(&db), 90, false, NOW).await?;
+    assert_eq!(done, PurgeReport { users: 1, rows: 4, adopted: 2, dry_run: false });
+    assert_eq!(alice.servers().await?, Vec::<String>::new(), "alice is gone, in every table");
+    assert!(bob.tokens("srv")?.await?.is_some() && carol.tokens("srv")?.await?.is_some());
+    let summary = super::users::activity_summary(Arc::clone(&db), NOW).await?;
+    assert_eq!(summary, ActivitySummary { users: 3, active_1d: 2, active_7d: 2, active_30d: 2, untracked: 0 });
+    // 91 days later carol, adopted at NOW and never touched, goes, and bob; the legacy user stays.
+    let later = super::users::purge_inactive_users(Arc::clone(&db), 90, false, NOW + 91 * DAY).await?;
+    assert_eq!((later.users, later.rows, later.adopted), (2, 8, 0));
+    assert_eq!(legacy.servers().await?, ["srv"], "a legacy user is never purged");
+    assert_eq!(super::users::activity_summary(Arc::clone(&db), NOW).await?.users, 1);
+    close(&url);
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn move_user_data_merges_by_the_chosen_rule_and_empties_the_source() -> Result<()> {
+    let Some((url, name)) = fresh_database("move").await? else { return Ok(()) };
+    let db = open(&url, &PgOptions::default(), false, &Environment::process())?;
+    let (alice, bob) = (PgStore::new(Arc::clone(&db), ALICE)?, PgStore::new(Arc::clone(&db), BOB)?);
+    alice.save_tokens("shared", json(r#"{"who":"alice"}"#)?)?.await?;
+    alice.save_tokens("mine", json(r#"{"who":"alice"}"#)?)?.await?;
+    alice.link_account("github|1", NOW)?.await?;
+    alice.touch(NOW - 100, 1).await?;
+    alice.create_transfer_code(600, NOW, NOW)?.await?;
+    bob.save_tokens("shared", json(r#"{"who":"bob"}"#)?)?.await?;
+    bob.touch(NOW, 1).await?;
+    let refused = super::moves::move_user_data(Arc::clone(&db), ALICE, BOB, OnConflict::Fail)?.await;
+    assert_eq!(refused.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+    assert!(alice.tokens("mine")?.await?.is_some(), "a refused move changes nothing");
+
+    let report = super::moves::move_user_data(Arc::clone(&db), ALICE, BOB, OnConflict::KeepTarget)?.await?;
+    assert_eq!(report, MoveReport { moved: 2, replaced: 0, dropped: 1, conflicts: 1 });
+    assert_eq!(bob.tokens("shared")?.await?.as_deref(), Some(r#"{"who":"bob"}"#));
+    assert_eq!(bob.tokens("mine")?.await?.as_deref(), Some(r#"{"who":"alice"}"#));
+    assert_eq!(alice.servers().await?, Vec::<String>::new(), "the source is empty");
+    let linked = super::identity::user_id_for_account(Arc::clone(&db), "github|1")?.await?;
+    assert_eq!(linked.as_deref(), Some(BOB), "the link moved, MACed for its new user");
+    let conn = db.conn().await?;
+    let row = conn.query_one("SELECT first_seen, last_seen FROM hoot_users WHERE user_id = $1", &[&BOB]).await?;
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (NOW - 100, NOW));
+    let left: i64 = conn
+        .query_one(
+            "SELECT (SELECT count(*) FROM hoot_users WHERE user_id = $1) \
+             + (SELECT count(*) FROM hoot_transfer_codes WHERE user_id = $1)",
+            &[&ALICE],
+        )
+        .await?
+        .get(0);
+    assert_eq!(left, 0, "no activity row and no transfer code left for the source");
+    drop(conn);
+
+    bob.save_tokens("x", json(r#"{"v":1}"#)?)?.await?;
+    alice.save_tokens("x", json(r#"{"v":2}"#)?)?.await?;
+    let took = super::moves::move_user_data(Arc::clone(&db), ALICE, BOB, OnConflict::TakeSource)?.await?;
+    assert_eq!((took.replaced, took.moved), (1, 1));
+    assert_eq!(bob.tokens("x")?.await?.as_deref(), Some(r#"{"v":2}"#));
+    // A server's rows move, or stay, together.
+    alice.save_client_information("y", json(r#"{"client_id":"A"}"#)?)?.await?;
+    alice.save_tokens("y", json(r#"{"for":"A"}"#)?)?.await?;
+    bob.save_client_information("y", json(r#"{"client_id":"B"}"#)?)?.await?;
+    let kept = super::moves::move_user_data(Arc::clone(&db), ALICE, BOB, OnConflict::KeepTarget)?.await?;
+    assert_eq!((kept.conflicts, kept.dropped, kept.moved), (1, 2, 0));
+    assert_eq!(bob.tokens("y")?.await?, None, "no tokens issued to another client's registration");
+    let same = super::moves::move_user_data(Arc::clone(&db), BOB, &BOB.to_uppercase(), OnConflict::Fail);
+    assert_eq!(same.err().map(|e| e.code()), Some("ERR_INVALID_ARG_VALUE"));
+    let bad = super::moves::move_user_data(Arc::clone(&db), "nope", BOB, OnConflict::Fail);
+    assert_eq!(bad.err().map(|e| e.code()), Some("ERR_INVALID_USER_ID"));
+    close(&url);
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn a_legacy_users_code_moves_the_legacy_data_into_the_redeeming_user() -> Result<()> {
+    let Some((url, name)) = fresh_database("adopt").await? else { return Ok(()) };
+    let db = open(&url, &PgOptions::default(), false, &Environment::process())?;
+    assert_eq!(super::moves::legacy_transfer_code(Arc::clone(&db), 600, NOW).await?, None, "no legacy data");
+    // As a copy of Hoot's single-user file leaves it.
+    let legacy_id = "legacy-user-1699999999000";
+    let legacy = PgStore::new(Arc::clone(&db), legacy_id)?;
+    for i in 0..3 {
+        legacy.save_tokens(&format!("s{i}"), json(r#"{"access_token":"t"}"#)?)?.await?;
+        legacy.save_client_information(&format!("s{i}"), json(r#"{"client_id":"c"}"#)?)?.await?;
+    }
+    let alice = PgStore::new(Arc::clone(&db), ALICE)?;
+    alice.save_tokens("s0", json(r#"{"access_token":"alice"}"#)?)?.await?;
+    let (user, code, expires_at) =
+        super::moves::legacy_transfer_code(Arc::clone(&db), 600, NOW).await?.ok_or("no legacy code")?;
+    assert_eq!((user.as_str(), expires_at), (legacy_id, NOW + 600));
+    let redeem = |into: Option<&str>| super::identity::redeem_transfer_code(Arc::clone(&db), &code, into, None, NOW);
+    assert_eq!(redeem(None)?.await.map_err(|e| e.code()), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(redeem(Some(legacy_id)).err().map(|e| e.code()), Some("ERR_INVALID_USER_ID"));
+    let redeemed = redeem(Some(&ALICE.to_uppercase()))?.await?;
+    assert_eq!(redeemed.user_id, ALICE, "the code was still good after the refusal above");
+    assert_eq!(redeemed.moved, Some(MoveReport { moved: 4, replaced: 0, dropped: 2, conflicts: 1 }));
+    assert_eq!(alice.servers().await?, ["s0", "s1", "s2"]);
+    assert_eq!(alice.tokens("s0")?.await?.as_deref(), Some(r#"{"access_token":"alice"}"#), "alice's own stays");
+    assert_eq!(super::moves::legacy_transfer_code(Arc::clone(&db), 600, NOW).await?, None, "adopted");
+    assert_eq!(redeem(Some(ALICE))?.await.map_err(|e| e.code()), Err("ERR_HOOT_TRANSFER_CODE"), "used");
+    close(&url);
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn encrypt_rotate_and_decrypt_reach_every_value_and_every_replica_follows() -> Result<()> {
+    let Some((url, name)) = fresh_database("encrypt").await? else { return Ok(()) };
+    let env = home_env("pg-encrypt")?;
+    // Two pools on one database: this process, and a replica that opened it before each change.
+    let db = open(&url, &PgOptions::default(), false, &env)?;
+    let replica_url = format!("{url}&application_name=replica");
+    let replica = open(&replica_url, &PgOptions::default(), false, &env)?;
+    let (alice, bob) = (PgStore::new(Arc::clone(&db), ALICE)?, PgStore::new(Arc::clone(&replica), BOB)?);
+    alice.save_tokens("srv", json(r#"{"refresh_token":"secret"}"#)?)?.await?;
+    bob.save_server_config("srv", json(r#"{"url":"x"}"#)?, NOW)?.await?;
+    keys::load_or_create(Arc::clone(&db)).await?;
+    assert!(replica.ring().await?.is_none(), "the replica writes plain");
+
+    let sealed = super::encryption::encrypt(Arc::clone(&db), false, NOW).await?;
+    assert_eq!(sealed.sealed, 3, "two values and the signing key");
+    let k1 = sealed.key_ids.first().cloned().ok_or("no key id")?;
+    assert_eq!(sealed.key_ids.len(), 1);
+    let tokens = stored(&db, "SELECT tokens FROM oauth_tokens").await?;
+    assert!(tokens.starts_with(crate::sealing::PREFIX) && !tokens.contains("secret"));
+    assert!(stored(&db, "SELECT private_jwk FROM hoot_signing_keys").await?.starts_with(crate::sealing::PREFIX));
+    assert_eq!(alice.tokens("srv")?.await?.as_deref(), Some(r#"{"refresh_token":"secret"}"#));
+    // The replica's next write is sealed, though it opened the database plain.
+    bob.save_tokens("srv", json(r#"{"refresh_token":"bob"}"#)?)?.await?;
+    let bobs = format!("SELECT tokens FROM oauth_tokens WHERE user_id = '{BOB}'");
+    assert_eq!(crate::sealing::sealed_with(&stored(&db, &bobs).await?), Some(k1.as_str()));
+    assert_eq!(
+        PgStore::new(Arc::clone(&replica), ALICE)?.tokens("srv")?.await?.as_deref(),
+        Some(r#"{"refresh_token":"secret"}"#)
+    );
+    let status = super::inspect::inspect(Arc::clone(&db), NOW).await?.encryption.ok_or("no status")?;
+    assert_eq!((status.encrypted, status.sealed.clone(), status.plaintext), (true, vec![(k1.clone(), 4)], 0));
+
+    let rotated = super::encryption::encrypt(Arc::clone(&db), true, NOW).await?;
+    let k2 = rotated.key_ids.first().cloned().ok_or("no key id")?;
+    assert_ne!(k2, k1);
+    assert_eq!((rotated.sealed, rotated.key_ids.len()), (4, 1), "every value sealed again, one key recorded");
+    // The replica, sealing with k1, reads the key file again and seals with k2.
+    bob.save_tokens("srv", json(r#"{"refresh_token":"bob2"}"#)?)?.await?;
+    assert_eq!(crate::sealing::sealed_with(&stored(&db, &bobs).await?), Some(k2.as_str()));
+    let status = super::inspect::inspect(Arc::clone(&db), NOW).await?.encryption.ok_or("no status")?;
+    assert_eq!(status.sealed, [(k2.clone(), 4)]);
+
+    let opened = super::encryption::decrypt(Arc::clone(&db)).await?;
+    assert_eq!((opened.opened, opened.key_ids.len()), (4, 0));
+    assert_eq!(stored(&db, &bobs).await?, r#"{"refresh_token":"bob2"}"#);
+    // The replica, sealing with k2, finds the decrypt's proof and writes plain.
+    bob.save_tokens("srv", json(r#"{"refresh_token":"bob3"}"#)?)?.await?;
+    assert_eq!(stored(&db, &bobs).await?, r#"{"refresh_token":"bob3"}"#);
+    assert!(replica.ring().await?.is_none());
+    assert!(!stored(&db, "SELECT private_jwk FROM hoot_signing_keys").await?.starts_with(crate::sealing::PREFIX));
+    keys::load(&db).await?.ok_or("no key set")?;
+    let status = super::inspect::inspect(Arc::clone(&db), NOW).await?.encryption.ok_or("no status")?;
+    assert_eq!((status.encrypted, status.sealed.len(), status.plaintext), (false, 0, 4));
+    close(&url);
+    close(&replica_url);
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn a_write_waiting_on_an_encrypt_is_sealed_once_it_commits() -> Result<()> {
+    let Some((url, name)) = fresh_database("encrypt_wait").await? else { return Ok(()) };
+    let env = home_env("pg-encrypt-wait")?;
+    let db = open(&url, &PgOptions::default(), false, &env)?;
+    let alice = PgStore::new(Arc::clone(&db), ALICE)?;
+    alice.save_tokens("before", json("{}")?)?.await?;
+    let key = crate::sealing::KeyRing::load_or_create(&env)?;
+    // An encrypt's transaction, by hand: the state taken, a key recorded, not yet committed.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    let running = tokio::spawn(connection);
+    client.batch_execute("BEGIN; LOCK TABLE hoot_encryption IN ACCESS EXCLUSIVE MODE").await?;
+    client.execute("INSERT INTO hoot_encryption (key_id, added_at) VALUES ($1, 0)", &[&key.current_id()]).await?;
+    let write = tokio::spawn(alice.save_tokens("during", json(r#"{"refresh_token":"during"}"#)?)?);
+    // Until the write waits for the lock (polled: no sleep decides it).
+    let watcher = db.conn().await?;
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'hoot_encryption'::regclass",
+                &[],
+            )
+            .await?
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    drop(watcher);
+    client.batch_execute("COMMIT").await?;
+    write.await??;
+    let during = stored(&db, "SELECT tokens FROM oauth_tokens WHERE server_id = 'during'").await?;
+    assert_eq!(crate::sealing::sealed_with(&during), Some(key.current_id()), "sealed under the key just recorded");
+    drop(client);
+    let _ = running.await;
+    close(&url);
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn inspect_reports_without_changing_anything() -> Result<()> {
+    let Some((url, name)) = fresh_database("inspect").await? else { return Ok(()) };
+    let db = open(&url, &PgOptions::default(), false, &Environment::process())?;
+    let empty = super::inspect::inspect(Arc::clone(&db), NOW).await?;
+    assert_eq!((empty.exists, empty.schema_version, &empty.activity, &empty.encryption), (true, 0, &None, &None));
+    assert_eq!(empty.missing_tables.len(), super::schema::TABLES.len());
+    assert!(!super::inspect::up_to_date(&empty));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    let running = tokio::spawn(connection);
+    let tables: i64 =
+        client.query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", &[]).await?.get(0);
+    assert_eq!(tables, 0, "inspecting creates nothing");
+
+    let alice = PgStore::new(Arc::clone(&db), ALICE)?;
+    alice.save_tokens("srv", json("{}")?)?.await?;
+    alice.touch(NOW, 1).await?;
+    let status = super::inspect::inspect(Arc::clone(&db), NOW).await?;
+    assert!(super::inspect::up_to_date(&status), "{status:?}");
+    assert_eq!(status.schema_version, i64::from(super::schema::PG_SCHEMA_VERSION));
+    assert_eq!(
+        status.activity,
+        Some(ActivitySummary { users: 1, active_1d: 1, active_7d: 1, active_30d: 1, untracked: 0 })
+    );
+    let encryption = status.encryption.ok_or("no encryption status")?;
+    assert_eq!((encryption.encrypted, encryption.plaintext, encryption.kept_aside), (false, 1, 0));
+    client
+        .execute(
+            "INSERT INTO server_configs (user_id, server_id, config) VALUES ($1, 's', '{}')",
+            &[&BOB.to_uppercase()],
+        )
+        .await?;
+    let status = super::inspect::inspect(Arc::clone(&db), NOW).await?;
+    assert_eq!(status.mixed_case_tables, ["server_configs"]);
+    assert!(!super::inspect::up_to_date(&status));
+    drop(client);
+    let _ = running.await;
     close(&url);
     drop_database(&name).await
 }
