@@ -15,7 +15,13 @@ use super::guarded;
 use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::pg::{self, store::Call, PgOptions};
+use crate::pg::{self, PgOptions};
+use crate::store::backend::Call as Borrowing;
+use crate::store::{ops, UserStore};
+
+/// A call that owns what it needs, so it can run on any runtime thread.
+type Call<T> = Borrowing<'static, T>;
+use crate::store::identity::OnConflict;
 use crate::store::{verifier_max_age, CredentialScope};
 
 static POLLER: Once = Once::new();
@@ -47,6 +53,19 @@ fn settled<'e, T: ToNapiValue + 'static, R: Send + 'static>(
 
 fn count(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The promise of an encryption transition. It may take longer than one call's bound (it reads and
+/// rewrites every value), so each of its statements is bounded instead, as a copy's are; it runs
+/// in a task of its own, whose panic rejects the promise.
+fn transition<'e>(
+    env: &'e Env,
+    call: impl std::future::Future<Output = Result<crate::store::status::Transition, HootError>> + Send + 'static,
+) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+    let run = async move {
+        tokio::spawn(call).await.map_err(|e| HootError::Internal(format!("the transition stopped: {e}")))?
+    };
+    settled(env, run, super::store::transition_js)
 }
 
 /// The native half of a PostgreSQL database opened by `openDatabase(url)` (not exported by the
@@ -146,6 +165,16 @@ pub struct JsKeyRotation {
     pub removed: Vec<String>,
 }
 
+impl PostgresDatabase {
+    /// A database-level operation on this database, as a future of its own.
+    fn call<R, F>(&self, f: impl FnOnce(Arc<pg::PgDatabase>) -> F) -> Call<R>
+    where
+        F: std::future::Future<Output = Result<R, HootError>> + Send + 'static,
+    {
+        Box::pin(f(Arc::clone(&self.db)))
+    }
+}
+
 #[napi]
 impl PostgresDatabase {
     /// The store of `userId` on this database.
@@ -153,7 +182,7 @@ impl PostgresDatabase {
     pub fn store(&self, env: Env, user_id: Unknown) -> napi::Result<PostgresStore> {
         guarded(&env, || {
             let user_id = string_value(&user_id, "userId")?;
-            Ok(PostgresStore { inner: pg::store::PgStore::new(Arc::clone(&self.db), &user_id)? })
+            Ok(PostgresStore { inner: UserStore::new(Arc::clone(&self.db), &user_id)? })
         })
     }
 
@@ -192,7 +221,9 @@ impl PostgresDatabase {
     ) -> napi::Result<PromiseRaw<'e, u32>> {
         let call = guarded(env, || {
             let max_age = verifier_max_age(Props::new(opts, "opts")?.number("maxAgeSeconds")?)?;
-            Ok(pg::store::cleanup_expired_verifiers(Arc::clone(&self.db), max_age, clock::unix_now() as i64))
+            Ok(self.call(move |db| async move {
+                ops::cleanup_expired_verifiers(&*db, max_age, clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, &self.db, "delete from", call, count)
     }
@@ -212,7 +243,9 @@ impl PostgresDatabase {
         let call = guarded(env, || {
             let url = string_value(&server_url, "serverUrl")?;
             let logo = optional_string(oauth_logo_uri, "oauthLogoUri")?;
-            pg::store::cached_favicon(Arc::clone(&self.db), &url, logo.as_deref(), clock::unix_now() as i64)
+            Ok(self.call(move |db| async move {
+                ops::cached_favicon(&*db, &url, logo.as_deref(), clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, &self.db, "read from", call, |found| found.map_or(Either::B(()), Either::A))
     }
@@ -238,13 +271,9 @@ impl PostgresDatabase {
                 _ => None,
             };
             let logo = optional_string(oauth_logo_uri, "oauthLogoUri")?;
-            pg::store::cache_favicon(
-                Arc::clone(&self.db),
-                &url,
-                favicon.as_deref(),
-                logo.as_deref(),
-                clock::unix_now() as i64,
-            )
+            Ok(self.call(move |db| async move {
+                ops::cache_favicon(&*db, &url, favicon.as_deref(), logo.as_deref(), clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, &self.db, "write to", call, |()| ())
     }
@@ -254,7 +283,8 @@ impl PostgresDatabase {
     pub fn revoke_user_tokens<'e>(&self, env: &'e Env, user_id: Unknown) -> napi::Result<PromiseRaw<'e, f64>> {
         let call = guarded(env, || {
             let user_id = string_value(&user_id, "userId")?;
-            pg::store::revoke_user_tokens(Arc::clone(&self.db), &user_id, clock::unix_now() as i64)
+            Ok(self
+                .call(move |db| async move { ops::revoke_user_tokens(&*db, &user_id, clock::unix_now() as i64).await }))
         })?;
         promise(env, &self.db, "write to", call, |before| before as f64)
     }
@@ -263,14 +293,20 @@ impl PostgresDatabase {
     #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<string | null>")]
     pub fn user_id_for_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
         let call = guarded(env, || {
-            pg::identity::user_id_for_account(Arc::clone(&self.db), &string_value(&account_id, "accountId")?)
+            let account_id = string_value(&account_id, "accountId")?;
+            Ok(self.call(move |db| async move { ops::user_id_for_account(&*db, &account_id).await }))
         })?;
         promise(env, &self.db, "read from", call, |t| t)
     }
 
     /// Redeems a transfer code made by any replica's `store.createTransferCode`, once; throttled
-    /// in all and per `opts.source`, as SQLite's `redeemTransferCode`.
-    #[napi(ts_args_type = "code: string, opts?: { source?: string }", ts_return_type = "Promise<RedeemedTransfer>")]
+    /// in all and per `opts.source`, as SQLite's `redeemTransferCode`. A legacy user's code
+    /// (`legacyTransferCode`) needs `opts.intoUserId`, the redeeming browser's user, into which the
+    /// legacy data moves.
+    #[napi(
+        ts_args_type = "code: string, opts?: { intoUserId?: string; source?: string }",
+        ts_return_type = "Promise<RedeemedTransfer>"
+    )]
     pub fn redeem_transfer_code<'e>(
         &self,
         env: &'e Env,
@@ -279,13 +315,136 @@ impl PostgresDatabase {
     ) -> napi::Result<PromiseRaw<'e, super::store::JsRedeemed>> {
         let call = guarded(env, || {
             let code = string_value(&code, "code")?;
-            let source = Props::new(opts, "opts")?.string("source")?;
-            pg::identity::redeem_transfer_code(Arc::clone(&self.db), &code, source.as_deref(), clock::unix_now() as i64)
+            let props = Props::new(opts, "opts")?;
+            let into = props.string("intoUserId")?;
+            let source = props.string("source")?;
+            Ok(self.call(move |db| async move {
+                ops::redeem_transfer_code(&*db, &code, into.as_deref(), source.as_deref(), clock::unix_now() as i64)
+                    .await
+            }))
         })?;
-        promise(env, &self.db, "redeem a transfer code in", call, |user_id| super::store::JsRedeemed {
-            user_id,
-            moved: None,
+        promise(env, &self.db, "redeem a transfer code in", call, |redeemed| super::store::JsRedeemed {
+            user_id: redeemed.user_id,
+            moved: redeemed.moved.map(super::store::move_js),
         })
+    }
+
+    /// A transfer code for the legacy user a copied single-user file brought (`legacy-user-<ms>`),
+    /// so that its OAuth state moves to the browser that redeems it (with `intoUserId`); `null`
+    /// when the database holds no legacy data. As SQLite's `legacyTransferCode`.
+    #[napi(ts_args_type = "opts?: { ttlSeconds?: number }", ts_return_type = "Promise<LegacyTransferCode | null>")]
+    pub fn legacy_transfer_code<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, Option<super::store::JsLegacyTransferCode>>> {
+        let ttl = guarded(env, || crate::store::identity::code_ttl(Props::new(opts, "opts")?.number("ttlSeconds")?))?;
+        let call =
+            self.call(move |db| async move { ops::legacy_transfer_code(&db, ttl, clock::unix_now() as i64).await });
+        promise(env, &self.db, "write to", call, |made| {
+            made.map(|(legacy_user_id, code, expires_at)| super::store::JsLegacyTransferCode {
+                code,
+                expires_at: expires_at as f64,
+                legacy_user_id,
+            })
+        })
+    }
+
+    /// Moves every row of `fromUserId` to `toUserId` in one transaction and empties `fromUserId`.
+    /// `opts.onConflict` says what happens where both have state for a server: `'fail'` (the
+    /// default: nothing moves), `'keep-target'` or `'take-source'`. As SQLite's `moveUserData`.
+    #[napi(
+        ts_args_type = "fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source' }",
+        ts_return_type = "Promise<MoveReport>"
+    )]
+    pub fn move_user_data<'e>(
+        &self,
+        env: &'e Env,
+        from: Unknown,
+        to: Unknown,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsMoveReport>> {
+        let call = guarded(env, || {
+            let from = string_value(&from, "fromUserId")?;
+            let to = string_value(&to, "toUserId")?;
+            let on_conflict = match Props::new(opts, "opts")?.string("onConflict")? {
+                Some(value) => OnConflict::parse(&value)?,
+                None => OnConflict::Fail,
+            };
+            Ok(self.call(move |db| async move { ops::move_user_data(&*db, &from, &to, on_conflict).await }))
+        })?;
+        promise(env, &self.db, "move user data in", call, super::store::move_js)
+    }
+
+    /// Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
+    /// `store.touch()`). Names no one. As SQLite's `activitySummary`.
+    #[napi(ts_return_type = "Promise<ActivitySummary>")]
+    pub fn activity_summary<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsActivitySummary>> {
+        let call = self.call(|db| async move { ops::activity_summary(&*db, clock::unix_now() as i64).await });
+        promise(env, &self.db, "read from", call, super::store::summary_js)
+    }
+
+    /// Removes, in one transaction, every row of each user inactive for more than `inactiveDays`
+    /// days (none with `dryRun`, which reports the same). A user with data but no recorded
+    /// activity is recorded as active by the first run that sees them. As SQLite's
+    /// `purgeInactiveUsers`.
+    #[napi(ts_args_type = "opts: { inactiveDays: number; dryRun?: boolean }", ts_return_type = "Promise<PurgeReport>")]
+    pub fn purge_inactive_users<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsPurgeReport>> {
+        let call = guarded(env, || {
+            let props = Props::new(opts, "opts")?;
+            let days = props
+                .number("inactiveDays")?
+                .ok_or_else(|| HootError::arg_type("opts.inactiveDays", "of type number", "undefined".to_string()))?;
+            let days = crate::store::users::inactive_days(days)?;
+            let dry_run = props.boolean("dryRun")?.unwrap_or(false);
+            Ok(self.call(move |db| async move {
+                ops::purge_inactive_users(&*db, days, dry_run, clock::unix_now() as i64).await
+            }))
+        })?;
+        promise(env, &self.db, "delete from", call, |report| super::store::JsPurgeReport {
+            users: count(report.users),
+            rows: count(report.rows),
+            adopted: count(report.adopted),
+            dry_run: report.dry_run,
+        })
+    }
+
+    /// What the database holds, read without changing anything (doctor's report): `path` is
+    /// where it is (`PostgreSQL at host:port/db`), `legacyTables` always empty. No key needed.
+    #[napi(ts_return_type = "Promise<DatabaseStatus>")]
+    pub fn inspect<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsDatabaseStatus>> {
+        let call: Call<_> = Box::pin(pg::inspect::inspect(Arc::clone(&self.db), clock::unix_now() as i64));
+        let described = self.db.describe().to_string();
+        promise(env, &self.db, "inspect", call, move |status| {
+            let up_to_date = pg::inspect::up_to_date(&status);
+            super::store::status_js(described, status, up_to_date)
+        })
+    }
+
+    /// Seals every plaintext value (and the signing keys) in one transaction, with the key from
+    /// `HOOT_ENCRYPTION_KEY` or the key file (made on first use). With `rotate`, a new key goes
+    /// first in the key file (with `HOOT_ENCRYPTION_KEY`, put it first there) and every value is
+    /// sealed again under it. Every replica's next write seals. As SQLite's `encryptDatabase`.
+    #[napi(ts_args_type = "opts?: { rotate?: boolean }", ts_return_type = "Promise<EncryptionReport>")]
+    pub fn encrypt<'e>(
+        &self,
+        env: &'e Env,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+        let rotate = guarded(env, || Ok(Props::new(opts, "opts")?.boolean("rotate")?.unwrap_or(false)))?;
+        transition(env, pg::encryption::encrypt(Arc::clone(&self.db), rotate, clock::unix_now() as i64))
+    }
+
+    /// Opens every sealed value back into plaintext in one transaction and marks the database
+    /// plain, leaving a proof that makes every replica's next write plain. As SQLite's
+    /// `decryptDatabase`.
+    #[napi(ts_return_type = "Promise<EncryptionReport>")]
+    pub fn decrypt<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, super::store::JsEncryptionReport>> {
+        transition(env, pg::encryption::decrypt(Arc::clone(&self.db)))
     }
 
     /// Loads the shared key set (making its first key if there is none) as this process's.
@@ -370,7 +529,7 @@ impl PostgresDatabase {
 /// lib/header.d.ts's `UserStore`).
 #[napi]
 pub struct PostgresStore {
-    inner: pg::store::PgStore,
+    inner: UserStore<pg::PgDatabase>,
 }
 
 /// Stored JSON text resolves as a string (lib/database.js parses it) or `null`.
@@ -385,13 +544,24 @@ impl PostgresStore {
     }
 
     fn db(&self) -> &Arc<pg::PgDatabase> {
-        self.inner.database()
+        self.inner.backend()
+    }
+
+    /// A call of the store core on this user's store, as a future of its own.
+    fn call<R, F>(&self, f: impl FnOnce(UserStore<pg::PgDatabase>) -> F) -> Call<R>
+    where
+        F: std::future::Future<Output = Result<R, HootError>> + Send + 'static,
+    {
+        Box::pin(f(self.inner.clone()))
     }
 
     /// The client registration's JSON text.
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
     pub fn client_information_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
-        let call = guarded(env, || self.inner.client_information(&string_value(&server_id, "serverId")?))?;
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.client_information(&server_id).await }))
+        })?;
         promise(env, self.db(), "read from", call, |t| t)
     }
 
@@ -405,7 +575,8 @@ impl PostgresStore {
     ) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
-            self.inner.save_client_information(&server_id, json_object_arg(env, info, "info")?)
+            let info = json_object_arg(env, info, "info")?;
+            Ok(self.call(move |s| async move { s.save_client_information(&server_id, &info).await }))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -413,7 +584,10 @@ impl PostgresStore {
     /// The OAuth tokens' JSON text.
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
     pub fn tokens_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
-        let call = guarded(env, || self.inner.tokens(&string_value(&server_id, "serverId")?))?;
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.tokens(&server_id).await }))
+        })?;
         promise(env, self.db(), "read from", call, |t| t)
     }
 
@@ -427,7 +601,8 @@ impl PostgresStore {
     ) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
-            self.inner.save_tokens(&server_id, json_object_arg(env, tokens, "tokens")?)
+            let tokens = json_object_arg(env, tokens, "tokens")?;
+            Ok(self.call(move |s| async move { s.save_tokens(&server_id, &tokens).await }))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -436,7 +611,8 @@ impl PostgresStore {
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
     pub fn code_verifier<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
         let call = guarded(env, || {
-            self.inner.code_verifier(&string_value(&server_id, "serverId")?, clock::unix_now() as i64)
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.code_verifier(&server_id, clock::unix_now() as i64).await }))
         })?;
         promise(env, self.db(), "read from", call, |t| t)
     }
@@ -452,7 +628,9 @@ impl PostgresStore {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let verifier = string_value(&verifier, "verifier")?;
-            self.inner.save_code_verifier(&server_id, &verifier, clock::unix_now() as i64)
+            Ok(self.call(move |s| async move {
+                s.save_code_verifier(&server_id, &verifier, clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -460,7 +638,10 @@ impl PostgresStore {
     /// The discovery state's JSON text.
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
     pub fn discovery_state_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
-        let call = guarded(env, || self.inner.discovery_state(&string_value(&server_id, "serverId")?))?;
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.discovery_state(&server_id).await }))
+        })?;
         promise(env, self.db(), "read from", call, |t| t)
     }
 
@@ -474,7 +655,10 @@ impl PostgresStore {
     ) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
-            self.inner.save_discovery_state(&server_id, json_object_arg(env, state, "state")?, clock::unix_now() as i64)
+            let state = json_object_arg(env, state, "state")?;
+            Ok(self.call(
+                move |s| async move { s.save_discovery_state(&server_id, &state, clock::unix_now() as i64).await },
+            ))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -490,7 +674,9 @@ impl PostgresStore {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let state = string_value(&state, "state")?;
-            self.inner.save_authorization_state(&server_id, &state, clock::unix_now() as i64)
+            Ok(self.call(move |s| async move {
+                s.save_authorization_state(&server_id, &state, clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -506,7 +692,9 @@ impl PostgresStore {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let state = string_value(&state, "state")?;
-            self.inner.consume_authorization_state(&server_id, &state, clock::unix_now() as i64)
+            Ok(self.call(move |s| async move {
+                s.consume_authorization_state(&server_id, &state, clock::unix_now() as i64).await
+            }))
         })?;
         promise(env, self.db(), "delete from", call, |b| b)
     }
@@ -525,7 +713,7 @@ impl PostgresStore {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let scope = CredentialScope::parse(&string_value(&scope, "scope")?)?;
-            self.inner.invalidate_credentials(&server_id, scope)
+            Ok(self.call(move |s| async move { s.invalidate_credentials(&server_id, scope).await }))
         })?;
         promise(env, self.db(), "delete from", call, |_| ())
     }
@@ -533,7 +721,10 @@ impl PostgresStore {
     /// The server config's JSON text.
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
     pub fn server_config_text<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
-        let call = guarded(env, || self.inner.server_config(&string_value(&server_id, "serverId")?))?;
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.server_config(&server_id).await }))
+        })?;
         promise(env, self.db(), "read from", call, |t| t)
     }
 
@@ -547,7 +738,10 @@ impl PostgresStore {
     ) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
-            self.inner.save_server_config(&server_id, json_object_arg(env, config, "config")?, clock::unix_now() as i64)
+            let config = json_object_arg(env, config, "config")?;
+            Ok(self.call(
+                move |s| async move { s.save_server_config(&server_id, &config, clock::unix_now() as i64).await },
+            ))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -555,20 +749,25 @@ impl PostgresStore {
     /// Removes the server config.
     #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<void>")]
     pub fn delete_server_config<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, ()>> {
-        let call = guarded(env, || self.inner.delete_server_config(&string_value(&server_id, "serverId")?))?;
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.delete_server_config(&server_id).await }))
+        })?;
         promise(env, self.db(), "delete from", call, |_| ())
     }
 
     /// Server ids with any stored state, sorted.
     #[napi(ts_return_type = "Promise<string[]>")]
     pub fn servers<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, Vec<String>>> {
-        promise(env, self.db(), "read from", self.inner.servers(), |s| s)
+        promise(env, self.db(), "read from", self.call(|s| async move { s.servers().await }), |s| s)
     }
 
     /// Records this user's activity (at most one write an hour from this process).
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn touch<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, bool>> {
-        let call = self.inner.touch(clock::unix_now() as i64, crate::store::users::TOUCH_INTERVAL_SECONDS);
+        let call = self.call(|s| async move {
+            s.touch(clock::unix_now() as i64, crate::store::users::TOUCH_INTERVAL_SECONDS).await
+        });
         promise(env, self.db(), "write to", call, |b| b)
     }
 
@@ -587,7 +786,7 @@ impl PostgresStore {
             let ttl = crate::store::identity::code_ttl(props.number("ttlSeconds")?)?;
             let now = clock::unix_now() as i64;
             let derived_from = crate::store::identity::derived_from(props.number("tokenIssuedAt")?, now)?;
-            self.inner.create_transfer_code(ttl, derived_from, now)
+            Ok(self.call(move |s| async move { s.create_transfer_code(ttl, derived_from, now).await }))
         })?;
         promise(env, self.db(), "write to", call, |(code, expires_at)| super::store::JsTransferCode {
             code,
@@ -599,7 +798,8 @@ impl PostgresStore {
     #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<void>")]
     pub fn link_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
-            self.inner.link_account(&string_value(&account_id, "accountId")?, clock::unix_now() as i64)
+            let account_id = string_value(&account_id, "accountId")?;
+            Ok(self.call(move |s| async move { s.link_account(&account_id, clock::unix_now() as i64).await }))
         })?;
         promise(env, self.db(), "write to", call, |()| ())
     }
@@ -607,7 +807,10 @@ impl PostgresStore {
     /// Unlinks an account from this user; resolves to whether it was linked to them.
     #[napi(ts_args_type = "accountId: string", ts_return_type = "Promise<boolean>")]
     pub fn unlink_account<'e>(&self, env: &'e Env, account_id: Unknown) -> napi::Result<PromiseRaw<'e, bool>> {
-        let call = guarded(env, || self.inner.unlink_account(&string_value(&account_id, "accountId")?))?;
+        let call = guarded(env, || {
+            let account_id = string_value(&account_id, "accountId")?;
+            Ok(self.call(move |s| async move { s.unlink_account(&account_id).await }))
+        })?;
         promise(env, self.db(), "delete from", call, |b| b)
     }
 
@@ -615,7 +818,7 @@ impl PostgresStore {
     #[napi(ts_args_type = "opts?: { revokeTokens?: boolean }", ts_return_type = "Promise<number>")]
     pub fn delete_all<'e>(&self, env: &'e Env, opts: Option<Unknown>) -> napi::Result<PromiseRaw<'e, u32>> {
         let revoke = guarded(env, || Ok(Props::new(opts, "opts")?.boolean("revokeTokens")?.unwrap_or(false)))?;
-        let call = self.inner.delete_all(revoke.then(|| clock::unix_now() as i64));
+        let call = self.call(move |s| async move { s.delete_all(revoke.then(|| clock::unix_now() as i64)).await });
         promise(env, self.db(), "delete from", call, count)
     }
 }

@@ -462,7 +462,7 @@ pub struct JsMoveReport {
     pub conflicts: u32,
 }
 
-fn move_js(m: identity::MoveReport) -> JsMoveReport {
+pub(super) fn move_js(m: identity::MoveReport) -> JsMoveReport {
     JsMoveReport {
         moved: count(m.moved),
         replaced: count(m.replaced),
@@ -592,7 +592,7 @@ pub fn activity_summary(env: Env, opts: Option<Unknown>) -> napi::Result<JsActiv
     })
 }
 
-fn summary_js(s: users::ActivitySummary) -> JsActivitySummary {
+pub(super) fn summary_js(s: users::ActivitySummary) -> JsActivitySummary {
     JsActivitySummary {
         users: count(s.users),
         active1d: count(s.active_1d),
@@ -687,7 +687,7 @@ pub struct JsEncryptionReport {
     pub key_ids: Vec<String>,
 }
 
-fn transition_js(t: encryption::Transition) -> JsEncryptionReport {
+pub(super) fn transition_js(t: encryption::Transition) -> JsEncryptionReport {
     JsEncryptionReport { sealed: count(t.sealed), opened: count(t.opened), key_ids: t.key_ids }
 }
 
@@ -723,22 +723,28 @@ pub fn inspect_database(env: Env, db_path: Option<Unknown>) -> napi::Result<JsDa
     guarded(&env, || {
         let location = location_arg(db_path)?;
         let status = store::inspect_database(location.clone(), clock::unix_now() as i64)?;
-        Ok(JsDatabaseStatus {
-            path: location.display(),
-            exists: status.exists,
-            schema_version: u32::try_from(status.schema_version).unwrap_or(0),
-            up_to_date: status.up_to_date(),
-            legacy_tables: status.legacy_tables,
-            missing_tables: status.missing_tables,
-            mixed_case_tables: status.mixed_case_tables,
-            activity: status.activity.map(summary_js),
-            encryption: status.encryption.map(|e| JsEncryptionStatus {
-                encrypted: e.encrypted,
-                key_ids: e.key_ids,
-                sealed: e.sealed.into_iter().map(|(id, n)| (id, count(n))).collect(),
-                plaintext: count(e.plaintext),
-                kept_aside: count(e.kept_aside),
-            }),
-        })
+        let up_to_date = status.up_to_date();
+        Ok(status_js(location.display(), status, up_to_date))
     })
+}
+
+/// A database's status as JavaScript sees it (`inspectDatabase`, and PostgreSQL's `inspect`).
+pub(super) fn status_js(path: String, status: store::DatabaseStatus, up_to_date: bool) -> JsDatabaseStatus {
+    JsDatabaseStatus {
+        path,
+        exists: status.exists,
+        schema_version: u32::try_from(status.schema_version).unwrap_or(0),
+        up_to_date,
+        legacy_tables: status.legacy_tables,
+        missing_tables: status.missing_tables,
+        mixed_case_tables: status.mixed_case_tables,
+        activity: status.activity.map(summary_js),
+        encryption: status.encryption.map(|e| JsEncryptionStatus {
+            encrypted: e.encrypted,
+            key_ids: e.key_ids,
+            sealed: e.sealed.into_iter().map(|(id, n)| (id, count(n))).collect(),
+            plaintext: count(e.plaintext),
+            kept_aside: count(e.kept_aside),
+        }),
+    }
 }

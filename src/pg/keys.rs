@@ -16,7 +16,7 @@ use crate::keys::{key_set_from_json, new_jwk_pair, KeySet, KeySource};
 /// The advisory lock the first key is made under (the schema's, plus one).
 const KEYS_LOCK: i64 = schema::SCHEMA_LOCK + 1;
 /// The AAD table name a sealed private key is bound to (with its kid as the "server").
-const TABLE: &str = "hoot_signing_keys";
+pub(crate) const TABLE: &str = "hoot_signing_keys";
 
 /// The key set as loaded: the keys, and the version of the set they are.
 pub struct Loaded {
@@ -49,9 +49,16 @@ async fn generate() -> Result<(String, Value, Value), HootError> {
     Ok((kid, pair.0, pair.1))
 }
 
-async fn sealed(db: &PgDatabase, kid: &str, private: &Value) -> Result<String, HootError> {
+/// The private JWK as stored: sealed when the database is encrypted, as `encryption::for_write`
+/// reads its state inside `tx` (which then holds off an `encrypt` or `decrypt` until it commits).
+async fn sealed(
+    db: &PgDatabase,
+    tx: &deadpool_postgres::Transaction<'_>,
+    kid: &str,
+    private: &Value,
+) -> Result<String, HootError> {
     let text = private.to_string();
-    match db.ring().await? {
+    match super::encryption::for_write(db, tx).await? {
         Some(ring) => ring.seal(TABLE, "", kid, &text),
         None => Ok(text),
     }
@@ -83,7 +90,6 @@ pub async fn load_or_create(db: Arc<PgDatabase>) -> Result<Loaded, HootError> {
         return Ok(loaded);
     }
     let (kid, private, public) = generate().await?;
-    let stored = sealed(&db, &kid, &private).await?;
     let doing = "store the first signing key in";
     let mut conn = db.conn().await?;
     let err = |e: tokio_postgres::Error| db.error(doing, &e);
@@ -91,6 +97,7 @@ pub async fn load_or_create(db: Arc<PgDatabase>) -> Result<Loaded, HootError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK]).await.map_err(err)?;
     let count: i64 = tx.query_one("SELECT count(*) FROM hoot_signing_keys", &[]).await.map_err(err)?.get(0);
     if count == 0 {
+        let stored = sealed(&db, &tx, &kid, &private).await?;
         add_signing_key(&tx, &kid, &stored, &public).await.map_err(err)?;
     }
     tx.commit().await.map_err(err)?;
@@ -149,10 +156,9 @@ pub async fn load(db: &PgDatabase) -> Result<Option<Loaded>, HootError> {
             "{label} has no signing key; run `npx hoot-core keygen --rotate --database <url>` to make one"
         )));
     };
-    let private = if crate::sealing::sealed_with(&private).is_some() {
-        db.opening_ring().await?.open(TABLE, "", &kid, &private)?
-    } else {
-        private
+    let private = match crate::sealing::sealed_with(&private) {
+        Some(key_id) => db.opening_ring(key_id).await?.open(TABLE, "", &kid, &private)?,
+        None => private,
     };
     let private: Value = serde_json::from_str(&private)
         .map_err(|e| HootError::Keys(format!("{label} has an unreadable private key {kid:?}: {e}")))?;
@@ -165,12 +171,12 @@ pub async fn load(db: &PgDatabase) -> Result<Option<Loaded>, HootError> {
 /// poll interval, and drops the removed keys' cached verifications then.
 pub async fn rotate(db: Arc<PgDatabase>, drop_previous: bool) -> Result<Rotation, HootError> {
     let (kid, private, public) = generate().await?;
-    let stored = sealed(&db, &kid, &private).await?;
     let doing = "rotate the signing keys of";
     let mut conn = db.conn().await?;
     let err = |e: tokio_postgres::Error| db.error(doing, &e);
     let tx = conn.transaction().await.map_err(err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK]).await.map_err(err)?;
+    let stored = sealed(&db, &tx, &kid, &private).await?;
     let previous: Vec<String> = tx
         .query("SELECT kid FROM hoot_signing_keys WHERE signing", &[])
         .await

@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::OnceCell;
@@ -26,11 +26,15 @@ use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::KeyRing;
 
+pub mod backend;
 pub mod config;
+pub mod encryption;
 pub mod identity;
+pub mod inspect;
 pub mod keys;
+pub mod moves;
 pub mod schema;
-pub mod store;
+pub mod users;
 pub mod watch;
 
 pub use config::{is_postgres_url, PgOptions, PgSettings};
@@ -44,9 +48,15 @@ pub struct PgDatabase {
     pool: Pool,
     described: String,
     settings: PgSettings,
-    /// The schema, made or checked once; then the encryption keys (`None`: values are written
-    /// plain), as the database's `hoot_encryption` and this process's environment say.
-    ready: OnceCell<Option<Arc<KeyRing>>>,
+    /// The schema, made or checked once, and the encryption state read at open.
+    ready: OnceCell<()>,
+    /// The keys writes are sealed with (`None`: plain), as the database's `hoot_encryption` and
+    /// this process's environment say: set at open, then by `encryption::for_write` when another
+    /// process changed the state, and by this process's own `encrypt` and `decrypt`.
+    sealer: RwLock<Option<Arc<KeyRing>>>,
+    /// When this process started sealing this database's writes (ms): a decrypt recorded before
+    /// then does not stop it (`encryption::for_write`).
+    sealing_since: AtomicI64,
     encrypt_requested: bool,
     env: Environment,
     /// Handles `open` gave out and `close` has not taken back.
@@ -153,6 +163,8 @@ impl PgDatabase {
             described,
             settings,
             ready: OnceCell::new(),
+            sealer: RwLock::new(None),
+            sealing_since: AtomicI64::new(crate::clock::unix_now_ms()),
             encrypt_requested: encrypt,
             env,
             handles: AtomicUsize::new(0),
@@ -192,33 +204,71 @@ impl PgDatabase {
             .get_or_try_init(|| async {
                 let mut conn = self.raw_conn().await?;
                 schema::ensure(&mut conn, self).await?;
-                schema::encryption_at_open(&conn, self, self.encrypt_requested, &self.env).await
+                let ring = schema::encryption_at_open(&conn, self, self.encrypt_requested, &self.env).await?;
+                self.set_sealer(ring);
+                Ok::<(), HootError>(())
             })
-            .await
-            .cloned()
+            .await?;
+        Ok(self.sealer())
     }
 
-    /// The keys to open a sealed value with: the database's, else the process's (a database that
-    /// never turned encryption on may still hold values copied from an encrypted SQLite file).
-    pub(crate) async fn opening_ring(&self) -> Result<Arc<KeyRing>, HootError> {
-        if let Some(ring) = self.ring().await? {
-            return Ok(ring);
+    /// The keys writes are sealed with now, as this process last learnt them.
+    pub(crate) fn sealer(&self) -> Option<Arc<KeyRing>> {
+        self.sealer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets (or, decrypted, clears) the keys writes are sealed with; turning sealing on notes when.
+    pub(crate) fn set_sealer(&self, sealer: Option<Arc<KeyRing>>) {
+        let mut slot = self.sealer.write().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() && sealer.is_some() {
+            self.sealing_since.store(crate::clock::unix_now_ms(), Ordering::Release);
         }
-        match KeyRing::load(&self.env)? {
-            Some(ring) => Ok(Arc::new(ring)),
-            None => Err(HootError::Keys(format!(
-                "{} holds sealed values and this process has no encryption key: set HOOT_ENCRYPTION_KEY (or put \
-                 ~/.hoot/keys/encryption-keys in place) with a key they were sealed with",
-                self.described
-            ))),
+        *slot = sealer;
+    }
+
+    /// When this process started sealing this database's writes (ms).
+    pub(crate) fn sealing_since(&self) -> i64 {
+        self.sealing_since.load(Ordering::Acquire)
+    }
+
+    /// The environment the keys come from.
+    pub(crate) fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// The keys to open a value sealed with `key_id`: the database's, or, if they lack that key
+    /// (another process ran `encrypt`, or `encrypt --rotate`, since this one opened it; or the
+    /// database never turned encryption on here but holds values copied from an encrypted SQLite
+    /// file), the key source's as they are now, as SQLite's `encryption::for_read`.
+    pub(crate) async fn opening_ring(&self, key_id: &str) -> Result<Arc<KeyRing>, HootError> {
+        let current = self.ring().await?;
+        if let Some(ring) = current.as_ref().filter(|ring| ring.ids().iter().any(|id| id == key_id)) {
+            return Ok(Arc::clone(ring));
         }
+        let fresh = match KeyRing::load(&self.env)? {
+            Some(fresh) => Arc::new(fresh),
+            None => {
+                return current.ok_or_else(|| {
+                    HootError::Keys(format!(
+                        "{} holds sealed values and this process has no encryption key: set HOOT_ENCRYPTION_KEY \
+                         (or put ~/.hoot/keys/encryption-keys in place) with a key they were sealed with",
+                        self.described
+                    ))
+                })
+            }
+        };
+        // Kept for writes only when it holds every key the old one had (it is that key source, later).
+        if current.as_ref().is_none_or(|old| old.ids().iter().all(|id| fresh.ids().contains(id))) {
+            self.set_sealer(Some(Arc::clone(&fresh)));
+        }
+        Ok(fresh)
     }
 
     /// Runs `call`, failing with `ERR_HOOT_DB` if it takes longer than the connect and statement
     /// timeouts together (a server that stopped answering; the call is dropped, which closes its
     /// connection), and with `ERR_HOOT_INTERNAL` if it panics: the caller always gets an answer.
     /// The call runs in the caller's task (no task of its own: one less hand-off per call).
-    pub async fn bounded<T>(&self, doing: &str, call: store::Call<T>) -> Result<T, HootError> {
+    pub async fn bounded<T>(&self, doing: &str, call: crate::store::backend::Call<'static, T>) -> Result<T, HootError> {
         let limit = self.settings.call_timeout();
         match tokio::time::timeout(limit, CatchUnwind(call)).await {
             Ok(Ok(result)) => result,

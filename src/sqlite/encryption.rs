@@ -11,6 +11,7 @@ use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
+pub use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 
 pub use crate::sealing::SEALED_COLUMNS;
 
@@ -54,10 +55,6 @@ pub(crate) fn sealed_key_ids(conn: &Connection) -> rusqlite::Result<Vec<String>>
     Ok(ids)
 }
 
-/// The table holding the proof of the last `decrypt`: its time (ms) sealed under the decrypting
-/// key, which nobody without that key can make. It is hoot-core's own, made by the first decrypt.
-pub const DECRYPTED_TABLE: &str = "hoot_encryption_decrypted";
-
 /// The last decrypt's record, if any: its time (ms) and proof, unverified.
 fn decrypt_record(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
     let exists: bool = conn
@@ -69,13 +66,6 @@ fn decrypt_record(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> 
     conn.prepare_cached(&format!("SELECT decrypted_at, proof FROM {DECRYPTED_TABLE} WHERE id = 1"))?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
-}
-
-/// Whether `proof` is the decrypt time `at` sealed under a key of `ring` (a plaintext proof,
-/// which `open` would hand back as it is, proves nothing).
-fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
-    sealing::sealed_with(proof).is_some()
-        && ring.open(DECRYPTED_TABLE, "", "", proof).is_ok_and(|text| text == at.to_string())
 }
 
 /// Whether a decrypt ran since this process started sealing `db`, as a record proven under one of
@@ -266,17 +256,6 @@ pub fn enable(location: DbLocation, env: &Environment, now: i64) -> Result<(), H
     Ok(())
 }
 
-/// What a transition did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Transition {
-    /// Values sealed (or sealed again under the current key).
-    pub sealed: u64,
-    /// Values opened back into plaintext.
-    pub opened: u64,
-    /// The key ids the database records afterwards.
-    pub key_ids: Vec<String>,
-}
-
 /// `encrypt`: seals every plaintext value (with `rotate`, also every value sealed with another key
 /// than the current one, and the key file gets a new current key), in one transaction.
 pub fn encrypt_database(
@@ -428,22 +407,6 @@ pub fn reseal_for_move(tx: &Connection, db: &super::db::Database, from: &str, to
         }
     }
     Ok(())
-}
-
-/// What `doctor` reports: whether the database is encrypted, its key ids, and values per key.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EncryptionStatus {
-    /// True when the database records a key.
-    pub encrypted: bool,
-    /// The key ids it records.
-    pub key_ids: Vec<String>,
-    /// Sealed values per key id.
-    pub sealed: Vec<(String, u64)>,
-    /// Values still in plaintext.
-    pub plaintext: u64,
-    /// Rows a migration kept aside (`hoot_migration_conflicts`), which hold their values in
-    /// plaintext whatever the encryption.
-    pub kept_aside: u64,
 }
 
 /// The encryption status, read on any connection to a database that has every table.

@@ -11,6 +11,7 @@ use super::db::{io_error, is_busy, retry_busy, retry_while, sql_error, DbLocatio
 use super::identity::{adopt_links, AdoptLinks};
 use crate::error::HootError;
 use crate::private_fs::new_private_file;
+pub use crate::store::status::DatabaseStatus;
 pub use crate::store::tables::*;
 
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
@@ -561,33 +562,10 @@ fn drop_if_empty(tx: &Transaction) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// What a database holds, read without changing anything (for `hoot-core doctor`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DatabaseStatus {
-    /// Whether the file exists.
-    pub exists: bool,
-    /// `PRAGMA user_version`.
-    pub schema_version: i64,
-    /// Tables still in Hoot's single-user form: `migrateDatabase` would convert them.
-    pub legacy_tables: Vec<String>,
-    /// Tables hoot-core would create.
-    pub missing_tables: Vec<String>,
-    /// Tables holding UUID user ids in upper case, which `migrateDatabase` lowers.
-    pub mixed_case_tables: Vec<String>,
-    /// The users' activity, when every table is there to count it.
-    pub activity: Option<super::users::ActivitySummary>,
-    /// Whether values are sealed, and with which keys, when every table is there.
-    pub encryption: Option<super::encryption::EncryptionStatus>,
-}
-
 impl DatabaseStatus {
     /// Nothing for `migrateDatabase` to do.
     pub fn up_to_date(&self) -> bool {
-        self.exists
-            && self.schema_version == SCHEMA_VERSION
-            && self.legacy_tables.is_empty()
-            && self.missing_tables.is_empty()
-            && self.mixed_case_tables.is_empty()
+        self.up_to_date_at(SCHEMA_VERSION)
     }
 }
 

@@ -8,12 +8,14 @@
 pub mod backend;
 pub mod identity;
 pub mod ops;
+pub mod status;
 pub mod user;
 pub mod users;
 
 use crate::error::HootError;
 pub use crate::ids::{is_store_user_id, USER_ID_FORMS};
 pub use backend::Backend;
+pub use status::DatabaseStatus;
 pub use user::UserStore;
 
 /// The names of the tables the backends share (Hoot's own, and hoot-core's `hoot_` ones).

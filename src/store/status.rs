@@ -1,0 +1,75 @@
+//! What a database reports about itself, whatever the backend: its schema and activity for
+//! `doctor` (`DatabaseStatus`), its encryption (`EncryptionStatus`), what an encryption transition
+//! did (`Transition`), and the proof a decrypt leaves for the processes still sealing.
+
+#![warn(missing_docs)]
+
+use crate::sealing::{self, KeyRing};
+
+/// The table holding the proof of the last `decrypt`: its time (ms) sealed under the decrypting
+/// key, which nobody without that key can make. It is hoot-core's own, made by the first decrypt.
+pub const DECRYPTED_TABLE: &str = "hoot_encryption_decrypted";
+
+/// Whether `proof` is the decrypt time `at` sealed under a key of `ring` (a plaintext proof,
+/// which `open` would hand back as it is, proves nothing).
+pub fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
+    sealing::sealed_with(proof).is_some()
+        && ring.open(DECRYPTED_TABLE, "", "", proof).is_ok_and(|text| text == at.to_string())
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Transition {
+    /// Values sealed (or sealed again under the current key).
+    pub sealed: u64,
+    /// Values opened back into plaintext.
+    pub opened: u64,
+    /// The key ids the database records afterwards.
+    pub key_ids: Vec<String>,
+}
+
+/// What `doctor` reports: whether the database is encrypted, its key ids, and values per key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EncryptionStatus {
+    /// True when the database records a key.
+    pub encrypted: bool,
+    /// The key ids it records.
+    pub key_ids: Vec<String>,
+    /// Sealed values per key id.
+    pub sealed: Vec<(String, u64)>,
+    /// Values still in plaintext.
+    pub plaintext: u64,
+    /// Rows a migration kept aside (`hoot_migration_conflicts`), which hold their values in
+    /// plaintext whatever the encryption.
+    pub kept_aside: u64,
+}
+
+/// What a database holds, read without changing anything (for `hoot-core doctor`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseStatus {
+    /// Whether the file exists.
+    pub exists: bool,
+    /// `PRAGMA user_version`.
+    pub schema_version: i64,
+    /// Tables still in Hoot's single-user form: `migrateDatabase` would convert them.
+    pub legacy_tables: Vec<String>,
+    /// Tables hoot-core would create.
+    pub missing_tables: Vec<String>,
+    /// Tables holding UUID user ids in upper case, which `migrateDatabase` lowers.
+    pub mixed_case_tables: Vec<String>,
+    /// The users' activity, when every table is there to count it.
+    pub activity: Option<super::users::ActivitySummary>,
+    /// Whether values are sealed, and with which keys, when every table is there.
+    pub encryption: Option<EncryptionStatus>,
+}
+
+impl DatabaseStatus {
+    /// Nothing for a migration to do, on a backend whose schema is at `version`.
+    pub fn up_to_date_at(&self, version: i64) -> bool {
+        self.exists
+            && self.schema_version == version
+            && self.legacy_tables.is_empty()
+            && self.missing_tables.is_empty()
+            && self.mixed_case_tables.is_empty()
+    }
+}
