@@ -6,15 +6,9 @@
 
 const binding = require('./native.js')
 const { OAuthStore } = require('./store.js')
-const { STORE_OF } = require('./provider.js')
+const { STORE_OF } = require('./store-of.js')
 const { openDatabase, isPostgresUrl } = require('./database.js')
-
-function typeError(name, expected, value) {
-  const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  const error = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`)
-  error.code = 'ERR_INVALID_ARG_TYPE'
-  return error
-}
+const { typeError } = require('./errors.js')
 
 const orNull = (value) => (value === undefined ? null : value)
 

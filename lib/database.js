@@ -11,15 +11,9 @@
 
 const binding = require('./native.js')
 const { OAuthStore, parseStored } = require('./store.js')
+const { typeError } = require('./errors.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
-
-function typeError(name, expected, value) {
-  const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  const error = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`)
-  error.code = 'ERR_INVALID_ARG_TYPE'
-  return error
-}
 
 /** Calls `f`, turning a synchronous throw into a rejection. */
 function later(f) {
