@@ -11,6 +11,7 @@
 
 const binding = require('./native.js')
 const { OAuthStore, parseStored } = require('./store.js')
+const { loadLocalKeys } = require('./verify.js')
 const { typeError } = require('./errors.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
@@ -177,7 +178,7 @@ class SqliteDatabase {
   loadKeys(opts) {
     return later(() => {
       new OAuthStore('default-user', this.#options)
-      return require('./verify.js').loadKeys(opts)
+      return loadLocalKeys(opts)
     })
   }
   revokeUserTokens(userId) {
