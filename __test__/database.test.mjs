@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { createDatabaseAdapter, createOAuthProvider, openDatabase } from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
+import { createOAuthProvider, openDatabase } from '../lib/index.js'
 import { USER, tempDir } from './helpers.mjs'
 import { PG_SUITE_TIMEOUT, freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
 

@@ -14,7 +14,8 @@ import net from 'node:net'
 import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
-import { OAuthStore, cacheFavicon, closeDatabase, openDatabase, userIdForAccount } from '../lib/index.js'
+import { OAuthStore, openDatabase } from '../lib/index.js'
+import { cacheFavicon, closeDatabase, userIdForAccount } from '../lib/sqlite.js'
 import { makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
 import { admin, eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 

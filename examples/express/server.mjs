@@ -8,15 +8,8 @@ import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import {
-  UserConnections,
-  createOAuthProvider,
-  isValidUserId,
-  issueTokenAsync,
-  openDatabase,
-  publicJwks,
-  verifyToken,
-} from 'hoot-core'
+import { createOAuthProvider, isValidUserId, issueTokenAsync, openDatabase, publicJwks, verifyToken } from 'hoot-core'
+import { UserConnections } from 'hoot-core/hoot'
 
 /**
  * A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. Past
