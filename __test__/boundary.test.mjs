@@ -10,6 +10,7 @@ import { before, describe, test } from 'node:test'
 
 import * as hoot from '../lib/index.js'
 import * as sqlite from '../lib/sqlite.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
 import { USER, root, tempDir } from './helpers.mjs'
 
 const dir = tempDir('boundary')
@@ -235,11 +236,14 @@ const OPTION_CALLS = {
   ],
   // Read by the PostgreSQL open (no connection is made); SQLite ignores the pool options.
   DatabaseOptions: [(opts) => hoot.openDatabase('postgres://hoot@127.0.0.1:1/hoot', opts)],
+  DatabaseAdapterOptions: [(opts) => createDatabaseAdapter(opts)],
 }
 
-/** `{ name: { prop: type } }` for every `export interface *Options` in the generated types. */
+/** `{ name: { prop: type } }` for every `export interface *Options` in the generated and the entries' types. */
 function optionInterfaces() {
-  const dts = readFileSync(join(root, 'lib', 'index.d.ts'), 'utf8')
+  const dts = ['binding.d.ts', 'index.d.ts', 'sqlite.d.ts', 'hoot.d.ts']
+    .map((file) => readFileSync(join(root, 'lib', file), 'utf8'))
+    .join('\n')
   const interfaces = {}
   for (const [, name, body] of dts.matchAll(/^export interface (\w+Options) \{\n([\s\S]*?)^\}/gm)) {
     interfaces[name] = Object.fromEntries(
