@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { createDatabaseAdapter } from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
 import { USER, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const BOB = '9c5b94b1-35ad-49bb-b118-8e8fc24abf80'

@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { before, describe, test } from 'node:test'
 
 import * as hoot from '../lib/index.js'
+import * as sqlite from '../lib/sqlite.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
 import { USER, root, tempDir } from './helpers.mjs'
 
 const dir = tempDir('boundary')
@@ -96,9 +98,9 @@ const CALLS = [
   ['store.saveDiscoveryState(serverId)', 'string', (v) => store.saveDiscoveryState(v, {})],
   ['store.linkAccount(accountId)', 'string', (v) => store.linkAccount(v)],
   ['store.unlinkAccount(accountId)', 'string', (v) => store.unlinkAccount(v)],
-  ['userIdForAccount(accountId)', 'string', (v) => hoot.userIdForAccount(v, { dbPath })],
+  ['userIdForAccount(accountId)', 'string', (v) => sqlite.userIdForAccount(v, { dbPath })],
   ['store.createTransferCode(opts)', 'options', (v) => store.createTransferCode(v)],
-  ['activitySummary(opts)', 'options', (v) => hoot.activitySummary(v ?? { dbPath })],
+  ['activitySummary(opts)', 'options', (v) => sqlite.activitySummary(v ?? { dbPath })],
   ['store.saveDiscoveryState(_, state)', 'JSON object', (v) => store.saveDiscoveryState('probe', v)],
   ['store.saveAuthorizationState(serverId)', 'string', (v) => store.saveAuthorizationState(v, 's')],
   ['store.saveAuthorizationState(_, state)', 'string', (v) => store.saveAuthorizationState('probe', v)],
@@ -114,26 +116,26 @@ const CALLS = [
   ['store.saveServerConfig(_, config)', 'JSON object', (v) => store.saveServerConfig('probe', v)],
   ['store.deleteServerConfig(serverId)', 'string', (v) => store.deleteServerConfig(v)],
   ['migrateDatabase(dbPath)', 'optional string', (v) => hoot.migrateDatabase(v)],
-  ['cleanupExpiredVerifiers(opts)', 'options', (v) => hoot.cleanupExpiredVerifiers(v ?? { dbPath })],
-  ['getCachedFavicon(serverUrl)', 'string', (v) => hoot.getCachedFavicon(v, undefined, { dbPath })],
+  ['cleanupExpiredVerifiers(opts)', 'options', (v) => sqlite.cleanupExpiredVerifiers(v ?? { dbPath })],
+  ['getCachedFavicon(serverUrl)', 'string', (v) => sqlite.getCachedFavicon(v, undefined, { dbPath })],
   [
     'getCachedFavicon(_, oauthLogoUri)',
     'optional string',
-    (v) => hoot.getCachedFavicon('https://a.example', v, { dbPath }),
+    (v) => sqlite.getCachedFavicon('https://a.example', v, { dbPath }),
   ],
   [
     'getCachedFavicon(_, _, opts)',
     'options',
-    (v) => hoot.getCachedFavicon('https://a.example', undefined, v ?? { dbPath }),
+    (v) => sqlite.getCachedFavicon('https://a.example', undefined, v ?? { dbPath }),
   ],
-  ['cacheFavicon(serverUrl)', 'string', (v) => hoot.cacheFavicon(v, null, undefined, { dbPath })],
+  ['cacheFavicon(serverUrl)', 'string', (v) => sqlite.cacheFavicon(v, null, undefined, { dbPath })],
   [
     'cacheFavicon(_, faviconUrl)',
     'string or null',
-    (v) => hoot.cacheFavicon('https://b.example', v, undefined, { dbPath }),
+    (v) => sqlite.cacheFavicon('https://b.example', v, undefined, { dbPath }),
   ],
-  ['closeDatabase(dbPath)', 'optional string', (v) => hoot.closeDatabase(v)],
-  ['inspectDatabase(dbPath)', 'optional string', (v) => hoot.inspectDatabase(v)],
+  ['closeDatabase(dbPath)', 'optional string', (v) => sqlite.closeDatabase(v)],
+  ['inspectDatabase(dbPath)', 'optional string', (v) => sqlite.inspectDatabase(v)],
 ]
 // Values only these reject: the scope is a choice of four words.
 const SCOPE = [['store.invalidateCredentials(_, scope)', (v) => store.invalidateCredentials('probe', v)]]
@@ -150,7 +152,7 @@ function snapshot() {
       store.serverConfig(s),
     ]),
     favicons: ['https://a.example', 'https://b.example'].map(
-      (u) => hoot.getCachedFavicon(u, undefined, { dbPath }) ?? '-',
+      (u) => sqlite.getCachedFavicon(u, undefined, { dbPath }) ?? '-',
     ),
   })
 }
@@ -192,7 +194,7 @@ before(() => {
   store.saveClientInformation('kept', { client_id: 'c' })
   store.saveCodeVerifier('kept', 'v'.repeat(43))
   store.saveServerConfig('kept', { url: 'https://mcp.example' })
-  hoot.cacheFavicon('https://a.example', 'https://a.example/favicon.ico', undefined, { dbPath })
+  sqlite.cacheFavicon('https://a.example', 'https://a.example/favicon.ico', undefined, { dbPath })
 })
 
 describe('every export and method, every wrong value', () => {
@@ -228,17 +230,20 @@ const OPTION_CALLS = {
   VerifyOptions: [(opts) => hoot.verifyToken('a.b.c', opts)],
   StoreOptions: [
     (opts) => new hoot.OAuthStore(USER, opts),
-    (opts) => hoot.cleanupExpiredVerifiers(opts),
-    (opts) => hoot.getCachedFavicon('https://a.example', undefined, opts),
-    (opts) => hoot.cacheFavicon('https://a.example', null, undefined, opts),
+    (opts) => sqlite.cleanupExpiredVerifiers(opts),
+    (opts) => sqlite.getCachedFavicon('https://a.example', undefined, opts),
+    (opts) => sqlite.cacheFavicon('https://a.example', null, undefined, opts),
   ],
   // Read by the PostgreSQL open (no connection is made); SQLite ignores the pool options.
   DatabaseOptions: [(opts) => hoot.openDatabase('postgres://hoot@127.0.0.1:1/hoot', opts)],
+  DatabaseAdapterOptions: [(opts) => createDatabaseAdapter(opts)],
 }
 
-/** `{ name: { prop: type } }` for every `export interface *Options` in the generated types. */
+/** `{ name: { prop: type } }` for every `export interface *Options` in the generated and the entries' types. */
 function optionInterfaces() {
-  const dts = readFileSync(join(root, 'lib', 'index.d.ts'), 'utf8')
+  const dts = ['binding.d.ts', 'index.d.ts', 'sqlite.d.ts', 'hoot.d.ts']
+    .map((file) => readFileSync(join(root, 'lib', file), 'utf8'))
+    .join('\n')
   const interfaces = {}
   for (const [, name, body] of dts.matchAll(/^export interface (\w+Options) \{\n([\s\S]*?)^\}/gm)) {
     interfaces[name] = Object.fromEntries(

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { createDatabaseAdapter, createOAuthProvider, openDatabase } from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
+import { createOAuthProvider, openDatabase } from '../lib/index.js'
 import { USER, tempDir } from './helpers.mjs'
 import { PG_SUITE_TIMEOUT, freshDatabase, postgresAvailable, rows, withDatabase, SERVER_URL } from './postgres.mjs'
 
@@ -192,6 +193,91 @@ for (const [kind, open] of Object.entries(BACKENDS)) {
       },
     )
 
+    test('ready() and inspect(): where the database is, and its report, apart', async () => {
+      const db = await open()
+      const ready = await db.ready()
+      assert.deepEqual(Object.keys(ready).sort(), ['database', 'encrypted', 'kind', 'schemaVersion'])
+      assert.equal(ready.kind, kind)
+      assert.equal(ready.encrypted, false)
+      const report = await db.inspect()
+      assert.equal(report.schemaVersion, ready.schemaVersion)
+      assert.equal('kind' in report, false, "the inspection report is not ready()'s")
+      if (kind === 'sqlite') assert.equal(report.path, ready.database)
+      await db.close()
+    })
+
+    test('the session life: activity, purge, moving a user, legacy codes, revocation', async () => {
+      const db = await open()
+      const [alice, bob] = [randomUUID(), randomUUID()]
+      await db.store(alice).saveTokens('srv', { owner: 'alice' })
+      await db.store(alice).touch()
+      await db.store(bob).touch()
+      const activity = await db.activitySummary()
+      assert.equal(activity.users, 2)
+      assert.equal(activity.active1d, 2)
+      assert.equal(activity.untracked, 0)
+      assert.deepEqual(await db.purgeInactiveUsers({ inactiveDays: 1, dryRun: true }), {
+        users: 0,
+        rows: 0,
+        adopted: 0,
+        dryRun: true,
+      })
+      await assert.rejects(db.purgeInactiveUsers({ inactiveDays: 0 }), { code: 'ERR_INVALID_ARG_VALUE' })
+      const moved = await db.moveUserData(alice, bob)
+      assert.ok(moved.moved >= 1, JSON.stringify(moved))
+      assert.deepEqual(await db.store(bob).tokens('srv'), { owner: 'alice' })
+      assert.equal(await db.store(alice).tokens('srv'), undefined)
+      await assert.rejects(db.moveUserData(alice, 'not-a-user'), { code: 'ERR_INVALID_USER_ID' })
+      assert.equal(await db.legacyTransferCode(), null, 'no legacy data')
+      assert.equal(await db.revokeUserTokens(bob), undefined)
+      await db.close()
+    })
+
+    test('encrypt() and decrypt(): every value sealed, then opened back', async () => {
+      const saved = process.env.HOOT_ENCRYPTION_KEY
+      process.env.HOOT_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64url')
+      try {
+        const db = await open()
+        await db.store(USER).saveTokens('srv', { access_token: 'sealed-soon' })
+        const sealed = await db.encrypt()
+        assert.ok(sealed.sealed >= 1, JSON.stringify(sealed))
+        assert.equal(sealed.keyIds.length, 1)
+        assert.equal((await db.ready()).encrypted, true)
+        assert.deepEqual(await db.store(USER).tokens('srv'), { access_token: 'sealed-soon' })
+        const opened = await db.decrypt()
+        assert.ok(opened.opened >= 1, JSON.stringify(opened))
+        assert.equal((await db.ready()).encrypted, false)
+        assert.deepEqual(await db.store(USER).tokens('srv'), { access_token: 'sealed-soon' })
+        await db.close()
+      } finally {
+        if (saved === undefined) delete process.env.HOOT_ENCRYPTION_KEY
+        else process.env.HOOT_ENCRYPTION_KEY = saved
+      }
+    })
+
+    test('every method returns a promise and rejects, never throws', async () => {
+      const db = await open()
+      for (const call of [
+        () => db.revokeUserTokens(42),
+        () => db.redeemTransferCode(42),
+        () => db.legacyTransferCode('x'),
+        () => db.userIdForAccount(42),
+        () => db.moveUserData(42, USER),
+        () => db.purgeInactiveUsers('x'),
+        () => db.cleanupExpiredVerifiers('x'),
+        () => db.cachedFavicon(42),
+        () => db.cacheFavicon(42, null),
+        () => db.encrypt('x'),
+        () => db.loadKeys('x'),
+        () => db.store(USER).tokens(42),
+      ]) {
+        let pending
+        assert.doesNotThrow(() => (pending = call()), String(call))
+        await assert.rejects(pending, { code: 'ERR_INVALID_ARG_TYPE' }, String(call))
+      }
+      await db.close()
+    })
+
     test('the adapter and the OAuth provider run over it', async () => {
       const db = await open()
       const adapter = createDatabaseAdapter({ database: db })
@@ -229,6 +315,44 @@ for (const [kind, open] of Object.entries(BACKENDS)) {
     })
   })
 }
+
+describe('SQLite only', () => {
+  test("rotateKeys and copyFromSqlite are PostgreSQL's: on SQLite they reject with ERR_INVALID_ARG_VALUE", async () => {
+    const db = openDatabase(join(tempDir('sqlite-only'), 'hoot-mcp.db'))
+    await assert.rejects(db.rotateKeys(), (e) => {
+      assert.equal(e.code, 'ERR_INVALID_ARG_VALUE')
+      assert.match(e.message, /on SQLite the keys are files: .*npx hoot-core keygen/)
+      return true
+    })
+    await assert.rejects(db.copyFromSqlite('/tmp/other.db'), (e) => {
+      assert.equal(e.code, 'ERR_INVALID_ARG_VALUE')
+      assert.match(e.message, /this database is SQLite/)
+      return true
+    })
+    await db.close()
+  })
+
+  test('a Database is bound to its file: an option naming another is not followed', async () => {
+    const dir = tempDir('sqlite-bound')
+    const [mine, other] = [join(dir, 'mine.db'), join(dir, 'other.db')]
+    const db = openDatabase(mine)
+    await db.store(USER).saveTokens('srv', { here: true })
+    await db.store(USER).touch()
+    assert.equal((await db.purgeInactiveUsers({ inactiveDays: 1, dryRun: true, dbPath: other })).dryRun, true)
+    assert.equal((await db.activitySummary()).users, 1)
+    assert.equal(existsSync(other), false, 'the other file was never opened')
+    await db.close()
+  })
+
+  test('createDatabaseAdapter takes the Database itself', async () => {
+    const db = openDatabase(join(tempDir('sqlite-adapter'), 'hoot-mcp.db'))
+    const adapter = createDatabaseAdapter(db)
+    await adapter.saveOAuthTokens(USER, 'srv', { access_token: 'x' })
+    assert.deepEqual(await db.store(USER).tokens('srv'), { access_token: 'x' })
+    assert.throws(() => createDatabaseAdapter(42), { code: 'ERR_INVALID_ARG_TYPE' })
+    await adapter.close()
+  })
+})
 
 describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
   if (!postgresAvailable('PostgreSQL only')) return

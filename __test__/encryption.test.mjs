@@ -44,7 +44,7 @@ function fill(dbPath, env) {
      s.saveCodeVerifier('srv', ${JSON.stringify(SECRET)})
      s.saveServerConfig('srv', { url: 'https://mcp.example', auth: { headers: { authorization: ${JSON.stringify(SECRET)} } } })
      s.saveDiscoveryState('srv', { authorizationServerUrl: 'https://as.example/', resourceMetadataUrl: ${JSON.stringify(SECRET)} })
-     hoot.closeDatabase(${JSON.stringify(dbPath)})
+     sqlite.closeDatabase(${JSON.stringify(dbPath)})
      console.log('null')`,
     { env },
   )
@@ -196,7 +196,7 @@ test('SIGKILL during encrypt, rotate and decrypt at random moments: every value 
         { dbPath, user: USER },
       )
       if (sealedFirst)
-        runIsolated(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, {
+        runIsolated(`sqlite.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, {
           env: { HOME: home, HOOT_ENCRYPTION_KEY: oldKey },
         })
       const saved = { HOME: process.env.HOME, HOOT_ENCRYPTION_KEY: process.env.HOOT_ENCRYPTION_KEY }
@@ -228,7 +228,7 @@ test("moving a user's sealed data seals it again for the new user, who reads it"
   const env = { HOME: tempDir('enc-move-home'), HOOT_ENCRYPTION_KEY: newKey() }
   fill(dbPath, env)
   runIsolated(
-    `hoot.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`,
+    `sqlite.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`,
     {
       env,
     },
@@ -249,6 +249,7 @@ test('a server open before another process encrypts seals its next write, and on
       '--input-type=module',
       '-e',
       `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+       import * as sqlite from ${JSON.stringify(new URL('../lib/sqlite.js', import.meta.url).href)}
        const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
        s.saveTokens('before', { v: 1 })
        process.stdout.write('open\\n')
@@ -272,7 +273,7 @@ test('a server open before another process encrypts seals its next write, and on
     })
   try {
     assert.equal(await next(), 'open')
-    await runIsolatedAsync(`hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    await runIsolatedAsync(`sqlite.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
     server.stdin.write('1\n')
     assert.deepEqual(JSON.parse(await next()), { read: { v: 1 } }, 'it reads what the other process sealed')
     const stored = () =>
@@ -281,7 +282,7 @@ test('a server open before another process encrypts seals its next write, and on
         { dbPath },
       )
     assert.equal(stored().step1, 'hoot-sealed:1:', 'its write after the encrypt is sealed')
-    await runIsolatedAsync(`hoot.decryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
+    await runIsolatedAsync(`sqlite.decryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); console.log('null')`, env)
     server.stdin.write('2\n')
     await next()
     assert.equal(stored().step2, '{"v":2}', 'its write after the decrypt is plaintext')
@@ -307,7 +308,7 @@ test('processes starting at once with HOOT_ENCRYPT_AT_REST=1 agree on one key fi
   await Promise.all(
     paths.map((dbPath) =>
       runIsolatedAsync(
-        `hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)}, rotate: true }); console.log('null')`,
+        `sqlite.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)}, rotate: true }); console.log('null')`,
         env,
       ),
     ),
@@ -327,7 +328,7 @@ test('after encrypt no plaintext is left in the file, and a key file others can 
   runIsolated(
     `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
      for (let i = 0; i < 200; i++) s.saveTokens('s' + i, { refresh_token: ${JSON.stringify(SECRET)} + i })
-     hoot.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+     sqlite.encryptDatabase({ dbPath: ${JSON.stringify(dbPath)} }); sqlite.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
     { env: { HOME: home, HOOT_ENCRYPTION_KEY: '' } },
   )
   assert.ok(!bytesOf(dbPath).includes(SECRET.slice(15)), 'a plaintext token left in the file')
@@ -373,6 +374,7 @@ function startServer(dbPath, env, options = {}) {
       '--input-type=module',
       '-e',
       `import * as hoot from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+       import * as sqlite from ${JSON.stringify(new URL('../lib/sqlite.js', import.meta.url).href)}
        const s = new hoot.OAuthStore(${JSON.stringify(USER)}, ${JSON.stringify({ dbPath, ...options })})
        s.saveTokens('first', { refresh_token: ${JSON.stringify(SECRET)} })
        process.stdout.write(JSON.stringify({ ok: true }) + '\\n')
@@ -389,7 +391,7 @@ function startServer(dbPath, env, options = {}) {
              answer = op === 'w'
                ? (s.saveTokens(serverId, { refresh_token: ${JSON.stringify(SECRET)} }), { ok: true })
                : op === 'm'
-                 ? (hoot.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, ${JSON.stringify({ dbPath, onConflict: 'keep-target' })}), { ok: true })
+                 ? (sqlite.moveUserData(${JSON.stringify(USER)}, ${JSON.stringify(OTHER)}, ${JSON.stringify({ dbPath, onConflict: 'keep-target' })}), { ok: true })
                  : op === 'o'
                    ? { ok: true, value: other().tokens(serverId) ?? null }
                    : { ok: true, value: s.tokens(serverId) ?? null }
@@ -495,7 +497,7 @@ test('a process that did not ask for encryption but has the key seals beside sea
   sqlite(dbPath, 'DELETE FROM hoot_encryption')
   runIsolated(
     `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
-     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); sqlite.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
     { env },
   )
   assert.equal(storedKeys(dbPath).later, id, 'its write is sealed')
@@ -528,7 +530,7 @@ test('sealed values behind more than 1,000 newer plaintext rows still keep a pro
   )
   runIsolated(
     `const s = new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(dbPath)} })
-     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); hoot.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
+     s.saveTokens('later', { refresh_token: ${JSON.stringify(SECRET)} }); sqlite.closeDatabase(${JSON.stringify(dbPath)}); console.log('null')`,
     { env },
   )
   assert.equal(storedKeys(dbPath).later, id, 'its write is sealed')

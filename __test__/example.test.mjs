@@ -9,7 +9,9 @@ import { after, before, test } from 'node:test'
 
 import { SignJWT, importJWK } from 'jose'
 
-import { UserConnections, legacyTransferCode, loadKeys, migrateDatabase, openDatabase } from '../lib/index.js'
+import { UserConnections } from '../lib/hoot.js'
+import { loadKeys, migrateDatabase, openDatabase } from '../lib/index.js'
+import { legacyTransferCode } from '../lib/sqlite.js'
 import { createApp, limiter } from '../examples/express/server.mjs'
 import { hootKeyFiles, makeLegacyDb, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'

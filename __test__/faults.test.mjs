@@ -8,7 +8,8 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync } f
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { OAuthStore, closeDatabase, loadKeys } from '../lib/index.js'
+import { OAuthStore, loadKeys } from '../lib/index.js'
+import { closeDatabase } from '../lib/sqlite.js'
 import { USER, delays, entry, killDuring, root, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const linux = process.platform === 'linux'

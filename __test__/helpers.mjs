@@ -10,6 +10,9 @@ import { exportJWK, generateKeyPair } from 'jose'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
 export const entry = pathToFileURL(join(root, 'lib', 'index.js')).href
+export const sqliteEntry = pathToFileURL(join(root, 'lib', 'sqlite.js')).href
+/** What a child's body has in scope: `hoot` (the package entry) and `sqlite` (hoot-core/sqlite). */
+const preamble = `import * as hoot from ${JSON.stringify(entry)}\nimport * as sqlite from ${JSON.stringify(sqliteEntry)}\n`
 export const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
 
 export function tempDir(label) {
@@ -36,10 +39,10 @@ export async function hootKeyFiles(dir, kid = randomUUID()) {
 
 /**
  * Runs an ES module body in a fresh Node process (hoot-core's key state is per process) and
- * returns the JSON it prints last. `hoot` is in scope.
+ * returns the JSON it prints last. `hoot` and `sqlite` are in scope.
  */
 export function runIsolated(body, { cwd, env = {}, timeout } = {}) {
-  const code = `import * as hoot from ${JSON.stringify(entry)}\n${body}`
+  const code = `${preamble}${body}`
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
     cwd,
     env: { ...process.env, ...env },
@@ -58,7 +61,7 @@ export function runIsolated(body, { cwd, env = {}, timeout } = {}) {
  * resolves to the JSON the child prints last, rejects with its stderr.
  */
 export function runIsolatedAsync(body, env = {}) {
-  const code = `import * as hoot from ${JSON.stringify(entry)}\n${body}`
+  const code = `${preamble}${body}`
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
@@ -135,11 +138,7 @@ export function killDuring(body, delay) {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `import * as hoot from ${JSON.stringify(entry)}\nimport { writeSync } from 'node:fs'\n${body}`,
-      ],
+      ['--input-type=module', '-e', `${preamble}import { writeSync } from 'node:fs'\n${body}`],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },

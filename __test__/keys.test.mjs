@@ -95,6 +95,44 @@ test('JWT_PRIVATE_KEY_PATH and JWT_JWKS_PATH point at the files', async () => {
   assert.equal(out.privateKeyPath, files.privateKeyPath)
 })
 
+test('loadKeys() never returns a promise: with HOOT_DATABASE_URL on PostgreSQL and no key source it throws ERR_HOOT_KEYS', async () => {
+  const files = await hootKeyFiles(tempDir('pg-env-files'))
+  const home = tempDir('pg-env-home')
+  // A child of its own: its environment names PostgreSQL (a port nothing listens on: nothing connects).
+  const out = runIsolated(
+    `const outcome = (f) => {
+       try {
+         const value = f()
+         return typeof value?.then === 'function' ? 'a promise' : value.kid
+       } catch (e) {
+         return { name: e.name, code: e.code, message: e.message }
+       }
+     }
+     console.log(JSON.stringify({
+       none: outcome(() => hoot.loadKeys()),
+       noSource: outcome(() => hoot.loadKeys({ generateIfMissing: false })),
+       database: outcome(() => hoot.loadKeys({ database: process.env.HOOT_DATABASE_URL })),
+       files: outcome(() => hoot.loadKeys(${JSON.stringify({ privateKeyPath: files.privateKeyPath, jwksPath: files.jwksPath })})),
+       sqlite: await hoot.openDatabase(${JSON.stringify(join(home, 'hoot.db'))}).loadKeys({ keyDir: ${JSON.stringify(join(home, 'keys'))} }).then((k) => k.source),
+     }))`,
+    { env: { HOME: home, HOOT_DATABASE_URL: 'postgres://hoot:hunter2@127.0.0.1:1/hoot' } },
+  )
+  for (const name of ['none', 'noSource']) {
+    assert.equal(out[name].code, 'ERR_HOOT_KEYS', name)
+    assert.match(out[name].message, /`await openDatabase\(\)\.loadKeys\(\)`/, name)
+    assert.doesNotMatch(out[name].message, /hunter2/, name)
+  }
+  assert.equal(out.database.code, 'ERR_INVALID_ARG_VALUE')
+  assert.match(out.database.message, /^The "opts\.database" property is not a key option/)
+  assert.equal(out.files, files.kid, 'key files named outright load, synchronously')
+  assert.equal(
+    out.sqlite,
+    'generated',
+    'a Database on SQLite loads the keys it is asked for, whatever HOOT_DATABASE_URL says',
+  )
+  assert.equal(existsSync(join(home, '.hoot', 'keys')), false, 'no key was made in ~/.hoot/keys')
+})
+
 test('keys that cannot be loaded throw ERR_HOOT_KEYS naming the file and the fix', () => {
   const missing = join(tempDir('missing'), 'private-key.json')
   assert.throws(

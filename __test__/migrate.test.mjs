@@ -13,7 +13,8 @@ import {
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
-import { OAuthStore, closeDatabase, inspectDatabase, migrateDatabase } from '../lib/index.js'
+import { OAuthStore, migrateDatabase } from '../lib/index.js'
+import { closeDatabase, inspectDatabase } from '../lib/sqlite.js'
 import { USER, entry, makeLegacyDb, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')

@@ -10,7 +10,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client as Client120 } from 'sdk120/client/index.js'
 import { StreamableHTTPClientTransport as Transport120 } from 'sdk120/client/streamableHttp.js'
 
-import { OAuthStore, createDatabaseAdapter, createOAuthProvider } from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
+import { OAuthStore, createOAuthProvider } from '../lib/index.js'
 import { approve, callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 import { tempDir } from './helpers.mjs'
 

@@ -8,11 +8,13 @@ import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
 import * as hoot from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
+import * as sqlite from '../lib/sqlite.js'
 import { USER, runIsolated, tempDir } from './helpers.mjs'
 import { admin, freshDatabase, postgresAvailable } from './postgres.mjs'
 
 const TOKEN = 'secret-access-token-do-not-leak'
-const sqlite = (path, sql) => execFileSync('sqlite3', [path, sql], { encoding: 'utf8', timeout: 10_000 })
+const sqlite3 = (path, sql) => execFileSync('sqlite3', [path, sql], { encoding: 'utf8', timeout: 10_000 })
 
 function assertCodedWithoutValue(error) {
   assert.equal(error.code, 'ERR_HOOT_DB')
@@ -25,14 +27,14 @@ test('a stored value that is not JSON: ERR_HOOT_DB, quoting none of it, on every
   const store = new hoot.OAuthStore(USER, { dbPath })
   store.saveTokens('s', { access_token: 'a' })
   store.saveServerConfig('s', { url: 'https://example.com' })
-  sqlite(dbPath, `UPDATE oauth_tokens SET tokens = '${TOKEN}'; UPDATE server_configs SET config = '${TOKEN}'`)
+  sqlite3(dbPath, `UPDATE oauth_tokens SET tokens = '${TOKEN}'; UPDATE server_configs SET config = '${TOKEN}'`)
   assert.throws(() => store.tokens('s'), assertCodedWithoutValue)
   assert.throws(() => store.serverConfig('s'), assertCodedWithoutValue)
   const db = hoot.openDatabase(dbPath)
   await assert.rejects(db.store(USER).tokens('s'), assertCodedWithoutValue)
-  const adapter = hoot.createDatabaseAdapter({ dbPath })
+  const adapter = createDatabaseAdapter({ dbPath })
   await assert.rejects(adapter.getOAuthTokens(USER, 's'), assertCodedWithoutValue)
-  hoot.closeDatabase(dbPath)
+  sqlite.closeDatabase(dbPath)
 })
 
 test('a hoot-core table that is a never-ending view is refused at open; nothing hangs', () => {
@@ -43,7 +45,7 @@ test('a hoot-core table that is a never-ending view is refused at open; nothing 
      console.log('{}')`,
     { timeout: 20_000 },
   )
-  sqlite(
+  sqlite3(
     dbPath,
     `DROP TABLE oauth_tokens; CREATE VIEW oauth_tokens AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)
      SELECT '${USER}' AS user_id, 's' || n AS server_id, '{}' AS tokens FROM r`,
@@ -53,9 +55,9 @@ test('a hoot-core table that is a never-ending view is refused at open; nothing 
      const codes = {}
      const attempt = (name, f) => { try { f(); codes[name] = 'no error' } catch (e) { codes[name] = e.code } }
      attempt('store', () => new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: path }).tokens('s'))
-     attempt('inspect', () => hoot.inspectDatabase(path))
-     attempt('activity', () => hoot.activitySummary({ dbPath: path }))
-     attempt('purge', () => hoot.purgeInactiveUsers({ dbPath: path, inactiveDays: 1 }))
+     attempt('inspect', () => sqlite.inspectDatabase(path))
+     attempt('activity', () => sqlite.activitySummary({ dbPath: path }))
+     attempt('purge', () => sqlite.purgeInactiveUsers({ dbPath: path, inactiveDays: 1 }))
      console.log(JSON.stringify(codes))`,
     { timeout: 20_000 },
   )

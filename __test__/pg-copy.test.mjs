@@ -14,7 +14,8 @@ import net from 'node:net'
 import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
-import { OAuthStore, cacheFavicon, closeDatabase, openDatabase, userIdForAccount } from '../lib/index.js'
+import { OAuthStore, openDatabase } from '../lib/index.js'
+import { cacheFavicon, closeDatabase, userIdForAccount } from '../lib/sqlite.js'
 import { makeLegacyDb, root, tempDir, withBetterSqlite } from './helpers.mjs'
 import { admin, eventually, freshDatabase, postgresAvailable, rows } from './postgres.mjs'
 
@@ -208,7 +209,7 @@ describe('SQLite → PostgreSQL copy', () => {
     // On PostgreSQL, after the file was taken: one user does "forget me", one is revoked.
     const db = openDatabase(url)
     await db.store(forgotten).deleteAll({ revokeTokens: true })
-    const revokedBefore = await db.revokeUserTokens(revoked)
+    await db.revokeUserTokens(revoked)
     const revocations = async () =>
       Object.fromEntries(
         (await rows(url, 'SELECT user_id, revoked_before FROM hoot_revocations')).map((r) => [
@@ -217,7 +218,7 @@ describe('SQLite → PostgreSQL copy', () => {
         ]),
       )
     const before = await revocations()
-    assert.ok(before[forgotten] > 0 && before[revoked] === revokedBefore)
+    assert.ok(before[forgotten] > 0 && before[revoked] > 0)
     const userRows = async (user) =>
       (
         await rows(

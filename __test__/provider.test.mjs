@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
-import { OAuthStore, createDatabaseAdapter, createOAuthProvider } from '../lib/index.js'
+import { createDatabaseAdapter } from '../lib/hoot.js'
+import { OAuthStore, createOAuthProvider } from '../lib/index.js'
 import { USER, root, tempDir } from './helpers.mjs'
 
 const options = {

@@ -136,21 +136,27 @@ describe('replicas on one PostgreSQL', () => {
     },
   )
 
-  test('with HOOT_DATABASE_URL, tokens wait for await loadKeys(): no key file is made here', PG_TIMEOUT, async () => {
-    const url = await freshDatabase('keys_first')
-    const home = tempDir('keys-first-home')
-    const result = await runIsolatedAsync(
-      `const user = '${randomUUID()}'
-       const before = (() => { try { hoot.issueToken(user); return 'issued' } catch (e) { return e.code } })()
-       const keys = await hoot.loadKeys()
+  test(
+    'with HOOT_DATABASE_URL, tokens wait for await openDatabase().loadKeys(): no key file is made here',
+    PG_TIMEOUT,
+    async () => {
+      const url = await freshDatabase('keys_first')
+      const home = tempDir('keys-first-home')
+      const result = await runIsolatedAsync(
+        `const user = '${randomUUID()}'
+       const code = (f) => { try { f(); return 'ok' } catch (e) { return e.code } }
+       const before = code(() => hoot.issueToken(user))
+       const local = code(() => hoot.loadKeys())
+       const keys = await hoot.openDatabase().loadKeys()
        const token = hoot.issueToken(user)
-       console.log(JSON.stringify({ before, source: keys.source, valid: hoot.verifyToken(token).valid }))
+       console.log(JSON.stringify({ before, local, source: keys.source, valid: hoot.verifyToken(token).valid }))
        process.exit(0)`,
-      { HOOT_DATABASE_URL: url, HOME: home },
-    )
-    assert.deepEqual(result, { before: 'ERR_HOOT_KEYS', source: 'database', valid: true })
-    assert.equal(existsSync(join(home, '.hoot', 'keys')), false, 'no key directory was made')
-  })
+        { HOOT_DATABASE_URL: url, HOME: home },
+      )
+      assert.deepEqual(result, { before: 'ERR_HOOT_KEYS', local: 'ERR_HOOT_KEYS', source: 'database', valid: true })
+      assert.equal(existsSync(join(home, '.hoot', 'keys')), false, 'no key directory was made')
+    },
+  )
 
   test('a replica killed with SIGKILL mid-write loses nothing it acknowledged', PG_TIMEOUT, async () => {
     const url = await freshDatabase('sigkill')

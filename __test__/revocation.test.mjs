@@ -56,7 +56,7 @@ test('a transfer code made right after "forget me" with the new token redeems', 
      const token = hoot.issueToken(${JSON.stringify(USER)})
      const { payload } = hoot.verifyToken(token)
      const { code } = store.createTransferCode({ tokenIssuedAt: payload.iat })
-     console.log(JSON.stringify(hoot.redeemTransferCode(code)))`,
+     console.log(JSON.stringify(sqlite.redeemTransferCode(code)))`,
     env,
   )
   assert.equal(result.userId, USER)

@@ -9,22 +9,18 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
+import { OAuthStore, issueToken, loadKeys, migrateDatabase, verifyToken } from '../lib/index.js'
 import {
-  OAuthStore,
   activitySummary,
   closeDatabase,
   inspectDatabase,
-  issueToken,
   legacyTransferCode,
-  loadKeys,
-  migrateDatabase,
   moveUserData,
   purgeInactiveUsers,
   redeemTransferCode,
   revokeUserTokens,
   userIdForAccount,
-  verifyToken,
-} from '../lib/index.js'
+} from '../lib/sqlite.js'
 import {
   delays,
   hootKeyFiles,
@@ -164,7 +160,7 @@ test('SIGKILL during a purge, at 6 random moments: every user is whole or gone, 
     )
     await killDuring(
       `writeSync(1, 'purging\\n')
-       hoot.purgeInactiveUsers({ inactiveDays: 90, dbPath: ${JSON.stringify(dbPath)} })
+       sqlite.purgeInactiveUsers({ inactiveDays: 90, dbPath: ${JSON.stringify(dbPath)} })
        writeSync(1, 'purged\\n')`,
       delay,
     )
@@ -190,7 +186,7 @@ test('a transfer code moves a user to another process once; a second redemption,
   const { code, expiresAt } = new OAuthStore(alice, { dbPath }).createTransferCode()
   assert.match(code, /^[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}$/)
   assert.ok(Math.abs(expiresAt - (Date.now() / 1000 + 600)) < 5, 'ten minutes')
-  const redeem = `try { console.log(JSON.stringify(hoot.redeemTransferCode(${JSON.stringify(code.toLowerCase())}, { dbPath: ${JSON.stringify(dbPath)} }))) }
+  const redeem = `try { console.log(JSON.stringify(sqlite.redeemTransferCode(${JSON.stringify(code.toLowerCase())}, { dbPath: ${JSON.stringify(dbPath)} }))) }
     catch (e) { console.log(JSON.stringify({ code: e.code })) }`
   const results = await Promise.all([runIsolatedAsync(redeem), runIsolatedAsync(redeem)])
   assert.deepEqual(
@@ -207,7 +203,7 @@ test('failed redemptions are throttled across processes, the right code included
   const failures = await runIsolatedAsync(`
     let failed = 0
     for (let i = 0; i < 100; i++) {
-      try { hoot.redeemTransferCode('2222-2222-' + String(i).padStart(4, '2').replace(/[01]/g, '3'), { dbPath: ${JSON.stringify(dbPath)} }) }
+      try { sqlite.redeemTransferCode('2222-2222-' + String(i).padStart(4, '2').replace(/[01]/g, '3'), { dbPath: ${JSON.stringify(dbPath)} }) }
       catch (e) { if (e.code === 'ERR_HOOT_TRANSFER_CODE') failed++ }
     }
     console.log(failed)`)
@@ -236,7 +232,7 @@ test('revocation ends a pending transfer code, one made by a process that had no
   const bob = randomUUID()
   const bobIat = verifyToken(issueToken(bob)).payload.iat
   await runIsolatedAsync(
-    `hoot.revokeUserTokens(${JSON.stringify(bob)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log(1)`,
+    `sqlite.revokeUserTokens(${JSON.stringify(bob)}, { dbPath: ${JSON.stringify(dbPath)} }); console.log(1)`,
   )
   const late = new OAuthStore(bob, { dbPath }).createTransferCode({ tokenIssuedAt: bobIat })
   assert.throws(() => redeemTransferCode(late.code, { dbPath }), { code: 'ERR_HOOT_TRANSFER_CODE' })

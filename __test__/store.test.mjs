@@ -5,15 +5,15 @@ import { linkSync, readdirSync, renameSync, statSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
+import { OAuthStore } from '../lib/index.js'
 import {
-  OAuthStore,
   cacheFavicon,
   cleanupExpiredVerifiers,
   closeDatabase,
   getCachedFavicon,
   inspectDatabase,
-} from '../lib/index.js'
-import { USER, entry, root, tempDir, withBetterSqlite } from './helpers.mjs'
+} from '../lib/sqlite.js'
+import { USER, entry, root, sqliteEntry, tempDir, withBetterSqlite } from './helpers.mjs'
 
 const dbFile = (label) => join(tempDir(label), 'hoot-mcp.db')
 
@@ -423,8 +423,9 @@ describe('one file, one name, the same file throughout', () => {
         '--input-type=module',
         '-e',
         `import * as hoot from ${JSON.stringify(entry)}
+        import * as sqlite from ${JSON.stringify(sqliteEntry)}
         const codes = []
-        for (const call of [() => new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(fifo)} }), () => hoot.inspectDatabase(${JSON.stringify(fifo)})]) {
+        for (const call of [() => new hoot.OAuthStore(${JSON.stringify(USER)}, { dbPath: ${JSON.stringify(fifo)} }), () => sqlite.inspectDatabase(${JSON.stringify(fifo)})]) {
           try { call(); codes.push('ok') } catch (e) { codes.push(e.code + ' ' + /not a regular file/.test(e.message)) }
         }
         console.log(JSON.stringify(codes))`,

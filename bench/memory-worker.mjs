@@ -6,7 +6,8 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
 const require = createRequire(import.meta.url)
-const { OAuthStore, closeDatabase, issueToken, loadKeys, verifyToken } = require('../lib/index.js')
+const { OAuthStore, issueToken, loadKeys, verifyToken } = require('../lib/index.js')
+const { closeDatabase } = require('../lib/sqlite.js')
 const [privateKeyPath, jwksPath, dir, verifies, storeOps] = process.argv.slice(2)
 
 function rss() {

@@ -45,7 +45,7 @@ function hootLoop() {
 
 const start = process.hrtime.bigint()
 if (kind === 'hoot-core') {
-  const { closeDatabase, migrateDatabase } = require('../lib/index.js')
+  const { closeDatabase, migrateDatabase } = require('../lib/sqlite.js')
   const report = migrateDatabase(path)
   if (!report.migrated) throw new Error('hoot-core did not migrate')
   closeDatabase(path)

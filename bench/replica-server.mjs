@@ -3,13 +3,12 @@
 // ask), or a SQLite file, its keys Hoot's key files. Reports its port, then serves until
 // disconnected.
 import { createApp } from '../examples/express/server.mjs'
-import { loadKeys, openDatabase } from '../lib/index.js'
+import { openDatabase } from '../lib/index.js'
 
 const [location, privateKeyPath, jwksPath] = process.argv.slice(2)
 const db = openDatabase(location)
 await db.ready()
-if (db.kind === 'postgres') await loadKeys({ database: db })
-else loadKeys({ privateKeyPath, jwksPath })
+await db.loadKeys(db.kind === 'postgres' ? undefined : { privateKeyPath, jwksPath })
 const app = createApp({ db })
 const server = app.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
 process.on('disconnect', () =>

@@ -143,6 +143,11 @@ function loadNative() {
   return require('../lib/index.js')
 }
 
+/** SQLite's synchronous file tools (hoot-core/sqlite). */
+function loadSqlite() {
+  return require('../lib/sqlite.js')
+}
+
 function postgresArg(value, name) {
   const url = value ?? process.env.HOOT_DATABASE_URL
   if (!url) throw new UsageError(`${name} <postgres://...> is required (or set HOOT_DATABASE_URL)`)
@@ -186,7 +191,7 @@ Start the server from ${resolve(dir)}, or set
 function purge(values) {
   if (values['inactive-days'] === undefined) throw new UsageError('purge needs --inactive-days <days>')
   const inactiveDays = Number(values['inactive-days'])
-  const report = loadNative().purgeInactiveUsers({
+  const report = loadSqlite().purgeInactiveUsers({
     inactiveDays,
     dryRun: values['dry-run'] === true,
     dbPath: values.db,
@@ -209,7 +214,7 @@ function purge(values) {
 function plaintextBackups(db) {
   const { readdirSync } = require('fs')
   const { basename, join } = require('path')
-  const path = loadNative().inspectDatabase(db).path
+  const path = loadSqlite().inspectDatabase(db).path
   if (path === ':memory:') return []
   const name = basename(path)
   try {
@@ -222,11 +227,11 @@ function plaintextBackups(db) {
 }
 
 function encrypt(values, [db]) {
-  const report = loadNative().encryptDatabase({ dbPath: db, rotate: values.rotate === true })
+  const report = loadSqlite().encryptDatabase({ dbPath: db, rotate: values.rotate === true })
   console.log(
     `${values.rotate ? 'Rotated' : 'Encrypted'}: ${report.sealed} value(s) sealed; the database records key(s) ${report.keyIds.join(', ')}.`,
   )
-  const kept = loadNative().inspectDatabase(db).encryption?.keptAside ?? 0
+  const kept = loadSqlite().inspectDatabase(db).encryption?.keptAside ?? 0
   if (kept) {
     console.log(
       `Note: ${kept} row(s) a migration kept aside (table hoot_migration_conflicts) hold their values in plaintext: look at them, then delete them.`,
@@ -241,14 +246,14 @@ function encrypt(values, [db]) {
 }
 
 function decrypt(values, [db]) {
-  const report = loadNative().decryptDatabase({ dbPath: db })
+  const report = loadSqlite().decryptDatabase({ dbPath: db })
   console.log(`Decrypted: ${report.opened} value(s) are plaintext again; the database is no longer encrypted.`)
   return 0
 }
 
 function adoptLegacy(values) {
   const ttl = values['ttl-seconds'] === undefined ? undefined : Number(values['ttl-seconds'])
-  const made = loadNative().legacyTransferCode({ dbPath: values.db, ttlSeconds: ttl })
+  const made = loadSqlite().legacyTransferCode({ dbPath: values.db, ttlSeconds: ttl })
   if (made === null) {
     console.log('No legacy data in this database: nothing to adopt.')
     return 0
@@ -298,7 +303,7 @@ function migrate(values, positionals) {
     console.log(JSON.stringify(report, null, 2))
     return 0
   }
-  const where = loadNative().inspectDatabase(db).path
+  const where = loadSqlite().inspectDatabase(db).path
   if (!report.migrated && !report.userIdsLowered && !report.conflicts) {
     console.log(`${where} is up to date (schema version ${report.schemaVersion}); nothing was migrated.`)
     return 0
@@ -394,7 +399,7 @@ function doctor(values) {
   }
   if (hoot) {
     try {
-      const db = hoot.inspectDatabase(values.db)
+      const db = loadSqlite().inspectDatabase(values.db)
       if (!db.exists) {
         ok(`database: ${db.path} does not exist yet; it is created (0600) on first use`)
       } else {

@@ -6,37 +6,36 @@
 
 const binding = require('./native.js')
 const { OAuthStore } = require('./store.js')
-const { STORE_OF } = require('./provider.js')
-const { openDatabase, isPostgresUrl } = require('./database.js')
-
-function typeError(name, expected, value) {
-  const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  const error = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`)
-  error.code = 'ERR_INVALID_ARG_TYPE'
-  return error
-}
+const { STORE_OF } = require('./store-of.js')
+const { Database, openDatabase, isPostgresUrl } = require('./database.js')
+const { typeError } = require('./errors.js')
 
 const orNull = (value) => (value === undefined ? null : value)
 
 /**
- * A Hoot DatabaseAdapter. On SQLite: the database at `opts.dbPath` (default: `$HOOT_DB_PATH`, else
- * `~/.hoot/hoot-mcp.db`), which is opened, and migrated from Hoot's schema if need be, here. On
- * PostgreSQL: `opts.database` (a postgres:// URL or an openDatabase() result), or
- * `$HOOT_DATABASE_URL` when it is one and no `dbPath` is given; it connects on the first call.
+ * A Hoot DatabaseAdapter over `source`: a Database from openDatabase() (either backend), or options.
+ * On SQLite: the database at `opts.dbPath` (default: `$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`),
+ * which is opened, and migrated from Hoot's schema if need be, here. On PostgreSQL:
+ * `opts.database` (a postgres:// URL or an openDatabase() result), or `$HOOT_DATABASE_URL` when it
+ * is one and no `dbPath` is given; it connects on the first call.
  */
-function createDatabaseAdapter(opts) {
-  if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw typeError('opts', 'of type object', opts)
+function createDatabaseAdapter(source) {
+  if (source instanceof Database) return adapterOver((userId) => source.store(userId), source)
+  const opts = source
+  if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
+    throw typeError('db', 'a database from openDatabase() or an object of options', opts)
+  }
   const dbPath = opts === undefined ? undefined : opts.dbPath
   if (dbPath !== undefined && typeof dbPath !== 'string') throw typeError('opts.dbPath', 'of type string', dbPath)
   // encryption: 'on' turns encryption at rest on for the database, as a store can.
   const encryption = opts === undefined ? undefined : opts.encryption
   const database = opts === undefined ? undefined : opts.database
   if (database !== undefined || (dbPath === undefined && isPostgresUrl(process.env.HOOT_DATABASE_URL))) {
-    if (database !== undefined && typeof database !== 'string' && (database === null || typeof database !== 'object')) {
+    if (database !== undefined && typeof database !== 'string' && !(database instanceof Database)) {
       throw typeError('opts.database', 'a postgres:// URL or a database from openDatabase()', database)
     }
     const db =
-      typeof database === 'object'
+      database instanceof Database
         ? database
         : openDatabase(database ?? process.env.HOOT_DATABASE_URL, encryption === undefined ? undefined : { encryption })
     return adapterOver((userId) => db.store(userId), db)

@@ -9,15 +9,13 @@
 // both insert, leave a client unclosed, or put the count out of step with the maps.
 'use strict'
 
+const { rangeError } = require('./errors.js')
+
 class UserConnections {
   constructor({ perUser = 20, total = 1000, idleMs = 30 * 60 * 1000 } = {}) {
     for (const [name, value] of Object.entries({ perUser, total, idleMs })) {
       if (!Number.isInteger(value) || value < 1) {
-        const error = new RangeError(
-          `The "opts.${name}" property must be a whole number of at least 1. Received ${value}`,
-        )
-        error.code = 'ERR_INVALID_ARG_VALUE'
-        throw error
+        throw rangeError(`opts.${name}`, `must be a whole number of at least 1. Received ${value}`)
       }
     }
     Object.assign(this, { perUser, total, idleMs })

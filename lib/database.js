@@ -1,25 +1,22 @@
-// openDatabase(location?, opts?): one way to reach the store on either backend. A `postgres://`
-// URL (the argument, else $HOOT_DATABASE_URL) opens PostgreSQL, shared by several Hoot servers; a
-// path, or nothing, keeps SQLite ($HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db). Either way
-// `db.store(userId)` is a user-bound store with OAuthStore's methods, each returning a promise,
-// so code written against it runs on both unchanged.
+// openDatabase(location?, opts?): one `Database` class and one `UserStore` class for both backends.
+// A `postgres://` URL (the argument, else $HOOT_DATABASE_URL) opens PostgreSQL, shared by several
+// Hoot servers; a path, or nothing, keeps SQLite ($HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db).
 //
-// SQLite's calls are OAuthStore's synchronous ones (fast enough not to matter on the event loop);
-// PostgreSQL's run on napi's tokio runtime (lib/../src/binding/pg.rs), never on the event loop.
-// Both reject, never throw: a bad argument rejects with the same coded error OAuthStore throws.
+// Each Database holds a backend handle, and each UserStore a user handle, with the same method
+// names on both backends: on PostgreSQL the native objects of src/binding/pg.rs (whose calls run
+// on napi's tokio runtime, never on the event loop, and return promises); on SQLite the small
+// classes below over the synchronous functions of the addon (fast enough not to matter on the
+// event loop), which return values. The classes here turn either into a promise, and parse the
+// stored JSON text with V8's JSON.parse. Every method rejects, never throws, with the coded error
+// the synchronous API would throw; only `store(userId)`, which returns a store, throws.
 'use strict'
 
 const binding = require('./native.js')
 const { OAuthStore, parseStored } = require('./store.js')
+const { loadLocalKeys } = require('./verify.js')
+const { typeError } = require('./errors.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
-
-function typeError(name, expected, value) {
-  const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  const error = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`)
-  error.code = 'ERR_INVALID_ARG_TYPE'
-  return error
-}
 
 /** Calls `f`, turning a synchronous throw into a rejection. */
 function later(f) {
@@ -31,234 +28,328 @@ function later(f) {
 }
 
 const orUndefined = (value) => (value === null ? undefined : value)
+const nothing = () => undefined
 
-// The native store behind each PostgresUserStore, for the methods defined outside its class.
-const NATIVE = new WeakMap()
-
-/** The store of one user on PostgreSQL: the native store's promises, with JSON parsed here. */
-class PostgresUserStore {
-  #native
-  constructor(native) {
-    this.#native = native
-    NATIVE.set(this, native)
+/** One user's store on either backend: OAuthStore's methods, each returning a promise. */
+class UserStore {
+  #user
+  constructor(user) {
+    this.#user = user
   }
   get userId() {
-    return this.#native.userId
+    return this.#user.userId
   }
   clientInformation(serverId) {
-    return later(() => this.#native.clientInformationText(serverId)).then((text) =>
+    return later(() => this.#user.clientInformationText(serverId)).then((text) =>
       parseStored(text, 'client information'),
     )
   }
   saveClientInformation(serverId, info) {
-    return later(() => this.#native.saveClientInformation(serverId, info))
+    return later(() => this.#user.saveClientInformation(serverId, info))
   }
   tokens(serverId) {
-    return later(() => this.#native.tokensText(serverId)).then((text) => parseStored(text, 'tokens'))
+    return later(() => this.#user.tokensText(serverId)).then((text) => parseStored(text, 'tokens'))
   }
   saveTokens(serverId, tokens) {
-    return later(() => this.#native.saveTokens(serverId, tokens))
+    return later(() => this.#user.saveTokens(serverId, tokens))
   }
   codeVerifier(serverId) {
-    return later(() => this.#native.codeVerifier(serverId)).then(orUndefined)
+    return later(() => this.#user.codeVerifier(serverId)).then(orUndefined)
   }
   saveCodeVerifier(serverId, verifier) {
-    return later(() => this.#native.saveCodeVerifier(serverId, verifier))
+    return later(() => this.#user.saveCodeVerifier(serverId, verifier))
   }
   discoveryState(serverId) {
-    return later(() => this.#native.discoveryStateText(serverId)).then((text) => parseStored(text, 'discovery state'))
+    return later(() => this.#user.discoveryStateText(serverId)).then((text) => parseStored(text, 'discovery state'))
   }
   saveDiscoveryState(serverId, state) {
-    return later(() => this.#native.saveDiscoveryState(serverId, state))
+    return later(() => this.#user.saveDiscoveryState(serverId, state))
   }
   saveAuthorizationState(serverId, state) {
-    return later(() => this.#native.saveAuthorizationState(serverId, state))
+    return later(() => this.#user.saveAuthorizationState(serverId, state))
   }
   consumeAuthorizationState(serverId, state) {
-    return later(() => this.#native.consumeAuthorizationState(serverId, state))
+    return later(() => this.#user.consumeAuthorizationState(serverId, state))
   }
   invalidateCredentials(serverId, scope) {
-    return later(() => this.#native.invalidateCredentials(serverId, scope))
+    return later(() => this.#user.invalidateCredentials(serverId, scope))
   }
   serverConfig(serverId) {
-    return later(() => this.#native.serverConfigText(serverId)).then((text) => parseStored(text, 'server config'))
+    return later(() => this.#user.serverConfigText(serverId)).then((text) => parseStored(text, 'server config'))
   }
   saveServerConfig(serverId, config) {
-    return later(() => this.#native.saveServerConfig(serverId, config))
+    return later(() => this.#user.saveServerConfig(serverId, config))
   }
   deleteServerConfig(serverId) {
-    return later(() => this.#native.deleteServerConfig(serverId))
+    return later(() => this.#user.deleteServerConfig(serverId))
   }
   servers() {
-    return later(() => this.#native.servers())
+    return later(() => this.#user.servers())
   }
   touch() {
-    return later(() => this.#native.touch())
+    return later(() => this.#user.touch())
   }
   deleteAll(opts) {
-    return later(() => this.#native.deleteAll(opts))
+    return later(() => this.#user.deleteAll(opts))
   }
-}
-for (const name of ['createTransferCode', 'linkAccount', 'unlinkAccount']) {
-  Object.defineProperty(PostgresUserStore.prototype, name, {
-    value: {
-      [name](...args) {
-        return later(() => NATIVE.get(this)[name](...args))
-      },
-    }[name],
-    writable: true,
-    configurable: true,
-  })
+  createTransferCode(opts) {
+    return later(() => this.#user.createTransferCode(opts))
+  }
+  linkAccount(accountId) {
+    return later(() => this.#user.linkAccount(accountId))
+  }
+  unlinkAccount(accountId) {
+    return later(() => this.#user.unlinkAccount(accountId))
+  }
 }
 
-/** The same methods over a synchronous OAuthStore (kept in STORES, out of reach of callers). */
-const STORES = new WeakMap()
-class SqliteUserStore {
-  constructor(store) {
-    STORES.set(this, store)
-  }
-  get userId() {
-    return STORES.get(this).userId
-  }
-}
-for (const name of [
-  'clientInformation',
-  'saveClientInformation',
-  'tokens',
-  'saveTokens',
-  'codeVerifier',
-  'saveCodeVerifier',
-  'discoveryState',
-  'saveDiscoveryState',
-  'saveAuthorizationState',
-  'consumeAuthorizationState',
-  'invalidateCredentials',
-  'serverConfig',
-  'saveServerConfig',
-  'deleteServerConfig',
-  'servers',
-  'touch',
-  'deleteAll',
-  'createTransferCode',
-  'linkAccount',
-  'unlinkAccount',
-]) {
-  Object.defineProperty(SqliteUserStore.prototype, name, {
-    value: {
-      [name](...args) {
-        return later(() => STORES.get(this)[name](...args))
-      },
-    }[name],
-    writable: true,
-    configurable: true,
-  })
-}
-
-class SqliteDatabase {
-  #dbPath
-  #options
-  constructor(dbPath, opts) {
-    this.#dbPath = dbPath
-    this.#options = dbPath === undefined ? {} : { dbPath }
-    if (opts.encryption !== undefined) this.#options.encryption = opts.encryption
+/** A database on either backend: the same methods, each returning a promise. */
+class Database {
+  #kind
+  #backend
+  constructor(kind, backend) {
+    this.#kind = kind
+    this.#backend = backend
   }
   get kind() {
-    return 'sqlite'
+    return this.#kind
   }
+  /** Throws ERR_INVALID_USER_ID for an id a store refuses. */
   store(userId) {
-    return new SqliteUserStore(new OAuthStore(userId, this.#options))
+    return new UserStore(this.#backend.store(userId))
   }
   ready() {
-    return later(() => {
-      const report = binding.migrateDatabase(this.#dbPath)
-      new OAuthStore('default-user', this.#options)
-      return {
-        kind: 'sqlite',
-        database: binding.inspectDatabase(this.#dbPath).path,
-        schemaVersion: report.schemaVersion,
-      }
-    })
+    return later(() => this.#backend.ready()).then(({ database, schemaVersion, encrypted }) => ({
+      kind: this.#kind,
+      database,
+      schemaVersion,
+      encrypted,
+    }))
+  }
+  /** SQLite: loadKeys(opts) after opening the file; PostgreSQL: the key set every replica shares. */
+  loadKeys(opts) {
+    return later(() => this.#backend.loadKeys(opts))
+  }
+  rotateKeys(opts) {
+    return later(() => this.#backend.rotateKeys(opts))
+  }
+  revokeUserTokens(userId) {
+    return later(() => this.#backend.revokeUserTokens(userId)).then(nothing)
+  }
+  redeemTransferCode(code, opts) {
+    return later(() => this.#backend.redeemTransferCode(code, opts)).then(({ userId, moved }) =>
+      moved === undefined || moved === null ? { userId } : { userId, moved },
+    )
+  }
+  /** null when the database holds no legacy data, as legacyTransferCode() of hoot-core/sqlite. */
+  legacyTransferCode(opts) {
+    return later(() => this.#backend.legacyTransferCode(opts)).then((made) => made ?? null)
+  }
+  userIdForAccount(accountId) {
+    return later(() => this.#backend.userIdForAccount(accountId)).then(orUndefined)
+  }
+  moveUserData(fromUserId, toUserId, opts) {
+    return later(() => this.#backend.moveUserData(fromUserId, toUserId, opts))
+  }
+  activitySummary() {
+    return later(() => this.#backend.activitySummary())
+  }
+  purgeInactiveUsers(opts) {
+    return later(() => this.#backend.purgeInactiveUsers(opts))
+  }
+  cleanupExpiredVerifiers(opts) {
+    return later(() => this.#backend.cleanupExpiredVerifiers(opts))
+  }
+  cachedFavicon(serverUrl, oauthLogoUri) {
+    return later(() => this.#backend.cachedFavicon(serverUrl, oauthLogoUri))
+  }
+  cacheFavicon(serverUrl, faviconUrl, oauthLogoUri) {
+    return later(() => this.#backend.cacheFavicon(serverUrl, faviconUrl ?? null, oauthLogoUri))
+  }
+  inspect() {
+    return later(() => this.#backend.inspect())
+  }
+  encrypt(opts) {
+    return later(() => this.#backend.encrypt(opts))
+  }
+  decrypt() {
+    return later(() => this.#backend.decrypt())
+  }
+  copyFromSqlite(path, opts) {
+    return later(() => this.#backend.copyFromSqlite(path, opts))
+  }
+  close() {
+    return later(() => this.#backend.close()).then(nothing)
+  }
+}
+
+/** A user's SQLite store with the native PostgreSQL store's method names (JSON read as text). */
+class SqliteUser {
+  #store
+  constructor(store) {
+    this.#store = store
+  }
+  get userId() {
+    return this.#store.userId
+  }
+  clientInformationText(serverId) {
+    return binding.storeClientInformationText(this.#store, serverId)
+  }
+  saveClientInformation(serverId, info) {
+    return this.#store.saveClientInformation(serverId, info)
+  }
+  tokensText(serverId) {
+    return binding.storeTokensText(this.#store, serverId)
+  }
+  saveTokens(serverId, tokens) {
+    return this.#store.saveTokens(serverId, tokens)
+  }
+  codeVerifier(serverId) {
+    return this.#store.codeVerifier(serverId)
+  }
+  saveCodeVerifier(serverId, verifier) {
+    return this.#store.saveCodeVerifier(serverId, verifier)
+  }
+  discoveryStateText(serverId) {
+    return binding.storeDiscoveryStateText(this.#store, serverId)
+  }
+  saveDiscoveryState(serverId, state) {
+    return this.#store.saveDiscoveryState(serverId, state)
+  }
+  saveAuthorizationState(serverId, state) {
+    return this.#store.saveAuthorizationState(serverId, state)
+  }
+  consumeAuthorizationState(serverId, state) {
+    return this.#store.consumeAuthorizationState(serverId, state)
+  }
+  invalidateCredentials(serverId, scope) {
+    return this.#store.invalidateCredentials(serverId, scope)
+  }
+  serverConfigText(serverId) {
+    return binding.storeServerConfigText(this.#store, serverId)
+  }
+  saveServerConfig(serverId, config) {
+    return this.#store.saveServerConfig(serverId, config)
+  }
+  deleteServerConfig(serverId) {
+    return this.#store.deleteServerConfig(serverId)
+  }
+  servers() {
+    return this.#store.servers()
+  }
+  touch() {
+    return this.#store.touch()
+  }
+  deleteAll(opts) {
+    return this.#store.deleteAll(opts)
+  }
+  createTransferCode(opts) {
+    return this.#store.createTransferCode(opts)
+  }
+  linkAccount(accountId) {
+    return this.#store.linkAccount(accountId)
+  }
+  unlinkAccount(accountId) {
+    return this.#store.unlinkAccount(accountId)
+  }
+}
+
+/** What a SQLite database cannot do, as the coded TypeError a wrong call gets. */
+function notOnSqlite(message) {
+  const error = new TypeError(message)
+  error.code = 'ERR_INVALID_ARG_VALUE'
+  return error
+}
+
+/**
+ * A SQLite database with the native PostgreSQL database's method names, over the synchronous
+ * functions of the addon (hoot-core/sqlite's), each given this database's path.
+ */
+class SqliteBackend {
+  #dbPath
+  #storeOptions
+  constructor(dbPath, encryption) {
+    this.#dbPath = dbPath
+    this.#storeOptions = { dbPath }
+    if (encryption !== undefined) this.#storeOptions.encryption = encryption
+  }
+  /** `{ dbPath }` for the functions that take it in their options: this database's, whatever `opts` says. */
+  #withPath(opts) {
+    // Anything but an object goes on unchanged, for the native call to refuse by its own name.
+    if (opts === undefined) return { dbPath: this.#dbPath }
+    if (opts === null || typeof opts !== 'object') return opts
+    return { ...opts, dbPath: this.#dbPath }
+  }
+  store(userId) {
+    return new SqliteUser(new OAuthStore(userId, this.#storeOptions))
+  }
+  ready() {
+    const report = binding.migrateDatabase(this.#dbPath)
+    // Opened as a store opens it, so `encryption: 'on'` takes effect now.
+    new OAuthStore('default-user', this.#storeOptions)
+    const status = binding.inspectDatabase(this.#dbPath)
+    return {
+      database: status.path,
+      schemaVersion: report.schemaVersion,
+      encrypted: status.encryption !== undefined && status.encryption.encrypted,
+    }
   }
   /** Opens the file first, so its revocations are known before the first token is verified. */
   loadKeys(opts) {
-    return later(() => {
-      new OAuthStore('default-user', this.#options)
-      return require('./verify.js').loadKeys(opts)
-    })
+    new OAuthStore('default-user', this.#storeOptions)
+    return loadLocalKeys(opts)
+  }
+  rotateKeys() {
+    throw notOnSqlite(
+      'rotateKeys() rotates the key set several servers share in PostgreSQL; on SQLite the keys are files: make a new pair with `npx hoot-core keygen <dir>`, add its public key to the JWKS the servers read (the old one keeps verifying), point JWT_PRIVATE_KEY_PATH at the new private key, and call loadKeys()',
+    )
   }
   revokeUserTokens(userId) {
-    return later(() => binding.revokeUserTokens(userId, this.#pathOnly()))
+    return binding.revokeUserTokens(userId, { dbPath: this.#dbPath })
   }
   redeemTransferCode(code, opts) {
-    return later(() => binding.redeemTransferCode(code, { ...opts, ...this.#pathOnly() }))
+    return binding.redeemTransferCode(code, this.#withPath(opts))
+  }
+  legacyTransferCode(opts) {
+    return binding.legacyTransferCode(this.#withPath(opts))
   }
   userIdForAccount(accountId) {
-    return later(() => binding.userIdForAccount(accountId, this.#pathOnly()))
+    return binding.userIdForAccount(accountId, { dbPath: this.#dbPath })
+  }
+  moveUserData(fromUserId, toUserId, opts) {
+    return binding.moveUserData(fromUserId, toUserId, this.#withPath(opts))
+  }
+  activitySummary() {
+    return binding.activitySummary({ dbPath: this.#dbPath })
+  }
+  purgeInactiveUsers(opts) {
+    return binding.purgeInactiveUsers(this.#withPath(opts))
   }
   cleanupExpiredVerifiers(opts) {
-    return later(() => binding.cleanupExpiredVerifiers({ ...opts, ...this.#pathOnly() }))
+    return binding.cleanupExpiredVerifiers(this.#withPath(opts))
   }
   cachedFavicon(serverUrl, oauthLogoUri) {
-    return later(() => binding.getCachedFavicon(serverUrl, oauthLogoUri, this.#pathOnly()))
+    return binding.getCachedFavicon(serverUrl, oauthLogoUri, { dbPath: this.#dbPath })
   }
   cacheFavicon(serverUrl, faviconUrl, oauthLogoUri) {
-    return later(() => binding.cacheFavicon(serverUrl, faviconUrl, oauthLogoUri, this.#pathOnly()))
+    return binding.cacheFavicon(serverUrl, faviconUrl, oauthLogoUri, { dbPath: this.#dbPath })
+  }
+  inspect() {
+    return binding.inspectDatabase(this.#dbPath)
+  }
+  encrypt(opts) {
+    return binding.encryptDatabase(this.#withPath(opts))
+  }
+  decrypt() {
+    return binding.decryptDatabase({ dbPath: this.#dbPath })
+  }
+  copyFromSqlite() {
+    throw notOnSqlite(
+      'copyFromSqlite() copies a SQLite file into PostgreSQL, and this database is SQLite: open the postgres:// URL to copy into',
+    )
   }
   close() {
-    return later(() => binding.closeDatabase(this.#dbPath))
-  }
-  #pathOnly() {
-    return this.#dbPath === undefined ? {} : { dbPath: this.#dbPath }
-  }
-}
-
-class PostgresDatabase {
-  #native
-  constructor(url, opts) {
-    this.#native = binding.postgresOpen(url, opts)
-  }
-  get kind() {
-    return 'postgres'
-  }
-  store(userId) {
-    return new PostgresUserStore(this.#native.store(userId))
-  }
-  ready() {
-    return later(() => this.#native.ready()).then((status) => ({ kind: 'postgres', ...status }))
-  }
-  /** The key set every replica shares, made by the first to ask; kept current by polling. */
-  loadKeys() {
-    return later(() => this.#native.loadKeys())
-  }
-  rotateKeys(opts) {
-    return later(() => this.#native.rotateKeys(opts))
-  }
-  copyFromSqlite(path, opts) {
-    return later(() => this.#native.copyFromSqlite(path, opts))
-  }
-  revokeUserTokens(userId) {
-    return later(() => this.#native.revokeUserTokens(userId))
-  }
-  /** `opts.intoUserId` is accepted and unused: legacy users' codes are SQLite's (adopt-legacy). */
-  redeemTransferCode(code, opts) {
-    return later(() => this.#native.redeemTransferCode(code, opts)).then(({ userId }) => ({ userId }))
-  }
-  userIdForAccount(accountId) {
-    return later(() => this.#native.userIdForAccount(accountId)).then(orUndefined)
-  }
-  cleanupExpiredVerifiers(opts) {
-    return later(() => this.#native.cleanupExpiredVerifiers(opts))
-  }
-  cachedFavicon(serverUrl, oauthLogoUri) {
-    return later(() => this.#native.cachedFavicon(serverUrl, oauthLogoUri))
-  }
-  cacheFavicon(serverUrl, faviconUrl, oauthLogoUri) {
-    return later(() => this.#native.cacheFavicon(serverUrl, faviconUrl ?? null, oauthLogoUri))
-  }
-  close() {
-    return later(() => {
-      this.#native.close()
-    })
+    return binding.closeDatabase(this.#dbPath)
   }
 }
 
@@ -274,8 +365,8 @@ function openDatabase(location, opts) {
   }
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw typeError('opts', 'of type object', opts)
   const chosen = location ?? (process.env.HOOT_DATABASE_URL || undefined)
-  if (isPostgresUrl(chosen)) return new PostgresDatabase(chosen, opts)
-  return new SqliteDatabase(chosen, opts ?? {})
+  if (isPostgresUrl(chosen)) return new Database('postgres', binding.postgresOpen(chosen, opts))
+  return new Database('sqlite', new SqliteBackend(chosen, opts === undefined ? undefined : opts.encryption))
 }
 
-module.exports = { openDatabase, isPostgresUrl, PostgresDatabase, SqliteDatabase }
+module.exports = { Database, openDatabase, isPostgresUrl }

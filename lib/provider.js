@@ -5,21 +5,8 @@
 // Typed in provider.d.ts.
 'use strict'
 
-/** The hoot-core adapter's user-bound store, under a key no Hoot adapter method can collide with. */
-const STORE_OF = Symbol.for('hoot-core.adapter.storeOf')
-
-function typeError(name, expected, value) {
-  const received = value === null ? 'null' : Array.isArray(value) ? 'an instance of Array' : `type ${typeof value}`
-  const error = new TypeError(`The "${name}" argument must be ${expected}. Received ${received}`)
-  error.code = 'ERR_INVALID_ARG_TYPE'
-  return error
-}
-
-function valueError(name, message) {
-  const error = new TypeError(`The "${name}" argument ${message}`)
-  error.code = 'ERR_INVALID_ARG_VALUE'
-  return error
-}
+const { typeError, valueError } = require('./errors.js')
+const { STORE_OF } = require('./store-of.js')
 
 const STORE_METHODS = ['clientInformation', 'saveClientInformation', 'tokens', 'saveTokens']
 const STORE_METHODS_MORE = ['codeVerifier', 'saveCodeVerifier', 'invalidateCredentials']
@@ -234,4 +221,5 @@ function createOAuthProvider(source, serverId, options) {
   return provider
 }
 
-module.exports = { createOAuthProvider, STORE_OF }
+// The `hoot-core/provider` entry: its one export, named for Node's CommonJS export detection.
+exports.createOAuthProvider = createOAuthProvider

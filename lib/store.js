@@ -1,6 +1,6 @@
 // OAuthStore's methods that return a stored JSON object (tokens, client information, discovery
-// state, server config), attached here and only here (the entry
-// requires this module; so does the provider). The native readers return the JSON text exactly as
+// state, server config), attached here and only here (every module that hands out OAuthStore
+// requires this one: the entries lib/index.js and lib/sqlite.js, the database and the adapter). The native readers return the JSON text exactly as
 // stored; V8's JSON.parse, called from here, builds the object faster than native code can ask for
 // it. The readers are functions of the loader, not methods, so no `*Text` method is visible on a
 // store. Errors (a wrong argument type, ERR_HOOT_DB) come from the native call, unchanged.

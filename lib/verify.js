@@ -21,6 +21,7 @@
 'use strict'
 
 const native = require('./native.js')
+const { valueError } = require('./errors.js')
 
 const GENERATION = 4096
 // The process's key generation: a Uint32Array over the native counter every loadKeys bumps.
@@ -134,29 +135,39 @@ function verifyToken(token, opts) {
   return result
 }
 
-const KEY_FILE_OPTIONS = ['privateKeyPath', 'jwksPath', 'privateKeyJwk', 'jwks', 'keyDir']
+const KEY_SOURCE_OPTIONS = ['privateKeyPath', 'jwksPath', 'privateKeyJwk', 'jwks', 'keyDir']
 
 /**
- * The key set from files, inline JSON or ~/.hoot/keys (synchronous, as always), or, with
- * `{ database }` (a postgres:// URL or an openDatabase() result), or with $HOOT_DATABASE_URL set to
- * one and no key option given, the key set every replica shares there: then a promise.
+ * The key set from files, inline JSON or ~/.hoot/keys, made the process's; synchronous, always.
+ * Several servers on one PostgreSQL database share one key set, which lives in the database and
+ * is `await db.loadKeys()`: so with $HOOT_DATABASE_URL set to a postgres:// URL and no option
+ * naming a key source, a local key here would split the replicas, and this throws ERR_HOOT_KEYS.
  */
 function loadKeys(opts) {
-  const database = opts !== null && typeof opts === 'object' ? opts.database : undefined
-  const fromEnv =
-    database === undefined &&
-    !(opts !== null && typeof opts === 'object' && KEY_FILE_OPTIONS.some((k) => opts[k] !== undefined)) &&
-    /^postgres(ql)?:\/\//i.test(process.env.HOOT_DATABASE_URL ?? '')
-  if (database !== undefined || fromEnv) {
-    const { openDatabase } = require('./database.js')
-    try {
-      const db = typeof database === 'object' && database !== null ? database : openDatabase(database)
-      if (db.kind !== 'postgres') throw notPostgres()
-      return db.loadKeys().finally(clearCache)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+  const given = opts !== undefined && opts !== null
+  // Options of the wrong type are refused by the native reader, which names them.
+  if (given && typeof opts !== 'object') return loadLocalKeys(opts)
+  if (given && opts.database !== undefined) {
+    throw valueError(
+      'opts.database',
+      'is not a key option: the key set several servers share in PostgreSQL is `await openDatabase(url).loadKeys()`',
+    )
   }
+  const sourceGiven = given && KEY_SOURCE_OPTIONS.some((name) => opts[name] !== undefined)
+  if (!sourceGiven && /^postgres(ql)?:\/\//i.test(process.env.HOOT_DATABASE_URL ?? '')) {
+    const error = new Error(
+      'HOOT_DATABASE_URL names a PostgreSQL database, whose servers share one key set: load it with ' +
+        '`await openDatabase().loadKeys()` (a local key from loadKeys() would sign tokens the other servers refuse), ' +
+        'or name key files (privateKeyPath, jwksPath) to use those',
+    )
+    error.code = 'ERR_HOOT_KEYS'
+    throw error
+  }
+  return loadLocalKeys(opts)
+}
+
+/** loadKeys without the PostgreSQL check: for a Database on SQLite, which asked for these keys. */
+function loadLocalKeys(opts) {
   try {
     return native.loadKeys(opts)
   } finally {
@@ -164,12 +175,4 @@ function loadKeys(opts) {
   }
 }
 
-function notPostgres() {
-  const error = new TypeError(
-    'The "opts.database" argument must be a postgres:// URL or a PostgreSQL database from openDatabase()',
-  )
-  error.code = 'ERR_INVALID_ARG_VALUE'
-  return error
-}
-
-module.exports = { verifyToken, loadKeys }
+module.exports = { verifyToken, loadKeys, loadLocalKeys }

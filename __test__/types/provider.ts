@@ -7,8 +7,10 @@ import type { OAuthClientProvider as ProviderV2 } from '@modelcontextprotocol/cl
 import type { OAuthClientProvider as Provider120 } from 'sdk120/client/auth.js'
 import { StreamableHTTPClientTransport as Transport120 } from 'sdk120/client/streamableHttp.js'
 
-import { OAuthStore, UserConnections, createDatabaseAdapter, createOAuthProvider, loadKeys, openDatabase } from 'hoot-core'
-import type { Database, DatabaseAdapter, KeysInfo } from 'hoot-core'
+import { OAuthStore, createOAuthProvider, loadKeys, openDatabase } from 'hoot-core'
+import type { Database, KeysInfo } from 'hoot-core'
+import { UserConnections, createDatabaseAdapter } from 'hoot-core/hoot'
+import type { DatabaseAdapter } from 'hoot-core/hoot'
 import { createOAuthProvider as pureProvider } from 'hoot-core/provider'
 
 const redirectUrl = 'http://localhost:8009/oauth/callback'
@@ -38,7 +40,8 @@ const fromSubpath = pureProvider({ adapter, userId }, 'srv', {
 const db: Database = openDatabase(process.env.HOOT_DATABASE_URL)
 const fromDatabase = createOAuthProvider(db.store(userId), 'srv', options)
 const onPostgres = createDatabaseAdapter({ database: 'postgres://hoot@127.0.0.1/hoot' })
-export const shared: Promise<KeysInfo> = loadKeys({ database: db })
+export const overDatabase: DatabaseAdapter = createDatabaseAdapter(db)
+export const shared: Promise<KeysInfo> = db.loadKeys()
 export const fromFiles: KeysInfo = loadKeys({ keyDir: '/tmp/keys' })
 export const saved: Promise<object | undefined> = db.store(userId).tokens('srv')
 export const pgAdapter: DatabaseAdapter = onPostgres

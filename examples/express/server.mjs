@@ -8,16 +8,8 @@ import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import {
-  UserConnections,
-  createOAuthProvider,
-  isValidUserId,
-  issueTokenAsync,
-  loadKeys,
-  openDatabase,
-  publicJwks,
-  verifyToken,
-} from 'hoot-core'
+import { createOAuthProvider, isValidUserId, issueTokenAsync, openDatabase, publicJwks, verifyToken } from 'hoot-core'
+import { UserConnections } from 'hoot-core/hoot'
 
 /**
  * A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. Past
@@ -231,11 +223,11 @@ export function createApp({
 
 // Started directly (npm run example), not imported by a test.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  // Hoot's key files, or a key generated once into ~/.hoot/keys; with HOOT_DATABASE_URL, the key
-  // set every replica shares in PostgreSQL (made by the first to start).
-  const keys = await loadKeys()
   const port = Number(process.env.PORT || 8008)
   const app = createApp()
+  // Hoot's key files, or a key generated once into ~/.hoot/keys; with HOOT_DATABASE_URL, the key
+  // set every replica shares in PostgreSQL (made by the first to start).
+  const keys = await app.db.loadKeys()
   const server = app.listen(port, '127.0.0.1', () => {
     console.log(`hoot-core example on http://127.0.0.1:${port} (kid ${keys.kid}, keys from ${keys.source})`)
   })

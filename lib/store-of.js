@@ -1,0 +1,7 @@
+// The key under which hoot-core's own DatabaseAdapter (lib/adapter.js) hands createOAuthProvider
+// (lib/provider.js) its user-bound store, which also keeps discovery state and the OAuth state.
+// A registry symbol, so no Hoot adapter method can collide with it; a module of its own, pure
+// JavaScript, so the addon-free provider and the adapter share it without either entry exporting it.
+'use strict'
+
+exports.STORE_OF = Symbol.for('hoot-core.adapter.storeOf')
