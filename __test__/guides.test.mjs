@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 
-import { activitySummary } from '../lib/index.js'
+import { activitySummary } from '../lib/sqlite.js'
 import { hootKeyFiles, root, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
@@ -175,7 +175,7 @@ ${snippet('sessions-routes')}
     try {
       if (jwtManager.isInitialized()) {
         const touchAfter = next
-        next = () => {
+        next = async () => {
 ${snippet('sessions-touch')}
           touchAfter()
         }
