@@ -175,7 +175,7 @@ ${snippet('sessions-routes')}
     try {
       if (jwtManager.isInitialized()) {
         const touchAfter = next
-        next = () => {
+        next = async () => {
 ${snippet('sessions-touch')}
           touchAfter()
         }

@@ -3,12 +3,14 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
 import { USER, root, tempDir } from './helpers.mjs'
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+const require = createRequire(import.meta.url)
 
 /** The package's API: every export of the main entry, nothing internal (the subpaths: require.test.cjs). */
 const API = [
@@ -25,16 +27,42 @@ const API = [
   'verifyToken',
 ]
 
-/** The `### name` headings of the API reference's Exports section (docs/api.md). */
-function documentedExports() {
-  const readme = readFileSync(join(root, 'docs', 'api.md'), 'utf8')
-  const start = readme.indexOf('\n## Exports\n')
-  const api = readme.slice(start, readme.indexOf('\n## ', start + 1))
-  return [...api.matchAll(/^### `?(\w+)`?$/gm)].map((m) => m[1]).sort()
+/** The entry points: `hoot-core` and every subpath in package.json's "exports" that is code, with its file. */
+function entryPoints() {
+  const { exports } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  return Object.entries(exports)
+    .filter(([, target]) => typeof target === 'object')
+    .map(([subpath, target]) => ({ name: `hoot-core${subpath.slice(1)}`, file: join(root, target.default) }))
 }
 
-test('the API reference documents every export under a heading of its own, and nothing else', () => {
-  assert.deepEqual(documentedExports(), API)
+const reference = () => readFileSync(join(root, 'docs', 'api.md'), 'utf8')
+
+/** The `### name` headings of the API reference's section for one entry point (`## \`hoot-core/sqlite\``). */
+function documentedExports(entry) {
+  const api = reference()
+  const start = api.indexOf(`\n## \`${entry}\`\n`)
+  assert.ok(start >= 0, `docs/api.md has no section for ${entry}`)
+  const end = api.indexOf('\n## ', start + 1)
+  const section = api.slice(start, end < 0 ? undefined : end)
+  return [...section.matchAll(/^### `?(\w+)`?$/gm)].map((m) => m[1]).sort()
+}
+
+test('the API reference documents every export of every entry point under a heading of its own, and nothing else', () => {
+  const main = require(join(root, 'lib', 'index.js'))
+  const sections = [...reference().matchAll(/^## `(hoot-core[^`]*)`$/gm)].map((m) => m[1])
+  assert.deepEqual(
+    sections.sort(),
+    entryPoints()
+      .map((e) => e.name)
+      .sort(),
+    'a section per entry point',
+  )
+  for (const { name, file } of entryPoints()) {
+    const exported = require(file)
+    // A subpath's re-export of a main-entry name is documented once, under the main entry.
+    const own = Object.keys(exported).filter((n) => name === 'hoot-core' || exported[n] !== main[n])
+    assert.deepEqual(documentedExports(name), own.sort(), name)
+  }
 })
 
 function run(command, args, options) {

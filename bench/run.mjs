@@ -1,6 +1,6 @@
 // `npm run bench`: every contender measured in one run, interleaved round by round, reported as
 // medians and paired ratios (hoot-core's rate over the peer's, round by round, then the median).
-// Writes bench/RESULTS.md and the summary between the bench markers in README.md.
+// Writes bench/RESULTS.md and the summary between the bench markers in CONTRIBUTING.md.
 //   BENCH_QUICK=1  a short run (smaller counts, fewer rounds) to check the harness
 //   BENCH_ONLY=tokens,store,pgstore,migrate,e2e,replicas,memory   a subset
 // pgstore and replicas run on the PostgreSQL server of bench/postgres.mjs ($HOOT_BENCH_POSTGRES_URL,
@@ -346,7 +346,7 @@ if (results.memory) {
     '',
   )
 }
-// The PostgreSQL sections have no targets yet: the README shows their headline figures instead.
+// The PostgreSQL sections have no targets yet: CONTRIBUTING.md shows their headline figures instead.
 function postgresSummary() {
   const parts = []
   if (results.pgstore) {
@@ -387,10 +387,10 @@ const results_md = fileURLToPath(new URL('./RESULTS.md', import.meta.url))
 const markdown = out.join('\n').replace(/\n{3,}/g, '\n\n')
 writeFileSync(results_md, markdown.trimEnd() + '\n')
 
-// The README shows the targets table of the latest full run.
+// CONTRIBUTING.md shows the targets table of the latest full run (the README stays short).
 if (!QUICK && !only) {
-  const readme = fileURLToPath(new URL('../README.md', import.meta.url))
-  const text = readFileSync(readme, 'utf8')
+  const page = fileURLToPath(new URL('../CONTRIBUTING.md', import.meta.url))
+  const text = readFileSync(page, 'utf8')
   const start = '<!-- bench:start -->'
   const end = '<!-- bench:end -->'
   const missed = targets
@@ -400,7 +400,7 @@ if (!QUICK && !only) {
     ? `\n\nWhat bounds the targets not met (measured in the same run):\n\n${missed.join('\n')}`
     : ''
   const summary = `${start}\nFrom \`npm run bench\` on ${date} (${machine}; Node ${process.version}); every ratio is hoot-core over the peer, measured in the same run. Full tables: [bench/RESULTS.md](bench/RESULTS.md).\n\n${table(targets)}${notMet}${pgSummary ? `\n\n${pgSummary}` : ''}\n${end}`
-  if (text.includes(start)) writeFileSync(readme, text.replace(new RegExp(`${start}[\\s\\S]*${end}`), summary))
+  if (text.includes(start)) writeFileSync(page, text.replace(new RegExp(`${start}[\\s\\S]*${end}`), summary))
 }
 if (targets.length) console.log(table(targets))
 if (pgSummary) console.log(`${targets.length ? '\n' : ''}${pgSummary}`)

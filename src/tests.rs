@@ -75,7 +75,7 @@ pub fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value
     })
 }
 
-// The closed code sets, written in three places: Rust, the types and docs/api.md.
+// The closed code sets, written in three places: Rust, the types and the README's error table.
 
 use crate::error::{HootError, ERROR_CODES};
 use crate::token::FailureCode;
@@ -91,9 +91,9 @@ fn union_members(dts: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The codes in the first column of the API reference's "Errors" tables (docs/api.md).
+/// The codes in the first column of the README's "Errors" tables.
 fn readme_codes() -> Vec<String> {
-    let readme = include_str!("../docs/api.md");
+    let readme = include_str!("../README.md");
     let start = readme.find("\n## Errors\n").unwrap_or_else(|| panic!("no Errors section"));
     let section = &readme[start + 1..];
     let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
@@ -112,7 +112,7 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
     assert_eq!(union_members(dts, "VerifyFailureCode"), failure_codes);
     let mut both: Vec<&str> = ERROR_CODES.to_vec();
     both.extend(&failure_codes);
-    assert_eq!(readme_codes(), both, "docs/api.md's tables, thrown codes then verifyToken's");
+    assert_eq!(readme_codes(), both, "the README's tables, thrown codes then verifyToken's");
     // Every variant's code is in the list, and every listed code has a variant.
     let variants = [
         HootError::arg_type("x", "y", "z"),
