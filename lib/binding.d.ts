@@ -202,9 +202,53 @@ export declare class PostgresDatabase {
   userIdForAccount(accountId: string): Promise<string | null>
   /**
    * Redeems a transfer code made by any replica's `store.createTransferCode`, once; throttled
-   * in all and per `opts.source`, as SQLite's `redeemTransferCode`.
+   * in all and per `opts.source`, as SQLite's `redeemTransferCode`. A legacy user's code
+   * (`legacyTransferCode`) needs `opts.intoUserId`, the redeeming browser's user, into which the
+   * legacy data moves.
    */
-  redeemTransferCode(code: string, opts?: { source?: string }): Promise<RedeemedTransfer>
+  redeemTransferCode(code: string, opts?: { intoUserId?: string; source?: string }): Promise<RedeemedTransfer>
+  /**
+   * A transfer code for the legacy user a copied single-user file brought (`legacy-user-<ms>`),
+   * so that its OAuth state moves to the browser that redeems it (with `intoUserId`); `null`
+   * when the database holds no legacy data. As SQLite's `legacyTransferCode`.
+   */
+  legacyTransferCode(opts?: { ttlSeconds?: number }): Promise<LegacyTransferCode | null>
+  /**
+   * Moves every row of `fromUserId` to `toUserId` in one transaction and empties `fromUserId`.
+   * `opts.onConflict` says what happens where both have state for a server: `'fail'` (the
+   * default: nothing moves), `'keep-target'` or `'take-source'`. As SQLite's `moveUserData`.
+   */
+  moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source' }): Promise<MoveReport>
+  /**
+   * Counts of the users in the database and of those active in the last 1, 7 and 30 days (by
+   * `store.touch()`). Names no one. As SQLite's `activitySummary`.
+   */
+  activitySummary(): Promise<ActivitySummary>
+  /**
+   * Removes, in one transaction, every row of each user inactive for more than `inactiveDays`
+   * days (none with `dryRun`, which reports the same). A user with data but no recorded
+   * activity is recorded as active by the first run that sees them. As SQLite's
+   * `purgeInactiveUsers`.
+   */
+  purgeInactiveUsers(opts: { inactiveDays: number; dryRun?: boolean }): Promise<PurgeReport>
+  /**
+   * What the database holds, read without changing anything (doctor's report): `path` is
+   * where it is (`PostgreSQL at host:port/db`), `legacyTables` always empty. No key needed.
+   */
+  inspect(): Promise<DatabaseStatus>
+  /**
+   * Seals every plaintext value (and the signing keys) in one transaction, with the key from
+   * `HOOT_ENCRYPTION_KEY` or the key file (made on first use). With `rotate`, a new key goes
+   * first in the key file (with `HOOT_ENCRYPTION_KEY`, put it first there) and every value is
+   * sealed again under it. Every replica's next write seals. As SQLite's `encryptDatabase`.
+   */
+  encrypt(opts?: { rotate?: boolean }): Promise<EncryptionReport>
+  /**
+   * Opens every sealed value back into plaintext in one transaction and marks the database
+   * plain, leaving a proof that makes every replica's next write plain. As SQLite's
+   * `decryptDatabase`.
+   */
+  decrypt(): Promise<EncryptionReport>
   /** Loads the shared key set (making its first key if there is none) as this process's. */
   loadKeys(): Promise<KeysInfo>
   /**
