@@ -24,7 +24,7 @@ const VERIFIER = 'v'.repeat(43)
 const VERIFIER_TTL = 600
 const now = () => Math.floor(Date.now() / 1000)
 
-// hoot-core's statements (src/pg/store.rs), in the order invalidateCredentials('all') runs them.
+// hoot-core's statements (src/pg/backend.rs), in the order invalidateCredentials('all') runs them.
 const SQL = {
   saveTokens:
     'INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES ($1, $2, $3) ON CONFLICT (user_id, server_id) DO UPDATE SET tokens = excluded.tokens',

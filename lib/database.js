@@ -14,7 +14,7 @@
 const binding = require('./native.js')
 const { OAuthStore, parseStored } = require('./store.js')
 const { loadLocalKeys } = require('./verify.js')
-const { typeError } = require('./errors.js')
+const { typeError, valueError } = require('./errors.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
 
@@ -126,9 +126,23 @@ class Database {
       encrypted,
     }))
   }
-  /** SQLite: loadKeys(opts) after opening the file; PostgreSQL: the key set every replica shares. */
+  /**
+   * SQLite: loadKeys(opts) after opening the file; PostgreSQL: the key set every replica shares,
+   * which takes no options (a key given here would be this replica's alone).
+   */
   loadKeys(opts) {
-    return later(() => this.#backend.loadKeys(opts))
+    return later(() => {
+      if (this.#kind === 'postgres' && opts !== undefined) {
+        if (opts === null || typeof opts !== 'object') throw typeError('opts', 'of type object', opts)
+        if (Object.keys(opts).length > 0) {
+          throw valueError(
+            'opts',
+            'is not taken on PostgreSQL: the key set is the one every replica shares in the database (rotateKeys() replaces it)',
+          )
+        }
+      }
+      return this.#backend.loadKeys(opts)
+    })
   }
   rotateKeys(opts) {
     return later(() => this.#backend.rotateKeys(opts))

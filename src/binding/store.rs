@@ -252,13 +252,7 @@ impl OAuthStore {
     pub fn delete_all(&self, env: Env, opts: Option<Unknown>) -> napi::Result<u32> {
         guarded(&env, || {
             let revoke = Props::new(opts, "opts")?.boolean("revokeTokens")?.unwrap_or(false);
-            // Revoked first: if the delete then fails, the tokens are already refused (the
-            // revocation is not user data, so the delete leaves it).
-            if revoke {
-                let location = self.inner.location().clone();
-                revocations::revoke_user_tokens(location, self.inner.user_id(), clock::unix_now() as i64)?;
-            }
-            Ok(count(self.inner.delete_all()?))
+            Ok(count(self.inner.delete_all(revoke.then(|| clock::unix_now() as i64))?))
         })
     }
 }

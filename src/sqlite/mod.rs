@@ -134,9 +134,9 @@ impl OAuthStore {
         now(self.0.touch(at, interval))
     }
 
-    /// See `UserStore::delete_all` (without revoking: see `revoke_user_tokens`).
-    pub fn delete_all(&self) -> Result<u64, HootError> {
-        now(self.0.delete_all(None))
+    /// See `UserStore::delete_all`.
+    pub fn delete_all(&self, revoke_at: Option<i64>) -> Result<u64, HootError> {
+        now(self.0.delete_all(revoke_at))
     }
 
     /// See `UserStore::create_transfer_code`.

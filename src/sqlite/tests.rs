@@ -566,7 +566,7 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
     assert_eq!(kept, r#"{"access_token":"upper twin"}"#);
     assert!(inspect_database(location, NOW)?.up_to_date());
     // Forgetting the user forgets what was kept aside for them as well.
-    assert_eq!(s.delete_all()?, 4);
+    assert_eq!(s.delete_all(None)?, 4);
     let left: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", schema::CONFLICTS_TABLE), [], |r| r.get(0))?;
     assert_eq!(left, 0);
     Ok(())
@@ -779,7 +779,7 @@ fn revoking_refuses_earlier_tokens_from_now_and_is_kept_in_the_database() -> Tes
     s.touch(NOW - 400 * 86_400, 1)?;
     s.save_tokens("srv", &json("{}"))?;
     identity::move_user_data(DbLocation::File(path.clone()), carol, ALICE, identity::OnConflict::Fail, NOW)?;
-    s.delete_all()?;
+    s.delete_all(None)?;
     users::purge_inactive_users(DbLocation::File(path.clone()), 1, false, NOW)?;
     let conn = Connection::open(&path)?;
     let stored: i64 =
