@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -8,12 +9,24 @@ import { makeLegacyDb, root, tempDir } from './helpers.mjs'
 
 const cli = join(root, 'bin', 'hoot-core.js')
 
-/** Runs the CLI in `cwd` with a private HOME and database path. */
+/**
+ * Runs the CLI in `cwd` with a private HOME and database path, and none of the runner's database
+ * or encryption settings; a child still running after 60 s is killed (and its status is null).
+ */
 function hootCore(args, { cwd = tempDir('cli-cwd'), env = {} } = {}) {
   const result = spawnSync(process.execPath, [cli, ...args], {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, HOME: tempDir('cli-home'), HOOT_DB_PATH: join(tempDir('cli-db'), 'hoot-mcp.db'), ...env },
+    timeout: 60_000,
+    env: {
+      ...process.env,
+      HOME: tempDir('cli-home'),
+      HOOT_DB_PATH: join(tempDir('cli-db'), 'hoot-mcp.db'),
+      HOOT_DATABASE_URL: '',
+      HOOT_ENCRYPTION_KEY: '',
+      HOOT_ENCRYPT_AT_REST: '',
+      ...env,
+    },
   })
   return { code: result.status, out: result.stdout, err: result.stderr }
 }
@@ -21,11 +34,12 @@ function hootCore(args, { cwd = tempDir('cli-cwd'), env = {} } = {}) {
 test('help and usage errors', () => {
   const top = hootCore(['--help'])
   assert.equal(top.code, 0)
-  assert.match(top.out, /keygen \[dir\][\s\S]*migrate \[db\][\s\S]*doctor/)
-  for (const command of ['keygen', 'migrate', 'doctor']) {
+  assert.match(top.out, /keygen \[dir\][\s\S]*migrate[\s\S]*doctor[\s\S]*--database <path\|url>/)
+  for (const command of ['keygen', 'migrate', 'purge', 'adopt-legacy', 'encrypt', 'decrypt', 'doctor']) {
     const help = hootCore([command, '--help'])
     assert.equal(help.code, 0, command)
     assert.match(help.out, new RegExp(`^Usage: hoot-core ${command}`))
+    if (command !== 'keygen') assert.match(help.out, /--database <path\|url>/, command)
   }
   assert.equal(hootCore([]).code, 2)
   const unknown = hootCore(['frobnicate'])
@@ -123,9 +137,76 @@ test("doctor counts a database directory open to others as a problem; opening th
   assert.match(open.out, /✗ database: its directory .*\.hoot is open to others \(mode 755\)\n {2}fix: chmod 700 /)
 })
 
-test('doctor with HOOT_DATABASE_URL says the state is on PostgreSQL, connects nowhere, and never prints the password', () => {
+test('doctor with an unreachable HOOT_DATABASE_URL reports it, exits 1, and never prints the password', () => {
   const doctor = hootCore(['doctor'], { env: { HOOT_DATABASE_URL: 'postgres://hoot:hunter2@127.0.0.1:1/hoot' } })
+  assert.equal(doctor.code, 1, doctor.out)
+  assert.match(doctor.out, /^✓ keys: the key set every server on this PostgreSQL database shares/m)
+  assert.match(doctor.out, /^✗ database: Cannot connect to PostgreSQL at 127\.0\.0\.1:1\/hoot: /m)
+  assert.match(doctor.out, /^1 problem\(s\) to fix$/m)
+  assert.doesNotMatch(doctor.out + doctor.err, /hunter2|kid undefined|\n\s+at /)
+
+  // Each command that reaches the database fails the same way, with the message and its code.
+  const purge = hootCore(['purge', '--inactive-days', '90', '--database', 'postgres://hoot:hunter2@127.0.0.1:1/hoot'])
+  assert.equal(purge.code, 1)
+  assert.match(purge.err, /^hoot-core: Cannot connect to PostgreSQL at 127\.0\.0\.1:1\/hoot: .*\(ERR_HOOT_DB\)$/m)
+  assert.doesNotMatch(purge.err, /hunter2|\n\s+at /)
+})
+
+test('every database command takes --database <path>, and the older spellings still work', () => {
+  const dir = tempDir('cli-spellings')
+  const db = join(dir, 'hoot-mcp.db')
+  makeLegacyDb(db, 2)
+  // HOOT_DB_PATH names another file: each run below reaches `db` only through its argument.
+  const env = { HOME: tempDir('cli-spellings-home') }
+
+  const migrated = hootCore(['migrate', '--database', db], { env })
+  assert.equal(migrated.code, 0, migrated.err)
+  assert.match(migrated.out, /^Migrated .*hoot-mcp\.db to schema version 2:$/m)
+  assert.match(migrated.out, /^ {2}2 OAuth tokens, 2 client registrations, 2 verifiers$/m)
+  assert.match(hootCore(['migrate', db], { env }).out, /up to date \(schema version 2\); nothing was migrated/)
+
+  const adopt = hootCore(['adopt-legacy', '--database', db], { env })
+  assert.equal(adopt.code, 0, adopt.err)
+  assert.match(adopt.out, /^Transfer code for legacy-user-\d+: \S+$/m)
+  assert.match(hootCore(['adopt-legacy', '--db', db], { env }).out, /^Transfer code for legacy-user-\d+/m)
+
+  const dry = hootCore(['purge', '--inactive-days', '90', '--dry-run', '--database', db], { env })
+  assert.equal(dry.code, 0, dry.err)
+  assert.match(dry.out, /^Would remove 0 row\(s\) of 0 user\(s\) inactive for more than 90 days\.$/m)
+
+  const keyEnv = { ...env, HOOT_ENCRYPTION_KEY: randomBytes(32).toString('base64url') }
+  const sealed = hootCore(['encrypt', '--database', db], { env: keyEnv })
+  assert.equal(sealed.code, 0, sealed.err)
+  assert.match(sealed.out, /^Encrypted: 6 value\(s\) sealed; the database records key\(s\) [0-9a-f]{16}\.$/m)
+  assert.match(sealed.out, /pre-migration-\d+\.bak is a backup from before encryption and holds plaintext/)
+  assert.doesNotMatch(sealed.out, /Every server on this database needs the key/, 'a PostgreSQL note')
+
+  const doctor = hootCore(['doctor', '--database', db], { env: keyEnv })
   assert.equal(doctor.code, 0, doctor.out)
-  assert.match(doctor.out, /on PostgreSQL \(127\.0\.0\.1:1\/hoot\); doctor checks only local files/)
-  assert.doesNotMatch(doctor.out, /hunter2|kid undefined/)
+  assert.match(doctor.out, /^✓ database: .*hoot-mcp\.db, schema version 2$/m)
+  assert.match(doctor.out, /^✓ encryption at rest: on, key\(s\) [0-9a-f]{16}; 6 sealed with/m)
+  assert.match(doctor.out, /purge --inactive-days 90 --dry-run --database .*hoot-mcp\.db shows/)
+
+  const opened = hootCore(['decrypt', '--database', db], { env: keyEnv })
+  assert.equal(opened.code, 0, opened.err)
+  assert.match(opened.out, /^Decrypted: 6 value\(s\) are plaintext again/m)
+
+  for (const args of [
+    ['migrate', db, '--database', db],
+    ['encrypt', db, '--database', db],
+    ['decrypt', db, '--database', db],
+    ['purge', '--inactive-days', '1', '--db', db, '--database', db],
+    ['adopt-legacy', '--db', db, '--database', db],
+    ['doctor', '--db', db, '--database', db],
+    ['doctor', '--database', ''],
+    ['migrate', '--from', db, '--to', 'postgres://127.0.0.1:1/x', '--database', db],
+  ]) {
+    const twice = hootCore(args, { env })
+    assert.equal(twice.code, 2, args.join(' '))
+    assert.match(
+      twice.err,
+      /^hoot-core: (name the database once|--database needs|--from and --to take no other)/,
+      args.join(' '),
+    )
+  }
 })
