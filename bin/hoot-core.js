@@ -393,22 +393,38 @@ async function migrateSqlite(db, location, values) {
   return 0
 }
 
-/** PostgreSQL's schema, made or migrated by ready() under an advisory lock; the version before says which. */
+/**
+ * PostgreSQL's schema, made or migrated by ready() under an advisory lock; the version read before
+ * says which. What ready() leaves (a table dropped by hand at this version, user ids in upper case
+ * another program wrote) is reported, and fails the command.
+ */
 async function migratePostgres(db, values) {
   const before = (await db.inspect()).schemaVersion
   const status = await db.ready()
+  const after = await db.inspect()
   if (values.json) {
-    console.log(JSON.stringify({ ...status, previousSchemaVersion: before }, null, 2))
-    return 0
+    console.log(JSON.stringify({ ...status, previousSchemaVersion: before, upToDate: after.upToDate }, null, 2))
+    return after.upToDate ? 0 : 1
   }
-  if (before === status.schemaVersion) {
-    console.log(`${status.database} is up to date (schema version ${status.schemaVersion}); nothing was migrated.`)
-  } else if (before === 0) {
-    console.log(`Made the schema of ${status.database} (schema version ${status.schemaVersion}).`)
+  const where = status.database
+  if (before === 0) {
+    console.log(`Made the schema of ${where} (schema version ${status.schemaVersion}).`)
+  } else if (before !== status.schemaVersion) {
+    console.log(`Migrated ${where} from schema version ${before} to ${status.schemaVersion}.`)
+  } else if (after.upToDate) {
+    console.log(`${where} is up to date (schema version ${status.schemaVersion}); nothing was migrated.`)
   } else {
-    console.log(`Migrated ${status.database} from schema version ${before} to ${status.schemaVersion}.`)
+    console.log(`${where} is at schema version ${status.schemaVersion}; nothing was migrated.`)
   }
-  return 0
+  if (after.missingTables.length)
+    console.log(
+      `  It lacks ${after.missingTables.join(', ')}, which a migration at this version does not make again: restore them from a backup (pg_restore -t).`,
+    )
+  if (after.mixedCaseTables.length)
+    console.log(
+      `  ${after.mixedCaseTables.join(', ')} hold(s) user ids in upper case, which no store reads: npx hoot-core doctor says more.`,
+    )
+  return after.upToDate ? 0 : 1
 }
 
 function modeOf(path) {
@@ -551,7 +567,9 @@ function checkDatabase(status, db, location, { ok, warn, problem }) {
   } else if (!status.upToDate) {
     warn(
       `database: ${path} is at schema version ${status.schemaVersion}${status.missingTables.length ? `, without ${status.missingTables.join(', ')}` : ''}`,
-      `npx hoot-core migrate${flag} (or let the first ${sqlite ? 'OAuthStore' : 'server'} complete it)`,
+      sqlite
+        ? `npx hoot-core migrate${flag} (or let the first OAuthStore complete it)`
+        : `npx hoot-core migrate${flag}`,
     )
   } else {
     ok(`database: ${path}, schema version ${status.schemaVersion}`)
