@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing, SEALED_COLUMNS};
-use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
+use crate::store::status::{keys_for_write, proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 
 /// The signing keys' private JWKs: sealed with table `hoot_signing_keys`, user `""` and their kid
 /// as the server (`keys::sealed`).
@@ -44,15 +44,6 @@ async fn record(conn: &impl Prepared, ring: &KeyRing, now: i64) -> Result<(), to
     )
     .await
     .map(|_| ())
-}
-
-/// The error for an encrypted database in a process without keys.
-fn no_keys(db: &PgDatabase) -> HootError {
-    HootError::Keys(format!(
-        "{} is encrypted and this process has no encryption key: set HOOT_ENCRYPTION_KEY (or put the key file \
-         ~/.hoot/keys/encryption-keys in place) with a key it was sealed with",
-        db.describe()
-    ))
 }
 
 /// The last decrypt's record, if any: its time (ms) and proof, unverified. The table is made by
@@ -105,36 +96,14 @@ pub(crate) async fn for_write(db: &PgDatabase, conn: &impl Prepared) -> Result<O
         record(conn, &ring, now).await.map_err(recording)?;
         return Ok(Some(ring));
     }
-    let ring = match db.sealer() {
-        Some(ring) => ring,
-        None => {
-            // Encrypted by another process since this one opened it.
-            let ring = Arc::new(KeyRing::load(db.env())?.ok_or_else(|| no_keys(db))?);
-            db.set_sealer(Some(Arc::clone(&ring)));
-            ring
-        }
-    };
-    if ids.iter().any(|id| id == ring.current_id()) {
-        return Ok(Some(ring));
+    let (ring, record_it) = keys_for_write(&ids, db.sealer(), || KeyRing::load(db.env()), db.describe())?;
+    if record_it {
+        record(conn, &ring, now).await.map_err(recording)?;
     }
-    let fresh = Arc::new(KeyRing::load(db.env())?.ok_or_else(|| no_keys(db))?);
-    if !ids.iter().any(|id| id == fresh.current_id()) {
-        if !fresh.ids().iter().any(|id| ids.contains(id)) {
-            return Err(HootError::Keys(format!(
-                "{} is now sealed with key(s) {} (an `encrypt --rotate` ran since this process opened it), and \
-                 {} seals with {}: put the new key first there (keep the old ones after it) and restart; nothing \
-                 was written",
-                db.describe(),
-                ids.join(", "),
-                fresh.source,
-                fresh.current_id()
-            )));
-        }
-        // A newer key of this process's own, put first since it opened the database: recorded.
-        record(conn, &fresh, now).await.map_err(recording)?;
+    if !db.sealer().is_some_and(|sealer| Arc::ptr_eq(&sealer, &ring)) {
+        db.set_sealer(Some(Arc::clone(&ring)));
     }
-    db.set_sealer(Some(Arc::clone(&fresh)));
-    Ok(Some(fresh))
+    Ok(Some(ring))
 }
 
 /// `step`, failing with `ERR_HOOT_DB` if it takes longer than the database's call timeout: a

@@ -27,13 +27,7 @@ pub(crate) async fn move_in(
     let mut report = MoveReport::default();
     // A server is in conflict when both users have any state for it: its rows stay together (a
     // client registration and the tokens issued to it), whole from one user or the other.
-    let servers_of = |who: &str| {
-        SERVER_TABLES
-            .iter()
-            .map(|t| format!("SELECT server_id FROM {t} WHERE user_id = {who}"))
-            .collect::<Vec<_>>()
-            .join(" UNION ")
-    };
+    let servers_of = crate::store::servers_of_sql;
     let conflicts: Vec<String> = tx
         .rows(
             &format!(

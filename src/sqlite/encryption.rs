@@ -11,17 +11,14 @@ use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
+use crate::store::status::keys_for_write;
 pub use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 
 pub use crate::sealing::SEALED_COLUMNS;
 
 /// The error for sealed values in a process without keys.
 pub fn no_keys(location: &DbLocation) -> HootError {
-    HootError::Keys(format!(
-        "{} is encrypted and this process has no encryption key: set HOOT_ENCRYPTION_KEY (or put the key file \
-         ~/.hoot/keys/encryption-keys in place) with a key it was sealed with",
-        location.display()
-    ))
+    crate::store::status::no_keys(&location.display())
 }
 
 fn recorded(conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -164,37 +161,15 @@ pub fn for_write(db: &super::db::Database, conn: &Connection) -> Result<Option<A
         secure(conn);
         return Ok(Some(ring));
     }
-    let ring = match db.sealer() {
-        Some(ring) => ring,
-        None => {
-            // Encrypted by another process since this one opened it.
-            let ring = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
-            db.set_sealer(Some(Arc::clone(&ring)));
-            ring
-        }
-    };
-    if ids.iter().any(|id| id == ring.current_id()) {
-        return Ok(Some(ring));
+    let described = db.location.display();
+    let (ring, record_it) = keys_for_write(&ids, db.sealer(), || KeyRing::load(&Environment::process()), &described)?;
+    if record_it {
+        record(conn, &ring, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
     }
-    let fresh = Arc::new(KeyRing::load(&Environment::process())?.ok_or_else(|| no_keys(&db.location))?);
-    if !ids.iter().any(|id| id == fresh.current_id()) {
-        if !fresh.ids().iter().any(|id| ids.contains(id)) {
-            return Err(HootError::Keys(format!(
-                "{} is now sealed with key(s) {} (an `encrypt --rotate` ran since this process opened it), and \
-                 {} seals with {}: put the new key first there (keep the old ones after it) and restart; nothing \
-                 was written",
-                db.location.display(),
-                ids.join(", "),
-                fresh.source,
-                fresh.current_id()
-            )));
-        }
-        // A newer key of this process's own, put first since it opened the database: recorded
-        // as at open.
-        record(conn, &fresh, now).map_err(sql_error(&db.location, "record the encryption key of"))?;
+    if !db.sealer().is_some_and(|sealer| Arc::ptr_eq(&sealer, &ring)) {
+        db.set_sealer(Some(Arc::clone(&ring)));
     }
-    db.set_sealer(Some(Arc::clone(&fresh)));
-    Ok(Some(fresh))
+    Ok(Some(ring))
 }
 
 /// The keys to open a value sealed with `key_id`: this database's, or, if they lack that key

@@ -53,6 +53,16 @@ pub const VERIFIER_TTL_SECONDS: i64 = 600;
 /// Favicon lookups are kept for a day, shared by every user.
 pub const FAVICON_TTL_SECONDS: i64 = 24 * 60 * 60;
 
+/// The servers a user has any per-user state for, in SQL: the union over `SERVER_TABLES`, with
+/// `user` the statement's parameter for the user (`?1` on SQLite, `$1` on PostgreSQL).
+pub fn servers_of_sql(user: &str) -> String {
+    SERVER_TABLES
+        .iter()
+        .map(|t| format!("SELECT server_id FROM {t} WHERE user_id = {user}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ")
+}
+
 /// A non-empty id of at most `MAX_ID_BYTES`, checked before anything is written or deleted.
 pub fn check_id(name: &str, id: &str) -> Result<(), HootError> {
     if id.is_empty() {

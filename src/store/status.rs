@@ -4,6 +4,9 @@
 
 #![warn(missing_docs)]
 
+use std::sync::Arc;
+
+use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
 
 /// The table holding the proof of the last `decrypt`: its time (ms) sealed under the decrypting
@@ -72,4 +75,51 @@ impl DatabaseStatus {
             && self.missing_tables.is_empty()
             && self.mixed_case_tables.is_empty()
     }
+}
+
+/// The error for sealed values in a process without keys; `described` names the database.
+pub fn no_keys(described: &str) -> HootError {
+    HootError::Keys(format!(
+        "{described} is encrypted and this process has no encryption key: set HOOT_ENCRYPTION_KEY (or put the key \
+         file ~/.hoot/keys/encryption-keys in place) with a key it was sealed with"
+    ))
+}
+
+/// The keys a write seals with on an encrypted database (one that records the key ids `ids`, at
+/// least one), the rule both backends follow inside the write's transaction. `sealer` is what this
+/// process seals the database with (none: another process encrypted it since it opened it), and
+/// `load` reads the key source as it is now. Returns the keys, and whether their current id is to
+/// be recorded (a newer key of this process's own, put first since it opened the database). A
+/// database sealed since with keys this process does not have first (another process ran
+/// `encrypt --rotate`) refuses the write (`ERR_HOOT_KEYS`) rather than seal under a retired key;
+/// one this process has no keys for refuses it too. The backend then seals with the keys returned.
+pub fn keys_for_write(
+    ids: &[String],
+    sealer: Option<Arc<KeyRing>>,
+    load: impl Fn() -> Result<Option<KeyRing>, HootError>,
+    described: &str,
+) -> Result<(Arc<KeyRing>, bool), HootError> {
+    let loaded = || Ok::<_, HootError>(Arc::new(load()?.ok_or_else(|| no_keys(described))?));
+    let ring = match sealer {
+        Some(ring) => ring,
+        None => loaded()?,
+    };
+    if ids.iter().any(|id| id == ring.current_id()) {
+        return Ok((ring, false));
+    }
+    let fresh = loaded()?;
+    if ids.iter().any(|id| id == fresh.current_id()) {
+        return Ok((fresh, false));
+    }
+    if !fresh.ids().iter().any(|id| ids.contains(id)) {
+        return Err(HootError::Keys(format!(
+            "{described} is now sealed with key(s) {} (an `encrypt --rotate` ran since this process opened it), and \
+             {} seals with {}: put the new key first there (keep the old ones after it) and restart; nothing was \
+             written",
+            ids.join(", "),
+            fresh.source,
+            fresh.current_id()
+        )));
+    }
+    Ok((fresh, true))
 }
