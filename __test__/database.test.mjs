@@ -17,6 +17,13 @@ import { PG_SUITE_TIMEOUT, freshDatabase, postgresAvailable, rows, withDatabase,
 process.env.HOME = tempDir('database-home')
 delete process.env.HOOT_STORE_SECRET
 
+test('openDatabase refuses an encryption option other than on or off at once, on both backends', () => {
+  for (const location of [join(tempDir('encryption-option'), 'hoot-mcp.db'), 'postgres://u@127.0.0.1:1/db']) {
+    assert.throws(() => openDatabase(location, { encryption: 'maybe' }), { code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => openDatabase(location, { encryption: 1 }), { code: 'ERR_INVALID_ARG_TYPE' })
+  }
+})
+
 const BACKENDS = {
   sqlite: async () => openDatabase(join(tempDir('database'), 'hoot-mcp.db')),
   postgres: async () => openDatabase(await freshDatabase('store')),

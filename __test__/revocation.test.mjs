@@ -123,3 +123,25 @@ test('a restarted process on a database of its own path refuses a revoked token 
   )
   assert.equal(first.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
 })
+
+test('a restarted server whose adapter is over openDatabase(path) refuses a revoked token from its first request', async () => {
+  const env = installation()
+  const dbPath = join(env.HOME, 'elsewhere', 'hoot.db')
+  const hootEntry = JSON.stringify(new URL('../lib/hoot.js', import.meta.url).href)
+  const { token } = await runIsolatedAsync(
+    `const db = hoot.openDatabase(${JSON.stringify(dbPath)})
+     const token = hoot.issueToken(${JSON.stringify(USER)})
+     await db.revokeUserTokens(${JSON.stringify(USER)})
+     console.log(JSON.stringify({ token }))`,
+    env,
+  )
+  // Hoot's server makes its adapter at start-up, then serves: no store call before the first
+  // verification, so the adapter itself must have opened the file.
+  const first = await runIsolatedAsync(
+    `const { createDatabaseAdapter } = await import(${hootEntry})
+     createDatabaseAdapter(hoot.openDatabase(${JSON.stringify(dbPath)}))
+     console.log(JSON.stringify(hoot.verifyToken(${JSON.stringify(token)})))`,
+    env,
+  )
+  assert.equal(first.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
+})

@@ -7,7 +7,7 @@
 const binding = require('./native.js')
 const { OAuthStore } = require('./store.js')
 const { STORE_OF } = require('./store-of.js')
-const { Database, openDatabase, isPostgresUrl } = require('./database.js')
+const { Database, openDatabase, openNow, isPostgresUrl } = require('./database.js')
 const { typeError } = require('./errors.js')
 
 const orNull = (value) => (value === undefined ? null : value)
@@ -20,7 +20,12 @@ const orNull = (value) => (value === undefined ? null : value)
  * is one and no `dbPath` is given; it connects on the first call.
  */
 function createDatabaseAdapter(source) {
-  if (source instanceof Database) return adapterOver((userId) => source.store(userId), source)
+  if (source instanceof Database) {
+    // On SQLite, opened now as the options form opens it: a bad path fails here, and the file's
+    // revocations are known before the server verifies its first token.
+    openNow(source)
+    return adapterOver((userId) => source.store(userId), source)
+  }
   const opts = source
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
     throw typeError('db', 'a database from openDatabase() or an object of options', opts)

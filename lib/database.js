@@ -103,6 +103,9 @@ class UserStore {
   }
 }
 
+/** Each Database's backend, for the modules of this package that act on it synchronously. */
+const BACKENDS = new WeakMap()
+
 /** A database on either backend: the same methods, each returning a promise. */
 class Database {
   #kind
@@ -110,6 +113,7 @@ class Database {
   constructor(kind, backend) {
     this.#kind = kind
     this.#backend = backend
+    BACKENDS.set(this, backend)
   }
   get kind() {
     return this.#kind
@@ -297,6 +301,16 @@ class SqliteBackend {
   store(userId) {
     return new SqliteUser(new OAuthStore(userId, this.#storeOptions))
   }
+  /**
+   * Opens (and if need be migrates) the file now, as a store would, and removes old verifiers, as
+   * `new SQLiteAdapter` does at start-up: its revocations are then known before the first token
+   * is verified, and a bad path is reported at once (createDatabaseAdapter).
+   */
+  openNow() {
+    binding.migrateDatabase(this.#dbPath)
+    new OAuthStore('default-user', this.#storeOptions)
+    binding.cleanupExpiredVerifiers({ dbPath: this.#dbPath })
+  }
   ready() {
     const report = binding.migrateDatabase(this.#dbPath)
     // Opened as a store opens it, so `encryption: 'on'` takes effect now.
@@ -362,8 +376,9 @@ class SqliteBackend {
       'copyFromSqlite() copies a SQLite file into PostgreSQL, and this database is SQLite: open the postgres:// URL to copy into',
     )
   }
+  /** Closes this file only (closeDatabase() without a path would close every database of the process). */
   close() {
-    return binding.closeDatabase(this.#dbPath)
+    return binding.closeDatabase(this.#dbPath ?? binding.inspectDatabase(undefined).path)
   }
 }
 
@@ -378,9 +393,21 @@ function openDatabase(location, opts) {
     throw typeError('location', 'of type string', location)
   }
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw typeError('opts', 'of type object', opts)
+  // Checked here for both backends, so a bad value fails at once rather than at the first store().
+  const encryption = opts === undefined ? undefined : opts.encryption
+  if (encryption !== undefined && encryption !== 'on' && encryption !== 'off') {
+    if (typeof encryption !== 'string') throw typeError('opts.encryption', 'of type string', encryption)
+    throw valueError('opts.encryption', "must be 'on' or 'off'")
+  }
   const chosen = location ?? (process.env.HOOT_DATABASE_URL || undefined)
   if (isPostgresUrl(chosen)) return new Database('postgres', binding.postgresOpen(chosen, opts))
   return new Database('sqlite', new SqliteBackend(chosen, opts === undefined ? undefined : opts.encryption))
 }
 
-module.exports = { Database, openDatabase, isPostgresUrl }
+/** Opens a SQLite Database's file now (see SqliteBackend.openNow); a PostgreSQL one connects on its first call. */
+function openNow(db) {
+  const backend = BACKENDS.get(db)
+  if (backend instanceof SqliteBackend) backend.openNow()
+}
+
+module.exports = { Database, openDatabase, openNow, isPostgresUrl }

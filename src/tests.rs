@@ -143,29 +143,117 @@ fn floor_of(module: &str) -> Option<usize> {
     FLOORS.iter().position(|floor| floor.contains(&module))
 }
 
-/// Every `crate::<module>` a source file names outside its tests, with the line it is on.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
-    // Test code may reach anything (fixtures): cut an inline `mod tests { ... }` at the file's end.
-    let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or(text);
-    let mut found = Vec::new();
-    for (n, line) in code.lines().enumerate() {
-        let line = line.split("//").next().unwrap_or("");
-        for (at, _) in line.match_indices("crate::") {
-            let name: String = line[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if name != "tests" {
-                found.push((n + 1, name));
+/// `text` without its comments and the contents of its string and character literals (each
+/// replaced by spaces, so lines keep their numbers): a path in a comment or a string is no use.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    // Skips to the end of a literal, keeping its newlines; `close` ends it.
+    let skip = |i: &mut usize, out: &mut String, close: &dyn Fn(&[char]) -> Option<usize>, escapes: bool| {
+        while *i < chars.len() {
+            if let Some(len) = close(&chars[*i..]) {
+                *i += len;
+                return;
+            }
+            match chars[*i] {
+                '\\' if escapes => *i += 2,
+                '\n' => {
+                    out.push('\n');
+                    *i += 1;
+                }
+                _ => *i += 1,
             }
         }
+    };
+    while i < chars.len() {
+        let (c, next) = (chars[i], chars.get(i + 1).copied());
+        let word_before = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_');
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == 'r' && !word_before && matches!(next, Some('"') | Some('#')) {
+            let hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
+            if chars.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            i += hashes + 2;
+            let close = move |rest: &[char]| {
+                (rest.first() == Some(&'"') && rest.len() > hashes && rest[1..=hashes].iter().all(|&c| c == '#'))
+                    .then_some(hashes + 1)
+            };
+            skip(&mut i, &mut out, &close, false);
+            out.push_str("\"\"");
+        } else if c == '"' {
+            i += 1;
+            skip(&mut i, &mut out, &|rest: &[char]| (rest.first() == Some(&'"')).then_some(1), true);
+            out.push_str("\"\"");
+        } else if c == '\'' && (chars.get(i + 2) == Some(&'\'') || next == Some('\\')) {
+            // A character literal ('"', '\n', '\''); a lifetime ('a) has no closing quote there.
+            i += 1;
+            skip(&mut i, &mut out, &|rest: &[char]| (rest.first() == Some(&'\'')).then_some(1), true);
+        } else {
+            out.push(c);
+            i += 1;
+        }
     }
+    out
+}
+
+/// The top-level module each path a source file names outside its tests leads to, with the line
+/// it is on: `crate::x`, and `super::` paths resolved from the file's own module (`module`, its
+/// path from the crate root: `["store", "user"]` for src/store/user.rs, `["token"]` for
+/// src/token.rs and for src/token/mod.rs).
+fn used_modules(text: &str, module: &[String]) -> Vec<(usize, String)> {
+    let code = code_only(text);
+    // Test code may reach anything (fixtures): an inline `mod tests { ... }` is cut, and it must
+    // be the file's end.
+    let code = code.split("#[cfg(test)]\nmod tests {").next().unwrap_or(&code);
+    let ident =
+        |rest: &str| -> String { rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        for (at, _) in line.match_indices("crate::") {
+            if line[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+                continue; // `hoot_crate::`, `$crate::`
+            }
+            found.push((n + 1, ident(&line[at + 7..])));
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("super::") {
+            if rest[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                rest = &rest[at + 7..];
+                continue; // the middle of a chain, counted with its first `super::`
+            }
+            let mut depth = 0;
+            let mut tail = &rest[at..];
+            while let Some(after) = tail.strip_prefix("super::") {
+                depth += 1;
+                tail = after;
+            }
+            let base = module.len().saturating_sub(depth);
+            let top = if base == 0 { ident(tail) } else { module[0].clone() };
+            found.push((n + 1, top));
+            rest = tail;
+        }
+    }
+    found.retain(|(_, name)| name != "tests" && !name.is_empty());
     found
 }
 
-fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+/// Every source file of `dir`, and every `tests.rs`, which must be declared under `#[cfg(test)]`
+/// by the file that names it.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>, tests: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())).flatten() {
         let path = entry.path();
         if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") && path.file_name().is_some_and(|n| n != "tests.rs") {
+            rust_files(&path, out, tests);
+        } else if path.file_name().is_some_and(|n| n == "tests.rs") {
+            tests.push(path);
+        } else if path.extension().is_some_and(|e| e == "rs") {
             out.push(path);
         }
     }
@@ -174,13 +262,33 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn each_module_uses_only_the_floors_below_it_and_the_backends_never_use_each_other() {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (mut files, mut tests) = (Vec::new(), Vec::new());
+    rust_files(&src, &mut files, &mut tests);
     let mut wrong = Vec::new();
+    for test in &tests {
+        // src/x/tests.rs is named by src/x.rs or src/x/mod.rs; src/tests.rs by src/lib.rs.
+        let dir = test.parent().unwrap_or(&src);
+        let parents = match dir == src.as_path() {
+            true => vec![src.join("lib.rs")],
+            false => vec![dir.join("mod.rs"), dir.with_extension("rs")],
+        };
+        let declared = parents.iter().filter_map(|p| std::fs::read_to_string(p).ok()).any(|text| {
+            text.contains("#[cfg(test)]\nmod tests;") || text.contains("#[cfg(test)]\npub(crate) mod tests;")
+        });
+        if !declared {
+            wrong.push(format!("{}: not declared under #[cfg(test)], so it may not reach any floor", test.display()));
+        }
+    }
     for file in &files {
         let relative = file.strip_prefix(&src).unwrap_or(file);
-        let first = relative.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
-        let module = first.unwrap_or_default().trim_end_matches(".rs").to_string();
+        let mut path: Vec<String> = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        if path.last().is_some_and(|last| last == "mod") {
+            path.pop();
+        }
+        let Some(module) = path.first().cloned() else { continue };
         if module == "lib" {
             continue;
         }
@@ -189,7 +297,7 @@ fn each_module_uses_only_the_floors_below_it_and_the_backends_never_use_each_oth
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        for (line, used) in crate_paths(&text) {
+        for (line, used) in used_modules(&text, &path) {
             match floor_of(&used) {
                 None => wrong.push(format!("{}:{line}: `crate::{used}` has no floor in FLOORS", relative.display())),
                 Some(floor) if floor > own => wrong.push(format!(

@@ -68,6 +68,11 @@ pub fn check_id(name: &str, id: &str) -> Result<(), HootError> {
     if id.is_empty() {
         return Err(HootError::arg_value(name, "must not be empty"));
     }
+    if id.contains('\0') {
+        // PostgreSQL's text cannot hold it: refused on both backends, so none gets into a file a
+        // copy then cannot carry.
+        return Err(HootError::arg_value(name, "must not contain a NUL character (U+0000)"));
+    }
     if id.len() > MAX_ID_BYTES {
         return Err(HootError::out_of_range(
             name,

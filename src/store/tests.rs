@@ -122,6 +122,14 @@ pub async fn bad_values_are_refused_before_anything_is_written<B: Backend>(db: A
     assert_eq!(code(s.tokens(&"s".repeat(MAX_ID_BYTES + 1)).await), Err("ERR_INVALID_ARG_VALUE"));
     assert_eq!(code(s.save_authorization_state("srv", "", NOW).await), Err("ERR_INVALID_ARG_VALUE"));
     assert_eq!(code(s.link_account("", NOW).await), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(
+        code(s.save_tokens("a\0b", &json("{}")).await),
+        Err("ERR_INVALID_ARG_VALUE"),
+        "NUL: PostgreSQL's text has none"
+    );
+    assert_eq!(code(s.save_code_verifier("srv", "v\0", NOW).await), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(code(s.save_authorization_state("srv", "s\0", NOW).await), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(code(s.link_account("acc\0", NOW).await), Err("ERR_INVALID_ARG_VALUE"));
     assert_eq!(code(ops::cache_favicon(&*db, "", None, None, NOW).await), Err("ERR_INVALID_ARG_VALUE"));
     assert_eq!(code(ops::revoke_user_tokens(&*db, "nobody", NOW).await), Err("ERR_INVALID_USER_ID"));
     assert!(s.servers().await?.is_empty());
