@@ -223,9 +223,15 @@ describe('PostgreSQL faults', () => {
         `import net from 'node:net'
        const target = new URL(${JSON.stringify(url)})
        const sockets = new Set()
+       let silent = false
        const server = net.createServer((client) => {
+         client.on('error', () => {})
+         sockets.add(client)
+         // Once silent, a connection the pool opens meanwhile is half-open from the start too.
+         if (silent) return client.pause()
          const upstream = net.connect(Number(target.port || 5432), target.hostname)
-         for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}) }
+         upstream.on('error', () => {})
+         sockets.add(upstream)
          client.pipe(upstream).pipe(client)
        })
        await new Promise((r) => server.listen(0, '127.0.0.1', r))
@@ -234,6 +240,7 @@ describe('PostgreSQL faults', () => {
        const db = hoot.openDatabase(via.toString(), { connectTimeoutMs: 500, statementTimeoutMs: 500 })
        const store = db.store('3b241101-e2bb-4255-8caf-4136c566a962')
        await store.saveTokens('s', { n: 1 })
+       silent = true
        for (const s of sockets) { s.unpipe(); s.pause() } // half-open: nothing passes, nothing closes
        const started = Date.now()
        const call = store.tokens('s').then(() => 'answered', (e) => e.code)
