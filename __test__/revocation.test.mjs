@@ -145,3 +145,31 @@ test('a restarted server whose adapter is over openDatabase(path) refuses a revo
   )
   assert.equal(first.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
 })
+
+test('closing the default database leaves another one followed: its revocations still reach this process', async () => {
+  const env = installation()
+  const other = join(env.HOME, 'other', 'hoot.db')
+  const sqliteEntry = JSON.stringify(new URL('../lib/sqlite.js', import.meta.url).href)
+  const outcome = await runIsolatedAsync(
+    `import { execFileSync } from 'node:child_process'
+     const fallback = hoot.openDatabase()
+     const db = hoot.openDatabase(${JSON.stringify(other)})
+     await fallback.loadKeys()
+     await db.ready()
+     const token = hoot.issueToken(${JSON.stringify(USER)})
+     await fallback.close()
+     // Another process revokes the user in the other database, which this one still has open.
+     execFileSync(process.execPath, ['--input-type=module', '-e',
+       'const s = await import(' + ${JSON.stringify(sqliteEntry)} + '); s.revokeUserTokens(' + ${JSON.stringify(JSON.stringify(USER))} + ', { dbPath: ' + ${JSON.stringify(JSON.stringify(other))} + ' })'])
+     // The poller reads every open database each 2 s: bounded at 15 s, the answer is awaited, not slept for.
+     const until = Date.now() + 15_000
+     let code
+     while ((code = hoot.verifyToken(token).code) === undefined && Date.now() < until) {
+       await new Promise((resolve) => setTimeout(resolve, 100))
+     }
+     await db.close()
+     console.log(JSON.stringify({ code }))`,
+    env,
+  )
+  assert.equal(outcome.code, 'ERR_JWT_CLAIM_VALIDATION_FAILED')
+})

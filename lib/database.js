@@ -14,7 +14,7 @@
 const binding = require('./native.js')
 const { OAuthStore, parseStored } = require('./store.js')
 const { loadLocalKeys } = require('./verify.js')
-const { typeError, valueError } = require('./errors.js')
+const { typeError, valueError, unusable } = require('./errors.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
 
@@ -272,13 +272,6 @@ class SqliteUser {
   }
 }
 
-/** What a SQLite database cannot do, as the coded TypeError a wrong call gets. */
-function notOnSqlite(message) {
-  const error = new TypeError(message)
-  error.code = 'ERR_INVALID_ARG_VALUE'
-  return error
-}
-
 /**
  * A SQLite database with the native PostgreSQL database's method names, over the synchronous
  * functions of the addon (hoot-core/sqlite's), each given this database's path.
@@ -328,7 +321,7 @@ class SqliteBackend {
     return loadLocalKeys(opts)
   }
   rotateKeys() {
-    throw notOnSqlite(
+    throw unusable(
       'rotateKeys() rotates the key set several servers share in PostgreSQL; on SQLite the keys are files: make a new pair with `npx hoot-core keygen <dir>`, add its public key to the JWKS the servers read (the old one keeps verifying), point JWT_PRIVATE_KEY_PATH at the new private key, and call loadKeys()',
     )
   }
@@ -372,7 +365,7 @@ class SqliteBackend {
     return binding.decryptDatabase({ dbPath: this.#dbPath })
   }
   copyFromSqlite() {
-    throw notOnSqlite(
+    throw unusable(
       'copyFromSqlite() copies a SQLite file into PostgreSQL, and this database is SQLite: open the postgres:// URL to copy into',
     )
   }

@@ -38,4 +38,11 @@ function rangeError(name, reason) {
   return error
 }
 
-module.exports = { typeError, valueError, rangeError }
+/** A TypeError, code ERR_INVALID_ARG_VALUE, for a call that has no meaning on this object (`message` says why). */
+function unusable(message) {
+  const error = new TypeError(message)
+  error.code = 'ERR_INVALID_ARG_VALUE'
+  return error
+}
+
+module.exports = { typeError, valueError, rangeError, unusable }

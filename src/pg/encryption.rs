@@ -20,8 +20,10 @@ use std::sync::Arc;
 
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
-use crate::sealing::{self, KeyRing, SEALED_COLUMNS};
-use crate::store::status::{keys_for_write, proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
+use crate::sealing::{KeyRing, SEALED_COLUMNS};
+use crate::store::status::{
+    decrypted, encrypted, keys_for_write, proves, EncryptionStatus, Transition, DECRYPTED_TABLE,
+};
 
 /// The signing keys' private JWKs: sealed with table `hoot_signing_keys`, user `""` and their kid
 /// as the server (`keys::sealed`).
@@ -203,14 +205,9 @@ pub async fn encrypt(db: Arc<PgDatabase>, rotate: bool, now: i64) -> Result<Tran
     let mut conn = db.conn().await?;
     let tx = within(&db, doing, conn.transaction()).await?;
     lock_state(&tx, &db, doing).await?;
-    let sealed = transform(&tx, &db, doing, |table, user, server, stored| match sealing::sealed_with(stored) {
-        None => Ok(Some(ring.seal(table, user, server, stored)?)),
-        Some(id) if rotate && id != ring.current_id() => {
-            Ok(Some(ring.seal(table, user, server, &ring.open(table, user, server, stored)?)?))
-        }
-        Some(_) => Ok(None),
-    })
-    .await?;
+    let sealed =
+        transform(&tx, &db, doing, |table, user, server, stored| encrypted(&ring, rotate, table, user, server, stored))
+            .await?;
     if rotate {
         within(&db, doing, tx.exec("DELETE FROM hoot_encryption", &[])).await?;
     }
@@ -237,11 +234,8 @@ pub async fn decrypt(db: Arc<PgDatabase>) -> Result<Transition, HootError> {
     let mut conn = db.conn().await?;
     let tx = within(&db, doing, conn.transaction()).await?;
     lock_state(&tx, &db, doing).await?;
-    let opened = transform(&tx, &db, doing, |table, user, server, stored| match sealing::sealed_with(stored) {
-        Some(_) => Ok(Some(ring.open(table, user, server, stored)?)),
-        None => Ok(None),
-    })
-    .await?;
+    let opened =
+        transform(&tx, &db, doing, |table, user, server, stored| decrypted(&ring, table, user, server, stored)).await?;
     within(&db, doing, tx.exec("DELETE FROM hoot_encryption", &[])).await?;
     // The proof that this was a decrypt, not a deleted row: what makes the replicas that seal
     // stop (`for_write`). Without a key there is nothing to prove, nor was anything sealed.

@@ -11,7 +11,7 @@ use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
-use crate::store::status::keys_for_write;
+use crate::store::status::{decrypted, encrypted, keys_for_write};
 pub use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 
 pub use crate::sealing::SEALED_COLUMNS;
@@ -243,26 +243,22 @@ pub fn encrypt_database(
     let (db, _) = get_or_open(location.clone(), now * 1000)?;
     let report = db.with_conn(|conn| {
         secure(conn);
-        transform(conn, |table, user, server, stored| match sealing::sealed_with(stored) {
-            None => Ok(Some(ring.seal(table, user, server, stored)?)),
-            Some(id) if rotate && id != ring.current_id() => {
-                Ok(Some(ring.seal(table, user, server, &ring.open(table, user, server, stored)?)?))
-            }
-            Some(_) => Ok(None),
-        })
-        .and_then(|(changed, tx)| {
-            if rotate {
-                tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "rotate"))?;
-            }
-            if decrypt_record(&tx).map_err(sql_error(&location, "encrypt"))?.is_some() {
-                tx.execute(&format!("DELETE FROM {DECRYPTED_TABLE}"), []).map_err(sql_error(&location, "encrypt"))?;
-            }
-            record(&tx, &ring, now).map_err(sql_error(&location, "encrypt"))?;
-            let ids = recorded(&tx).map_err(sql_error(&location, "encrypt"))?;
-            tx.commit().map_err(sql_error(&location, "encrypt"))?;
-            compact(conn);
-            Ok(Transition { sealed: changed, opened: 0, key_ids: ids })
-        })
+        transform(conn, |table, user, server, stored| encrypted(&ring, rotate, table, user, server, stored)).and_then(
+            |(changed, tx)| {
+                if rotate {
+                    tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "rotate"))?;
+                }
+                if decrypt_record(&tx).map_err(sql_error(&location, "encrypt"))?.is_some() {
+                    tx.execute(&format!("DELETE FROM {DECRYPTED_TABLE}"), [])
+                        .map_err(sql_error(&location, "encrypt"))?;
+                }
+                record(&tx, &ring, now).map_err(sql_error(&location, "encrypt"))?;
+                let ids = recorded(&tx).map_err(sql_error(&location, "encrypt"))?;
+                tx.commit().map_err(sql_error(&location, "encrypt"))?;
+                compact(conn);
+                Ok(Transition { sealed: changed, opened: 0, key_ids: ids })
+            },
+        )
     })?;
     db.set_sealer(Some(ring));
     Ok(report)
@@ -280,31 +276,31 @@ pub fn decrypt_database(location: DbLocation, env: &Environment, now: i64) -> Re
         },
     };
     let report = db.with_conn(|conn| {
-        transform(conn, |table, user, server, stored| match sealing::sealed_with(stored) {
-            Some(_) => Ok(Some(ring.open(table, user, server, stored)?)),
-            None => Ok(None),
-        })
-        .and_then(|(changed, tx)| {
-            tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "decrypt"))?;
-            // The proof that this was a decrypt, not a deleted row: what makes the servers that
-            // seal stop (`for_write`). Without a key there is nothing to prove, nor was anything sealed.
-            if !ring.ids().is_empty() {
-                let at = crate::clock::unix_now_ms();
-                tx.execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {DECRYPTED_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), \
+        transform(conn, |table, user, server, stored| decrypted(&ring, table, user, server, stored)).and_then(
+            |(changed, tx)| {
+                tx.execute("DELETE FROM hoot_encryption", []).map_err(sql_error(&location, "decrypt"))?;
+                // The proof that this was a decrypt, not a deleted row: what makes the servers that
+                // seal stop (`for_write`). Without a key there is nothing to prove, nor was anything sealed.
+                if !ring.ids().is_empty() {
+                    let at = crate::clock::unix_now_ms();
+                    tx.execute_batch(&format!(
+                        "CREATE TABLE IF NOT EXISTS {DECRYPTED_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), \
                      decrypted_at INTEGER NOT NULL, proof TEXT NOT NULL)"
-                ))
-                .map_err(sql_error(&location, "decrypt"))?;
-                tx.execute(
-                    &format!("INSERT OR REPLACE INTO {DECRYPTED_TABLE} (id, decrypted_at, proof) VALUES (1, ?1, ?2)"),
-                    params![at, ring.seal(DECRYPTED_TABLE, "", "", &at.to_string())?],
-                )
-                .map_err(sql_error(&location, "decrypt"))?;
-            }
-            tx.commit().map_err(sql_error(&location, "decrypt"))?;
-            compact(conn);
-            Ok(Transition { sealed: 0, opened: changed, key_ids: Vec::new() })
-        })
+                    ))
+                    .map_err(sql_error(&location, "decrypt"))?;
+                    tx.execute(
+                        &format!(
+                            "INSERT OR REPLACE INTO {DECRYPTED_TABLE} (id, decrypted_at, proof) VALUES (1, ?1, ?2)"
+                        ),
+                        params![at, ring.seal(DECRYPTED_TABLE, "", "", &at.to_string())?],
+                    )
+                    .map_err(sql_error(&location, "decrypt"))?;
+                }
+                tx.commit().map_err(sql_error(&location, "decrypt"))?;
+                compact(conn);
+                Ok(Transition { sealed: 0, opened: changed, key_ids: Vec::new() })
+            },
+        )
     })?;
     db.set_sealer(None);
     Ok(report)

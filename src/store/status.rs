@@ -123,3 +123,37 @@ pub fn keys_for_write(
     }
     Ok((fresh, true))
 }
+
+/// What `encrypt` does to one stored value (`None`: leaves it): a plaintext value is sealed for
+/// its row, and with `rotate` a value sealed under another key than `ring`'s current one is
+/// sealed again under it. The rule of both backends' transitions.
+pub fn encrypted(
+    ring: &KeyRing,
+    rotate: bool,
+    table: &str,
+    user: &str,
+    server: &str,
+    stored: &str,
+) -> Result<Option<String>, HootError> {
+    match sealing::sealed_with(stored) {
+        None => Ok(Some(ring.seal(table, user, server, stored)?)),
+        Some(id) if rotate && id != ring.current_id() => {
+            Ok(Some(ring.seal(table, user, server, &ring.open(table, user, server, stored)?)?))
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// What `decrypt` does to one stored value (`None`: leaves it): a sealed value is opened.
+pub fn decrypted(
+    ring: &KeyRing,
+    table: &str,
+    user: &str,
+    server: &str,
+    stored: &str,
+) -> Result<Option<String>, HootError> {
+    match sealing::sealed_with(stored) {
+        Some(_) => Ok(Some(ring.open(table, user, server, stored)?)),
+        None => Ok(None),
+    }
+}

@@ -185,16 +185,8 @@ impl<B: Backend> UserStore<B> {
         if let Some(now) = revoke_at {
             super::ops::revoke_user_tokens(&*self.backend, &self.user_id, now).await?;
         }
-        const TABLES: [&str; USER_TABLES.len() + 1] = {
-            let mut all = [super::tables::USERS_TABLE; USER_TABLES.len() + 1];
-            let mut i = 0;
-            while i < USER_TABLES.len() {
-                all[i] = USER_TABLES[i];
-                i += 1;
-            }
-            all
-        };
-        let removed = self.backend.delete(&self.user_id, &TABLES, None).await?;
+        let tables: Vec<&str> = USER_TABLES.iter().copied().chain([super::tables::USERS_TABLE]).collect();
+        let removed = self.backend.delete(&self.user_id, &tables, None).await?;
         crate::touch::forget_touched(&self.touch_key());
         Ok(removed)
     }
