@@ -221,3 +221,48 @@ test('hoot-core/provider loads without the native addon', () => {
   assert.equal(child.status, 0, child.stderr)
   assert.deepEqual(JSON.parse(child.stdout), [])
 })
+
+test('stateOptionalUntil: a callback without state passes only until then, each pass and refusal logged', async () => {
+  const adapter = createDatabaseAdapter({ dbPath: join(tempDir('provider-transition'), 'hoot-mcp.db') })
+  const userId = randomUUID()
+  const logged = []
+  const log = (message) => logged.push(message)
+  const until = new Date(Date.now() + 7 * 86_400_000).toISOString()
+  const during = createOAuthProvider({ adapter, userId }, 'srv', { ...options, stateOptionalUntil: until, log })
+  const state = await during.state()
+  assert.equal(await during.consumeState(undefined), true, 'no state, during the transition')
+  assert.match(
+    logged.pop(),
+    new RegExp(`accepted an OAuth callback for MCP server "srv" without state.*until ${until}`),
+  )
+  assert.equal(await during.consumeState('f'.repeat(64)), false, 'a wrong state is refused, transition or not')
+  assert.match(logged.pop(), /refused an OAuth callback for MCP server "srv": its state is not the one/)
+  assert.equal(await during.consumeState(state), false, 'a refused callback ended the pending authorization')
+
+  // Over (a date past), unset, or the environment variable empty: no state is refused.
+  for (const stateOptionalUntil of [new Date(Date.now() - 1000), undefined, '']) {
+    const after = createOAuthProvider({ adapter, userId }, 'srv', { ...options, stateOptionalUntil, log })
+    assert.equal(await after.consumeState(''), false)
+    assert.match(logged.pop(), /refused an OAuth callback for MCP server "srv": it carries no state/)
+  }
+  assert.ok(
+    logged.every((message) => !message.includes(userId) && !message.includes(state)),
+    'no user id, no state',
+  )
+
+  // Bounded: at most 30 days ahead; and a date, or nothing.
+  const far = new Date(Date.now() + 31 * 86_400_000)
+  assert.throws(() => createOAuthProvider({ adapter, userId }, 'srv', { ...options, stateOptionalUntil: far }), {
+    name: 'RangeError',
+    code: 'ERR_INVALID_ARG_VALUE',
+  })
+  for (const stateOptionalUntil of ['next week', {}, NaN]) {
+    assert.throws(() => createOAuthProvider({ adapter, userId }, 'srv', { ...options, stateOptionalUntil }), {
+      code: 'ERR_INVALID_ARG_TYPE',
+    })
+  }
+  assert.throws(() => createOAuthProvider({ adapter, userId }, 'srv', { ...options, log: 'console' }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  })
+  await adapter.close()
+})

@@ -118,6 +118,14 @@ export interface OAuthProviderOptions<M extends OAuthClientMetadata = OAuthClien
   clientMetadataUrl?: string
   /** Decides the `resource` sent to the authorization server, passed on to the SDK. */
   validateResourceURL?: (serverUrl: string | URL, resource?: string) => Promise<URL | undefined>
+  /**
+   * For a backend that ships before its frontend sends `state`: until then (a Date, an ISO 8601
+   * text such as `process.env.HOOT_OAUTH_STATE_OPTIONAL_UNTIL`, or ms; at most 30 days ahead, else a
+   * RangeError `ERR_INVALID_ARG_VALUE`), `consumeState` lets a callback without a state pass, and logs it. Off by default.
+   */
+  stateOptionalUntil?: Date | string | number
+  /** Where `consumeState` logs a refusal (with its reason) or a pass without state: `console.warn` by default. */
+  log?: (message: string) => void
 }
 
 /** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
@@ -140,7 +148,8 @@ export interface StoreOAuthProvider<M extends OAuthClientMetadata = OAuthClientM
   state(): Promise<string>
   /**
    * For the OAuth callback, before `finishAuth(code)`: true only for the `state` this user last got
-   * for this server, less than 10 minutes ago, and only once (a forged or replayed one is false).
+   * for this server, less than 10 minutes ago, and only once (a forged or replayed one is false);
+   * a missing one only before `stateOptionalUntil`. Each refusal is logged with its reason.
    */
   consumeState(state: unknown): Promise<boolean>
   /** The client registration stored for this server, or `undefined`. */

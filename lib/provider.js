@@ -5,7 +5,7 @@
 // Typed in provider.d.ts.
 'use strict'
 
-const { typeError, valueError } = require('./errors.js')
+const { typeError, valueError, rangeError } = require('./errors.js')
 const { STORE_OF } = require('./store-of.js')
 
 const STORE_METHODS = ['clientInformation', 'saveClientInformation', 'tokens', 'saveTokens']
@@ -109,7 +109,7 @@ function readOptions(serverId, options) {
   if (typeof serverId !== 'string') throw typeError('serverId', 'of type string', serverId)
   if (serverId === '') throw valueError('serverId', 'must not be empty')
   if (options === null || typeof options !== 'object') throw typeError('options', 'of type object', options)
-  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL } = options
+  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL, log } = options
   if (typeof redirectUrl !== 'string' && !(redirectUrl instanceof URL)) {
     throw typeError('options.redirectUrl', 'of type string or an instance of URL', redirectUrl)
   }
@@ -125,7 +125,39 @@ function readOptions(serverId, options) {
   if (validateResourceURL !== undefined && typeof validateResourceURL !== 'function') {
     throw typeError('options.validateResourceURL', 'of type function', validateResourceURL)
   }
-  return { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL }
+  if (log !== undefined && typeof log !== 'function') throw typeError('options.log', 'of type function', log)
+  return {
+    redirectUrl,
+    clientMetadata,
+    onRedirect,
+    clientMetadataUrl,
+    validateResourceURL,
+    log: log ?? ((message) => console.warn(message)),
+    stateOptionalUntil: transitionEnd(options.stateOptionalUntil),
+  }
+}
+
+/** The longest a transition may accept callbacks without `state`: long enough to ship a frontend. */
+const MAX_TRANSITION_DAYS = 30
+
+/**
+ * `stateOptionalUntil` (a Date, an ISO date text such as an environment variable holds, or ms
+ * since the epoch; undefined or '' for none) as ms, refused when it is not a date or lies more
+ * than 30 days ahead, so a forgotten setting cannot leave callbacks unchecked for long.
+ */
+function transitionEnd(value) {
+  if (value === undefined || value === null || value === '') return 0
+  const end = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : value
+  if (typeof end !== 'number' || !Number.isFinite(end)) {
+    throw typeError('options.stateOptionalUntil', 'a Date, an ISO 8601 date text or ms since the epoch', value)
+  }
+  if (end > Date.now() + MAX_TRANSITION_DAYS * 86_400_000) {
+    throw rangeError(
+      'options.stateOptionalUntil',
+      `must be at most ${MAX_TRANSITION_DAYS} days ahead (a transition while the frontend ships). Received ${new Date(end).toISOString()}`,
+    )
+  }
+  return end
 }
 
 /**
@@ -138,10 +170,8 @@ function createOAuthProvider(source, serverId, options) {
   if (source === null || typeof source !== 'object') {
     throw typeError('store', 'an OAuthStore or { adapter, userId }', source)
   }
-  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL } = readOptions(
-    serverId,
-    options,
-  )
+  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL, log, stateOptionalUntil } =
+    readOptions(serverId, options)
   const backing = backingOf(source, serverId)
   const provider = {
     get redirectUrl() {
@@ -158,7 +188,8 @@ function createOAuthProvider(source, serverId, options) {
     },
     /**
      * For the OAuth callback, before `finishAuth(code)`: true only for the `state` this provider's
-     * user last got for this server, within 10 minutes, once.
+     * user last got for this server, within 10 minutes, once. A callback without a state passes
+     * only until `stateOptionalUntil`; every refusal, and every such pass, is logged with its reason.
      */
     async consumeState(state) {
       if (!backing.states) {
@@ -167,8 +198,24 @@ function createOAuthProvider(source, serverId, options) {
           'cannot keep the OAuth state: give the adapter saveAuthorizationState and consumeAuthorizationState',
         )
       }
-      if (typeof state !== 'string' || state === '') return false
-      return backing.states.consume(state)
+      const where = `OAuth callback for MCP server ${JSON.stringify(serverId)}`
+      if (typeof state !== 'string' || state === '') {
+        if (Date.now() < stateOptionalUntil) {
+          log(
+            `hoot-core: accepted an ${where} without state, as stateOptionalUntil allows until ` +
+              `${new Date(stateOptionalUntil).toISOString()}: update the frontend to send it`,
+          )
+          return true
+        }
+        log(`hoot-core: refused an ${where}: it carries no state (a frontend that does not send it yet?)`)
+        return false
+      }
+      if (await backing.states.consume(state)) return true
+      log(
+        `hoot-core: refused an ${where}: its state is not the one this user's last authorization of the ` +
+          'server was given (forged, replayed, from another browser, or older than 10 minutes)',
+      )
+      return false
     },
     async clientInformation() {
       return backing.clientInformation()
