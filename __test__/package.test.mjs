@@ -2,7 +2,7 @@
 // by its install script, and imported from ESM and CommonJS.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -151,7 +151,8 @@ test('the npm pack tarball installs into an empty project and works from ESM and
     join(root, 'node_modules', '@modelcontextprotocol', 'sdk'),
     join(project, 'node_modules', '@modelcontextprotocol', 'sdk'),
   )
-  copyFileSync(join(root, 'examples', 'express', 'server.mjs'), join(project, 'server.mjs'))
+  // The example as a user copies it: its server, the demo MCP server it imports, and its page.
+  cpSync(join(root, 'examples', 'express'), project, { recursive: true })
   const roundTrip = run(
     process.execPath,
     [

@@ -17,6 +17,8 @@ import ts from 'typescript'
 import { root } from './helpers.mjs'
 
 const ENTRIES = ['.', './sqlite', './hoot', './provider']
+// The browser half: an ES module (import only) whose d.ts compiles with the DOM's types, not Node's.
+const BROWSER_ENTRIES = ['./client']
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 // `hoot-core` names the package itself only from the package root (__test__/ has its own package.json).
 const requireFromRoot = createRequire(join(root, 'package.json'))
@@ -77,6 +79,29 @@ test("each entry's d.ts declares exactly the values it exports at run time, from
     problems.push(difference(`${specifier} (import)`, declared, imported))
   }
   assert.deepEqual(problems.filter(Boolean), [])
+})
+
+test("hoot-core/client's d.ts declares exactly what it exports, and compiles with the DOM's types alone", async () => {
+  for (const entry of BROWSER_ENTRIES) {
+    const file = join(root, pkg.exports[entry].types)
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.ES2022,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      target: ts.ScriptTarget.ES2022,
+      lib: ['lib.dom.d.ts', 'lib.es2022.d.ts'],
+      types: [],
+    })
+    const diagnostics = ts
+      .getPreEmitDiagnostics(program)
+      .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+    assert.deepEqual(diagnostics, [], `${entry}: the declaration file compiles`)
+    const declared = declaredValues(program.getTypeChecker(), program.getSourceFile(file))
+    const specifier = `hoot-core/${entry.slice(2)}`
+    const imported = Object.keys(await import(pathToFileURL(join(root, pkg.exports[entry].default)).href)).sort()
+    assert.equal(difference(`${specifier} (import)`, declared, imported), '')
+  }
 })
 
 test('the comparison names what differs, both ways', () => {

@@ -86,6 +86,18 @@ class UserStore {
   servers() {
     return later(() => this.#user.servers())
   }
+  /**
+   * Every server config this user has, `[{ serverId, config }]` sorted by id: what moves with
+   * the user to another browser (Hoot's UI keeps its server list in the browser).
+   */
+  async serverConfigs() {
+    const configs = []
+    for (const serverId of await this.servers()) {
+      const config = await this.serverConfig(serverId)
+      if (config !== undefined) configs.push({ serverId, config })
+    }
+    return configs
+  }
   touch() {
     return later(() => this.#user.touch())
   }

@@ -141,6 +141,11 @@ export interface UserStore {
   deleteServerConfig(serverId: string): Promise<void>
   /** Server ids with any stored state for this user, sorted. */
   servers(): Promise<string[]>
+  /**
+   * Every server config this user has, sorted by server id: what a browser that becomes this user
+   * (a redeemed transfer code) needs to show the same servers.
+   */
+  serverConfigs(): Promise<Array<{ serverId: string; config: any }>>
   /** Records this user's activity (at most one write an hour from this process); resolves to whether it wrote. */
   touch(): Promise<boolean>
   /** Forgets this user (with `revokeTokens`, revokes their tokens first); resolves to the rows removed. */

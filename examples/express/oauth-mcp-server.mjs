@@ -1,6 +1,7 @@
 // An MCP server on 127.0.0.1 protected by OAuth, built from the SDK's own server-side auth (its
 // auth router and bearer middleware) with a small in-memory authorization server that approves
-// every request at once. For the end-to-end tests only.
+// every request at once (no login page: it sends the browser straight back with a code). The
+// example (`npm run example`) connects to it from its page, and the end-to-end tests use it.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 
@@ -24,9 +25,9 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
  * /as, so a client that rediscovers without that header finds neither. `stats.discovery` counts
  * the metadata requests.
  */
-export async function startOAuthMcpServer({ headerOnlyMetadata = false } = {}) {
+export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0 } = {}) {
   const app = express()
-  const http = app.listen(0, '127.0.0.1')
+  const http = app.listen(port, '127.0.0.1')
   await once(http, 'listening')
   const base = new URL(`http://127.0.0.1:${http.address().port}`)
   const url = new URL('/mcp', base)
@@ -125,18 +126,4 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false } = {}) {
     stats,
     close: () => new Promise((resolve) => http.close(resolve)),
   }
-}
-
-/** Follows an authorization URL the way the browser would, returning the code it comes back with. */
-export async function approve(authorizationUrl) {
-  return (await callback(authorizationUrl)).code
-}
-
-/** Follows an authorization URL the way the browser would: the callback's `code` and `state`. */
-export async function callback(authorizationUrl) {
-  const response = await fetch(authorizationUrl, { redirect: 'manual' })
-  const location = response.headers.get('location')
-  if (response.status !== 302 || !location) throw new Error(`authorization did not redirect: ${response.status}`)
-  const { searchParams } = new URL(location)
-  return { code: searchParams.get('code'), state: searchParams.get('state') }
 }

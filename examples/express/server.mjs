@@ -1,15 +1,22 @@
 // The shape of Hoot's backend (mcp-backend-server.js) on hoot-core, in a page: tokens for
 // anonymous browser sessions, the auth middleware, JWKS, and MCP connect / tools / disconnect with
-// each user's OAuth state in their own store. Run it with `npm run example` from the repo: on
-// SQLite (~/.hoot/hoot-mcp.db, or $HOOT_DB_PATH) by default, or, with
-// HOOT_DATABASE_URL=postgres://..., on PostgreSQL, where several of it can run side by side.
-import { pathToFileURL } from 'node:url'
+// each user's OAuth state in their own store, and a page on `hoot-core/client` that shows the whole
+// session (page.html). Run it with `npm run example` from the repo: it starts a demo MCP server
+// behind OAuth beside it and prints one URL to open. On SQLite (~/.hoot/hoot-mcp.db, or
+// $HOOT_DB_PATH) by default, or, with HOOT_DATABASE_URL=postgres://..., on PostgreSQL, where
+// several of it can run side by side.
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import express from 'express'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { createOAuthProvider, isValidUserId, issueTokenAsync, openDatabase, publicJwks, verifyToken } from 'hoot-core'
 import { UserConnections } from 'hoot-core/hoot'
+
+import { startOAuthMcpServer } from './oauth-mcp-server.mjs'
+
+const PAGE = fileURLToPath(new URL('page.html', import.meta.url))
+const CLIENT = fileURLToPath(import.meta.resolve('hoot-core/client'))
 
 /**
  * A fixed-window limit per key (an IP, a user), bounded: the shape of Hoot's RateLimiter. Past
@@ -32,6 +39,8 @@ export function createApp({
   frontendUrl = process.env.FRONTEND_URL || 'http://localhost:8009',
   connections,
   db = openDatabase(), // $HOOT_DATABASE_URL, else SQLite
+  demoMcpUrl, // the demo MCP server the page offers to connect
+  tokenTtlSeconds = 3600,
 } = {}) {
   const app = express()
   const allowedOrigins = new Set(['http://localhost:3000', 'http://localhost:8009', frontendUrl])
@@ -40,6 +49,10 @@ export function createApp({
   app.use(express.json({ limit: '10mb' }))
 
   app.get('/health', (req, res) => res.json({ status: 'ok' }))
+  // The page (and the OAuth callback, which is the same page) and the browser half it is built on.
+  app.get(['/', '/oauth/callback'], (req, res) => res.sendFile(PAGE))
+  app.get('/client.mjs', (req, res) => res.type('text/javascript').sendFile(CLIENT))
+  app.get('/example.json', (req, res) => res.json({ demoMcpUrl: demoMcpUrl ?? null }))
   app.get('/.well-known/jwks.json', (req, res) => res.json(publicJwks()))
 
   // One limiter per endpoint, so keys of one never push out another's.
@@ -56,7 +69,7 @@ export function createApp({
     if (typeof userId !== 'string' || !isValidUserId(userId)) {
       return res.status(400).json({ success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' })
     }
-    res.json({ success: true, token: await issueTokenAsync(userId), tokenType: 'jwt' })
+    res.json({ success: true, token: await issueTokenAsync(userId, { ttlSeconds: tokenTtlSeconds }), tokenType: 'jwt' })
   })
 
   // Another device: a code from POST /auth/transfer makes this browser that user (a legacy code from
@@ -73,7 +86,10 @@ export function createApp({
         intoUserId: into,
         source: req.ip,
       })
-      res.json({ success: true, userId, token: await issueTokenAsync(userId), tokenType: 'jwt' })
+      // The user's servers, for the browser's own list (Hoot keeps it in localStorage).
+      const servers = (await db.store(userId).serverConfigs()).map(({ serverId, config }) => ({ ...config, serverId }))
+      const token = await issueTokenAsync(userId, { ttlSeconds: tokenTtlSeconds })
+      res.json({ success: true, userId, token, tokenType: 'jwt', servers })
     } catch (error) {
       // Only the transfer codes' own answers reach this anonymous caller: any other message (a
       // database outage's names its host, port and database) stays in the server's log.
@@ -134,7 +150,7 @@ export function createApp({
   })
 
   app.post('/mcp/connect', async (req, res) => {
-    const { serverId, url, authorizationCode, state } = req.body ?? {}
+    const { serverId, serverName, url, transport: transportType, auth, authorizationCode, state } = req.body ?? {}
     if (typeof serverId !== 'string' || !serverId || typeof url !== 'string') {
       return res.status(400).json({ success: false, error: 'serverId and url are required' })
     }
@@ -149,6 +165,9 @@ export function createApp({
         response_types: ['code'],
         token_endpoint_auth_method: 'none',
       },
+      // HOOT_OAUTH_STATE_OPTIONAL_UNTIL=<ISO date, at most 30 days ahead>: callbacks without
+      // `state` pass until then (each logged), for a backend deployed before its frontend.
+      stateOptionalUntil: process.env.HOOT_OAUTH_STATE_OPTIONAL_UNTIL,
     })
     try {
       const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider })
@@ -162,6 +181,8 @@ export function createApp({
       const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
       await client.connect(transport)
       await clients.set(req.userId, serverId, client)
+      // Kept for the user, as Hoot does, so the server moves with them to another browser.
+      await db.store(req.userId).saveServerConfig(serverId, { serverName, url, transport: transportType, auth })
       res.json({ success: true, serverId })
     } catch (error) {
       if (error.name === 'UnauthorizedError') {
@@ -185,6 +206,19 @@ export function createApp({
       success: true,
       tools: tools.map(({ name, description = '', inputSchema }) => ({ name, description, inputSchema })),
     })
+  })
+
+  app.get('/mcp/connections', (req, res) => {
+    const connections = clients.servers(req.userId)
+    res.json({ success: true, connections, count: connections.length })
+  })
+
+  app.post('/mcp/execute', async (req, res) => {
+    const { serverId, toolName, arguments: args = {} } = req.body ?? {}
+    const client = clients.get(req.userId, serverId)
+    if (!client) return res.status(404).json({ success: false, error: 'Server not connected' })
+    const result = await client.callTool({ name: String(toolName), arguments: args })
+    res.json({ success: true, result })
   })
 
   app.post('/mcp/disconnect', async (req, res) => {
@@ -224,15 +258,20 @@ export function createApp({
 // Started directly (npm run example), not imported by a test.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(process.env.PORT || 8008)
-  const app = createApp()
+  // The demo MCP server behind OAuth (MCP_PORT, 8010 by default) that the page connects to.
+  const demo = await startOAuthMcpServer({ port: Number(process.env.MCP_PORT || 8010) })
+  const frontendUrl = process.env.FRONTEND_URL || `http://127.0.0.1:${port}`
+  const app = createApp({ frontendUrl, demoMcpUrl: demo.url.href })
   // Hoot's key files, or a key generated once into ~/.hoot/keys; with HOOT_DATABASE_URL, the key
   // set every replica shares in PostgreSQL (made by the first to start).
   const keys = await app.db.loadKeys()
   const server = app.listen(port, '127.0.0.1', () => {
     console.log(`hoot-core example on http://127.0.0.1:${port} (kid ${keys.kid}, keys from ${keys.source})`)
+    console.log(`Open ${frontendUrl}/ : the session, an OAuth connect to ${demo.url.href}, another browser, forget`)
   })
   process.on('SIGINT', async () => {
     server.close()
+    await demo.close()
     await app.closeAll()
     await app.db.close()
     process.exit(0)

@@ -1,0 +1,274 @@
+// hoot-core/client in real Chromium (Debian's, /usr/bin/chromium, or $HOOT_CHROMIUM; .ci/run installs
+// it) against the example server and its page, with two browser contexts as two browsers: an OAuth
+// connect whose `state` is checked, a code from one redeemed in the other (which then shows and uses
+// the first one's server), forget, storage that throws, token refresh, and one token request for
+// many callers. Driven with playwright-core.
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+
+import { chromium } from 'playwright-core'
+
+import { loadKeys, openDatabase, verifyToken } from '../lib/index.js'
+import { createApp } from '../examples/express/server.mjs'
+import { hootKeyFiles, tempDir } from './helpers.mjs'
+import { startOAuthMcpServer } from './mcp-fixture.mjs'
+
+const CHROMIUM = process.env.HOOT_CHROMIUM || '/usr/bin/chromium'
+const TOKEN_TTL = 3 // seconds: short enough to see a refresh in a test
+let browser, server, app, mcp, base, warnings
+
+before(async () => {
+  process.env.HOME = tempDir('browser-home')
+  const keys = await hootKeyFiles(tempDir('browser-keys'))
+  loadKeys({ privateKeyPath: keys.privateKeyPath, jwksPath: keys.jwksPath })
+  mcp = await startOAuthMcpServer()
+  server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  base = `http://127.0.0.1:${server.address().port}`
+  app = createApp({
+    frontendUrl: base,
+    demoMcpUrl: mcp.url.href,
+    db: openDatabase(join(tempDir('browser-db'), 'hoot-mcp.db')),
+    tokenTtlSeconds: TOKEN_TTL,
+  })
+  server.on('request', app)
+  // The provider's refusals, logged with their reasons.
+  warnings = []
+  const warn = console.warn
+  console.warn = (message, ...rest) =>
+    String(message).startsWith('hoot-core:') ? warnings.push(message) : warn(message, ...rest)
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 60_000 })
+})
+
+after(async () => {
+  await browser?.close()
+  await app?.closeAll()
+  await app?.db.close()
+  if (server) await new Promise((resolve) => server.close(resolve))
+  await mcp?.close()
+})
+
+/** A new browser (context) on the example's page, ready, with its requests counted by path. */
+async function openPage({ init } = {}) {
+  const context = await browser.newContext()
+  context.setDefaultTimeout(20_000)
+  if (init) await context.addInitScript(init)
+  const page = await context.newPage()
+  page.requests = []
+  page.responses = []
+  page.on('request', (request) => page.requests.push(new URL(request.url()).pathname))
+  page.on('response', (response) =>
+    page.responses.push({ path: new URL(response.url()).pathname, status: response.status() }),
+  )
+  await page.goto(`${base}/`)
+  await page.waitForSelector('body[data-ready="true"]')
+  return page
+}
+
+const status = (page) => page.locator('#status').textContent()
+const userIdOf = (page) => page.locator('#user-id').textContent()
+
+test(
+  'two browsers: an OAuth connect with state checked, a move to the other with its servers, forget',
+  { timeout: 120_000 },
+  async () => {
+    const a = await openPage()
+    const userA = await userIdOf(a)
+    assert.match(userA, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    assert.equal(await a.evaluate(() => localStorage.getItem('hoot_user_id')), userA, "kept under Hoot's key")
+
+    // Connect: the backend answers needsAuth, the page goes to the authorization server, which sends it
+    // back to /oauth/callback with code and state; the client sends both.
+    await a.click('#connect')
+    await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Connected'))
+    const callback = a.requests.find((path) => path === '/oauth/callback')
+    assert.ok(callback, 'the authorization server sent the browser back to the callback page')
+    assert.equal(await a.locator('#servers li').count(), 1)
+    await a.click('#servers li .call')
+    await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Called'))
+    const clientId = await a.locator('#result').textContent()
+    assert.ok(clientId.length > 0)
+
+    // A forged callback (a state this user was never given) is refused before the code is used, and logged.
+    await a.evaluate(() =>
+      sessionStorage.setItem(
+        'hoot-example-pending',
+        JSON.stringify({ serverId: 'demo', serverName: 'Demo', url: 'http://127.0.0.1:9/mcp', transport: 'http' }),
+      ),
+    )
+    const before = warnings.length
+    await a.goto(`${base}/oauth/callback?code=stolen&state=${'ab'.repeat(32)}`)
+    await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Not connected'))
+    assert.match(
+      warnings.slice(before).join('\n'),
+      /refused an OAuth callback for MCP server "demo": its state is not the one/,
+    )
+    // A callback without state is refused too (no transition set).
+    await a.evaluate(() =>
+      sessionStorage.setItem(
+        'hoot-example-pending',
+        JSON.stringify({ serverId: 'demo', serverName: 'Demo', url: 'http://127.0.0.1:9/mcp', transport: 'http' }),
+      ),
+    )
+    await a.goto(`${base}/oauth/callback?code=stolen`)
+    await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Not connected'))
+    assert.match(warnings.slice(before).join('\n'), /it carries no state/)
+
+    // Another browser redeems A's code: it becomes A, shows A's server, and calls its tool with A's
+    // OAuth tokens (no new authorization).
+    await a.click('#transfer')
+    await a.waitForFunction(() => document.querySelector('#transfer-code').textContent.length > 0)
+    const code = await a.locator('#transfer-code').textContent()
+    const b = await openPage()
+    assert.notEqual(await userIdOf(b), userA)
+    await b.fill('#redeem-code', code)
+    await b.click('#redeem')
+    await b.waitForFunction(() => document.querySelector('#status').textContent.startsWith('This browser is that user'))
+    assert.equal(await userIdOf(b), userA)
+    assert.equal(await b.evaluate(() => localStorage.getItem('hoot_user_id')), userA)
+    await b.reload()
+    await b.waitForSelector('body[data-ready="true"]')
+    assert.equal(await b.locator('#servers li').count(), 1, "A's server is in B's list after a reload (hoot-storage)")
+    const stored = await b.evaluate(() => JSON.parse(localStorage.getItem('hoot-storage')).state.servers)
+    assert.deepEqual(
+      stored.map(({ id, name, url, transport, connected }) => ({ id, name, url, transport, connected })),
+      [{ id: 'demo', name: 'Demo MCP server', url: mcp.url.href, transport: 'http', connected: false }],
+    )
+    const authorizationsBefore = mcp.stats.authorizations
+    await b.click('#servers li .connect')
+    await b.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Connected'))
+    await b.click('#servers li .call')
+    await b.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Called'))
+    assert.equal(await b.locator('#result').textContent(), clientId, "B calls the tool as A's OAuth client")
+    assert.equal(mcp.stats.authorizations, authorizationsBefore, 'no new authorization')
+
+    // Forget on B: a new id, no servers; the old user's rows are gone on the backend.
+    await b.click('#forget')
+    await b.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Forgotten'))
+    const fresh = await userIdOf(b)
+    assert.notEqual(fresh, userA)
+    assert.equal(await b.evaluate(() => localStorage.getItem('hoot_user_id')), fresh)
+    assert.equal(await b.evaluate(() => localStorage.getItem('hoot-storage')), null)
+    assert.equal(await b.locator('#servers li').count(), 0)
+    assert.deepEqual(await app.db.store(userA).servers(), [])
+    // A's token was revoked with the forget: its next call gets a new token and goes on.
+    const answer = await a.evaluate(async () => {
+      const { createHootClient } = await import('/client.mjs')
+      const response = await createHootClient().fetch('/mcp/connections')
+      return { status: response.status, body: await response.json() }
+    })
+    assert.equal(answer.status, 200)
+    await a.context().close()
+    await b.context().close()
+  },
+)
+
+test('storage that throws: the id lives in memory for the tab, and everything works', { timeout: 60_000 }, async () => {
+  const page = await openPage({
+    init: () => {
+      const denied = () => {
+        throw new DOMException('The operation is insecure.', 'SecurityError')
+      }
+      Object.defineProperty(window, 'localStorage', { get: denied })
+      Object.defineProperty(window, 'sessionStorage', { get: denied })
+    },
+  })
+  assert.match(await userIdOf(page), /^[0-9a-f-]{36}$/)
+  assert.equal(await page.locator('#persistent').textContent(), '(in memory for this tab)')
+  assert.match(await page.locator('#token').textContent(), /^ey/)
+  const result = await page.evaluate(async () => {
+    const { createHootClient } = await import('/client.mjs')
+    const hoot = createHootClient()
+    const first = hoot.userId()
+    const response = await hoot.fetch('/mcp/connections')
+    const { code } = await hoot.createTransferCode()
+    // A storage whose every method throws (full, or denied): the same.
+    const fail = () => {
+      throw new DOMException('The quota has been exceeded.', 'QuotaExceededError')
+    }
+    const full = createHootClient({ storage: { getItem: fail, setItem: fail, removeItem: fail } })
+    const fullId = full.userId()
+    const fullStatus = (await full.fetch('/mcp/connections')).status
+    return {
+      same: first === hoot.userId() && fullId === full.userId() && !full.persistent,
+      status: response.status,
+      fullStatus,
+      code,
+    }
+  })
+  assert.deepEqual(
+    { ...result, code: typeof result.code },
+    { same: true, status: 200, fullStatus: 200, code: 'string' },
+  )
+  await page.context().close()
+})
+
+test(
+  'twenty calls at once make one token request; an expiring token is refreshed before a call fails',
+  { timeout: 60_000 },
+  async () => {
+    const page = await openPage()
+    const outcome = await page.evaluate(async () => {
+      const { createHootClient } = await import('/client.mjs')
+      localStorage.removeItem('hoot_user_id')
+      window.hoot = createHootClient()
+      const responses = await Promise.all(Array.from({ length: 20 }, () => window.hoot.fetch('/mcp/connections')))
+      return { statuses: [...new Set(responses.map((r) => r.status))], token: await window.hoot.token() }
+    })
+    assert.deepEqual(outcome.statuses, [200])
+    const tokenRequests = page.requests.filter((path) => path === '/auth/token').length
+    assert.equal(tokenRequests, 2, 'one for the page, one for the twenty calls')
+
+    // Wait out the token's life (time passing is the thing under test): the server now refuses it,
+    // and the same client's next call still goes through, with a new token it asked for first.
+    const { exp } = verifyToken(outcome.token).payload
+    await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 1000))
+    assert.equal(verifyToken(outcome.token).expired, true)
+    const responsesBefore = page.responses.length
+    const later = await page.evaluate(async () => {
+      const response = await window.hoot.fetch('/mcp/connections')
+      return { status: response.status, token: await window.hoot.token() }
+    })
+    assert.equal(later.status, 200)
+    assert.notEqual(later.token, outcome.token)
+    assert.deepEqual(
+      page.responses.slice(responsesBefore).map((r) => `${r.status} ${r.path}`),
+      ['200 /auth/token', '200 /mcp/connections'],
+      'the token was refreshed first, and no request was refused',
+    )
+    await page.context().close()
+  },
+)
+
+test(
+  'a token the backend finds expired (a browser clock that stood still) is fetched again once',
+  { timeout: 60_000 },
+  async () => {
+    const context = await browser.newContext()
+    context.setDefaultTimeout(20_000)
+    // The page's clock stands still, so the client never sees its token age; the backend's does.
+    await context.clock.install()
+    await context.clock.pauseAt(new Date())
+    const page = await context.newPage()
+    const responses = []
+    page.on('response', (response) => responses.push(`${response.status()} ${new URL(response.url()).pathname}`))
+    await page.goto(`${base}/`)
+    await page.waitForSelector('body[data-ready="true"]')
+    const token = await page.evaluate(async () => {
+      const { createHootClient } = await import('/client.mjs')
+      window.hoot = createHootClient()
+      return window.hoot.token()
+    })
+    const { exp } = verifyToken(token).payload
+    await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 1000))
+    const from = responses.length
+    const answer = await page.evaluate(async () => (await window.hoot.fetch('/mcp/connections')).status)
+    assert.equal(answer, 200)
+    assert.deepEqual(responses.slice(from), ['401 /mcp/connections', '200 /auth/token', '200 /mcp/connections'])
+    await context.close()
+  },
+)
