@@ -11,24 +11,13 @@ import { pathToFileURL } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 
 import { activitySummary } from '../lib/sqlite.js'
-import { hootKeyFiles, root, tempDir } from './helpers.mjs'
+import { guideSnippets, hootKeyFiles, root, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
 const GUIDES = ['docs/using-in-hoot-server.md', 'docs/using-in-hoot.md']
 const used = new Set()
 
-/** The guide's marked code blocks: id -> code. */
-function snippets(file) {
-  const text = readFileSync(join(root, file), 'utf8')
-  const blocks = new Map()
-  for (const m of text.matchAll(/<!-- test: ([\w-]+) -->\n+```js\n([\s\S]*?)```/g)) {
-    assert.ok(!blocks.has(m[1]), `${file}: ${m[1]} twice`)
-    blocks.set(m[1], m[2])
-  }
-  return blocks
-}
-
-const all = new Map(GUIDES.flatMap((file) => [...snippets(file)]))
+const all = new Map(GUIDES.flatMap((file) => [...guideSnippets(file)]))
 /** A snippet by id, recorded as exercised. */
 function snippet(id) {
   assert.ok(all.has(id), `no snippet ${id}`)
@@ -89,17 +78,17 @@ test('every code block in both guides is marked for a test', () => {
   for (const file of GUIDES) {
     const text = readFileSync(join(root, file), 'utf8')
     const blocks = text.match(/```js\n/g) ?? []
-    assert.equal(blocks.length, snippets(file).size, `${file}: a js block without <!-- test: id -->`)
+    assert.equal(blocks.length, guideSnippets(file).size, `${file}: a js block without <!-- test: id -->`)
   }
 })
 
 // ----------------------------------------------------------------------------------------------
-// Today's Hoot: server/server-node.js, server/lib/handlers.js, server/lib/jwt.js and
-// server/adapters/connection-pool-node.js.
+// Today's Hoot: server/server-node.js, server/lib/handlers.js, server/lib/jwt-node.js (new, Node only)
+// and server/adapters/connection-pool-node.js.
 
 function serverFiles() {
   return {
-    'server/lib/jwt.js': snippet('jwt-manager'),
+    'server/lib/jwt-node.js': snippet('jwt-manager'),
     'server/adapters/connection-pool-node.js': snippet('connection-pool'),
     'server/lib/handlers.js': `
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -139,7 +128,6 @@ import { once } from 'node:events'
 import express from 'express'
 ${snippet('node-imports')}
 import { NodeConnectionPool } from './adapters/connection-pool-node.js'
-import { JWTManager } from './lib/jwt.js'
 import { connectToServer, listTools } from './lib/handlers.js'
 
 const logger = { success() {}, info() {}, warn() {}, error() {}, debug() {} }
@@ -314,12 +302,12 @@ describe("today's Hoot (server/) on hoot-core", () => {
     assert.equal((await get('/mcp/connections', redeemed.token)).status, 401, 'on every device')
   })
 
-  test("JWTManager on hoot-core takes inline keys, as Workers' secrets arrive", async () => {
-    const dir = project('guide-jwt', { 'jwt.js': snippet('jwt-manager') })
+  test("JWTManager on hoot-core takes inline keys, as Hoot's jose JWTManager does", async () => {
+    const dir = project('guide-jwt', { 'jwt-node.js': snippet('jwt-manager') })
     const keys = await hootKeyFiles(tempDir('guide-jwt-keys'))
     const body = `
       import { readFileSync } from 'node:fs'
-      import { JWTManager } from './jwt.js'
+      import { JWTManager } from './jwt-node.js'
       const manager = new JWTManager()
       const privateKeyJwk = readFileSync(${JSON.stringify(keys.privateKeyPath)}, 'utf8')
       const jwks = JSON.parse(readFileSync(${JSON.stringify(keys.jwksPath)}, 'utf8'))

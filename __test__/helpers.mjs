@@ -1,7 +1,7 @@
 // Shared by the test files: temp dirs, child processes, and key files made the way Hoot makes them.
 import { execFile, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -14,6 +14,20 @@ export const sqliteEntry = pathToFileURL(join(root, 'lib', 'sqlite.js')).href
 /** What a child's body has in scope: `hoot` (the package entry) and `sqlite` (hoot-core/sqlite). */
 const preamble = `import * as hoot from ${JSON.stringify(entry)}\nimport * as sqlite from ${JSON.stringify(sqliteEntry)}\n`
 export const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
+
+/**
+ * A guide's marked code blocks, id -> code: each ```js block right after a `<!-- test: id -->` line.
+ * guides.test.mjs runs them; workers-bundle.test.mjs bundles them as Hoot's Workers build would.
+ */
+export function guideSnippets(file) {
+  const text = readFileSync(join(root, file), 'utf8')
+  const blocks = new Map()
+  for (const m of text.matchAll(/<!-- test: ([\w-]+) -->\n+```js\n([\s\S]*?)```/g)) {
+    if (blocks.has(m[1])) throw new Error(`${file}: the snippet ${m[1]} twice`)
+    blocks.set(m[1], m[2])
+  }
+  return blocks
+}
 
 export function tempDir(label) {
   return mkdtempSync(join(tmpdir(), `hoot-core-${label}-`))
