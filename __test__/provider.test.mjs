@@ -135,6 +135,7 @@ test('{ adapter, userId }: the user id goes with every call, and nulls read as u
   // Without somewhere to keep them, there is no discovery state to take and no state to check.
   assert.equal('saveDiscoveryState' in provider || 'discoveryState' in provider, false)
   assert.match(await provider.state(), /^[0-9a-f]{64}$/)
+  assert.equal(provider.checksState, false)
   await assert.rejects(provider.consumeState('x'), { code: 'ERR_INVALID_ARG_VALUE' })
 })
 
@@ -152,6 +153,7 @@ test('an adapter that offers the four optional methods gets discovery state and 
     },
   })
   const provider = createOAuthProvider({ adapter, userId: 'u1' }, 'srv', options)
+  assert.equal(provider.checksState, true)
   assert.equal(await provider.discoveryState(), undefined)
   await provider.saveDiscoveryState({ authorizationServerUrl: 'https://as.example/' })
   assert.deepEqual(kept.get('d|u1|srv'), { authorizationServerUrl: 'https://as.example/' })

@@ -144,6 +144,12 @@ export interface StoreOAuthProvider<M extends OAuthClientMetadata = OAuthClientM
   readonly clientMetadata: M
   /** `options.clientMetadataUrl`, when given. */
   clientMetadataUrl?: string
+  /**
+   * Whether `consumeState` can check the callback's `state`: true over hoot-core's stores and adapter, and
+   * over an adapter with `saveAuthorizationState`/`consumeAuthorizationState`; false otherwise (there
+   * `consumeState` throws `ERR_INVALID_ARG_VALUE`).
+   */
+  readonly checksState: boolean
   /** A fresh random OAuth `state` (64 hex characters), saved for `consumeState`. */
   state(): Promise<string>
   /**

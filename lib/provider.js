@@ -180,6 +180,14 @@ function createOAuthProvider(source, serverId, options) {
     get clientMetadata() {
       return clientMetadata
     },
+    /**
+     * Whether the callback's `state` can be checked: the store keeps the state `state()` hands out
+     * (hoot-core's stores and adapter do; another adapter needs saveAuthorizationState and
+     * consumeAuthorizationState). Code shared with such an adapter (Hoot's Workers) checks this first.
+     */
+    get checksState() {
+      return backing.states !== null
+    },
     /** A fresh random `state`, saved with the verifier so the callback can check it once. */
     async state() {
       const state = randomHex()
