@@ -87,6 +87,11 @@ test(
     await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Connected'))
     const callback = a.requests.find((path) => path === '/oauth/callback')
     assert.ok(callback, 'the authorization server sent the browser back to the callback page')
+    assert.deepEqual(
+      a.requests.filter((path) => path === '/mcp/connect' || path === '/authorize' || path === '/oauth/callback'),
+      ['/mcp/connect', '/authorize', '/oauth/callback', '/mcp/connect'],
+      'the 401 that asks for OAuth is not sent again (that would start a second authorization)',
+    )
     assert.equal(await a.locator('#servers li').count(), 1)
     await a.click('#servers li .call')
     await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Called'))

@@ -51,7 +51,9 @@ export interface HootClient {
   token(): Promise<string>
   /**
    * fetch with `x-hoot-token` (a path is resolved against `backendUrl`; a string body is sent as
-   * JSON). On a 401 it gets a new token and sends once more; a 401 with `forgotten: true` starts a new user id first.
+   * JSON). When the backend refuses the token (a 401 with `expired: true`, or Hoot's `error:
+   * 'Unauthorized'`) it gets a new one and sends once more; a 401 with `forgotten: true` starts a new
+   * user id first. Other 401s (Hoot's `needsAuth`) are answered as they are.
    */
   fetch(path: string, init?: RequestInit): Promise<Response>
   /** Whether the user id survives a reload (false where storage is missing or throws). */

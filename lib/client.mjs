@@ -225,9 +225,13 @@ export function createHootClient(options = {}) {
     if (response.status !== 401 || retried) return response
     const body = await jsonOf(response)
     if (body.forgotten === true) adopt(null)
-    // Expired, revoked or from keys the backend no longer has: once more with a new token (one
-    // request for every caller that was refused with the same token).
-    else if (session?.token === sent) session = null
+    // The session token was refused: expired (`expired: true`), or revoked or signed by a key the
+    // backend no longer has (Hoot's `error: 'Unauthorized'`). Once more with a new token, one request
+    // for every caller refused with the same token. Any other 401 (Hoot's `needsAuth` from an MCP
+    // server that wants OAuth) is the caller's answer: sending it again would start a second authorization.
+    else if (body.expired === true || (body.error === 'Unauthorized' && body.needsAuth !== true)) {
+      if (session?.token === sent) session = null
+    } else return response
     return authenticated(path, init, true)
   }
 
