@@ -77,8 +77,8 @@ function frontend(server, mcp) {
 test('every code block in both guides is marked for a test', () => {
   for (const file of GUIDES) {
     const text = readFileSync(join(root, file), 'utf8')
-    const blocks = text.match(/```js\n/g) ?? []
-    assert.equal(blocks.length, guideSnippets(file).size, `${file}: a js block without <!-- test: id -->`)
+    const blocks = text.match(/```(js|ts|tsx)\n/g) ?? []
+    assert.equal(blocks.length, guideSnippets(file, 'all').size, `${file}: a code block without <!-- test: id -->`)
   }
 })
 
@@ -92,6 +92,8 @@ function serverFiles() {
     'server/adapters/connection-pool-node.js': snippet('connection-pool'),
     'server/lib/handlers.js': `
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+export const warnings = []
+const logger = { info() {}, success() {}, error() {}, warn: (message) => warnings.push(message) }
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 ${snippet('handlers-provider')}
@@ -99,13 +101,7 @@ export async function connectToServer(options) {
   const { serverId, serverName, url, transport, auth, authorizationCode, state, userId, db, frontendUrl, clientManager } = options
   if (clientManager.has(serverId)) await clientManager.disconnect(serverId)
   const transportOptions = {}
-  let authProvider
-  if (auth && auth.type === 'headers' && auth.headers) {
-    transportOptions.requestInit = { headers: auth.headers }
-  } else if (auth && auth.type === 'oauth') {
-    authProvider = createOAuthProvider({ db, userId, serverId, frontendUrl })
-    transportOptions.authProvider = authProvider
-  }
+${snippet('handlers-auth-branch')}
   let mcpTransport
   if (transport === 'sse') mcpTransport = new SSEClientTransport(new URL(url), transportOptions)
   else if (transport === 'http') mcpTransport = new StreamableHTTPClientTransport(new URL(url), transportOptions)
@@ -128,7 +124,7 @@ import { once } from 'node:events'
 import express from 'express'
 ${snippet('node-imports')}
 import { NodeConnectionPool } from './adapters/connection-pool-node.js'
-import { connectToServer, listTools } from './lib/handlers.js'
+import { connectToServer, listTools, warnings } from './lib/handlers.js'
 
 const logger = { success() {}, info() {}, warn() {}, error() {}, debug() {} }
 const auditLogger = { entries: [], async log(event, data) { this.entries.push({ event, ...data }) } }
@@ -150,8 +146,10 @@ const allowedOrigins = ['http://localhost:3000', 'http://localhost:8009']
 export async function start() {
   const app = express()
   const jwtManager = new JWTManager()
+  const dbPath = process.env.HOOT_DB_PATH
 ${snippet('node-db')}
   const connectionPool = new NodeConnectionPool()
+${snippet('node-pool-cleanup')}
 ${snippet('node-keys')}
   app.use(express.json({ limit: '10mb' }))
 ${snippet('node-jwks')}
@@ -161,14 +159,7 @@ ${snippet('sessions-routes')}
     const token = req.headers['x-hoot-token']
     if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
     try {
-      if (jwtManager.isInitialized()) {
-        const touchAfter = next
-        next = async () => {
-${snippet('sessions-touch')}
-          touchAfter()
-        }
 ${snippet('node-auth-middleware')}
-      }
       await auditLogger.log('auth_failed', { path: req.path, reason: 'invalid_token' })
       return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     } catch (error) {
@@ -179,14 +170,30 @@ ${snippet('node-auth-middleware')}
   app.post('/auth/token', async (req, res) => {
     const origin = req.headers.origin
     if (!origin || !allowedOrigins.includes(origin)) return res.status(403).json({ success: false, error: 'Forbidden' })
-    try {
 ${snippet('node-auth-token')}
-    } catch (error) {
-      return res.status(500).json({ success: false, error: 'Token generation failed' })
-    }
   })
   app.get('/health', (req, res) => res.json({ status: 'ok', activeConnections: connectionPool.size() }))
-${snippet('node-pool-routes')}
+  app.post('/mcp/connect', async (req, res) => {
+    try {
+      const { serverId, serverName, url, transport, auth, authorizationCode, state } = req.body
+      await auditLogger.log('mcp_connect_attempt', { serverId, serverName, url, transport, authType: auth?.type })
+      const result = await connectToServer({ serverId, serverName, url, transport, auth, authorizationCode, state, userId: req.userId, db, frontendUrl: FRONTEND_URL, clientManager: connectionPool.forUser(req.userId) })
+      if (result.success) await db.saveServerConfig(req.userId, serverId, { serverName, url, transport, auth })
+      await auditLogger.log('mcp_connect_success', { serverId, serverName })
+      res.json(result)
+    } catch (error) {
+${snippet('node-connect-refused')}
+      logger.error('Connection error:', error)
+      if (error.name === 'UnauthorizedError' || error.message?.includes('401')) {
+        return res.status(401).json({ success: false, error: 'UnauthorizedError', message: 'OAuth authorization required', needsAuth: true, authorizationUrl: error.authorizationUrl || null })
+      }
+      res.status(500).json({ success: false, error: error.message || 'Connection failed', needsAuth: false })
+    }
+  })
+  app.get('/mcp/connections', (req, res) => {
+    const connections = connectionPool.forUser(req.userId).getConnections()
+    res.json({ success: true, connections, count: connections.length })
+  })
 ${snippet('sessions-authenticated')}
   app.get('/mcp/tools/:serverId', async (req, res) => {
     const pool = connectionPool.forUser(req.userId)
@@ -205,7 +212,12 @@ ${snippet('sessions-authenticated')}
   return {
     url: 'http://127.0.0.1:' + http.address().port,
     auditLogger,
-    close: async () => { await connectionPool.closeAll(); await db.close(); http.close() },
+    warnings,
+    close: async () => {
+${snippet('node-shutdown')}
+      await db.close()
+      http.close()
+    },
   }
 }
 `,
@@ -265,6 +277,11 @@ describe("today's Hoot (server/) on hoot-core", () => {
     // A forged state is refused before the code is exchanged, and uses the authorization up.
     const forged = await connect(alice, { authorizationCode: first.code, state: 'f'.repeat(64) })
     assert.equal(forged.status, 400)
+    assert.match(hoot.warnings.pop(), /refused an OAuth callback for MCP server "fixture": its state is not the one/)
+    assert.equal(hoot.auditLogger.entries.at(-1).event, 'oauth_callback_refused')
+    const stateless = await connect(alice, { authorizationCode: first.code })
+    assert.equal(stateless.status, 400, 'a callback without state (a frontend not updated yet)')
+    assert.match(hoot.warnings.pop(), /it carries no state/)
     assert.equal((await connect(alice, { authorizationCode: first.code, state: first.state })).status, 400)
 
     const again = await callback((await (await connect(alice)).json()).authorizationUrl)
@@ -278,6 +295,13 @@ describe("today's Hoot (server/) on hoot-core", () => {
     assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'])
     assert.deepEqual((await (await get('/mcp/connections', bob)).json()).connections, [], "bob sees none of alice's")
     assert.equal((await get('/mcp/tools/fixture', bob)).status, 404)
+
+    // Another browser redeems alice's code: it gets her token and her servers, for Hoot's list.
+    const { code } = await (await post('/auth/transfer', {}, alice)).json()
+    const moved = await (await post('/auth/redeem', { code })).json()
+    assert.deepEqual(moved.servers, [
+      { serverId: 'fixture', serverName: 'Fixture', url: mcp.url.href, transport: 'http', auth: { type: 'oauth' } },
+    ])
     await post('/mcp/disconnect', { serverId: 'fixture' }, bob)
     assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'], "bob's disconnect")
 
@@ -384,6 +408,60 @@ ${snippet('worker-provider')}`,
       await fixture.close()
     }
   })
+})
+
+// The frontend's blocks (TypeScript), spliced into Hoot's three files as the guide places them and
+// compiled with tsc --strict against hoot-core/client's types: a module for each, with React and
+// Vite's `import.meta.env` declared as Hoot's project has them. (scripts/hoot-e2e.mjs builds and runs
+// them in Hoot itself.)
+test("the frontend's blocks compile against hoot-core/client under tsc --strict", () => {
+  const ts = guideSnippets('docs/using-in-hoot-server.md', 'ts')
+  const take = (id) => {
+    used.add(id)
+    assert.ok(ts.has(id), `no snippet ${id}`)
+    return ts.get(id)
+  }
+  const dir = project('guide-frontend', {
+    'src/lib/sessionManager.ts': take('frontend-session'),
+    'src/lib/backendClient.ts': `import { hoot } from './sessionManager';
+${take('frontend-token')}
+${take('frontend-fetch')}
+export async function connectToServer(config: { id: string; name: string }, authorizationCode?: string) {
+  const response = await authenticatedFetch('/mcp/connect', {
+    method: 'POST',
+    body: JSON.stringify({
+      serverId: config.id,
+      serverName: config.name,
+      authorizationCode,
+      ${take('frontend-state')}
+    }),
+  });
+  return response.json();
+}
+`,
+    'src/components/SessionMenu.tsx': take('frontend-menu'),
+    'src/env.d.ts': `interface ImportMeta { readonly env: Record<string, string | undefined> }
+declare module 'react' { export function useState<T>(initial: T): [T, (value: T) => void] }
+declare namespace JSX { interface IntrinsicElements { [name: string]: any } }
+`,
+    'tsconfig.json': JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: 'es2022',
+        module: 'esnext',
+        moduleResolution: 'bundler',
+        lib: ['dom', 'es2022'],
+        jsx: 'preserve',
+        types: [],
+        paths: { 'hoot-core/client': [join(root, 'lib', 'client.d.ts')] },
+      },
+      include: ['src'],
+    }),
+  })
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const result = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' })
+  assert.equal(result.status, 0, result.stdout + result.stderr)
 })
 
 // ----------------------------------------------------------------------------------------------

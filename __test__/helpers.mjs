@@ -16,15 +16,17 @@ const preamble = `import * as hoot from ${JSON.stringify(entry)}\nimport * as sq
 export const USER = '3b241101-e2bb-4255-8caf-4136c566a962'
 
 /**
- * A guide's marked code blocks, id -> code: each ```js block right after a `<!-- test: id -->` line.
- * guides.test.mjs runs them; workers-bundle.test.mjs bundles them as Hoot's Workers build would.
+ * A guide's marked code blocks, id -> code: each ```js (or, with `lang`, ```ts / ```tsx) block right
+ * after a `<!-- test: id -->` line. guides.test.mjs runs the js ones and compiles the ts ones;
+ * workers-bundle.test.mjs bundles them as Hoot's Workers build would; scripts/hoot-e2e.mjs applies them
+ * to Hoot itself.
  */
-export function guideSnippets(file) {
+export function guideSnippets(file, lang = 'js') {
   const text = readFileSync(join(root, file), 'utf8')
   const blocks = new Map()
-  for (const m of text.matchAll(/<!-- test: ([\w-]+) -->\n+```js\n([\s\S]*?)```/g)) {
+  for (const m of text.matchAll(/<!-- test: ([\w-]+) -->\n+```(js|ts|tsx)\n([\s\S]*?)```/g)) {
     if (blocks.has(m[1])) throw new Error(`${file}: the snippet ${m[1]} twice`)
-    blocks.set(m[1], m[2])
+    if (lang === 'all' || m[2] === lang || (lang === 'ts' && m[2] === 'tsx')) blocks.set(m[1], m[3])
   }
   return blocks
 }
