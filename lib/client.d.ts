@@ -10,8 +10,12 @@ export interface MovedServer {
   auth?: unknown
 }
 
-/** An error from the backend or the network: `code` is the backend's (`ERR_HOOT_TRANSFER_CODE`, ...) or `ERR_HOOT_BACKEND`. */
+/**
+ * An error from the backend or the network: `code` is the backend's (`ERR_HOOT_TRANSFER_CODE`, ...),
+ * `ERR_HOOT_BACKEND` for a refusal without one, or `ERR_HOOT_NETWORK` when the backend could not be reached.
+ */
 export declare class HootClientError extends Error {
+  constructor(message: string, code: string, status?: number)
   readonly name: 'HootClientError'
   readonly code: string
   /** The HTTP status, 0 when there was none. */
@@ -21,13 +25,13 @@ export declare class HootClientError extends Error {
 export interface HootClientOptions {
   /** The backend's origin, e.g. `import.meta.env.VITE_BACKEND_URL || 'http://localhost:8008'`; '' (the default) is the page's own. */
   backendUrl?: string
-  /** Where the user id is kept: `localStorage` by default. Null, or a storage that throws, keeps it in memory for the tab. */
+  /** Where the user id is kept: `localStorage` when undefined. Null, or a storage that throws, keeps it in memory for the tab. */
   storage?: Storage | null
   /** The key of the user id: Hoot's `'hoot_user_id'` by default. */
   storageKey?: string
   /** The key of Hoot's persisted app store, which `redeemTransferCode` and `forget` update: `'hoot-storage'`. */
   appStorageKey?: string
-  /** Refresh the token this many seconds before it expires (at most half its life): 60 by default. */
+  /** Refresh the token this many seconds before it expires (at most half its life): 60 by default; else a TypeError `ERR_INVALID_ARG_TYPE`. */
   refreshSeconds?: number
   /** The fetch to send with: `globalThis.fetch` by default. */
   fetch?: typeof fetch
@@ -69,14 +73,14 @@ export interface HootClient {
     connect: Record<string, unknown>,
     opts?: { url?: string | URL; path?: string },
   ): Promise<{ ok: boolean; status: number; body: any }>
-  /** A one-time code (10 minutes) that moves this user to another browser. */
+  /** A one-time code that moves this user to another browser; `expiresAt` in seconds since the epoch (10 minutes on). */
   createTransferCode(): Promise<{ code: string; expiresAt: number }>
   /**
    * Redeems a code from another browser (or from `npx hoot-core adopt-legacy`): this browser
-   * becomes that user, and the servers the backend keeps for them go to `onServers`. Reload the
-   * app afterwards so it reads them.
+   * becomes that user, and the servers the backend keeps for them go to `onServers` (`serversSaved`
+   * is false when it threw: the move has happened all the same). Reload the app afterwards so it reads them.
    */
-  redeemTransferCode(code: string): Promise<{ userId: string; servers: MovedServer[] }>
+  redeemTransferCode(code: string): Promise<{ userId: string; servers: MovedServer[]; serversSaved: boolean }>
   /** Deletes this user's data on the backend and revokes their tokens, then starts a new user id and calls `onForget`. */
   forget(): Promise<void>
 }

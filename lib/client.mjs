@@ -8,6 +8,15 @@
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i
 
+/** A TypeError for a wrong argument, coded as Node codes its own. */
+function argument(name, expected, value) {
+  const error = new TypeError(
+    `${name} must be ${expected}. Received ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`,
+  )
+  error.code = 'ERR_INVALID_ARG_TYPE'
+  return error
+}
+
 /** An error from the backend or the network, with a stable `code` and the HTTP `status` (0 when none). */
 export class HootClientError extends Error {
   constructor(message, code, status = 0) {
@@ -109,7 +118,8 @@ export function writeHootServers(servers, storage = defaultStorage(), key = 'hoo
   }
   if (persisted === null || typeof persisted !== 'object') persisted = { state: {}, version: 1 }
   if (persisted.state === null || typeof persisted.state !== 'object') persisted.state = {}
-  const byId = new Map((Array.isArray(persisted.state.servers) ? persisted.state.servers : []).map((s) => [s.id, s]))
+  const kept = Array.isArray(persisted.state.servers) ? persisted.state.servers : []
+  const byId = new Map(kept.filter((s) => s !== null && typeof s === 'object').map((s) => [s.id, s]))
   let written = 0
   for (const server of servers) {
     if (server === null || typeof server !== 'object' || typeof server.serverId !== 'string') continue
@@ -134,12 +144,27 @@ export function writeHootServers(servers, storage = defaultStorage(), key = 'hoo
  * for each option and method.
  */
 export function createHootClient(options = {}) {
-  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+  if (options === null || typeof options !== 'object') throw argument('options', 'an object', options)
   const backendUrl = String(options.backendUrl ?? '').replace(/\/+$/, '')
-  const storage = 'storage' in options ? options.storage : defaultStorage()
+  // null: no storage (the id lives in memory); undefined: localStorage.
+  const storage = options.storage === undefined ? defaultStorage() : options.storage
   const storageKey = options.storageKey ?? 'hoot_user_id'
   const refreshSeconds = options.refreshSeconds ?? 60
-  const send = options.fetch ?? ((...args) => globalThis.fetch(...args))
+  if (typeof refreshSeconds !== 'number' || !(refreshSeconds >= 0)) {
+    throw argument('options.refreshSeconds', 'a number of seconds, 0 or more', refreshSeconds)
+  }
+  const fetchWith = options.fetch ?? ((...args) => globalThis.fetch(...args))
+  /** fetch, with a network failure (offline, refused, CORS) as a HootClientError. */
+  async function send(url, init) {
+    try {
+      return await fetchWith(url, init)
+    } catch (error) {
+      throw new HootClientError(
+        `The Hoot backend could not be reached (${error?.message ?? error})`,
+        'ERR_HOOT_NETWORK',
+      )
+    }
+  }
   const appStorageKey = options.appStorageKey ?? 'hoot-storage'
   const onServers = options.onServers ?? ((servers) => writeHootServers(servers, storage, appStorageKey))
   const onForget = options.onForget ?? (() => writeItem(storage, appStorageKey, null))
@@ -163,13 +188,13 @@ export function createHootClient(options = {}) {
     return memoryId
   }
 
+  /** Becomes user `id`, dropping the token of the one before. */
   function adopt(id) {
     generation++
     session = null
     pending = null
     memoryId = id
-    if (id === null) writeItem(storage, storageKey, null)
-    else writeItem(storage, storageKey, id)
+    writeItem(storage, storageKey, id)
   }
 
   /** Keeps `token` of user `id`, to be refreshed `refreshSeconds` before its end (at most half its life). */
@@ -193,9 +218,10 @@ export function createHootClient(options = {}) {
       body: JSON.stringify({ userId: id }),
     })
     const body = await jsonOf(response)
-    if (body.forgotten === true && !forgottenOnce) {
-      // The backend forgot this id: start as a new user.
-      adopt(null)
+    if (body.forgotten === true && !forgottenOnce && mine === generation) {
+      // The backend no longer accepts this id: start as a new user (at once, so no other tab
+      // writes the old id back).
+      adopt(newUserId())
       return requestToken(true)
     }
     if (!response.ok || typeof body.token !== 'string') throw await refusal(response, 'Getting a session token')
@@ -224,7 +250,9 @@ export function createHootClient(options = {}) {
     const response = await send(urlOf(path), { ...init, headers })
     if (response.status !== 401 || retried) return response
     const body = await jsonOf(response)
-    if (body.forgotten === true) adopt(null)
+    if (body.forgotten === true) {
+      if (session?.token === sent || session === null) adopt(newUserId())
+    }
     // The session token was refused: expired (`expired: true`), or revoked or signed by a key the
     // backend no longer has (Hoot's `error: 'Unauthorized'`). Once more with a new token, one request
     // for every caller refused with the same token. Any other 401 (Hoot's `needsAuth` from an MCP
@@ -283,9 +311,11 @@ export function createHootClient(options = {}) {
     },
 
     async redeemTransferCode(code) {
-      // With this browser's token, so a legacy code (npx hoot-core adopt-legacy) can move the old data into it.
+      // With this browser's token, so a legacy code (npx hoot-core adopt-legacy) can move the old
+      // data into it; without one where it cannot be had (an ordinary code needs none).
       const current = readItem(storage, storageKey) ?? memoryId
-      const headers = current ? { 'x-hoot-token': await token() } : {}
+      const sent = current ? await token().catch(() => null) : null
+      const headers = sent ? { 'x-hoot-token': sent } : {}
       const response = await send(urlOf('/auth/redeem'), {
         method: 'POST',
         credentials: 'include',
@@ -297,13 +327,19 @@ export function createHootClient(options = {}) {
       adopt(body.userId)
       if (typeof body.token === 'string') keep(body.userId, body.token)
       const servers = Array.isArray(body.servers) ? body.servers : []
-      await onServers(servers)
-      return { userId: body.userId, servers }
+      // The code is used and this browser is that user now, whatever happens to the list.
+      try {
+        await onServers(servers)
+        return { userId: body.userId, servers, serversSaved: true }
+      } catch {
+        return { userId: body.userId, servers, serversSaved: false }
+      }
     },
 
     async forget() {
       await postJson('/auth/forget', {}, 'Forgetting this user')
-      adopt(null)
+      // A new id at once: were the key only removed, another open tab would write the old id back.
+      adopt(newUserId())
       await onForget()
     },
   }

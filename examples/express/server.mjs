@@ -40,7 +40,6 @@ export function createApp({
   connections,
   db = openDatabase(), // $HOOT_DATABASE_URL, else SQLite
   demoMcpUrl, // the demo MCP server the page offers to connect
-  tokenTtlSeconds = 3600,
 } = {}) {
   const app = express()
   const allowedOrigins = new Set(['http://localhost:3000', 'http://localhost:8009', frontendUrl])
@@ -69,7 +68,7 @@ export function createApp({
     if (typeof userId !== 'string' || !isValidUserId(userId)) {
       return res.status(400).json({ success: false, error: 'Invalid user ID format. Must be a valid UUID v4.' })
     }
-    res.json({ success: true, token: await issueTokenAsync(userId, { ttlSeconds: tokenTtlSeconds }), tokenType: 'jwt' })
+    res.json({ success: true, token: await issueTokenAsync(userId), tokenType: 'jwt' })
   })
 
   // Another device: a code from POST /auth/transfer makes this browser that user (a legacy code from
@@ -88,7 +87,7 @@ export function createApp({
       })
       // The user's servers, for the browser's own list (Hoot keeps it in localStorage).
       const servers = (await db.store(userId).serverConfigs()).map(({ serverId, config }) => ({ ...config, serverId }))
-      const token = await issueTokenAsync(userId, { ttlSeconds: tokenTtlSeconds })
+      const token = await issueTokenAsync(userId)
       res.json({ success: true, userId, token, tokenType: 'jwt', servers })
     } catch (error) {
       // Only the transfer codes' own answers reach this anonymous caller: any other message (a
