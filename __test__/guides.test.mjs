@@ -356,6 +356,7 @@ describe("today's Hoot (server/) on hoot-core", () => {
     try {
       const dir = project('guide-worker', {
         'provider.js': `
+${snippet('worker-import')}
 // The shape of Hoot's DurableObjectsAdapter: its methods over the user's Durable Object storage.
 class DurableObjectsAdapter {
   constructor(env) { this.storage = env.storage }
@@ -370,7 +371,11 @@ class DurableObjectsAdapter {
     for (const kind of scope === 'all' ? ['client', 'tokens', 'verifier'] : [scope]) this.storage.delete(this.key(u, kind, s))
   }
 }
-${snippet('worker-provider')}`,
+class MCPConnectionPoolDO {
+  constructor(env) { this.env = env }
+${snippet('worker-provider')}
+}
+export const createWorkerOAuthProvider = (env, serverId, options) => new MCPConnectionPoolDO(env).createOAuthProvider(serverId, options)`,
       })
       const body = `
         import { createRequire } from 'node:module'
