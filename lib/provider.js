@@ -206,20 +206,27 @@ function createOAuthProvider(source, serverId, options) {
           'cannot keep the OAuth state: give the adapter saveAuthorizationState and consumeAuthorizationState',
         )
       }
-      const where = `OAuth callback for MCP server ${JSON.stringify(serverId)}`
+      const name = serverId.length > 100 ? `${serverId.slice(0, 100)}...` : serverId
+      const where = `OAuth callback for MCP server ${JSON.stringify(name)}`
+      // A logger that throws does not turn the callback's answer into an error.
+      const say = (message) => {
+        try {
+          log(message)
+        } catch {}
+      }
       if (typeof state !== 'string' || state === '') {
         if (Date.now() < stateOptionalUntil) {
-          log(
+          say(
             `hoot-core: accepted an ${where} without state, as stateOptionalUntil allows until ` +
               `${new Date(stateOptionalUntil).toISOString()}: update the frontend to send it`,
           )
           return true
         }
-        log(`hoot-core: refused an ${where}: it carries no state (a frontend that does not send it yet?)`)
+        say(`hoot-core: refused an ${where}: it carries no state (a frontend that does not send it yet?)`)
         return false
       }
       if (await backing.states.consume(state)) return true
-      log(
+      say(
         `hoot-core: refused an ${where}: its state is not the one this user's last authorization of the ` +
           'server was given (forged, replayed, from another browser, or older than 10 minutes)',
       )
