@@ -251,6 +251,15 @@ test('stateOptionalUntil: a callback without state passes only until then, each 
     logged.every((message) => !message.includes(userId) && !message.includes(state)),
     'no user id, no state',
   )
+  // A logger that throws changes nothing; a long server id is cut in the message.
+  const throwing = () => {
+    throw new Error('log full')
+  }
+  const long = createOAuthProvider({ adapter, userId }, 'x'.repeat(4000), { ...options, log: throwing })
+  assert.equal(await long.consumeState('f'.repeat(64)), false)
+  const cut = createOAuthProvider({ adapter, userId }, 'x'.repeat(4000), { ...options, log })
+  await cut.consumeState('')
+  assert.ok(logged.pop().length < 300)
 
   // Bounded: at most 30 days ahead; and a date, or nothing.
   const far = new Date(Date.now() + 31 * 86_400_000)
