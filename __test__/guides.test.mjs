@@ -97,9 +97,14 @@ const logger = { info() {}, success() {}, error() {}, warn: (message) => warning
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 ${snippet('handlers-provider')}
+// autoDetectServer's test of an authenticated server, on the errors SDK 1.20 and 1.32 throw.
+export function detects401(error) {
+${snippet('handlers-detect-401')}
+  return is401or403
+}
+
 export async function connectToServer(options) {
   const { serverId, serverName, url, transport, auth, authorizationCode, state, userId, db, frontendUrl, clientManager } = options
-  if (clientManager.has(serverId)) await clientManager.disconnect(serverId)
   const transportOptions = {}
 ${snippet('handlers-auth-branch')}
   let mcpTransport
@@ -107,6 +112,7 @@ ${snippet('handlers-auth-branch')}
   else if (transport === 'http') mcpTransport = new StreamableHTTPClientTransport(new URL(url), transportOptions)
   else throw new Error('Unsupported transport: ' + transport)
 ${snippet('handlers-finish-auth')}
+  if (clientManager.has(serverId)) await clientManager.disconnect(serverId)
   const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
   await client.connect(mcpTransport)
   await clientManager.set(serverId, client, mcpTransport)
@@ -227,10 +233,11 @@ ${snippet('node-shutdown')}
 describe("today's Hoot (server/) on hoot-core", () => {
   let mcp
   let hoot
+  let dir
 
   before(async () => {
     mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
-    const dir = project('guide-server', serverFiles())
+    dir = project('guide-server', serverFiles())
     const home = tempDir('guide-server-home')
     process.env.HOOT_DB_PATH = join(home, 'hoot-mcp.db')
     process.env.HOME = home
@@ -247,6 +254,22 @@ describe("today's Hoot (server/) on hoot-core", () => {
     () => hoot,
     () => mcp,
   )
+
+  test('Add Server tells an OAuth server by its 401 with SDK 1.32 (status in error.code) as with 1.20 (in the message)', async () => {
+    const { detects401 } = await import(pathToFileURL(join(dir, 'server', 'lib', 'handlers.js')).href)
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js')
+    // The real error SDK 1.32 throws for a 401 without an auth provider.
+    const transport = new StreamableHTTPClientTransport(mcp.url)
+    const error = await transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' }).then(
+      () => null,
+      (e) => e,
+    )
+    await transport.close()
+    assert.equal(error?.code, 401)
+    assert.equal(detects401(error), true)
+    assert.equal(detects401(new Error('Error POSTing to endpoint (HTTP 401): Unauthorized')), true, 'SDK 1.20')
+    assert.equal(detects401(Object.assign(new Error('Error POSTing to endpoint: {}'), { code: 500 })), false)
+  })
 
   test('tokens: a JWT for a UUID, a 400 for anything else, the JWKS without a token', async () => {
     for (const userId of [42, { id: 1 }, 'not-a-uuid', null]) {
@@ -305,10 +328,11 @@ describe("today's Hoot (server/) on hoot-core", () => {
     await post('/mcp/disconnect', { serverId: 'fixture' }, bob)
     assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'], "bob's disconnect")
 
-    // Replaying the callback is refused (Hoot's connect drops the old connection first, as today).
+    // Replaying the callback is refused, and leaves alice's live connection alone (the disconnect of an
+    // existing connection comes after the state check).
     const replayed = await connect(alice, { authorizationCode: again.code, state: again.state })
     assert.equal(replayed.status, 400, 'a replayed callback')
-    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, [])
+    assert.deepEqual((await (await get('/mcp/connections', alice)).json()).connections, ['fixture'])
   })
 
   test('sessions: a code moves a user to a new device once, forget-me revokes, touch counts the user', async () => {

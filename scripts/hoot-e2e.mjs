@@ -450,8 +450,17 @@ async function applyGuide(g) {
     f.splice(fn.start, fn.end, code, 'handlers-provider')
     const top = afterLastImport(f)
     f.splice(top, top, imports, 'handlers-provider (its import, after the last import)')
-    g.note(
-      "handlers-provider: the block's `import` line was put with the file's imports; the guide says only that lines 16-102 become the block",
+
+    // autoDetectServer's is401or403 reads error.code too (SDK 1.32).
+    const detect = f.find(
+      /^([ \t]*)const is401or403 = error\.message && \(error\.message\.includes\('401'\) \|\| error\.message\.includes\('403'\)\);$/m,
+      "autoDetectServer's is401or403",
+    )
+    f.splice(
+      detect.start,
+      detect.end,
+      indent(g.block('handlers-detect-401'), detect.match[1]).replace(/\n$/, ''),
+      'handlers-detect-401',
     )
 
     const connect = f.blockAt(/^export async function connectToServer\(options\) \{$/m, 'connectToServer')
@@ -500,6 +509,25 @@ async function applyGuide(g) {
       'handlers-finish-auth',
     )
 
+    // The disconnect of an existing connection moves below the state check, above `// Create MCP client`.
+    const again3 = f.blockAt(/^export async function connectToServer\(options\) \{$/m, 'connectToServer')
+    const comment = f.find(
+      /^[ \t]*\/\/ Disconnect existing connection if any\n/m,
+      'the disconnect comment',
+      again3.start,
+      again3.end,
+    )
+    const disconnect = f.blockAt(
+      /^[ \t]*if \(clientManager\.has\(serverId\)\) \{$/m,
+      'the disconnect if',
+      comment.end,
+      again3.end,
+    )
+    const moved = f.text.slice(comment.start, disconnect.end)
+    f.splice(comment.start, disconnect.end, '', 'the disconnect block (moved)')
+    const create = f.find(/^[ \t]*\/\/ Create MCP client\n/m, '// Create MCP client', again3.start)
+    f.splice(create.start, create.start, `${moved}\n`, 'the disconnect block, above // Create MCP client')
+
     const set = f.find(/^([ \t]*)clientManager\.set\(serverId, client, mcpTransport\);/m, 'clientManager.set(')
     f.splice(
       set.start,
@@ -538,18 +566,12 @@ async function applyGuide(g) {
     removeLine(/^import \{ SQLiteAdapter \} from '\.\/adapters\/sqlite\.js';$/m, 'the SQLiteAdapter import', {
       comments: true,
     })
-    g.note(
-      'node-imports: the `// Database adapter` comment above the SQLiteAdapter import was removed with it (the guide does not say)',
-    )
     const jwtImport = f.find(/^import \{ JWTManager \} from '\.\/lib\/jwt\.js';$/m, 'the JWTManager import')
     f.splice(
       jwtImport.start,
       f.lineEnd(jwtImport.start),
       g.block('node-imports'),
       'node-imports (in place of the jwt.js import)',
-    )
-    g.note(
-      "node-imports: the three lines replace `import { JWTManager } from './lib/jwt.js'` (the guide does not say where the hoot-core imports go)",
     )
 
     // SESSION_TOKEN (lines 41-42: its comment and the const).
@@ -591,9 +613,6 @@ async function applyGuide(g) {
       fallback.end,
       indent(g.block('node-auth-middleware'), f.indentAt(jwtStart.start)),
       'node-auth-middleware',
-    )
-    g.note(
-      'node-auth-middleware: the comment left above the invalid_token audit entry still says "Token is neither valid JWT nor session token" (there are no session tokens any more)',
     )
 
     // POST /auth/token: from `const { userId } = req.body;` to the route's end.
@@ -674,9 +693,6 @@ async function applyGuide(g) {
     }
     if (replaced !== 9)
       throw new Error(`server-node.js: the guide names 9 uses of the pool in routes; found ${replaced}`)
-    g.note(
-      'per-route pool: 4 of the 9 places (ensureConnected and listTools/executeTool calls in /mcp/tools and /mcp/execute) are shorthand properties `{ ..., connectionPool }`; literally replacing the word gives `{ connectionPool.forUser(req.userId) }`, a syntax error: they became `connectionPool: connectionPool.forUser(req.userId)`',
-    )
 
     // Shutdown: each handler's loop over getConnections() becomes one call.
     for (const signal of ['SIGTERM', 'SIGINT']) {
