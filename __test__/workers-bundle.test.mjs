@@ -6,12 +6,12 @@
 // hoot-core JWTManager in the shared lib/jwt.js) to show the check sees the break.
 import assert from 'node:assert/strict'
 import { cpSync, mkdirSync, readFileSync, readdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
-import { builtinModules } from 'node:module'
 import { join, relative, resolve } from 'node:path'
 import { describe, test } from 'node:test'
 
 import * as esbuild from 'esbuild'
 
+import { bundleWorker } from '../scripts/bundle-worker.mjs'
 import { guideSnippets, root, tempDir } from './helpers.mjs'
 
 const GUIDE = 'docs/using-in-hoot-server.md'
@@ -62,40 +62,6 @@ function hootTree(label, override = {}) {
     writeFileSync(join(dir, path), text)
   }
   return dir
-}
-
-// wrangler's hybrid nodejs_compat plugin (Hoot's wrangler.jsonc sets nodejs_compat) resolves Node's
-// built-in modules to workerd's own or to unenv's polyfills; either way they are not bundled.
-const NODE_BUILTIN = new RegExp(`^(node:)?(${builtinModules.join('|')})$`)
-const nodeBuiltinsExternal = {
-  name: 'node-builtins-external',
-  setup(build) {
-    build.onResolve({ filter: NODE_BUILTIN }, (args) => ({ path: args.path, external: true }))
-  },
-}
-
-/**
- * server/server-worker.js bundled as wrangler bundles a Worker (workers-sdk's
- * deployment-bundle/bundle.ts): esbuild's default platform (browser), ESM, es2022, the conditions
- * workerd, worker and browser, the jsx loader for .js/.mjs/.cjs, errors returned rather than logged.
- * `nodePaths` lets the linked hoot-core find the platform package as it would when installed.
- */
-function bundleWorker(dir) {
-  return esbuild.build({
-    entryPoints: [join(dir, 'server', 'server-worker.js')],
-    absWorkingDir: dir,
-    bundle: true,
-    write: false,
-    outdir: join(dir, 'dist'),
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser'],
-    loader: { '.js': 'jsx', '.mjs': 'jsx', '.cjs': 'jsx' },
-    metafile: true,
-    logLevel: 'silent',
-    nodePaths: [join(dir, 'node_modules')],
-    plugins: [nodeBuiltinsExternal],
-  })
 }
 
 /** The files a bundle took in, as real paths. */

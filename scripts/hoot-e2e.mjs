@@ -40,6 +40,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { bundleWorker } from './bundle-worker.mjs'
+
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 if (!process.env.HOOT_SRC) {
@@ -870,35 +872,6 @@ function environmentFixes() {
   log("ENV: @types/node copied into Hoot's node_modules (a fresh install of c41be10 lacks it, and Hoot's tsc needs it)")
 }
 
-/** server/server-worker.js bundled as wrangler bundles a Worker (see __test__/workers-bundle.test.mjs). */
-async function bundleWorker() {
-  const esbuild = await import('esbuild')
-  const { builtinModules } = await import('node:module')
-  const builtin = new RegExp(`^(node:)?(${builtinModules.join('|')})$`)
-  return esbuild.build({
-    entryPoints: [join(hoot, 'server', 'server-worker.js')],
-    absWorkingDir: hoot,
-    bundle: true,
-    write: false,
-    outdir: join(hoot, 'dist-worker'),
-    format: 'esm',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser'],
-    loader: { '.js': 'jsx', '.mjs': 'jsx', '.cjs': 'jsx' },
-    metafile: true,
-    logLevel: 'silent',
-    plugins: [
-      {
-        name: 'workerd-builtins-external',
-        setup(build) {
-          build.onResolve({ filter: builtin }, (args) => ({ path: args.path, external: true }))
-          build.onResolve({ filter: /^cloudflare:/ }, (args) => ({ path: args.path, external: true }))
-        },
-      },
-    ],
-  })
-}
-
 async function git(args, name = 'git') {
   return run(
     name,
@@ -1091,7 +1064,7 @@ async function main() {
     baseline === true ? '' : baseline,
   )
   const before = await timed('esbuild Workers bundle (unpatched)', () =>
-    bundleWorker().then(
+    bundleWorker(hoot).then(
       () => 'ok',
       (error) => error.errors?.map((e) => e.text).join('; ') || error.message,
     ),
@@ -1137,7 +1110,7 @@ async function main() {
   must("Hoot's npm run build (tsc && vite build) passes", built === true, built === true ? '' : built)
   const bundle = await timed('esbuild Workers bundle (patched)', async () => {
     try {
-      const result = await bundleWorker()
+      const result = await bundleWorker(hoot)
       const inputs = Object.keys(result.metafile.inputs)
       const native = inputs.filter((path) =>
         /\.node$|hoot-core\/lib\/(index|native|binding|hoot)\.js$|jwt-node\.js$/.test(path),
