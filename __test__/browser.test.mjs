@@ -124,6 +124,7 @@ test(
     await a.goto(`${base}/oauth/callback?code=stolen`)
     await a.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Not connected'))
     assert.match(warnings.slice(before).join('\n'), /it carries no state/)
+    assert.deepEqual(app.connections.servers(userA), ['demo'], "the refused callbacks left A's live connection")
 
     // Another browser redeems A's code: it becomes A, shows A's server, and calls its tool with A's
     // OAuth tokens (no new authorization).

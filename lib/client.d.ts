@@ -35,9 +35,9 @@ export interface HootClientOptions {
   refreshSeconds?: number
   /** The fetch to send with: `globalThis.fetch` by default. */
   fetch?: typeof fetch
-  /** Called with the servers a redeemed code brought: by default merged into Hoot's `hoot-storage` (writeHootServers). */
+  /** Called with the servers a redeemed code brought: by default merged into Hoot's `localStorage['hoot-storage']` (writeHootServers), throwing when nothing could be written. */
   onServers?: (servers: MovedServer[]) => unknown
-  /** Called after `forget()`: by default removes Hoot's `hoot-storage` (its server list and cached tools). */
+  /** Called after `forget()`: by default removes Hoot's `localStorage['hoot-storage']` (its server list and cached tools). */
   onForget?: () => unknown
 }
 

@@ -165,9 +165,15 @@ export function createHootClient(options = {}) {
       )
     }
   }
+  // Hoot's app store is in localStorage whatever `storage` keeps the id in.
   const appStorageKey = options.appStorageKey ?? 'hoot-storage'
-  const onServers = options.onServers ?? ((servers) => writeHootServers(servers, storage, appStorageKey))
-  const onForget = options.onForget ?? (() => writeItem(storage, appStorageKey, null))
+  const onServers =
+    options.onServers ??
+    ((servers) => {
+      const written = writeHootServers(servers, defaultStorage(), appStorageKey)
+      if (written === 0 && servers.length > 0) throw new Error(`${appStorageKey} could not be written`)
+    })
+  const onForget = options.onForget ?? (() => writeItem(defaultStorage(), appStorageKey, null))
 
   let memoryId = null // the id where storage cannot keep it (or before it could)
   let session = null // { id, token, refreshAt (ms) }: the current user id's token
@@ -222,7 +228,14 @@ export function createHootClient(options = {}) {
       // The backend no longer accepts this id: start as a new user (at once, so no other tab
       // writes the old id back).
       adopt(newUserId())
-      return requestToken(true)
+      // The retry is the request in flight now, so callers arriving meanwhile wait for it.
+      const retry = requestToken(true)
+      pending = retry
+      retry.then(
+        () => pending === retry && (pending = null),
+        () => pending === retry && (pending = null),
+      )
+      return retry
     }
     if (!response.ok || typeof body.token !== 'string') throw await refusal(response, 'Getting a session token')
     if (mine === generation) keep(id, body.token)
@@ -243,6 +256,7 @@ export function createHootClient(options = {}) {
   }
 
   async function authenticated(path, init = {}, retried = false) {
+    const sentFor = userId()
     const sent = await token()
     const headers = new Headers(init.headers)
     headers.set('x-hoot-token', sent)
@@ -251,7 +265,8 @@ export function createHootClient(options = {}) {
     if (response.status !== 401 || retried) return response
     const body = await jsonOf(response)
     if (body.forgotten === true) {
-      if (session?.token === sent || session === null) adopt(newUserId())
+      // Only the first caller refused for this id starts a new one; the others follow it.
+      if (userId() === sentFor) adopt(newUserId())
     }
     // The session token was refused: expired (`expired: true`), or revoked or signed by a key the
     // backend no longer has (Hoot's `error: 'Unauthorized'`). Once more with a new token, one request
@@ -261,6 +276,16 @@ export function createHootClient(options = {}) {
       if (session?.token === sent) session = null
     } else return response
     return authenticated(path, init, true)
+  }
+
+  function callbackParams(url = globalThis.location?.href) {
+    const params = new URL(url).searchParams
+    return {
+      code: params.get('code'),
+      state: params.get('state'),
+      error: params.get('error'),
+      errorDescription: params.get('error_description'),
+    }
   }
 
   async function postJson(path, body, what, headers = {}) {
@@ -280,18 +305,10 @@ export function createHootClient(options = {}) {
       return readItem(storage, storageKey) === id
     },
 
-    callbackParams(url = globalThis.location?.href) {
-      const params = new URL(url).searchParams
-      return {
-        code: params.get('code'),
-        state: params.get('state'),
-        error: params.get('error'),
-        errorDescription: params.get('error_description'),
-      }
-    },
+    callbackParams,
 
     async finishOAuth(connect, { url, path = '/mcp/connect' } = {}) {
-      const { code, state, error, errorDescription } = this.callbackParams(url)
+      const { code, state, error, errorDescription } = callbackParams(url)
       if (error)
         throw new HootClientError(
           `The authorization server refused: ${errorDescription ?? error}`,

@@ -32,6 +32,7 @@ import {
   mkdtempSync,
   mkdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs'
@@ -119,9 +120,13 @@ function start(name, command, args, options = {}) {
   child.stdout.pipe(out, { end: false })
   child.stderr.pipe(out, { end: false })
   child.logPath = join(logs, `${name}.log`)
+  // What the child wrote, also kept in memory: the log file is written asynchronously.
+  child.output = []
+  child.stdout.on('data', (chunk) => child.output.push(chunk))
   children.add(child)
+  // 'close', not 'exit': only then has all of the child's output been read.
   child.exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       children.delete(child)
       resolve({ code, signal })
     }),
@@ -144,7 +149,7 @@ async function run(name, command, args, options = {}, limitMs = 10 * 60_000) {
     throw new Error(`${name} did not finish within ${limitMs} ms; see ${child.logPath}`)
   }
   if (result.code !== 0) throw new Error(`${name} exited with ${result.code ?? result.signal}; see ${child.logPath}`)
-  return readFileSync(child.logPath, 'utf8')
+  return Buffer.concat(child.output).toString('utf8')
 }
 
 function kill(child, signal = 'SIGTERM') {
@@ -1111,10 +1116,16 @@ async function main() {
   const bundle = await timed('esbuild Workers bundle (patched)', async () => {
     try {
       const result = await bundleWorker(hoot)
-      const inputs = Object.keys(result.metafile.inputs)
-      const native = inputs.filter((path) =>
-        /\.node$|hoot-core\/lib\/(index|native|binding|hoot)\.js$|jwt-node\.js$/.test(path),
+      // Real paths: hoot-core is linked in, and esbuild names the files where they really are.
+      const real = (path) => (existsSync(resolve(hoot, path)) ? realpathSync(resolve(hoot, path)) : path)
+      const inputs = Object.keys(result.metafile.inputs).map(real)
+      const addon = ['index', 'native', 'binding', 'hoot'].map((name) => realpathSync(join(core, 'lib', `${name}.js`)))
+      const native = inputs.filter(
+        (path) => path.endsWith('.node') || path.endsWith('jwt-node.js') || addon.includes(path),
       )
+      // hoot-core/provider must be in it (handlers.js imports it), or the paths above are not being compared.
+      if (!inputs.includes(realpathSync(join(core, 'lib', 'provider.js'))))
+        return 'hoot-core/provider is not in the bundle'
       return native.length ? `the Worker took in ${native.join(', ')}` : true
     } catch (error) {
       return error.errors?.map((e) => e.text).join('; ') || error.message
@@ -1226,8 +1237,7 @@ async function main() {
       JSON.stringify(mcp.stats),
     )
     // Not a check: Hoot's OAuthCallback counts a server that is connected 1.5 s after a failed connect as
-    // authorized, and its auto-reconnect reconnects it with the stored tokens meanwhile (connectToServer
-    // dropped the live connection before the state check refused the callback).
+    // authorized, and the refused callback left the user's live connection as it was.
     log(`INFO what Hoot shows for a forged callback on a connected server: "${title}"`)
   })
 

@@ -153,7 +153,6 @@ export function createApp({
     if (typeof serverId !== 'string' || !serverId || typeof url !== 'string') {
       return res.status(400).json({ success: false, error: 'serverId and url are required' })
     }
-    await clients.delete(req.userId, serverId)
     const authProvider = createOAuthProvider(db.store(req.userId), serverId, {
       redirectUrl: callbackUrl,
       clientMetadata: {
@@ -177,6 +176,8 @@ export function createApp({
         }
         await transport.finishAuth(authorizationCode)
       }
+      // The user's connection to this server is replaced: dropped only now, so a refused callback leaves it.
+      await clients.delete(req.userId, serverId)
       const client = new Client({ name: 'hoot-backend', version: '0.2.0' }, { capabilities: {} })
       await client.connect(transport)
       await clients.set(req.userId, serverId, client)
