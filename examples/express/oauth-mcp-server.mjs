@@ -24,8 +24,19 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
  * `WWW-Authenticate` (at a path no client guesses), and its authorization server lives under
  * /as, so a client that rediscovers without that header finds neither. `stats.discovery` counts
  * the metadata requests.
+ *
+ * `refreshTokens`: each token response carries a refresh token, rotated on every refresh grant,
+ * with reuse detection as the OAuth 2.0 Security BCP recommends: a refresh token presented again
+ * after it was rotated revokes its whole family (every access and refresh token descended from
+ * that authorization) and is answered invalid_grant. This is what makes concurrent refreshes of
+ * one credential visible. `accessTokenTtlSeconds`: how long access tokens live.
  */
-export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0 } = {}) {
+export async function startOAuthMcpServer({
+  headerOnlyMetadata = false,
+  port = 0,
+  refreshTokens = false,
+  accessTokenTtlSeconds = 3600,
+} = {}) {
   const app = express()
   const http = app.listen(port, '127.0.0.1')
   await once(http, 'listening')
@@ -33,13 +44,34 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0
   const url = new URL('/mcp', base)
   const clients = new Map()
   const codes = new Map()
-  const tokens = new Map()
-  const stats = { registrations: 0, authorizations: 0, discovery: 0, tokenRequests: 0 }
+  const tokens = new Map() // access token -> { clientId, expiresAt, family }
+  const refreshes = new Map() // refresh token -> { clientId, family, used }
+  const revoked = new Set() // families revoked by a reuse
+  const stats = {
+    registrations: 0,
+    authorizations: 0,
+    discovery: 0,
+    tokenRequests: 0,
+    refreshGrants: 0,
+    reuseDetections: 0,
+  }
   app.use((req, res, next) => {
     if (req.path.startsWith('/.well-known/') || req.path.startsWith('/meta/')) stats.discovery++
     if (req.path.endsWith('/token')) stats.tokenRequests++
     next()
   })
+
+  /** A token response for `family`: a new access token, and a new refresh token when offered. */
+  function issue(clientId, family) {
+    const accessToken = randomUUID()
+    tokens.set(accessToken, { clientId, family, expiresAt: Math.floor(Date.now() / 1000) + accessTokenTtlSeconds })
+    const response = { access_token: accessToken, token_type: 'bearer', expires_in: accessTokenTtlSeconds }
+    if (refreshTokens) {
+      response.refresh_token = randomUUID()
+      refreshes.set(response.refresh_token, { clientId, family, used: false })
+    }
+    return response
+  }
 
   const provider = {
     clientsStore: {
@@ -70,12 +102,23 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0
       const entry = codes.get(code)
       if (!entry || entry.clientId !== client.client_id) throw new InvalidGrantError('unknown code')
       codes.delete(code)
-      const accessToken = randomUUID()
-      tokens.set(accessToken, { clientId: client.client_id, expiresAt: Math.floor(Date.now() / 1000) + 3600 })
-      return { access_token: accessToken, token_type: 'bearer', expires_in: 3600 }
+      return issue(client.client_id, randomUUID())
     },
-    async exchangeRefreshToken() {
-      throw new InvalidGrantError('refresh is not offered')
+    async exchangeRefreshToken(client, refreshToken) {
+      if (!refreshTokens) throw new InvalidGrantError('refresh is not offered')
+      const entry = refreshes.get(refreshToken)
+      if (!entry || entry.clientId !== client.client_id) throw new InvalidGrantError('unknown refresh token')
+      if (revoked.has(entry.family)) throw new InvalidGrantError('refresh token revoked')
+      if (entry.used) {
+        // Reuse of a rotated token: someone holds a copy it should not, so the family dies.
+        stats.reuseDetections++
+        revoked.add(entry.family)
+        for (const [token, { family }] of tokens) if (family === entry.family) tokens.delete(token)
+        throw new InvalidGrantError('refresh token reused: its family is revoked')
+      }
+      entry.used = true
+      stats.refreshGrants++
+      return issue(client.client_id, entry.family)
     },
     async verifyAccessToken(token) {
       const entry = tokens.get(token)
@@ -83,6 +126,25 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0
       return { token, clientId: entry.clientId, scopes: [], expiresAt: entry.expiresAt }
     },
   }
+
+  // Held refresh grants (holdRefreshes): each waits, before anything is rotated, until release().
+  let hold = null
+  const tokenPath = headerOnlyMetadata ? '/as/token' : '/token'
+  app.post(tokenPath, express.urlencoded({ extended: false }), (req, res, next) => {
+    if (!hold || req.body?.grant_type !== 'refresh_token') return next()
+    const current = hold
+    current.arrived(++current.count)
+    // A client gone while held (its process killed) is never answered and its token never rotated.
+    let held = true
+    res.once('close', () => {
+      if (held) current.dropped(current.count)
+      held = false
+    })
+    current.waiting.push(() => {
+      if (held) next()
+      held = false
+    })
+  })
 
   let resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(url)
   if (headerOnlyMetadata) {
@@ -103,7 +165,9 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0
     app.use('/as/token', tokenHandler({ provider, rateLimit: false }))
     app.use('/as/register', clientRegistrationHandler({ clientsStore: provider.clientsStore, rateLimit: false }))
   } else {
-    app.use(mcpAuthRouter({ provider, issuerUrl: base, resourceServerUrl: url }))
+    // Refreshing tests send hundreds of token requests: more than the router's default rate limit.
+    const tokenOptions = refreshTokens ? { rateLimit: false } : undefined
+    app.use(mcpAuthRouter({ provider, issuerUrl: base, resourceServerUrl: url, tokenOptions }))
   }
   const bearer = requireBearerAuth({ verifier: provider, resourceMetadataUrl })
   app.post('/mcp', express.json(), bearer, async (req, res) => {
@@ -124,6 +188,32 @@ export async function startOAuthMcpServer({ headerOnlyMetadata = false, port = 0
   return {
     url,
     stats,
+    /** Makes every access token issued so far expired now: an expiry cycle without waiting for one. */
+    expireAccessTokens() {
+      const past = Math.floor(Date.now() / 1000) - 1
+      for (const entry of tokens.values()) entry.expiresAt = past
+    },
+    /**
+     * Holds refresh grant requests until `release()`. `arrived` resolves when the first one
+     * arrives, `dropped` when a held one's client has gone; `count` is how many arrived.
+     */
+    holdRefreshes() {
+      const current = { count: 0, waiting: [] }
+      const arrived = new Promise((resolve) => (current.arrived = resolve))
+      const dropped = new Promise((resolve) => (current.dropped = resolve))
+      hold = current
+      return {
+        arrived,
+        dropped,
+        get count() {
+          return current.count
+        },
+        release() {
+          if (hold === current) hold = null
+          for (const go of current.waiting.splice(0)) go()
+        },
+      }
+    },
     close: () => new Promise((resolve) => http.close(resolve)),
   }
 }
