@@ -262,7 +262,7 @@ describe('the database commands on PostgreSQL', () => {
       assert.deepEqual(JSON.parse(json.out), {
         kind: 'postgres',
         database: `PostgreSQL at 127.0.0.1:5432/${name}`,
-        schemaVersion: 2,
+        schemaVersion: 3,
         encrypted: false,
         previousSchemaVersion: 2,
         upToDate: true,

@@ -410,7 +410,7 @@ describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
     assert.deepEqual(await db.ready(), {
       kind: 'postgres',
       database: db_described(url),
-      schemaVersion: 2,
+      schemaVersion: 3,
       encrypted: false,
     })
     const tables = await rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
@@ -418,7 +418,7 @@ describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
     for (const hoot of ['oauth_tokens', 'oauth_client_info', 'oauth_verifiers', 'server_configs', 'favicon_cache']) {
       assert.ok(names.includes(hoot), hoot)
     }
-    assert.deepEqual(await rows(url, 'SELECT version FROM hoot_schema_version'), [{ version: 2 }])
+    assert.deepEqual(await rows(url, 'SELECT version FROM hoot_schema_version'), [{ version: 3 }])
     await db.store(USER).saveTokens('srv', { access_token: 'a' })
     assert.deepEqual(await rows(url, 'SELECT tokens FROM oauth_tokens WHERE user_id = $1', [USER]), [
       { tokens: '{"access_token":"a"}' },
@@ -459,7 +459,7 @@ describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
     },
   )
 
-  test('an account link made under schema 1 survives migration 2', { timeout: 60_000 }, async () => {
+  test('an account link made under schema 1 survives migrations 2 and 3', { timeout: 60_000 }, async () => {
     const url = await freshDatabase('links_schema1')
     const user = randomUUID()
     const db = openDatabase(url)
@@ -475,7 +475,7 @@ describe('PostgreSQL only', PG_SUITE_TIMEOUT, () => {
       await rows(url, sql)
     }
     const upgraded = openDatabase(url)
-    assert.equal((await upgraded.ready()).schemaVersion, 2)
+    assert.equal((await upgraded.ready()).schemaVersion, 3)
     assert.equal(await upgraded.userIdForAccount('github|7'), user)
     assert.deepEqual(await rows(url, 'SELECT count(*)::int AS n FROM hoot_accounts WHERE mac IS NULL'), [{ n: 0 }])
     await upgraded.close()

@@ -51,7 +51,7 @@ describe('migrateDatabase', () => {
     assert.match(report.legacyUserId, /^legacy-user-\d+$/)
     const stamp = Number(report.legacyUserId.slice('legacy-user-'.length))
     assert.ok(stamp >= before && stamp <= Date.now(), 'the id is the migration time in unix ms')
-    assert.deepEqual([report.tokens, report.clientInfo, report.verifiers, report.schemaVersion], [30, 30, 30, 2])
+    assert.deepEqual([report.tokens, report.clientInfo, report.verifiers, report.schemaVersion], [30, 30, 30, 3])
     assert.ok(existsSync(report.backupPath), report.backupPath)
     assert.equal(inspect(report.backupPath).oauth_tokens.multiTenant, false, 'the backup is the legacy file')
 
@@ -66,7 +66,7 @@ describe('migrateDatabase', () => {
     assert.equal(store.codeVerifier('s3'), 'v3')
 
     const again = migrateDatabase(path)
-    assert.deepEqual(again, { migrated: false, tokens: 0, clientInfo: 0, verifiers: 0, schemaVersion: 2 })
+    assert.deepEqual(again, { migrated: false, tokens: 0, clientInfo: 0, verifiers: 0, schemaVersion: 3 })
     assert.equal(readdirSync(join(path, '..')).filter((f) => f.includes('pre-migration')).length, 1, 'no second backup')
   })
 
@@ -110,7 +110,7 @@ describe('migrateDatabase', () => {
       tokens: 0,
       clientInfo: 0,
       verifiers: 0,
-      schemaVersion: 2,
+      schemaVersion: 3,
     })
     assert.equal(inspect(path).version, 2)
   })

@@ -189,7 +189,7 @@ describe('PostgreSQL: the database-level operations', () => {
     await db.store(randomUUID()).saveTokens('srv', {})
     const status = await db.inspect()
     assert.equal(status.upToDate, true)
-    assert.equal(status.schemaVersion, 2)
+    assert.equal(status.schemaVersion, 3)
     assert.deepEqual(status.activity, { users: 1, active1d: 0, active7d: 0, active30d: 0, untracked: 1 })
     assert.deepEqual(status.encryption, { encrypted: false, keyIds: [], sealed: {}, plaintext: 1, keptAside: 0 })
     // The shape of SQLite's.

@@ -81,6 +81,10 @@ export interface OAuthStore {
   serverConfig(serverId: string): object | undefined
   /** The MCP SDK's OAuth discovery state saved for `serverId`. */
   discoveryState(serverId: string): object | undefined
+  /** The tokens saved for `serverId` and their version (a new one at each save), for `invalidateCredentials`' `expected`. */
+  tokensVersioned(serverId: string): { value: any; version: number } | undefined
+  /** The client registration saved for `serverId` and its version. */
+  clientInformationVersioned(serverId: string): { value: any; version: number } | undefined
 }
 
 /**
@@ -134,8 +138,19 @@ export declare class OAuthStore {
    * Removes credentials for `serverId`: `'all'` (client info, tokens, verifier and state, and
    * discovery state; not the server config), `'client'`, `'tokens'`, `'verifier'` (with the
    * authorization state) or `'discovery'`.
+   * With `expected`, the tokens and the client registration go only while they are still the
+   * versions named (`tokensVersioned`'s and `clientInformationVersioned`'s): credentials another
+   * holder saved since survive.
    */
-  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery', expected?: { tokens?: number; clientInformation?: number }): void
+  /**
+   * Claims the OAuth refresh of this user's credential for `serverId` for `holder` (an id unique
+   * to this attempt) for `opts.leaseMs` (1 to 600000), unless another holder's claim is live.
+   * Returns whether `holder` has it. The provider's `fetch` uses it; see README's "Refreshing".
+   */
+  claimRefresh(serverId: string, holder: string, opts: { leaseMs: number }): boolean
+  /** Ends `holder`'s claim on the refresh for `serverId` (nothing when it has none). */
+  releaseRefresh(serverId: string, holder: string): void
   /** Saves the config of `serverId` (for reconnecting), replacing any. */
   saveServerConfig(serverId: string, config: object): void
   /** Removes the config of `serverId`. */
@@ -291,8 +306,22 @@ export declare class PostgresStore {
   saveAuthorizationState(serverId: string, state: string): Promise<void>
   /** Whether `state` is the saved one (fresh); removes it either way. */
   consumeAuthorizationState(serverId: string, state: string): Promise<boolean>
-  /** Removes credentials in `scope`. */
-  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  /**
+   * Removes credentials in `scope`; with `expected`, the tokens and client registration only
+   * while they are still those versions.
+   */
+  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery', expected?: { tokens?: number; clientInformation?: number }): Promise<void>
+  /** The OAuth tokens as `<version>:<JSON text>`. */
+  tokensVersioned(serverId: string): Promise<string | null>
+  /** The client registration as `<version>:<JSON text>`. */
+  clientInformationVersioned(serverId: string): Promise<string | null>
+  /**
+   * Claims the refresh of this user's credential for `serverId` for `holder`, for
+   * `opts.leaseMs`, unless another holder's claim is live; resolves to whether it has it.
+   */
+  claimRefresh(serverId: string, holder: string, opts: { leaseMs: number }): Promise<boolean>
+  /** Ends `holder`'s claim on the refresh for `serverId`. */
+  releaseRefresh(serverId: string, holder: string): Promise<void>
   /** The server config's JSON text. */
   serverConfigText(serverId: string): Promise<string | null>
   /** Saves the server config. */

@@ -12,9 +12,10 @@
 'use strict'
 
 const binding = require('./native.js')
-const { OAuthStore, parseStored } = require('./store.js')
+const { OAuthStore, parseStored, parseVersioned } = require('./store.js')
 const { loadLocalKeys } = require('./verify.js')
 const { typeError, valueError, unusable } = require('./errors.js')
+const { CREDENTIAL_KEY } = require('./store-of.js')
 
 const isPostgresUrl = (value) => typeof value === 'string' && /^postgres(ql)?:\/\//i.test(value)
 
@@ -33,11 +34,17 @@ const nothing = () => undefined
 /** One user's store on either backend: OAuthStore's methods, each returning a promise. */
 class UserStore {
   #user
-  constructor(user) {
+  #key
+  constructor(user, databaseId) {
     this.#user = user
+    this.#key = `${databaseId}\0${user.userId}`
   }
   get userId() {
     return this.#user.userId
+  }
+  /** This database's and user's: the stores of one user share their refresh in this process. */
+  get [CREDENTIAL_KEY]() {
+    return this.#key
   }
   clientInformation(serverId) {
     return later(() => this.#user.clientInformationText(serverId)).then((text) =>
@@ -71,8 +78,26 @@ class UserStore {
   consumeAuthorizationState(serverId, state) {
     return later(() => this.#user.consumeAuthorizationState(serverId, state))
   }
-  invalidateCredentials(serverId, scope) {
-    return later(() => this.#user.invalidateCredentials(serverId, scope))
+  /** `{ value, version }` of the stored tokens, or undefined: the version is what `invalidateCredentials` compares. */
+  tokensVersioned(serverId) {
+    return later(() => this.#user.tokensVersioned(serverId)).then((text) => parseVersioned(text, 'tokens'))
+  }
+  /** `{ value, version }` of the stored client registration, or undefined. */
+  clientInformationVersioned(serverId) {
+    return later(() => this.#user.clientInformationVersioned(serverId)).then((text) =>
+      parseVersioned(text, 'client information'),
+    )
+  }
+  /** With `expected` (`{ tokens?, clientInformation? }`, versions read before), those go only if unchanged. */
+  invalidateCredentials(serverId, scope, expected) {
+    return later(() => this.#user.invalidateCredentials(serverId, scope, expected))
+  }
+  /** Whether `holder` now has the refresh of this credential for `opts.leaseMs` (no other live claim). */
+  claimRefresh(serverId, holder, opts) {
+    return later(() => this.#user.claimRefresh(serverId, holder, opts))
+  }
+  releaseRefresh(serverId, holder) {
+    return later(() => this.#user.releaseRefresh(serverId, holder))
   }
   serverConfig(serverId) {
     return later(() => this.#user.serverConfigText(serverId)).then((text) => parseStored(text, 'server config'))
@@ -118,10 +143,14 @@ class UserStore {
 /** Each Database's backend, for the modules of this package that act on it synchronously. */
 const BACKENDS = new WeakMap()
 
+/** Numbers each Database of this process, for its stores' CREDENTIAL_KEY. */
+let databases = 0
+
 /** A database on either backend: the same methods, each returning a promise. */
 class Database {
   #kind
   #backend
+  #id = ++databases
   constructor(kind, backend) {
     this.#kind = kind
     this.#backend = backend
@@ -132,7 +161,7 @@ class Database {
   }
   /** Throws ERR_INVALID_USER_ID for an id a store refuses. */
   store(userId) {
-    return new UserStore(this.#backend.store(userId))
+    return new UserStore(this.#backend.store(userId), this.#id)
   }
   ready() {
     return later(() => this.#backend.ready()).then(({ database, schemaVersion, encrypted }) => ({
@@ -252,8 +281,20 @@ class SqliteUser {
   consumeAuthorizationState(serverId, state) {
     return this.#store.consumeAuthorizationState(serverId, state)
   }
-  invalidateCredentials(serverId, scope) {
-    return this.#store.invalidateCredentials(serverId, scope)
+  tokensVersioned(serverId) {
+    return binding.storeTokensVersioned(this.#store, serverId)
+  }
+  clientInformationVersioned(serverId) {
+    return binding.storeClientInformationVersioned(this.#store, serverId)
+  }
+  invalidateCredentials(serverId, scope, expected) {
+    return this.#store.invalidateCredentials(serverId, scope, expected)
+  }
+  claimRefresh(serverId, holder, opts) {
+    return this.#store.claimRefresh(serverId, holder, opts)
+  }
+  releaseRefresh(serverId, holder) {
+    return this.#store.releaseRefresh(serverId, holder)
   }
   serverConfigText(serverId) {
     return binding.storeServerConfigText(this.#store, serverId)

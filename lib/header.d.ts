@@ -81,4 +81,8 @@ export interface OAuthStore {
   serverConfig(serverId: string): object | undefined
   /** The MCP SDK's OAuth discovery state saved for `serverId`. */
   discoveryState(serverId: string): object | undefined
+  /** The tokens saved for `serverId` and their version (a new one at each save), for `invalidateCredentials`' `expected`. */
+  tokensVersioned(serverId: string): { value: any; version: number } | undefined
+  /** The client registration saved for `serverId` and its version. */
+  clientInformationVersioned(serverId: string): { value: any; version: number } | undefined
 }

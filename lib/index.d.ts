@@ -108,6 +108,22 @@ export interface DatabaseOptions {
  * One user's store on either backend: `OAuthStore`'s methods, each returning a promise (rejected,
  * never thrown, with the code `OAuthStore` would throw). Every statement binds the user id.
  */
+/** A stored value and its version: a random number each save gives it (0 for a row saved without one). */
+export interface Versioned {
+  /** The stored JSON value. */
+  value: any
+  /** Its version, which `invalidateCredentials` can expect. */
+  version: number
+}
+
+/** The versions `invalidateCredentials` expects the tokens and client registration to have. */
+export interface ExpectedVersions {
+  /** The tokens' version, as read. */
+  tokens?: number
+  /** The client registration's version, as read. */
+  clientInformation?: number
+}
+
 export interface UserStore {
   /** The user every call is scoped to (a UUID in lower case). */
   readonly userId: string
@@ -131,8 +147,28 @@ export interface UserStore {
   saveAuthorizationState(serverId: string, state: string): Promise<void>
   /** Whether `state` is the one saved (and fresh); removes it either way (single use). */
   consumeAuthorizationState(serverId: string, state: string): Promise<boolean>
-  /** Removes this user's credentials for `serverId` in `scope`, in one transaction. */
-  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  /**
+   * Removes this user's credentials for `serverId` in `scope`, in one transaction. With `expected`
+   * (versions from `tokensVersioned` / `clientInformationVersioned`), the tokens and the client
+   * registration go only while they are still those versions: compare-and-delete.
+   */
+  invalidateCredentials(
+    serverId: string,
+    scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery',
+    expected?: ExpectedVersions,
+  ): Promise<void>
+  /** The stored tokens and their version (a new one at each save), or `undefined`. */
+  tokensVersioned(serverId: string): Promise<Versioned | undefined>
+  /** The stored client registration and its version, or `undefined`. */
+  clientInformationVersioned(serverId: string): Promise<Versioned | undefined>
+  /**
+   * Claims the OAuth refresh of this user's credential for `serverId` for `holder` (an id unique to
+   * the attempt) for `opts.leaseMs` (1 to 600000), unless another holder's claim is still live, on
+   * any process or replica of this database. Resolves to whether `holder` has it.
+   */
+  claimRefresh(serverId: string, holder: string, opts: { leaseMs: number }): Promise<boolean>
+  /** Ends `holder`'s claim on the refresh for `serverId` (nothing when it has none). */
+  releaseRefresh(serverId: string, holder: string): Promise<void>
   /** The server config saved for `serverId` (for reconnecting). */
   serverConfig(serverId: string): Promise<object | undefined>
   /** Saves the config of `serverId`, replacing any. */

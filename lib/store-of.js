@@ -5,3 +5,7 @@
 'use strict'
 
 exports.STORE_OF = Symbol.for('hoot-core.adapter.storeOf')
+
+// What a store's credentials are keyed by in this process (lib/refresh.js): one database and user.
+// A hoot-core UserStore has it; another store is keyed by its own identity.
+exports.CREDENTIAL_KEY = Symbol.for('hoot-core.store.credentialKey')

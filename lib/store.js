@@ -27,6 +27,16 @@ function parseStored(text, what) {
   }
 }
 
+/**
+ * A versioned stored value (`<version>:<JSON text>`, as the native readers return it) as
+ * `{ value, version }`, or undefined: what a provider passes back to `invalidateCredentials`.
+ */
+function parseVersioned(text, what) {
+  if (text === undefined || text === null) return undefined
+  const colon = text.indexOf(':')
+  return { value: parseStored(text.slice(colon + 1), what), version: Number(text.slice(0, colon)) }
+}
+
 Object.defineProperties(OAuthStore.prototype, {
   clientInformation: {
     value: function clientInformation(serverId) {
@@ -38,6 +48,20 @@ Object.defineProperties(OAuthStore.prototype, {
   tokens: {
     value: function tokens(serverId) {
       return parseStored(binding.storeTokensText(this, serverId), 'tokens')
+    },
+    writable: true,
+    configurable: true,
+  },
+  tokensVersioned: {
+    value: function tokensVersioned(serverId) {
+      return parseVersioned(binding.storeTokensVersioned(this, serverId), 'tokens')
+    },
+    writable: true,
+    configurable: true,
+  },
+  clientInformationVersioned: {
+    value: function clientInformationVersioned(serverId) {
+      return parseVersioned(binding.storeClientInformationVersioned(this, serverId), 'client information')
     },
     writable: true,
     configurable: true,
@@ -58,4 +82,4 @@ Object.defineProperties(OAuthStore.prototype, {
   },
 })
 
-module.exports = { OAuthStore, parseStored }
+module.exports = { OAuthStore, parseStored, parseVersioned }

@@ -79,6 +79,7 @@ fn copied_tables() -> impl Iterator<Item = (&'static str, &'static str)> {
                 | "hoot_transfer_codes"
                 | "hoot_copied_files"
                 | "hoot_store_secret"
+                | "hoot_refresh_claims"
         )
     })
 }

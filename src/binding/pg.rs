@@ -699,9 +699,10 @@ impl PostgresStore {
         promise(env, self.db(), "delete from", call, |b| b)
     }
 
-    /// Removes credentials in `scope`.
+    /// Removes credentials in `scope`; with `expected`, the tokens and client registration only
+    /// while they are still those versions.
     #[napi(
-        ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'",
+        ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery', expected?: { tokens?: number; clientInformation?: number }",
         ts_return_type = "Promise<void>"
     )]
     pub fn invalidate_credentials<'e>(
@@ -709,13 +710,79 @@ impl PostgresStore {
         env: &'e Env,
         server_id: Unknown,
         scope: Unknown,
+        expected: Option<Unknown>,
     ) -> napi::Result<PromiseRaw<'e, ()>> {
         let call = guarded(env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let scope = CredentialScope::parse(&string_value(&scope, "scope")?)?;
-            Ok(self.call(move |s| async move { s.invalidate_credentials(&server_id, scope).await }))
+            let expected = super::store::expected_versions(expected)?;
+            Ok(self.call(move |s| async move { s.invalidate_credentials_if(&server_id, scope, expected).await }))
         })?;
         promise(env, self.db(), "delete from", call, |_| ())
+    }
+
+    /// The OAuth tokens as `<version>:<JSON text>`.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn tokens_versioned<'e>(&self, env: &'e Env, server_id: Unknown) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.tokens_versioned(&server_id).await }))
+        })?;
+        promise(env, self.db(), "read from", call, super::store::versioned_text)
+    }
+
+    /// The client registration as `<version>:<JSON text>`.
+    #[napi(ts_args_type = "serverId: string", ts_return_type = "Promise<string | null>")]
+    pub fn client_information_versioned<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, Text>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            Ok(self.call(move |s| async move { s.client_information_versioned(&server_id).await }))
+        })?;
+        promise(env, self.db(), "read from", call, super::store::versioned_text)
+    }
+
+    /// Claims the refresh of this user's credential for `serverId` for `holder`, for
+    /// `opts.leaseMs`, unless another holder's claim is live; resolves to whether it has it.
+    #[napi(
+        ts_args_type = "serverId: string, holder: string, opts: { leaseMs: number }",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn claim_refresh<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        holder: Unknown,
+        opts: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'e, bool>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let holder = string_value(&holder, "holder")?;
+            let lease_ms = super::store::lease_ms(opts)?;
+            Ok(self.call(
+                move |s| async move { s.claim_refresh(&server_id, &holder, clock::unix_now_ms(), lease_ms).await },
+            ))
+        })?;
+        promise(env, self.db(), "write to", call, |b| b)
+    }
+
+    /// Ends `holder`'s claim on the refresh for `serverId`.
+    #[napi(ts_args_type = "serverId: string, holder: string", ts_return_type = "Promise<void>")]
+    pub fn release_refresh<'e>(
+        &self,
+        env: &'e Env,
+        server_id: Unknown,
+        holder: Unknown,
+    ) -> napi::Result<PromiseRaw<'e, ()>> {
+        let call = guarded(env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let holder = string_value(&holder, "holder")?;
+            Ok(self.call(move |s| async move { s.release_refresh(&server_id, &holder).await }))
+        })?;
+        promise(env, self.db(), "delete from", call, |()| ())
     }
 
     /// The server config's JSON text.

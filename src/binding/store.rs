@@ -13,7 +13,7 @@ use crate::clock;
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sqlite::{self as store, db, encryption, identity, revocations, users, DbLocation};
-use crate::store::CredentialScope;
+use crate::store::{CredentialScope, Expected};
 
 /// Where the database is.
 #[napi(object, object_from_js = false, object_to_js = false)]
@@ -175,12 +175,53 @@ impl OAuthStore {
     /// Removes credentials for `serverId`: `'all'` (client info, tokens, verifier and state, and
     /// discovery state; not the server config), `'client'`, `'tokens'`, `'verifier'` (with the
     /// authorization state) or `'discovery'`.
-    #[napi(ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'")]
-    pub fn invalidate_credentials(&self, env: Env, server_id: Unknown, scope: Unknown) -> napi::Result<()> {
+    /// With `expected`, the tokens and the client registration go only while they are still the
+    /// versions named (`tokensVersioned`'s and `clientInformationVersioned`'s): credentials another
+    /// holder saved since survive.
+    #[napi(
+        ts_args_type = "serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery', expected?: { tokens?: number; clientInformation?: number }"
+    )]
+    pub fn invalidate_credentials(
+        &self,
+        env: Env,
+        server_id: Unknown,
+        scope: Unknown,
+        expected: Option<Unknown>,
+    ) -> napi::Result<()> {
         guarded(&env, || {
             let server_id = string_value(&server_id, "serverId")?;
             let scope = CredentialScope::parse(&string_value(&scope, "scope")?)?;
-            self.inner.invalidate_credentials(&server_id, scope).map(|_| ())
+            let expected = expected_versions(expected)?;
+            self.inner.invalidate_credentials_if(&server_id, scope, expected).map(|_| ())
+        })
+    }
+
+    /// Claims the OAuth refresh of this user's credential for `serverId` for `holder` (an id unique
+    /// to this attempt) for `opts.leaseMs` (1 to 600000), unless another holder's claim is live.
+    /// Returns whether `holder` has it. The provider's `fetch` uses it; see README's "Refreshing".
+    #[napi(ts_args_type = "serverId: string, holder: string, opts: { leaseMs: number }")]
+    pub fn claim_refresh(
+        &self,
+        env: Env,
+        server_id: Unknown,
+        holder: Unknown,
+        opts: Option<Unknown>,
+    ) -> napi::Result<bool> {
+        guarded(&env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let holder = string_value(&holder, "holder")?;
+            let lease_ms = lease_ms(opts)?;
+            self.inner.claim_refresh(&server_id, &holder, clock::unix_now_ms(), lease_ms)
+        })
+    }
+
+    /// Ends `holder`'s claim on the refresh for `serverId` (nothing when it has none).
+    #[napi(ts_args_type = "serverId: string, holder: string")]
+    pub fn release_refresh(&self, env: Env, server_id: Unknown, holder: Unknown) -> napi::Result<()> {
+        guarded(&env, || {
+            let server_id = string_value(&server_id, "serverId")?;
+            let holder = string_value(&holder, "holder")?;
+            self.inner.release_refresh(&server_id, &holder)
         })
     }
 
@@ -275,6 +316,59 @@ pub fn store_client_information_text<'e>(
 #[napi(js_name = "storeTokensText", skip_typescript)]
 pub fn store_tokens_text<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
     guarded(env, || text_value(env, store.inner.tokens(&string_value(&server_id, "serverId")?)?))
+}
+
+/// A versioned value as one text, `<version>:<JSON>`, which `database.js` splits: one string
+/// crosses, as for the unversioned reads (both backends).
+pub(super) fn versioned_text(value: Option<(String, i64)>) -> Option<String> {
+    value.map(|(text, version)| format!("{version}:{text}"))
+}
+
+/// The stored tokens as `<version>:<JSON text>`, or `undefined`.
+#[napi(js_name = "storeTokensVersioned", skip_typescript)]
+pub fn store_tokens_versioned<'e>(env: &'e Env, store: &OAuthStore, server_id: Unknown) -> napi::Result<Unknown<'e>> {
+    guarded(env, || {
+        text_value(env, versioned_text(store.inner.tokens_versioned(&string_value(&server_id, "serverId")?)?))
+    })
+}
+
+/// The stored client registration as `<version>:<JSON text>`, or `undefined`.
+#[napi(js_name = "storeClientInformationVersioned", skip_typescript)]
+pub fn store_client_information_versioned<'e>(
+    env: &'e Env,
+    store: &OAuthStore,
+    server_id: Unknown,
+) -> napi::Result<Unknown<'e>> {
+    guarded(env, || {
+        let server_id = string_value(&server_id, "serverId")?;
+        text_value(env, versioned_text(store.inner.client_information_versioned(&server_id)?))
+    })
+}
+
+/// `expected` of `invalidateCredentials`: `{ tokens?, clientInformation? }`, each a version read
+/// before (a whole number from 0 to 2^53 - 1).
+pub(super) fn expected_versions(value: Option<Unknown>) -> Result<Expected, HootError> {
+    let props = Props::new(value, "expected")?;
+    let version = |key: &str| -> Result<Option<i64>, HootError> {
+        match props.number(key)? {
+            None => Ok(None),
+            Some(n) if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) => Ok(Some(n as i64)),
+            Some(n) => Err(HootError::out_of_range(
+                format!("expected.{key}"),
+                format!("must be a version read from the store (a whole number from 0 to 2^53 - 1). Received {n}"),
+            )),
+        }
+    };
+    Ok(Expected { tokens: version("tokens")?, client_information: version("clientInformation")? })
+}
+
+/// `opts.leaseMs` of `claimRefresh` (required; the store checks its range).
+pub(super) fn lease_ms(opts: Option<Unknown>) -> Result<i64, HootError> {
+    match Props::new(opts, "opts")?.number("leaseMs")? {
+        Some(n) if n.fract() == 0.0 && n.is_finite() => Ok(n as i64),
+        Some(n) => Err(HootError::out_of_range("opts.leaseMs", format!("must be a whole number of ms. Received {n}"))),
+        None => Err(HootError::arg_type("opts.leaseMs", "of type number", "undefined".to_string())),
+    }
 }
 
 /// The stored discovery state's JSON text, or `undefined`.

@@ -38,6 +38,13 @@ fn guarded_upsert_sql(slot: Slot) -> String {
     let state = "CASE WHEN $4::text = '' THEN NOT EXISTS (SELECT 1 FROM hoot_encryption) \
                  ELSE EXISTS (SELECT 1 FROM hoot_encryption WHERE key_id = $4::text) END";
     match slot.dated() {
+        // A versioned slot's row gets a new random version: odd, below 2^53 (a JavaScript number
+        // holds it exactly), so never 0 (`UNVERSIONED`).
+        false if slot.versioned() => format!(
+            "INSERT INTO {table} (user_id, server_id, {column}, version) SELECT $1::text, $2::text, $3::text, \
+             floor(random() * 4503599627370496)::bigint * 2 + 1 WHERE {state} ON CONFLICT (user_id, server_id) \
+             DO UPDATE SET {column} = excluded.{column}, version = excluded.version"
+        ),
         false => format!(
             "INSERT INTO {table} (user_id, server_id, {column}) SELECT $1::text, $2::text, $3::text \
              WHERE {state} ON CONFLICT (user_id, server_id) DO UPDATE SET {column} = excluded.{column}"
@@ -72,6 +79,23 @@ impl Backend for PgDatabase {
 
     fn opening_keys<'a>(&'a self, key_id: &'a str) -> Call<'a, Arc<KeyRing>> {
         Box::pin(self.opening_ring(key_id))
+    }
+
+    fn read_versioned<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str) -> Call<'a, Option<(String, i64)>> {
+        Box::pin(async move {
+            let sql = match slot {
+                Slot::ClientInformation => {
+                    "SELECT client_info, COALESCE(version, 0) FROM oauth_client_info WHERE user_id = $1 AND server_id = $2"
+                }
+                Slot::Tokens => "SELECT tokens, COALESCE(version, 0) FROM oauth_tokens WHERE user_id = $1 AND server_id = $2",
+                _ => return Err(HootError::Internal(format!("{} values have no version", slot.table()))),
+            };
+            let conn = self.conn().await?;
+            let err = |e: tokio_postgres::Error| self.error("read from", &e);
+            let stmt = conn.prepare_cached(sql).await.map_err(err)?;
+            let row = conn.query_opt(&stmt, &[&user, &server]).await.map_err(err)?;
+            Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
+        })
     }
 
     fn write<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, text: &'a str, now: i64) -> Call<'a, ()> {
@@ -137,23 +161,78 @@ impl Backend for PgDatabase {
         })
     }
 
-    fn delete<'a>(&'a self, user: &'a str, tables: &'a [&'static str], server: Option<&'a str>) -> Call<'a, u64> {
+    fn delete<'a>(
+        &'a self,
+        user: &'a str,
+        tables: &'a [&'static str],
+        server: Option<&'a str>,
+        expected: &'a [(&'static str, i64)],
+    ) -> Call<'a, u64> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             let err = |e: tokio_postgres::Error| self.error("delete from", &e);
             let tx = conn.transaction().await.map_err(err)?;
             let mut removed = 0;
             for table in tables {
-                removed += match server {
-                    Some(server) => tx
+                let version = expected.iter().find(|(t, _)| t == table).map(|(_, v)| *v);
+                removed += match (server, version) {
+                    (Some(server), Some(version)) => tx
+                        .exec(
+                            &format!(
+                                "DELETE FROM {table} WHERE user_id = $1 AND server_id = $2 AND COALESCE(version, 0) = $3"
+                            ),
+                            &[&user, &server, &version],
+                        )
+                        .await
+                        .map_err(err)?,
+                    (Some(server), None) => tx
                         .exec(&format!("DELETE FROM {table} WHERE user_id = $1 AND server_id = $2"), &[&user, &server])
                         .await
                         .map_err(err)?,
-                    None => tx.exec(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user]).await.map_err(err)?,
+                    (None, _) => {
+                        tx.exec(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user]).await.map_err(err)?
+                    }
                 };
             }
             tx.commit().await.map_err(err)?;
             Ok(removed)
+        })
+    }
+
+    fn claim_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        server: &'a str,
+        holder: &'a str,
+        now: i64,
+        until: i64,
+    ) -> Call<'a, bool> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let claimed = conn
+                .exec(
+                    "INSERT INTO hoot_refresh_claims (user_id, server_id, holder, expires_at) VALUES ($1, $2, $3, $5) \
+                     ON CONFLICT (user_id, server_id) DO UPDATE SET holder = excluded.holder, \
+                     expires_at = excluded.expires_at \
+                     WHERE hoot_refresh_claims.expires_at <= $4 OR hoot_refresh_claims.holder = $3",
+                    &[&user, &server, &holder, &now, &until],
+                )
+                .await
+                .map_err(|e| self.error("write to", &e))?;
+            Ok(claimed > 0)
+        })
+    }
+
+    fn release_refresh<'a>(&'a self, user: &'a str, server: &'a str, holder: &'a str) -> Call<'a, ()> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            conn.exec(
+                "DELETE FROM hoot_refresh_claims WHERE user_id = $1 AND server_id = $2 AND holder = $3",
+                &[&user, &server, &holder],
+            )
+            .await
+            .map_err(|e| self.error("delete from", &e))?;
+            Ok(())
         })
     }
 

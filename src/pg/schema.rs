@@ -15,7 +15,8 @@ use crate::sealing::{self, KeyRing};
 /// The schema version this hoot-core makes and understands on PostgreSQL.
 /// Version 2 MACs transfer codes and account links under the store secret (`hoot_store_secret`),
 /// records what a code derives from, and counts failed redemptions per source.
-pub const PG_SCHEMA_VERSION: i32 = 2;
+/// Version 3 versions the tokens and client registrations and adds the refresh claims.
+pub const PG_SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock every schema change (and the first key generation) is made under: "hoot" in
 /// ASCII, a number no other program is likely to lock.
@@ -25,13 +26,14 @@ pub const SCHEMA_LOCK: i64 = 0x686f_6f74;
 const NOW: &str = "(extract(epoch from now())::bigint)";
 
 /// Each table and its columns. The first fourteen are the SQLite file's; the next two hold the key
-/// set every replica signs and verifies with; then the legacy files copied in, and the store
-/// secret.
-pub const TABLES: [(&str, &str); 18] = [
-    ("oauth_tokens", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)"),
+/// set every replica signs and verifies with; then the legacy files copied in, the store secret,
+/// and the refresh claims (which the SQLite file has too).
+pub const TABLES: [(&str, &str); 19] = [
+    ("oauth_tokens", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, version BIGINT, PRIMARY KEY (user_id, server_id)"),
     (
         "oauth_client_info",
-        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, client_info TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, client_info TEXT NOT NULL, version BIGINT, \
+         PRIMARY KEY (user_id, server_id)",
     ),
     ("oauth_verifiers", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, verifier TEXT NOT NULL, created_at BIGINT DEFAULT NOW, PRIMARY KEY (user_id, server_id)"),
     ("server_configs", "user_id TEXT NOT NULL, server_id TEXT NOT NULL, config TEXT NOT NULL, created_at BIGINT DEFAULT NOW, PRIMARY KEY (user_id, server_id)"),
@@ -59,6 +61,12 @@ pub const TABLES: [(&str, &str); 18] = [
     ("hoot_copied_files", "source TEXT PRIMARY KEY, legacy_user_id TEXT NOT NULL, copied_at BIGINT NOT NULL"),
     // One row: the store secret transfer codes and account links are MACed under (`crate::secret`).
     ("hoot_store_secret", "id INTEGER PRIMARY KEY CHECK (id = 1), secret TEXT NOT NULL"),
+    // Who refreshes a user's credential for a server, until when (ms): one row while a replica does.
+    (
+        "hoot_refresh_claims",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at BIGINT NOT NULL, \
+         PRIMARY KEY (user_id, server_id)",
+    ),
 ];
 
 /// The per-user tables, for the copy from SQLite and `deleteAll`.
@@ -104,6 +112,15 @@ fn migration_2() -> String {
     sql.push_str("ALTER TABLE hoot_transfer_codes ADD COLUMN IF NOT EXISTS mac TEXT;\n");
     sql.push_str("ALTER TABLE hoot_accounts ADD COLUMN IF NOT EXISTS mac TEXT;\n");
     sql.push_str("DELETE FROM hoot_transfer_codes WHERE mac IS NULL;\n");
+    sql
+}
+
+/// The statements of migration 3 (after 2): the credentials' versions and the refresh claims.
+fn migration_3() -> String {
+    let mut sql = String::new();
+    create_tables(&mut sql);
+    sql.push_str("ALTER TABLE oauth_tokens ADD COLUMN IF NOT EXISTS version BIGINT;\n");
+    sql.push_str("ALTER TABLE oauth_client_info ADD COLUMN IF NOT EXISTS version BIGINT;\n");
     sql
 }
 
@@ -167,6 +184,9 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
             .await
             .map_err(err)?;
         }
+    }
+    if from < 3 {
+        tx.batch_execute(&migration_3()).await.map_err(err)?;
     }
     if from < PG_SCHEMA_VERSION {
         tx.execute(

@@ -91,13 +91,31 @@ fn select_sql(slot: Slot, since: bool) -> &'static str {
     }
 }
 
-/// The upsert of one slot's row (binds user, server, value and, for a dated slot, `now`).
+/// `SELECT <column>, <version> FROM <table> WHERE user_id = ?1 AND server_id = ?2` of a versioned slot.
+fn select_versioned_sql(slot: Slot) -> Result<&'static str, HootError> {
+    match slot {
+        Slot::ClientInformation => Ok("SELECT client_info, COALESCE(version, 0) FROM oauth_client_info \
+             WHERE user_id = ?1 AND server_id = ?2"),
+        Slot::Tokens => {
+            Ok("SELECT tokens, COALESCE(version, 0) FROM oauth_tokens WHERE user_id = ?1 AND server_id = ?2")
+        }
+        _ => Err(HootError::Internal(format!("{} values have no version", slot.table()))),
+    }
+}
+
+/// The upsert of one slot's row (binds user, server, value and, for a dated slot, `now`); a
+/// versioned slot's row gets a new random version (53 bits, as a JavaScript number holds exactly;
+/// never 0, `UNVERSIONED`).
 fn upsert_sql(slot: Slot) -> &'static str {
     match slot {
         Slot::ClientInformation => {
-            "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info) VALUES (?1, ?2, ?3)"
+            "INSERT OR REPLACE INTO oauth_client_info (user_id, server_id, client_info, version) \
+             VALUES (?1, ?2, ?3, (random() & 9007199254740991) | 1)"
         }
-        Slot::Tokens => "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?1, ?2, ?3)",
+        Slot::Tokens => {
+            "INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens, version) \
+             VALUES (?1, ?2, ?3, (random() & 9007199254740991) | 1)"
+        }
         Slot::Verifier => {
             "INSERT OR REPLACE INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES (?1, ?2, ?3, ?4)"
         }
@@ -112,6 +130,12 @@ fn upsert_sql(slot: Slot) -> &'static str {
         }
     }
 }
+
+/// Claims a refresh (?3 the holder, ?4 now, ?5 until, in ms): inserted, or taken over from a claim
+/// that has ended (or is this holder's); a live claim of another holder changes nothing.
+const CLAIM_REFRESH_SQL: &str = "INSERT INTO hoot_refresh_claims (user_id, server_id, holder, expires_at) \
+     VALUES (?1, ?2, ?3, ?5) ON CONFLICT (user_id, server_id) DO UPDATE SET holder = excluded.holder, \
+     expires_at = excluded.expires_at WHERE hoot_refresh_claims.expires_at <= ?4 OR hoot_refresh_claims.holder = ?3";
 
 /// The data tables' users that have no activity row: data written before activity was recorded.
 const UNTRACKED: &str = "SELECT user_id FROM oauth_tokens UNION SELECT user_id FROM oauth_client_info \
@@ -138,6 +162,16 @@ impl Backend for SqliteFile {
 
     fn opening_keys<'a>(&'a self, key_id: &'a str) -> Call<'a, Arc<KeyRing>> {
         done(self.database().and_then(|db| super::encryption::for_read(&db, key_id)))
+    }
+
+    fn read_versioned<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str) -> Call<'a, Option<(String, i64)>> {
+        let sql = match select_versioned_sql(slot) {
+            Ok(sql) => sql,
+            Err(e) => return done(Err(e)),
+        };
+        done(self.run(Access::Read, |conn| {
+            conn.prepare_cached(sql)?.query_row(params![user, server], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+        }))
     }
 
     fn write<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, text: &'a str, now: i64) -> Call<'a, ()> {
@@ -179,16 +213,30 @@ impl Backend for SqliteFile {
         }))
     }
 
-    fn delete<'a>(&'a self, user: &'a str, tables: &'a [&'static str], server: Option<&'a str>) -> Call<'a, u64> {
+    fn delete<'a>(
+        &'a self,
+        user: &'a str,
+        tables: &'a [&'static str],
+        server: Option<&'a str>,
+        expected: &'a [(&'static str, i64)],
+    ) -> Call<'a, u64> {
         done(self.run(Access::Delete, |conn| {
             let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
             let mut removed = 0;
             for table in tables {
-                removed += match server {
-                    Some(server) => tx
+                let version = expected.iter().find(|(t, _)| t == table).map(|(_, v)| *v);
+                removed += match (server, version) {
+                    (Some(server), Some(version)) => tx
+                        .prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2 AND COALESCE(version, 0) = ?3"
+                        ))?
+                        .execute(params![user, server, version])?,
+                    (Some(server), None) => tx
                         .prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1 AND server_id = ?2"))?
                         .execute(params![user, server])?,
-                    None => tx.prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?.execute([user])?,
+                    (None, _) => {
+                        tx.prepare_cached(&format!("DELETE FROM {table} WHERE user_id = ?1"))?.execute([user])?
+                    }
                 } as u64;
             }
             // Forgetting a user forgets the rows a migration kept aside for them too, in any case.
@@ -205,6 +253,30 @@ impl Backend for SqliteFile {
             }
             tx.commit()?;
             Ok(removed)
+        }))
+    }
+
+    fn claim_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        server: &'a str,
+        holder: &'a str,
+        now: i64,
+        until: i64,
+    ) -> Call<'a, bool> {
+        done(self.run(Access::Write, |conn| {
+            let claimed = conn.prepare_cached(CLAIM_REFRESH_SQL)?.execute(params![user, server, holder, now, until])?;
+            Ok(claimed > 0)
+        }))
+    }
+
+    fn release_refresh<'a>(&'a self, user: &'a str, server: &'a str, holder: &'a str) -> Call<'a, ()> {
+        done(self.run(Access::Delete, |conn| {
+            conn.prepare_cached(
+                "DELETE FROM hoot_refresh_claims WHERE user_id = ?1 AND server_id = ?2 AND holder = ?3",
+            )?
+            .execute(params![user, server, holder])
+            .map(|_| ())
         }))
     }
 

@@ -69,6 +69,36 @@ impl OAuthStore {
         now(self.0.tokens(server_id))
     }
 
+    /// See `UserStore::tokens_versioned`.
+    pub fn tokens_versioned(&self, server_id: &str) -> Result<Option<(String, i64)>, HootError> {
+        now(self.0.tokens_versioned(server_id))
+    }
+
+    /// See `UserStore::client_information_versioned`.
+    pub fn client_information_versioned(&self, server_id: &str) -> Result<Option<(String, i64)>, HootError> {
+        now(self.0.client_information_versioned(server_id))
+    }
+
+    /// See `UserStore::invalidate_credentials_if`.
+    pub fn invalidate_credentials_if(
+        &self,
+        server_id: &str,
+        scope: CredentialScope,
+        expected: crate::store::Expected,
+    ) -> Result<u64, HootError> {
+        now(self.0.invalidate_credentials_if(server_id, scope, expected))
+    }
+
+    /// See `UserStore::claim_refresh`.
+    pub fn claim_refresh(&self, server_id: &str, holder: &str, now_ms: i64, lease_ms: i64) -> Result<bool, HootError> {
+        now(self.0.claim_refresh(server_id, holder, now_ms, lease_ms))
+    }
+
+    /// See `UserStore::release_refresh`.
+    pub fn release_refresh(&self, server_id: &str, holder: &str) -> Result<(), HootError> {
+        now(self.0.release_refresh(server_id, holder))
+    }
+
     /// See `UserStore::save_tokens`.
     pub fn save_tokens(&self, server_id: &str, tokens: &JsonObject) -> Result<(), HootError> {
         now(self.0.save_tokens(server_id, tokens))

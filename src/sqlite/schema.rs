@@ -17,19 +17,23 @@ pub use crate::store::tables::*;
 /// `PRAGMA user_version` of a database whose schema hoot-core has checked and completed.
 /// Version 2 MACs transfer codes and account links under the store secret (`crate::secret`),
 /// records what a code derives from, and counts failed redemptions per source.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Version 3 versions the tokens and client registrations (a new random `version` at each write)
+/// and adds the refresh claims (`REFRESH_CLAIMS_TABLE`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each table's columns exactly as Hoot's backend creates them, so each side reads the other's rows.
 /// The last two are hoot-core's own (no Hoot query names them): the MCP SDK's discovery state and
 /// the OAuth `state` handed out with a PKCE verifier, per user and server.
-const TABLES: [(&str, &str); 14] = [
+const TABLES: [(&str, &str); 15] = [
     (
         "oauth_tokens",
-        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, tokens TEXT NOT NULL, version INTEGER, \
+         PRIMARY KEY (user_id, server_id)",
     ),
     (
         "oauth_client_info",
-        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, client_info TEXT NOT NULL, PRIMARY KEY (user_id, server_id)",
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, client_info TEXT NOT NULL, version INTEGER, \
+         PRIMARY KEY (user_id, server_id)",
     ),
     (
         "oauth_verifiers",
@@ -71,14 +75,22 @@ const TABLES: [(&str, &str); 14] = [
     ),
     (ACCOUNTS_TABLE, "account_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at INTEGER NOT NULL, mac TEXT"),
     (ENCRYPTION_TABLE, "key_id TEXT PRIMARY KEY, added_at INTEGER NOT NULL"),
+    (
+        REFRESH_CLAIMS_TABLE,
+        "user_id TEXT NOT NULL, server_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at INTEGER NOT NULL, \
+         PRIMARY KEY (user_id, server_id)",
+    ),
 ];
 
-/// Columns schema 2 added to tables schema 1 made: (table, column, its definition). Rows from
-/// before have none: codes are dropped, links adopted (MACed) by the migration that adds `mac`.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+/// Columns schemas 2 and 3 added to tables earlier ones made: (table, column, its definition).
+/// Rows from before have none: codes are dropped, links adopted (MACed) by the migration that adds
+/// `mac`, and credentials are `UNVERSIONED` until written again.
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     (TRANSFER_CODES_TABLE, "derived_from", "derived_from INTEGER"),
     (TRANSFER_CODES_TABLE, "mac", "mac TEXT"),
     (ACCOUNTS_TABLE, "mac", "mac TEXT"),
+    ("oauth_tokens", "version", "version INTEGER"),
+    ("oauth_client_info", "version", "version INTEGER"),
 ];
 
 fn create_table(name: &str, columns: &str) -> String {
@@ -140,6 +152,7 @@ fn value_columns(table: &str) -> &'static [&'static str] {
         USERS_TABLE => &["first_seen", "last_seen"],
         TRANSFER_CODES_TABLE => &["code_hash", "created_at", "expires_at"],
         ACCOUNTS_TABLE => &["account_id", "linked_at"],
+        REFRESH_CLAIMS_TABLE => &["holder", "expires_at"],
         _ => &["config", "created_at"],
     }
 }
@@ -421,10 +434,11 @@ fn migrate_in_transaction(
         }
     }
     shape.check_columns(location).map_err(MigrateError::Hoot)?;
-    let Shape { legacy, multi_tenant, mixed_case, .. } = shape;
+    let Shape { legacy, multi_tenant, mixed_case, outdated, .. } = shape;
 
+    // Converting legacy tables, or adding an earlier schema's missing columns, starts from a copy.
     let mut backup = None;
-    if !legacy.is_empty() {
+    if !legacy.is_empty() || !outdated.is_empty() {
         if let DbLocation::File(path) = location {
             let made = Backup::create(path, now_ms).map_err(|e| {
                 MigrateError::Hoot(io_error(location.display(), "create the pre-migration backup of")(e))
@@ -433,6 +447,8 @@ fn migrate_in_transaction(
             report.backup_path = Some(made.path.clone());
             backup = Some(made);
         }
+    }
+    if !legacy.is_empty() {
         let user = match existing_legacy_user(&tx, &multi_tenant)? {
             Some(id) => id,
             None => format!("legacy-user-{now_ms}"),

@@ -323,7 +323,8 @@ fn inspection_reports_without_changing_anything() -> TestResult {
             "hoot_transfer_failures",
             "hoot_transfer_source_failures",
             "hoot_accounts",
-            "hoot_encryption"
+            "hoot_encryption",
+            "hoot_refresh_claims"
         ]
     );
     assert!(!status.up_to_date());
@@ -543,9 +544,9 @@ fn upper_case_user_ids_are_lowered_and_a_collision_kept_aside() -> TestResult {
         // As Hoot's own code (or an older hoot-core) stored them: the id as the request spelled it.
         let conn = Connection::open(&path)?;
         conn.execute_batch(&format!(
-            r#"INSERT INTO oauth_tokens VALUES ('{upper}', 'only-upper', '{{"access_token":"u"}}');
-               INSERT INTO oauth_tokens VALUES ('{upper}', 'both', '{{"access_token":"upper twin"}}');
-               INSERT INTO oauth_tokens VALUES ('{ALICE}', 'both', '{{"access_token":"lower twin"}}');
+            r#"INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES ('{upper}', 'only-upper', '{{"access_token":"u"}}');
+               INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES ('{upper}', 'both', '{{"access_token":"upper twin"}}');
+               INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES ('{ALICE}', 'both', '{{"access_token":"lower twin"}}');
                INSERT INTO server_configs VALUES ('{upper}', 'cfg', '{{"url":"u"}}', 1);"#
         ))?;
     }

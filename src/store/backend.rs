@@ -91,7 +91,17 @@ impl Slot {
     pub fn sealed(self) -> bool {
         self != Slot::AuthorizationState
     }
+
+    /// Whether each write gives the row a new `version` (a random number, so a version once
+    /// replaced never comes back): the credentials a provider compares before deleting them.
+    pub fn versioned(self) -> bool {
+        matches!(self, Slot::ClientInformation | Slot::Tokens)
+    }
 }
+
+/// A version no write makes: the version of a row written without one (by Hoot's own code, or by
+/// a hoot-core before schema 3).
+pub const UNVERSIONED: i64 = 0;
 
 /// A transfer code's row as written: MACs only, never the code.
 #[derive(Debug, Clone)]
@@ -153,6 +163,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The keys to open a value sealed under `key_id` with.
     fn opening_keys<'a>(&'a self, key_id: &'a str) -> Call<'a, Arc<KeyRing>>;
 
+    /// The user's stored text in a versioned slot for `server` (as stored: maybe sealed) and its
+    /// version (`UNVERSIONED` for a row written without one), in one read.
+    fn read_versioned<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str) -> Call<'a, Option<(String, i64)>>;
+
     /// Writes (replacing) the user's `text` in `slot` for `server`, dated `now` when the slot is
     /// dated, sealed when `slot.sealed()` and the database is encrypted: whether it is is read
     /// inside the write's own transaction, so no encryption change falls in between.
@@ -163,8 +177,30 @@ pub trait Backend: Send + Sync + 'static {
     fn take<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str) -> Call<'a, Option<(String, i64)>>;
 
     /// Deletes the user's rows in `tables` (for `server`, or all of them, then with the rows a
-    /// migration kept aside for the user), in one transaction; returns how many.
-    fn delete<'a>(&'a self, user: &'a str, tables: &'a [&'static str], server: Option<&'a str>) -> Call<'a, u64>;
+    /// migration kept aside for the user), in one transaction; returns how many. A table named in
+    /// `expected` (a versioned slot's) loses its row only while the row has that version.
+    fn delete<'a>(
+        &'a self,
+        user: &'a str,
+        tables: &'a [&'static str],
+        server: Option<&'a str>,
+        expected: &'a [(&'static str, i64)],
+    ) -> Call<'a, u64>;
+
+    /// Claims the refresh of the user's credential for `server` for `holder` until `until` (ms),
+    /// unless another holder's claim lasts past `now` (ms): one statement, so of several holders
+    /// (threads, processes, replicas) one gets it. Returns whether `holder` has it.
+    fn claim_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        server: &'a str,
+        holder: &'a str,
+        now: i64,
+        until: i64,
+    ) -> Call<'a, bool>;
+
+    /// Ends `holder`'s claim on the refresh of the user's credential for `server`, if it has it.
+    fn release_refresh<'a>(&'a self, user: &'a str, server: &'a str, holder: &'a str) -> Call<'a, ()>;
 
     /// The server ids the user has any state for, sorted by byte.
     fn servers<'a>(&'a self, user: &'a str) -> Call<'a, Vec<String>>;

@@ -16,7 +16,7 @@ use crate::error::HootError;
 pub use crate::ids::{is_store_user_id, USER_ID_FORMS};
 pub use backend::Backend;
 pub use status::DatabaseStatus;
-pub use user::UserStore;
+pub use user::{Expected, UserStore};
 
 /// The names of the tables the backends share (Hoot's own, and hoot-core's `hoot_` ones).
 pub mod tables {
@@ -42,6 +42,9 @@ pub mod tables {
     /// Where a migration keeps the legacy rows that collide on a key, whole, for their owner to look
     /// at: a table no Hoot query reads.
     pub const CONFLICTS_TABLE: &str = "hoot_migration_conflicts";
+    /// Who runs the OAuth refresh grant of a user's credential for a server, and until when (ms):
+    /// one row per user and server while a holder refreshes (schema 3).
+    pub const REFRESH_CLAIMS_TABLE: &str = "hoot_refresh_claims";
 }
 
 /// Largest JSON value (or verifier) stored, in bytes of JSON text.
@@ -50,6 +53,8 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_ID_BYTES: usize = 4096;
 /// PKCE verifiers older than this are never returned (Hoot's 10 minutes).
 pub const VERIFIER_TTL_SECONDS: i64 = 600;
+/// The longest a refresh claim may last (`claim_refresh`'s lease), in ms.
+pub const MAX_REFRESH_LEASE_MS: i64 = 10 * 60 * 1000;
 /// Favicon lookups are kept for a day, shared by every user.
 pub const FAVICON_TTL_SECONDS: i64 = 24 * 60 * 60;
 
@@ -201,7 +206,7 @@ impl CredentialScope {
 }
 
 /// Every table that holds per-user rows (the activity table is not one: it says when, not what).
-pub(crate) const USER_TABLES: [&str; 8] = [
+pub(crate) const USER_TABLES: [&str; 9] = [
     "oauth_tokens",
     "oauth_client_info",
     "oauth_verifiers",
@@ -210,6 +215,7 @@ pub(crate) const USER_TABLES: [&str; 8] = [
     tables::AUTHORIZATION_STATES_TABLE,
     tables::TRANSFER_CODES_TABLE,
     tables::ACCOUNTS_TABLE,
+    tables::REFRESH_CLAIMS_TABLE,
 ];
 
 /// The per-user tables keyed by server: what two users can both have, and so collide on.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::backend::Backend;
 use super::identity::{self, MoveReport, OnConflict};
 use super::users::{ActivitySummary, PurgeReport, TOUCH_INTERVAL_SECONDS};
-use super::{ops, CredentialScope, JsonObject, UserStore, MAX_ID_BYTES, VERIFIER_TTL_SECONDS};
+use super::{ops, CredentialScope, Expected, JsonObject, UserStore, MAX_ID_BYTES, VERIFIER_TTL_SECONDS};
 use crate::error::HootError;
 
 /// A fixed "now" (seconds), in 2027.
@@ -51,7 +51,9 @@ macro_rules! contract_tests {
             a_revocation_ends_the_codes_made_before_it,
             move_user_data_merges_by_the_chosen_rule_and_empties_the_source,
             a_legacy_users_code_moves_its_data_into_the_redeeming_user,
-            an_account_belongs_to_one_user
+            an_account_belongs_to_one_user,
+            invalidation_compares_the_version_it_read,
+            one_holder_claims_a_refresh_until_release_or_lease_end
         );
     };
 }
@@ -84,6 +86,67 @@ pub async fn every_method_round_trips<B: Backend>(db: Arc<B>) -> Outcome {
     assert_eq!(s.servers().await?, ["cfg-only", nasty], "ids are bound, never spliced; sorted by byte");
     assert_eq!(s.delete_all(None).await?, 2);
     assert!(s.servers().await?.is_empty());
+    Ok(())
+}
+
+/// The refresh race's fix at the store: tokens another holder saved after a read survive that
+/// reader's invalidation; the version read deletes them only while they are still stored.
+pub async fn invalidation_compares_the_version_it_read<B: Backend>(db: Arc<B>) -> Outcome {
+    let s = user(&db, ALICE)?;
+    s.save_tokens("srv", &json(r#"{"refresh_token":"r1"}"#)).await?;
+    s.save_client_information("srv", &json(r#"{"client_id":"c1"}"#)).await?;
+    let (text, read) = s.tokens_versioned("srv").await?.ok_or(HootError::Internal("no tokens".into()))?;
+    assert_eq!(text, r#"{"refresh_token":"r1"}"#);
+    assert!(read % 2 == 1 && read < 1 << 53, "a written version is odd and fits a JS number: {read}");
+    // Another holder refreshes: the same user's tokens, saved again, get a new version.
+    s.save_tokens("srv", &json(r#"{"refresh_token":"r2"}"#)).await?;
+    let (_, winner) = s.tokens_versioned("srv").await?.ok_or(HootError::Internal("no tokens".into()))?;
+    assert_ne!(winner, read);
+    let stale = Expected { tokens: Some(read), client_information: None };
+    assert_eq!(s.invalidate_credentials_if("srv", CredentialScope::Tokens, stale).await?, 0);
+    assert_eq!(s.tokens("srv").await?.as_deref(), Some(r#"{"refresh_token":"r2"}"#), "the winner's tokens survive");
+    // 'all' with stale versions still clears what has no version (the verifier), not the rest.
+    s.save_code_verifier("srv", "v", NOW).await?;
+    let (_, client) = s.client_information_versioned("srv").await?.ok_or(HootError::Internal("no client".into()))?;
+    let both_stale = Expected { tokens: Some(read), client_information: Some(client + 2) };
+    assert_eq!(s.invalidate_credentials_if("srv", CredentialScope::All, both_stale).await?, 1);
+    assert!(s.tokens("srv").await?.is_some() && s.client_information("srv").await?.is_some());
+    assert_eq!(s.code_verifier("srv", NOW).await?, None);
+    let current = Expected { tokens: Some(winner), client_information: Some(client) };
+    assert_eq!(s.invalidate_credentials_if("srv", CredentialScope::All, current).await?, 2);
+    assert_eq!(s.tokens("srv").await?, None);
+    assert_eq!(s.client_information("srv").await?, None);
+    // Another user's row with the same version is not this user's.
+    let bob = user(&db, BOB)?;
+    bob.save_tokens("srv", &json("{}")).await?;
+    let (_, bobs) = bob.tokens_versioned("srv").await?.ok_or(HootError::Internal("no tokens".into()))?;
+    let aimed = Expected { tokens: Some(bobs), client_information: None };
+    assert_eq!(s.invalidate_credentials_if("srv", CredentialScope::Tokens, aimed).await?, 0);
+    assert!(bob.tokens("srv").await?.is_some());
+    Ok(())
+}
+
+/// One holder at a time refreshes a credential: a claim is refused while another's lasts, taken
+/// over once it has ended (a holder that died), and given back by its holder alone.
+pub async fn one_holder_claims_a_refresh_until_release_or_lease_end<B: Backend>(db: Arc<B>) -> Outcome {
+    let (s, bob) = (user(&db, ALICE)?, user(&db, BOB)?);
+    let ms = NOW * 1000;
+    assert!(s.claim_refresh("srv", "h1", ms, 1000).await?);
+    assert!(!s.claim_refresh("srv", "h2", ms + 999, 1000).await?, "h1's claim lasts");
+    assert!(s.claim_refresh("srv", "h1", ms + 10, 1000).await?, "its holder may renew it");
+    assert!(!s.claim_refresh("srv", "h3", ms, 1000).await?);
+    assert!(s.claim_refresh("other", "h2", ms, 1000).await?, "one claim per server");
+    assert!(bob.claim_refresh("srv", "h2", ms, 1000).await?, "and per user");
+    s.release_refresh("srv", "h2").await?;
+    assert!(!s.claim_refresh("srv", "h2", ms + 20, 1000).await?, "only the holder releases");
+    assert!(s.claim_refresh("srv", "h2", ms + 1010, 1000).await?, "an ended claim is taken over");
+    s.release_refresh("srv", "h2").await?;
+    assert!(s.claim_refresh("srv", "h4", ms + 1011, 1000).await?, "a released claim is free");
+    assert_eq!(code(s.claim_refresh("srv", "h5", ms, 0).await), Err("ERR_INVALID_ARG_VALUE"));
+    assert_eq!(code(s.claim_refresh("srv", "", ms, 10).await), Err("ERR_INVALID_ARG_VALUE"));
+    // Forgetting the user forgets their claims.
+    s.delete_all(None).await?;
+    assert!(s.claim_refresh("srv", "h6", ms + 1012, 1000).await?);
     Ok(())
 }
 

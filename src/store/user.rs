@@ -13,6 +13,15 @@ use super::{
 use crate::error::HootError;
 use crate::sealing;
 
+/// The versions a conditional invalidation expects (`None`: whatever is stored goes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// The tokens' version.
+    pub tokens: Option<i64>,
+    /// The client registration's version.
+    pub client_information: Option<i64>,
+}
+
 /// One user's view of one database.
 #[derive(Debug)]
 pub struct UserStore<B: ?Sized> {
@@ -61,6 +70,22 @@ impl<B: Backend> UserStore<B> {
         }
     }
 
+    /// The value in a versioned slot for `server_id` (opened when sealed) and its version.
+    async fn read_versioned(&self, slot: Slot, server_id: &str) -> Result<Option<(String, i64)>, HootError> {
+        crate::test_panic(server_id);
+        check_id("serverId", server_id)?;
+        let Some((text, version)) = self.backend.read_versioned(&self.user_id, slot, server_id).await? else {
+            return Ok(None);
+        };
+        match sealing::sealed_with(&text) {
+            None => Ok(Some((text, version))),
+            Some(key_id) => {
+                let keys = self.backend.opening_keys(key_id).await?;
+                Ok(Some((keys.open(slot.table(), &self.user_id, server_id, &text)?, version)))
+            }
+        }
+    }
+
     async fn write(&self, slot: Slot, server_id: &str, text: &str, now: i64) -> Result<(), HootError> {
         check_id("serverId", server_id)?;
         self.backend.write(&self.user_id, slot, server_id, text, now).await
@@ -71,6 +96,12 @@ impl<B: Backend> UserStore<B> {
         self.read(Slot::ClientInformation, server_id, None).await
     }
 
+    /// The OAuth client registration (JSON text) and its version, if any: what
+    /// `invalidate_credentials_if` compares.
+    pub async fn client_information_versioned(&self, server_id: &str) -> Result<Option<(String, i64)>, HootError> {
+        self.read_versioned(Slot::ClientInformation, server_id).await
+    }
+
     /// Saves the OAuth client registration for `server_id`, replacing any.
     pub async fn save_client_information(&self, server_id: &str, info: &JsonObject) -> Result<(), HootError> {
         self.write(Slot::ClientInformation, server_id, info.as_str(), 0).await
@@ -79,6 +110,12 @@ impl<B: Backend> UserStore<B> {
     /// The OAuth tokens (JSON text), if any.
     pub async fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
         self.read(Slot::Tokens, server_id, None).await
+    }
+
+    /// The OAuth tokens (JSON text) and their version, if any: what `invalidate_credentials_if`
+    /// compares.
+    pub async fn tokens_versioned(&self, server_id: &str) -> Result<Option<(String, i64)>, HootError> {
+        self.read_versioned(Slot::Tokens, server_id).await
     }
 
     /// Saves the OAuth tokens for `server_id`, replacing any.
@@ -136,8 +173,54 @@ impl<B: Backend> UserStore<B> {
 
     /// Removes this user's credentials for `server_id` in the given scope, in one transaction.
     pub async fn invalidate_credentials(&self, server_id: &str, scope: CredentialScope) -> Result<u64, HootError> {
+        self.invalidate_credentials_if(server_id, scope, Expected::default()).await
+    }
+
+    /// `invalidate_credentials`, except that the tokens (and the client registration) go only
+    /// while they are still the version `expected` names: a provider passes the versions it read,
+    /// so credentials another holder saved since survive. In one transaction.
+    pub async fn invalidate_credentials_if(
+        &self,
+        server_id: &str,
+        scope: CredentialScope,
+        expected: Expected,
+    ) -> Result<u64, HootError> {
         check_id("serverId", server_id)?;
-        self.backend.delete(&self.user_id, scope.tables(), Some(server_id)).await
+        let versions: Vec<(&'static str, i64)> =
+            [(Slot::Tokens.table(), expected.tokens), (Slot::ClientInformation.table(), expected.client_information)]
+                .into_iter()
+                .filter_map(|(table, version)| version.map(|v| (table, v)))
+                .collect();
+        self.backend.delete(&self.user_id, scope.tables(), Some(server_id), &versions).await
+    }
+
+    /// Claims the refresh of this user's credential for `server_id` for `holder` (an id the
+    /// caller made, unique to this attempt) for `lease_ms` from `now_ms`, unless another holder's
+    /// claim is still live. Returns whether `holder` has it. A holder that dies keeps it only
+    /// until the lease ends.
+    pub async fn claim_refresh(
+        &self,
+        server_id: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, HootError> {
+        check_id("serverId", server_id)?;
+        check_id("holder", holder)?;
+        if !(1..=super::MAX_REFRESH_LEASE_MS).contains(&lease_ms) {
+            return Err(HootError::out_of_range(
+                "opts.leaseMs",
+                format!("must be from 1 to {}. Received {lease_ms}", super::MAX_REFRESH_LEASE_MS),
+            ));
+        }
+        self.backend.claim_refresh(&self.user_id, server_id, holder, now_ms, now_ms + lease_ms).await
+    }
+
+    /// Ends `holder`'s claim on the refresh for `server_id` (nothing if it has none).
+    pub async fn release_refresh(&self, server_id: &str, holder: &str) -> Result<(), HootError> {
+        check_id("serverId", server_id)?;
+        check_id("holder", holder)?;
+        self.backend.release_refresh(&self.user_id, server_id, holder).await
     }
 
     /// The server config (JSON text), if any.
@@ -153,7 +236,7 @@ impl<B: Backend> UserStore<B> {
     /// Removes the config of `server_id`; returns the rows removed.
     pub async fn delete_server_config(&self, server_id: &str) -> Result<u64, HootError> {
         check_id("serverId", server_id)?;
-        self.backend.delete(&self.user_id, &["server_configs"], Some(server_id)).await
+        self.backend.delete(&self.user_id, &["server_configs"], Some(server_id), &[]).await
     }
 
     /// Server ids with any stored state for this user, sorted.
@@ -186,7 +269,7 @@ impl<B: Backend> UserStore<B> {
             super::ops::revoke_user_tokens(&*self.backend, &self.user_id, now).await?;
         }
         let tables: Vec<&str> = USER_TABLES.iter().copied().chain([super::tables::USERS_TABLE]).collect();
-        let removed = self.backend.delete(&self.user_id, &tables, None).await?;
+        let removed = self.backend.delete(&self.user_id, &tables, None, &[]).await?;
         crate::touch::forget_touched(&self.touch_key());
         Ok(removed)
     }
