@@ -68,6 +68,18 @@ export interface ProviderStore {
   saveCodeVerifier(serverId: string, verifier: string): unknown
   /** See `OAuthStore.invalidateCredentials`. */
   invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): unknown
+  /**
+   * See `UserStore.tokensVersioned`. With `clientInformationVersioned`, `claimRefresh` and
+   * `releaseRefresh` (hoot-core's stores have all four), the provider compares versions before it
+   * deletes and coordinates the refresh across processes.
+   */
+  tokensVersioned?(serverId: string): any
+  /** See `UserStore.clientInformationVersioned`. */
+  clientInformationVersioned?(serverId: string): any
+  /** See `UserStore.claimRefresh`. */
+  claimRefresh?(serverId: string, holder: string, opts: { leaseMs: number }): boolean | Promise<boolean>
+  /** See `UserStore.releaseRefresh`. */
+  releaseRefresh?(serverId: string, holder: string): unknown
   /** See `OAuthStore.discoveryState`. */
   discoveryState?(serverId: string): any
   /** See `OAuthStore.saveDiscoveryState`. */
@@ -126,6 +138,18 @@ export interface OAuthProviderOptions<M extends OAuthClientMetadata = OAuthClien
   stateOptionalUntil?: Date | string | number
   /** Where `consumeState` logs a refusal (with its reason) or a pass without state: `console.warn` by default. */
   log?: (message: string) => void
+  /** What the provider's `fetch` sends with: `globalThis.fetch` by default. */
+  fetch?: (input: string | URL, init?: RequestInit) => Promise<Response>
+  /**
+   * How long a holder's claim on a refresh lasts, in ms (1 to 600000; 10000 by default): its token
+   * request is cut off then, and another holder may take over (a SIGKILLed holder's claim ends so).
+   */
+  refreshLeaseMs?: number
+  /**
+   * How long the other holders of the credential wait for the holder's tokens, in ms (0 to 600000;
+   * 15000 by default), before the call fails with the SDK's `temporarily_unavailable` error.
+   */
+  refreshWaitMs?: number
 }
 
 /** What `redirectToAuthorization` throws without `onRedirect`, as Hoot's backend expects. */
@@ -172,8 +196,20 @@ export interface StoreOAuthProvider<M extends OAuthClientMetadata = OAuthClientM
   saveCodeVerifier(verifier: string): Promise<void>
   /** Rejects when no verifier younger than 10 minutes is stored. */
   codeVerifier(): Promise<string>
-  /** Removes the stored credentials in `scope`; `'all'` includes the discovery state. */
+  /**
+   * Removes the stored credentials in `scope`; `'all'` includes the discovery state. Over
+   * hoot-core's stores the tokens and client registration go only while they are the ones this
+   * provider read: tokens another holder saved since survive.
+   */
   invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void>
+  /**
+   * The fetch to give the SDK's transport, with the provider:
+   * `new StreamableHTTPClientTransport(url, { authProvider: provider, fetch: provider.fetch })`.
+   * One refresh grant per refresh token among every holder of this credential (over hoot-core's
+   * stores, across processes and replicas too), and a request refused with an access token another
+   * holder has since replaced is sent again with the stored one.
+   */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response>
   /** Keeps the SDK's discovery state for this user and server (present when the store can). */
   saveDiscoveryState?(state: OAuthDiscoveryState): Promise<void>
   /** The saved discovery state, or `undefined` (present when the store can keep it). */

@@ -6,7 +6,8 @@
 'use strict'
 
 const { typeError, valueError, rangeError } = require('./errors.js')
-const { STORE_OF } = require('./store-of.js')
+const { STORE_OF, CREDENTIAL_KEY } = require('./store-of.js')
+const refresh = require('./refresh.js')
 
 const STORE_METHODS = ['clientInformation', 'saveClientInformation', 'tokens', 'saveTokens']
 const STORE_METHODS_MORE = ['codeVerifier', 'saveCodeVerifier', 'invalidateCredentials']
@@ -19,7 +20,18 @@ const ADAPTER_METHODS = [
   'saveVerifier',
   'clearOAuthCredentials',
 ]
+const VERSIONED_METHODS = ['tokensVersioned', 'clientInformationVersioned', 'claimRefresh', 'releaseRefresh']
 const hasMethods = (object, names) => names.every((name) => typeof object[name] === 'function')
+
+/** An identity for an object without a CREDENTIAL_KEY, so its credentials are its own. */
+const identities = new WeakMap()
+let objects = 0
+function identityOf(object) {
+  if (typeof object[CREDENTIAL_KEY] === 'string') return object[CREDENTIAL_KEY]
+  let id = identities.get(object)
+  if (id === undefined) identities.set(object, (id = `object ${++objects}`))
+  return id
+}
 
 /**
  * Where the provider keeps things, as one set of async functions: an OAuthStore-like object
@@ -41,8 +53,12 @@ function backingOf(source, serverId) {
   // the authorization state; another adapter can offer the same through four optional methods.
   const store = typeof adapter[STORE_OF] === 'function' ? adapter[STORE_OF](userId) : null
   const extra = store ? storeBacking(store, serverId) : null
+  // Over hoot-core's adapter the user's store versions the credentials and claims refreshes.
+  if (extra && extra.coordinates) return extra
   const or = (value) => (value === null || value === undefined ? undefined : value)
   return {
+    key: `${identityOf(adapter)}\0${userId}\0${serverId}`,
+    coordinates: false,
     clientInformation: async () => or(await adapter.getOAuthClientInfo(userId, serverId)),
     saveClientInformation: (info) => adapter.saveOAuthClientInfo(userId, serverId, info),
     tokens: async () => or(await adapter.getOAuthTokens(userId, serverId)),
@@ -70,14 +86,25 @@ function backingOf(source, serverId) {
 }
 
 function storeBacking(store, serverId) {
+  const coordinates = hasMethods(store, VERSIONED_METHODS)
   return {
+    key: `${identityOf(store)}\0${serverId}`,
+    // Versioned reads, compare-and-delete and refresh claims (hoot-core's stores, both backends).
+    coordinates,
+    tokensVersioned: async () => store.tokensVersioned(serverId),
+    clientInformationVersioned: async () => store.clientInformationVersioned(serverId),
+    claim: async (holder, leaseMs) => (await store.claimRefresh(serverId, holder, { leaseMs })) === true,
+    release: async (holder) => store.releaseRefresh(serverId, holder),
     clientInformation: async () => store.clientInformation(serverId),
     saveClientInformation: async (info) => store.saveClientInformation(serverId, info),
     tokens: async () => store.tokens(serverId),
     saveTokens: async (tokens) => store.saveTokens(serverId, tokens),
     codeVerifier: async () => store.codeVerifier(serverId),
     saveCodeVerifier: async (verifier) => store.saveCodeVerifier(serverId, verifier),
-    invalidate: async (scope) => store.invalidateCredentials(serverId, scope),
+    invalidate: async (scope, expected) =>
+      expected === undefined
+        ? store.invalidateCredentials(serverId, scope)
+        : store.invalidateCredentials(serverId, scope, expected),
     discovery: hasMethods(store, ['discoveryState', 'saveDiscoveryState'])
       ? {
           load: async () => store.discoveryState(serverId),
@@ -92,6 +119,15 @@ function storeBacking(store, serverId) {
       : null,
   }
 }
+
+/** What a provider read when nothing was stored. */
+const NONE = Symbol('none stored')
+
+/**
+ * The version a provider expects of a credential that is not the one it read: versions are odd
+ * (written) or 0 (written without one), so no row has it, and the stored one survives.
+ */
+const NONE_STORED = 2
 
 /** 32 random bytes as hex, from Web Crypto (Node 19+, Workers) or node:crypto (Node 18). */
 function randomHex() {
@@ -109,7 +145,7 @@ function readOptions(serverId, options) {
   if (typeof serverId !== 'string') throw typeError('serverId', 'of type string', serverId)
   if (serverId === '') throw valueError('serverId', 'must not be empty')
   if (options === null || typeof options !== 'object') throw typeError('options', 'of type object', options)
-  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL, log } = options
+  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL, log, fetch } = options
   if (typeof redirectUrl !== 'string' && !(redirectUrl instanceof URL)) {
     throw typeError('options.redirectUrl', 'of type string or an instance of URL', redirectUrl)
   }
@@ -126,7 +162,11 @@ function readOptions(serverId, options) {
     throw typeError('options.validateResourceURL', 'of type function', validateResourceURL)
   }
   if (log !== undefined && typeof log !== 'function') throw typeError('options.log', 'of type function', log)
+  if (fetch !== undefined && typeof fetch !== 'function') throw typeError('options.fetch', 'of type function', fetch)
   return {
+    fetch,
+    refreshLeaseMs: milliseconds('options.refreshLeaseMs', options.refreshLeaseMs, refresh.DEFAULT_LEASE_MS, 1),
+    refreshWaitMs: milliseconds('options.refreshWaitMs', options.refreshWaitMs, refresh.DEFAULT_WAIT_MS, 0),
     redirectUrl,
     clientMetadata,
     onRedirect,
@@ -135,6 +175,16 @@ function readOptions(serverId, options) {
     log: log ?? ((message) => console.warn(message)),
     stateOptionalUntil: transitionEnd(options.stateOptionalUntil),
   }
+}
+
+/** A whole number of ms from `min` to 10 minutes, or `fallback` when undefined. */
+function milliseconds(name, value, fallback, min) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw typeError(name, 'of type number', value)
+  if (!Number.isInteger(value) || value < min || value > refresh.MAX_MS) {
+    throw rangeError(name, `must be a whole number of ms from ${min} to ${refresh.MAX_MS}. Received ${value}`)
+  }
+  return value
 }
 
 /** The longest a transition may accept callbacks without `state`: long enough to ship a frontend. */
@@ -170,9 +220,32 @@ function createOAuthProvider(source, serverId, options) {
   if (source === null || typeof source !== 'object') {
     throw typeError('store', 'an OAuthStore or { adapter, userId }', source)
   }
-  const { redirectUrl, clientMetadata, onRedirect, clientMetadataUrl, validateResourceURL, log, stateOptionalUntil } =
-    readOptions(serverId, options)
+  const {
+    redirectUrl,
+    clientMetadata,
+    onRedirect,
+    clientMetadataUrl,
+    validateResourceURL,
+    log,
+    stateOptionalUntil,
+    fetch,
+    refreshLeaseMs,
+    refreshWaitMs,
+  } = readOptions(serverId, options)
   const backing = backingOf(source, serverId)
+  // What this process's holders of the credential share: its refresh, and who waits for it.
+  const shared = refresh.credentialState(backing.key)
+  // The tokens and client registration this provider last read (NONE when there were none;
+  // undefined before any read): what its invalidateCredentials may remove.
+  const read = { tokens: undefined, clientInformation: undefined }
+  const rememberTokens = (tokens) => {
+    read.tokens = tokens ?? NONE
+    return tokens
+  }
+  const rememberClient = (info) => {
+    read.clientInformation = info ?? NONE
+    return info
+  }
   const provider = {
     get redirectUrl() {
       return redirectUrl
@@ -232,19 +305,29 @@ function createOAuthProvider(source, serverId, options) {
       )
       return false
     },
-    async clientInformation() {
-      return backing.clientInformation()
+    clientInformation() {
+      return backing.clientInformation().then(rememberClient)
     },
     async saveClientInformation(info) {
       await backing.saveClientInformation(info)
+      rememberClient(info)
     },
-    async tokens() {
-      return backing.tokens()
+    tokens() {
+      return backing.tokens().then(rememberTokens)
     },
     async saveTokens(tokens) {
-      await backing.saveTokens(tokens)
+      // The SDK saves what `fetch` answered its refresh with: the holder saved those already (and
+      // they may since have been refreshed again, which saving them now would undo).
+      const settled = shared.settled
+      const stored =
+        settled && tokens && tokens.access_token === settled.access && tokens.refresh_token === settled.refresh
+      if (!stored) await backing.saveTokens(tokens)
+      rememberTokens(tokens)
+      if (!stored) refresh.changed(shared)
     },
     async redirectToAuthorization(authorizationUrl) {
+      // The holders waiting for new tokens get none: let them answer their calls now.
+      refresh.changed(shared)
       if (onRedirect) return onRedirect(authorizationUrl)
       const error = new Error('OAuth authorization required')
       error.name = 'UnauthorizedError'
@@ -264,9 +347,61 @@ function createOAuthProvider(source, serverId, options) {
       }
       return verifier
     },
+    /**
+     * Removes what the SDK found rejected. Over a store that versions them (hoot-core's), the tokens
+     * and the client registration go only while they are still the ones this provider read (for an
+     * invalid_grant of a refresh sent through `fetch`, the tokens holding that refresh token),
+     * compared now and deleted by the version they have now: another holder's newer ones survive.
+     */
     async invalidateCredentials(scope) {
-      await backing.invalidate(scope)
+      if (!backing.coordinates) {
+        await backing.invalidate(scope)
+        refresh.changed(shared)
+        return
+      }
+      const expected = {}
+      if (scope === 'all' || scope === 'tokens') {
+        const rejected = shared.rejected
+        shared.rejected = null
+        const mine = read.tokens
+        if (rejected !== null || mine !== undefined) {
+          const stored = await backing.tokensVersioned()
+          const same =
+            stored !== undefined &&
+            (rejected !== null
+              ? stored.value.refresh_token === rejected
+              : mine !== NONE &&
+                stored.value.access_token === mine.access_token &&
+                stored.value.refresh_token === mine.refresh_token)
+          expected.tokens = same ? stored.version : NONE_STORED
+        }
+      }
+      if ((scope === 'all' || scope === 'client') && read.clientInformation !== undefined) {
+        const mine = read.clientInformation
+        const stored = await backing.clientInformationVersioned()
+        const same =
+          stored !== undefined &&
+          mine !== NONE &&
+          stored.value.client_id === mine.client_id &&
+          stored.value.client_secret === mine.client_secret
+        expected.clientInformation = same ? stored.version : NONE_STORED
+      }
+      await backing.invalidate(scope, expected)
+      refresh.changed(shared)
     },
+    /**
+     * The fetch to give the SDK's transport (`{ authProvider, fetch: provider.fetch }`): one refresh
+     * grant per refresh token across this credential's holders (processes and replicas too, over
+     * hoot-core's stores), and a request refused with an outdated access token sent again with the
+     * stored one. See lib/refresh.js.
+     */
+    fetch: refresh.coordinatedFetch({
+      base: fetch ?? ((input, init) => globalThis.fetch(input, init)),
+      backing,
+      state: shared,
+      leaseMs: refreshLeaseMs,
+      waitMs: refreshWaitMs,
+    }),
   }
   // Only a provider that can give discovery state back may take it: the SDK (v2) refuses a
   // provider that saves it but returns nothing on the callback's leg.

@@ -1,0 +1,310 @@
+// One OAuth refresh per credential, for createOAuthProvider (lib/provider.js): the `fetch` a
+// provider gives the MCP SDK's transport. Pure JavaScript that never loads the addon, as the
+// provider is.
+//
+// Why below the SDK: every holder of one credential (concurrent calls on one transport, several
+// transports, processes, replicas) runs the SDK's refresh grant with the same refresh token when
+// the access token expires. An authorization server that rotates refresh tokens answers all but
+// the first with invalid_grant (with reuse detection it revokes the whole family), and the SDK
+// then deletes the tokens the first just saved. The SDK's transport also fails a call whose 401
+// arrives while another call's authorization has just completed ("Server returned 401 after
+// successful authentication"). So this fetch
+// - sends one refresh grant per refresh token: one per process (a shared promise), and, over a
+//   store that can claim the refresh (hoot-core's, on SQLite or PostgreSQL), one across processes
+//   and replicas; the others wait and answer the SDK with the tokens the holder saved;
+// - retries a request the resource server refused with an access token that is no longer the
+//   stored one, with the stored one, and lets one 401 per refused token reach the SDK (whose
+//   authorization refreshes), holding the others until the tokens change.
+'use strict'
+
+/** How long a holder's claim on a refresh lasts: its token request is cut off then. */
+const DEFAULT_LEASE_MS = 10_000
+/** How long the other holders wait for the holder's tokens before failing the call. */
+const DEFAULT_WAIT_MS = 15_000
+/** The longest either may be (the store's own bound on a lease). */
+const MAX_MS = 600_000
+/** Between two looks at the store while another process holds the refresh. */
+const POLL_MS = 25
+const MAX_POLL_MS = 250
+
+/** What one credential's holders in this process share, by credential. */
+const credentials = new Map()
+/** Past this many credentials, idle ones are forgotten (the oldest first). */
+const MAX_CREDENTIALS = 10_000
+
+/**
+ * The shared state of a credential (a store's user and server): the refresh in flight per refresh
+ * token, the refused access tokens already handed to the SDK, the tokens this process last saved
+ * or adopted from a refresh, and who waits for the stored tokens to change.
+ */
+function credentialState(key) {
+  let state = credentials.get(key)
+  if (!state) {
+    if (credentials.size >= MAX_CREDENTIALS) forgetIdle()
+    state = {
+      flights: new Map(),
+      passed: new Set(),
+      waiters: new Set(),
+      // The tokens this process last saved or adopted from a refresh: the SDK saves them again.
+      settled: null,
+      // The refresh token the authorization server last refused: which stored tokens an
+      // invalid_grant is about.
+      rejected: null,
+      // The access tokens the resource server refused in this process (the last few).
+      refused: new Set(),
+    }
+    credentials.set(key, state)
+  }
+  return state
+}
+
+function forgetIdle() {
+  for (const [key, state] of credentials) {
+    if (credentials.size < MAX_CREDENTIALS / 2) return
+    if (state.flights.size === 0 && state.waiters.size === 0) credentials.delete(key)
+  }
+}
+
+/** Remembers an access token the resource server refused (the last few per credential). */
+function noteRefused(state, accessToken) {
+  state.refused.add(accessToken)
+  if (state.refused.size > 16) state.refused.delete(state.refused.values().next().value)
+}
+
+/**
+ * Whether `tokens` are newer than what the SDK wants to refresh: their refresh token is another,
+ * or their access token was never refused here while others were (the SDK read them after its
+ * 401, once another holder had refreshed, and would otherwise refresh again at once). A process
+ * whose resource requests do not go through this fetch sees no refusal, and refreshes as asked.
+ */
+function newerThanAsked(state, tokens, refreshToken) {
+  if (tokens.refresh_token !== refreshToken) return true
+  return state.refused.size > 0 && !state.refused.has(tokens.access_token)
+}
+
+/** Wakes whoever waits for this credential's tokens to change, and lets the next 401 through. */
+function changed(state) {
+  state.passed.clear()
+  for (const wake of state.waiters) wake()
+  state.waiters.clear()
+}
+
+/** Resolves at the next `changed(state)`, or after `ms`. */
+function nextChange(state, ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      state.waiters.delete(wake)
+      resolve()
+    }, ms)
+    const wake = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    state.waiters.add(wake)
+  })
+}
+
+/** `signal` (if any) that also aborts after `ms`. */
+function withDeadline(signal, ms) {
+  const deadline = AbortSignal.timeout(ms)
+  if (!signal) return deadline
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([signal, deadline])
+  // Node 18 has no AbortSignal.any.
+  const both = new AbortController()
+  for (const one of [signal, deadline]) {
+    if (one.aborted) both.abort(one.reason)
+    else one.addEventListener('abort', () => both.abort(one.reason), { once: true })
+  }
+  return both.signal
+}
+
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The form fields of a token request's body (the SDK sends URLSearchParams), or null. */
+function formOf(body) {
+  if (body instanceof URLSearchParams) return body
+  if (typeof body === 'string') return new URLSearchParams(body)
+  return null
+}
+
+/** The request's headers, whatever form `init.headers` takes. */
+function headersOf(input, init) {
+  const headers = new Headers(input instanceof Request ? input.headers : undefined)
+  if (init && init.headers) for (const [name, value] of new Headers(init.headers)) headers.set(name, value)
+  return headers
+}
+
+function bearerOf(headers) {
+  const match = /^bearer\s+(\S+)\s*$/i.exec(headers.get('authorization') || '')
+  return match ? match[1] : null
+}
+
+/** A response captured as data, so every waiter gets a Response of its own. */
+async function capture(response) {
+  return {
+    body: await response.text(),
+    status: response.status,
+    statusText: response.statusText,
+    headers: [...response.headers],
+  }
+}
+
+const json = (status, value) => ({
+  body: JSON.stringify(value),
+  status,
+  statusText: '',
+  headers: [['content-type', 'application/json']],
+})
+
+/**
+ * The provider's `fetch`: `base` (the fetch to send with) with the refresh coordinated over
+ * `backing` (lib/provider.js) for the credential `state`.
+ */
+function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
+  /** The tokens another holder saved for `refreshToken` (as a token response), or why none. */
+  async function refreshOnce(input, init, refreshToken) {
+    const holder = randomId()
+    const deadline = Date.now() + waitMs
+    let pause = POLL_MS
+    for (;;) {
+      const stored = await backing.tokensVersioned()
+      if (stored === undefined) {
+        // Removed since the SDK read it (the user disconnected, or another holder's refresh was
+        // refused): a grant now could only bring deleted tokens back.
+        return json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
+      }
+      if (newerThanAsked(state, stored.value, refreshToken)) return adopt(stored.value)
+      if (await backing.claim(holder, leaseMs)) break
+      if (Date.now() >= deadline) {
+        return json(503, {
+          error: 'temporarily_unavailable',
+          error_description: `hoot-core: another holder has been refreshing these tokens for over ${waitMs} ms`,
+        })
+      }
+      await delay(pause)
+      pause = Math.min(pause * 2, MAX_POLL_MS)
+    }
+    try {
+      // The last holder may have saved just before its claim ended.
+      const stored = await backing.tokensVersioned()
+      if (stored === undefined) {
+        return json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
+      }
+      if (newerThanAsked(state, stored.value, refreshToken)) return adopt(stored.value)
+      return await grant(input, init, refreshToken, stored.value)
+    } finally {
+      await backing.release(holder).catch(() => {})
+    }
+  }
+
+  /**
+   * Sends the refresh grant (cut off when the lease ends, so no second holder overlaps it). With
+   * `stored`, the tokens it refreshes, the new tokens are saved before the claim ends.
+   */
+  async function grant(input, init, refreshToken, stored) {
+    const signal = withDeadline(init && init.signal, leaseMs)
+    const outcome = await capture(await base(input, { ...init, signal }))
+    let answer = null
+    try {
+      answer = JSON.parse(outcome.body)
+    } catch {}
+    const granted = outcome.status >= 200 && outcome.status < 300
+    if (stored && granted && answer && typeof answer.access_token === 'string') {
+      // Saved before the claim ends, as the SDK saves them (keeping the refresh token when the
+      // server sends none, stamped with the authorization server the tokens came from), so a
+      // waiting holder finds them.
+      const tokens = { refresh_token: refreshToken, ...answer }
+      if (stored.issuer !== undefined) tokens.issuer = stored.issuer
+      await backing.saveTokens(tokens)
+      settle(tokens)
+    } else if (answer && answer.error === 'invalid_grant') {
+      state.rejected = refreshToken
+    }
+    return outcome
+  }
+
+  /** Another holder's tokens, answered as the token endpoint would have (which names no issuer). */
+  function adopt(tokens) {
+    settle(tokens)
+    const { issuer, ...answer } = tokens
+    return json(200, answer)
+  }
+
+  function settle(tokens) {
+    state.settled = { access: tokens.access_token, refresh: tokens.refresh_token }
+    changed(state)
+  }
+
+  /** The refresh of `refreshToken`, shared by every holder of the credential in this process. */
+  function sharedRefresh(input, init, refreshToken) {
+    let flight = state.flights.get(refreshToken)
+    if (!flight) {
+      const run = backing.coordinates ? refreshOnce(input, init, refreshToken) : grant(input, init, refreshToken)
+      flight = run.finally(() => state.flights.delete(refreshToken))
+      state.flights.set(refreshToken, flight)
+    }
+    return flight
+  }
+
+  /** The stored access token when it is not `refused`, else null. */
+  async function newerThan(refused) {
+    const tokens = await backing.tokens()
+    const access = tokens && tokens.access_token
+    return typeof access === 'string' && access !== refused ? access : null
+  }
+
+  function resend(input, init, access) {
+    const headers = headersOf(input, init)
+    headers.set('authorization', `Bearer ${access}`)
+    return base(input, { ...init, headers })
+  }
+
+  return async function fetch(input, init) {
+    const method = ((init && init.method) || (input instanceof Request ? input.method : 'GET')).toUpperCase()
+    const form = method === 'POST' && !(input instanceof Request) ? formOf(init && init.body) : null
+    const refreshToken = form && form.get('grant_type') === 'refresh_token' ? form.get('refresh_token') : null
+    if (refreshToken) {
+      const outcome = await sharedRefresh(input, init, refreshToken)
+      return new Response(outcome.body, outcome)
+    }
+    const response = await base(input, init)
+    // A request holding a body that cannot be sent twice is never resent.
+    if (response.status !== 401 || input instanceof Request) return response
+    const refused = bearerOf(headersOf(input, init))
+    if (refused === null) return response
+    noteRefused(state, refused)
+    // Refused with a token that is no longer the stored one: another holder refreshed.
+    let access = await newerThan(refused)
+    if (access === null) {
+      // The first 401 for this token goes to the SDK, whose authorization refreshes; the others
+      // wait for the tokens to change instead of failing in the transport or refreshing again.
+      if (!state.passed.has(refused)) {
+        state.passed.add(refused)
+        return response
+      }
+      await nextChange(state, waitMs)
+      access = await newerThan(refused)
+      if (access === null) return response
+    }
+    await response.body?.cancel()
+    return resend(input, init, access)
+  }
+}
+
+/** 16 random bytes as hex, from Web Crypto (Node 19+, Workers) or node:crypto (Node 18). */
+function randomId() {
+  const bytes = new Uint8Array(16)
+  const webcrypto = globalThis.crypto || require('crypto').webcrypto
+  webcrypto.getRandomValues(bytes)
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+module.exports = {
+  DEFAULT_LEASE_MS,
+  DEFAULT_WAIT_MS,
+  MAX_MS,
+  credentialState,
+  changed,
+  coordinatedFetch,
+  randomId,
+}
