@@ -398,18 +398,24 @@ class DurableObjectsAdapter {
 class MCPConnectionPoolDO {
   constructor(env) { this.env = env }
 ${snippet('worker-provider')}
+  // createConnection's transport options, as the guide's line makes them.
+  transportOptions(serverId, options) {
+    const transportOptions = {}
+${snippet('worker-fetch')}
+    return transportOptions
+  }
 }
-export const createWorkerOAuthProvider = (env, serverId, options) => new MCPConnectionPoolDO(env).createOAuthProvider(serverId, options)`,
+export const workerTransportOptions = (env, serverId, options) => new MCPConnectionPoolDO(env).transportOptions(serverId, options)`,
       })
       const body = `
         import { createRequire } from 'node:module'
         import { Client } from '@modelcontextprotocol/sdk/client/index.js'
         import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-        import { createWorkerOAuthProvider } from './provider.js'
+        import { workerTransportOptions } from './provider.js'
         const env = { storage: new Map() }
         const options = { userId: '3b241101-e2bb-4255-8caf-4136c566a962', frontendUrl: 'http://localhost:8009' }
         const connect = async (code) => {
-          const transport = new StreamableHTTPClientTransport(new URL(${JSON.stringify(fixture.url.href)}), { authProvider: createWorkerOAuthProvider(env, 'fixture', options) })
+          const transport = new StreamableHTTPClientTransport(new URL(${JSON.stringify(fixture.url.href)}), workerTransportOptions(env, 'fixture', options))
           if (code) await transport.finishAuth(code)
           const client = new Client({ name: 'hoot-worker', version: '1' }, { capabilities: {} })
           await client.connect(transport)
@@ -422,7 +428,8 @@ export const createWorkerOAuthProvider = (env, serverId, options) => new MCPConn
         const client = await connect(code)
         const tools = (await client.listTools()).tools.map((t) => t.name)
         await client.close()
-        const provider = createWorkerOAuthProvider(env, 'fixture', options)
+        const { authProvider: provider, fetch: given } = workerTransportOptions(env, 'fixture', options)
+        if (given !== provider.fetch) throw new Error("the transport is not given the provider's fetch")
         const require = createRequire(import.meta.url)
         console.log(JSON.stringify({ tools, discovery: 'discoveryState' in provider, native: Object.keys(require.cache).filter((f) => f.endsWith('.node')) }))`
       // Not spawnSync: the MCP server the child talks to runs in this process.

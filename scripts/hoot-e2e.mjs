@@ -788,6 +788,16 @@ async function applyGuide(g) {
       'MCPConnectionPoolDO.createOAuthProvider',
     )
     f.splice(method.start, method.end, indent(g.block('worker-provider'), f.indentAt(method.start)), 'worker-provider')
+    const caller = f.find(
+      /^[ \t]*transportOptions\.authProvider = this\.createOAuthProvider\(serverId, options\);?$/m,
+      "createConnection's provider line",
+    )
+    f.splice(
+      f.lineStart(caller.start),
+      f.lineEnd(caller.start),
+      `${indent(g.block('worker-fetch'), f.indentAt(caller.start))}\n`,
+      'worker-fetch',
+    )
     const top = afterLastImport(f)
     f.splice(top, top, g.block('worker-import'), 'worker-import (below the imports)')
     f.save()

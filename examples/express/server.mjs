@@ -168,7 +168,9 @@ export function createApp({
       stateOptionalUntil: process.env.HOOT_OAUTH_STATE_OPTIONAL_UNTIL,
     })
     try {
-      const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider })
+      // The provider's fetch: one refresh grant per refresh token among every holder of these
+      // tokens (concurrent calls, other processes), and no call failed by another's refresh.
+      const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider, fetch: authProvider.fetch })
       if (authorizationCode) {
         // The callback must carry the state this user's authorization was started with (CSRF).
         if (!(await authProvider.consumeState(state))) {
