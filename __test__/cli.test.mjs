@@ -89,7 +89,7 @@ test('doctor on a legacy database says to migrate; after migrate it is clean', (
 
   const after = hootCore(['doctor'], { env })
   assert.equal(after.code, 0, after.out)
-  assert.match(after.out, /✓ database: .*schema version 2/)
+  assert.match(after.out, /✓ database: .*schema version 3/)
   assert.match(hootCore(['migrate', db]).out, /up to date/)
 })
 
@@ -163,9 +163,9 @@ test('every database command takes --database <path>, and the older spellings st
 
   const migrated = hootCore(['migrate', '--database', db], { env })
   assert.equal(migrated.code, 0, migrated.err)
-  assert.match(migrated.out, /^Migrated .*hoot-mcp\.db to schema version 2:$/m)
+  assert.match(migrated.out, /^Migrated .*hoot-mcp\.db to schema version 3:$/m)
   assert.match(migrated.out, /^ {2}2 OAuth tokens, 2 client registrations, 2 verifiers$/m)
-  assert.match(hootCore(['migrate', db], { env }).out, /up to date \(schema version 2\); nothing was migrated/)
+  assert.match(hootCore(['migrate', db], { env }).out, /up to date \(schema version 3\); nothing was migrated/)
 
   const adopt = hootCore(['adopt-legacy', '--database', db], { env })
   assert.equal(adopt.code, 0, adopt.err)
@@ -185,7 +185,7 @@ test('every database command takes --database <path>, and the older spellings st
 
   const doctor = hootCore(['doctor', '--database', db], { env: keyEnv })
   assert.equal(doctor.code, 0, doctor.out)
-  assert.match(doctor.out, /^✓ database: .*hoot-mcp\.db, schema version 2$/m)
+  assert.match(doctor.out, /^✓ database: .*hoot-mcp\.db, schema version 3$/m)
   assert.match(doctor.out, /^✓ encryption at rest: on, key\(s\) [0-9a-f]{16}; 6 sealed with/m)
   assert.match(doctor.out, /purge --inactive-days 90 --dry-run --database .*hoot-mcp\.db shows/)
 
@@ -252,19 +252,19 @@ describe('the database commands on PostgreSQL', () => {
 
       const made = onPostgres(url, ['migrate'])
       assert.equal(made.code, 0, made.err)
-      assert.equal(made.out, `Made the schema of PostgreSQL at 127.0.0.1:5432/${name} (schema version 2).\n`)
+      assert.equal(made.out, `Made the schema of PostgreSQL at 127.0.0.1:5432/${name} (schema version 3).\n`)
       assert.ok((await publicTables(url)) > 0)
       // $HOOT_DATABASE_URL is the default.
       const again = hootCore(['migrate'], { env: { HOOT_DATABASE_URL: url } })
       assert.equal(again.code, 0, again.err)
-      assert.match(again.out, /^PostgreSQL at .* is up to date \(schema version 2\); nothing was migrated\.$/m)
+      assert.match(again.out, /^PostgreSQL at .* is up to date \(schema version 3\); nothing was migrated\.$/m)
       const json = onPostgres(url, ['migrate', '--json'])
       assert.deepEqual(JSON.parse(json.out), {
         kind: 'postgres',
         database: `PostgreSQL at 127.0.0.1:5432/${name}`,
         schemaVersion: 3,
         encrypted: false,
-        previousSchemaVersion: 2,
+        previousSchemaVersion: 3,
         upToDate: true,
       })
 
@@ -272,7 +272,7 @@ describe('the database commands on PostgreSQL', () => {
       assert.equal(doctor.code, 0, doctor.out)
       assert.match(
         doctor.out,
-        new RegExp(`^✓ database: PostgreSQL at 127\\.0\\.0\\.1:5432/${name}, schema version 2$`, 'm'),
+        new RegExp(`^✓ database: PostgreSQL at 127\\.0\\.0\\.1:5432/${name}, schema version 3$`, 'm'),
       )
       assert.match(doctor.out, /^✓ encryption at rest: off \(npx hoot-core encrypt seals the stored OAuth values\)$/m)
       assert.match(doctor.out, /^✓ users: 0 known, active in the last day 0, 7 days 0, 30 days 0 /m)
@@ -301,12 +301,12 @@ describe('the database commands on PostgreSQL', () => {
       assert.equal(older.code, 0, older.out)
       assert.match(
         older.out,
-        /^! database: .* is at schema version 2, without hoot_copied_files\n {2}fix: npx hoot-core migrate --database <url>$/m,
+        /^! database: .* is at schema version 3, without hoot_copied_files\n {2}fix: npx hoot-core migrate --database <url>$/m,
       )
       // A table dropped by hand at this version is not made again: migrate says so and fails.
       const dropped = onPostgres(url, ['migrate'])
       assert.equal(dropped.code, 1, dropped.out)
-      assert.match(dropped.out, /^PostgreSQL at .* is at schema version 2; nothing was migrated\.$/m)
+      assert.match(dropped.out, /^PostgreSQL at .* is at schema version 3; nothing was migrated\.$/m)
       assert.match(
         dropped.out,
         /^ {2}It lacks hoot_copied_files, which a migration at this version does not make again/m,

@@ -48,6 +48,10 @@ async function invalidationKeepsNewerCredentials(db, makeProvider) {
   await b.saveTokens({ access_token: 't3', refresh_token: 'r3' })
   await a.invalidateCredentials('tokens')
   assert.deepEqual(await b.tokens(), { access_token: 't3', refresh_token: 'r3' })
+  // A provider that never read them (the SDK's code exchange reads none before an invalid_grant):
+  // nothing of B's goes either.
+  await makeProvider().invalidateCredentials('all')
+  assert.deepEqual(await b.tokens(), { access_token: 't3', refresh_token: 'r3' })
   await db.store(USER).invalidateCredentials('srv', 'all')
 }
 
@@ -168,16 +172,25 @@ describe('on SQLite', () => {
   })
 })
 
-/** A token endpoint that answers each refresh grant with new tokens, counting them. */
+/**
+ * A token endpoint that answers each refresh grant with new tokens, counting them, and a resource
+ * at /mcp that accepts only the bearer `at-1` (401 otherwise), recording each bearer it was sent.
+ */
 async function tokenEndpoint() {
   const grants = []
+  const bearers = []
   const server = createServer((req, res) => {
     let body = ''
     req.on('data', (chunk) => (body += chunk))
     req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      if (req.url === '/mcp') {
+        bearers.push(req.headers.authorization)
+        res.statusCode = req.headers.authorization === 'Bearer at-1' ? 200 : 401
+        return res.end(JSON.stringify({ body }))
+      }
       const form = new URLSearchParams(body)
       grants.push(form.get('refresh_token'))
-      res.setHeader('content-type', 'application/json')
       res.end(
         JSON.stringify({
           access_token: `at-${grants.length}`,
@@ -189,7 +202,8 @@ async function tokenEndpoint() {
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  return { url: `http://127.0.0.1:${server.address().port}/token`, grants, close: () => server.close() }
+  const base = `http://127.0.0.1:${server.address().port}`
+  return { url: `${base}/token`, mcp: `${base}/mcp`, grants, bearers, close: () => server.close() }
 }
 
 /** The refresh grant the SDK sends (a form body), through `provider.fetch`. */
@@ -239,6 +253,21 @@ test("provider.fetch: a live claim elsewhere is waited for (bounded), newer toke
       issuer: 'https://as.example/',
     })
     assert.equal((await store.tokensVersioned('srv')).version, before.version)
+    // A call refused with a token another holder has since replaced is sent again with the stored one.
+    const call = (bearer, body) =>
+      provider.fetch(endpoint.mcp, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        body,
+      })
+    const resent = await call('at-0', '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
+    assert.equal(resent.status, 200)
+    assert.deepEqual(endpoint.bearers, ['Bearer at-0', 'Bearer at-1'])
+    // A JSON body is never read as a token request, whatever text it holds.
+    const sneaky = await call('at-1', '{"x":"&grant_type=refresh_token&refresh_token=rt-1"}')
+    assert.equal(sneaky.status, 200)
+    assert.deepEqual(await sneaky.json(), { body: '{"x":"&grant_type=refresh_token&refresh_token=rt-1"}' })
+    assert.deepEqual(endpoint.grants, ['rt-0'])
     // Removed meanwhile (the user disconnected): no grant brings them back.
     await store.invalidateCredentials('srv', 'tokens')
     const gone = await refreshGrant(provider, endpoint.url, 'rt-1')

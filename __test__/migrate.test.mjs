@@ -112,7 +112,7 @@ describe('migrateDatabase', () => {
       verifiers: 0,
       schemaVersion: 3,
     })
-    assert.equal(inspect(path).version, 2)
+    assert.equal(inspect(path).version, 3)
   })
 
   test('a file that is not a database is refused and left byte-for-byte untouched', () => {
@@ -163,7 +163,7 @@ test('SIGKILL at any moment of a migration leaves the file fully legacy or fully
     assert.ok(migrated || tables.every((t) => !t.multiTenant), `mixed schema after a kill at ${delay} ms`)
     for (const table of tables) assert.equal(table.rows, rows, `rows lost after a kill at ${delay} ms`)
     if (migrated) {
-      assert.equal(state.version, 2)
+      assert.equal(state.version, 3)
       assert.equal(new Set(tables.flatMap((t) => t.users)).size, 1)
     }
     outcomes[migrated ? 'migrated' : 'legacy']++

@@ -178,7 +178,7 @@ describe('PostgreSQL: the database-level operations', () => {
         exists: true,
         schemaVersion: 0,
         legacyTables: [],
-        missingTables: 18,
+        missingTables: 19,
         mixedCaseTables: [],
         upToDate: false,
       },

@@ -239,10 +239,9 @@ for (const [kind, database] of Object.entries(backends)) {
           await within(hold.arrived, 15_000, "the holder's refresh request")
           const rest = Promise.all(others.map((w) => w.cycle(1)))
           rest.catch(() => {}) // awaited below; a failure before then must not be an unhandled rejection
-          // While the holder lives, its claim keeps the others from sending the token. After the
-          // kill one of them may, at once (a claim that dies with its connection) or after the
-          // lease; a request that arrives before the release is held, then let through.
-          const sentBeforeKill = hold.count
+          // While the holder's claim lasts the others wait; after the lease one of them claims the
+          // refresh and sends the token. A request that arrives before the release is held, then
+          // let through: had two been sent, the second would be seen as reuse below.
           holder.child.kill('SIGKILL')
           const killedAt = Date.now()
           assert.equal(await within(holder.exit, 10_000, 'the holder ends'), 'SIGKILL')
@@ -255,7 +254,6 @@ for (const [kind, database] of Object.entries(backends)) {
             `the other processes finished ${Date.now() - killedAt} ms after the kill (lease ${refreshLeaseMs} ms)`,
           )
           assert.deepEqual(tally(outcomes), { ok: CALLS * others.length }, "every other process's calls answered")
-          assert.equal(sentBeforeKill, 1, "only the holder's refresh request while it lived")
           assert.equal(server.stats.refreshGrants - before.refreshGrants, 1, 'one refresh grant, after the lease')
           assert.equal(server.stats.reuseDetections, 0, 'the dropped request never rotated the token')
           assert.equal(server.stats.authorizations, before.authorizations, 'no new authorization')

@@ -104,10 +104,6 @@ export interface DatabaseOptions {
   pollIntervalMs?: number
 }
 
-/**
- * One user's store on either backend: `OAuthStore`'s methods, each returning a promise (rejected,
- * never thrown, with the code `OAuthStore` would throw). Every statement binds the user id.
- */
 /** A stored value and its version: a random number each save gives it (0 for a row saved without one). */
 export interface Versioned {
   /** The stored JSON value. */
@@ -124,6 +120,10 @@ export interface ExpectedVersions {
   clientInformation?: number
 }
 
+/**
+ * One user's store on either backend: `OAuthStore`'s methods, each returning a promise (rejected,
+ * never thrown, with the code `OAuthStore` would throw). Every statement binds the user id.
+ */
 export interface UserStore {
   /** The user every call is scoped to (a UUID in lower case). */
   readonly userId: string

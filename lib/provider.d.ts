@@ -66,8 +66,15 @@ export interface ProviderStore {
   codeVerifier(serverId: string): string | undefined | Promise<string | undefined>
   /** See `OAuthStore.saveCodeVerifier`. */
   saveCodeVerifier(serverId: string, verifier: string): unknown
-  /** See `OAuthStore.invalidateCredentials`. */
-  invalidateCredentials(serverId: string, scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): unknown
+  /**
+   * See `OAuthStore.invalidateCredentials`. A store with the versioned methods must honour `expected`
+   * (delete a row only while it has that version), or the provider's compare-and-delete is lost.
+   */
+  invalidateCredentials(
+    serverId: string,
+    scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery',
+    expected?: { tokens?: number; clientInformation?: number },
+  ): unknown
   /**
    * See `UserStore.tokensVersioned`. With `clientInformationVersioned`, `claimRefresh` and
    * `releaseRefresh` (hoot-core's stores have all four), the provider compares versions before it
@@ -142,12 +149,14 @@ export interface OAuthProviderOptions<M extends OAuthClientMetadata = OAuthClien
   fetch?: (input: string | URL, init?: RequestInit) => Promise<Response>
   /**
    * How long a holder's claim on a refresh lasts, in ms (1 to 600000; 10000 by default): its token
-   * request is cut off then, and another holder may take over (a SIGKILLed holder's claim ends so).
+   * request is cut off a fifth of it before the end, and then another holder may take over (a
+   * SIGKILLed holder's claim ends so).
    */
   refreshLeaseMs?: number
   /**
    * How long the other holders of the credential wait for the holder's tokens, in ms (0 to 600000;
-   * 15000 by default), before the call fails with the SDK's `temporarily_unavailable` error.
+   * 15000 by default; keep it above the lease, so a dead holder's claim ends within it), before the
+   * call fails with the SDK's `temporarily_unavailable` error.
    */
   refreshWaitMs?: number
 }

@@ -120,6 +120,19 @@ function storeBacking(store, serverId) {
   }
 }
 
+/**
+ * Whether `tokens` (what the SDK saves) are what a refresh through `fetch` already saved or
+ * adopted: every member the same, so saving them would only write the same again (or, after a
+ * later refresh, bring older tokens back). A member the SDK adds (a new `scope`) makes it a save.
+ */
+function alreadyStored(tokens, settled) {
+  if (!settled || !tokens || typeof tokens !== 'object') return false
+  return Object.keys(tokens).every((key) => {
+    const [a, b] = [tokens[key], settled[key]]
+    return a === b || (a !== null && typeof a === 'object' && JSON.stringify(a) === JSON.stringify(b))
+  })
+}
+
 /** What a provider read when nothing was stored. */
 const NONE = Symbol('none stored')
 
@@ -318,9 +331,7 @@ function createOAuthProvider(source, serverId, options) {
     async saveTokens(tokens) {
       // The SDK saves what `fetch` answered its refresh with: the holder saved those already (and
       // they may since have been refreshed again, which saving them now would undo).
-      const settled = shared.settled
-      const stored =
-        settled && tokens && tokens.access_token === settled.access && tokens.refresh_token === settled.refresh
+      const stored = alreadyStored(tokens, shared.settled)
       if (!stored) await backing.saveTokens(tokens)
       rememberTokens(tokens)
       if (!stored) refresh.changed(shared)
@@ -349,9 +360,10 @@ function createOAuthProvider(source, serverId, options) {
     },
     /**
      * Removes what the SDK found rejected. Over a store that versions them (hoot-core's), the tokens
-     * and the client registration go only while they are still the ones this provider read (for an
-     * invalid_grant of a refresh sent through `fetch`, the tokens holding that refresh token),
-     * compared now and deleted by the version they have now: another holder's newer ones survive.
+     * and the client registration go only while they are still the ones this provider last read or
+     * saved (for an invalid_grant of a refresh sent through `fetch`, the tokens holding that refresh
+     * token): compared with what is stored now, and deleted by the version they have now, so another
+     * holder's newer ones survive. A provider that read or saved none removes none.
      */
     async invalidateCredentials(scope) {
       if (!backing.coordinates) {
@@ -364,23 +376,23 @@ function createOAuthProvider(source, serverId, options) {
         const rejected = shared.rejected
         shared.rejected = null
         const mine = read.tokens
-        if (rejected !== null || mine !== undefined) {
-          const stored = await backing.tokensVersioned()
-          const same =
-            stored !== undefined &&
-            (rejected !== null
-              ? stored.value.refresh_token === rejected
-              : mine !== NONE &&
-                stored.value.access_token === mine.access_token &&
-                stored.value.refresh_token === mine.refresh_token)
-          expected.tokens = same ? stored.version : NONE_STORED
-        }
+        const stored = await backing.tokensVersioned()
+        const same =
+          stored !== undefined &&
+          (rejected !== null
+            ? stored.value.refresh_token === rejected
+            : mine !== undefined &&
+              mine !== NONE &&
+              stored.value.access_token === mine.access_token &&
+              stored.value.refresh_token === mine.refresh_token)
+        expected.tokens = same ? stored.version : NONE_STORED
       }
-      if ((scope === 'all' || scope === 'client') && read.clientInformation !== undefined) {
+      if (scope === 'all' || scope === 'client') {
         const mine = read.clientInformation
         const stored = await backing.clientInformationVersioned()
         const same =
           stored !== undefined &&
+          mine !== undefined &&
           mine !== NONE &&
           stored.value.client_id === mine.client_id &&
           stored.value.client_secret === mine.client_secret

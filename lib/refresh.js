@@ -43,7 +43,8 @@ function credentialState(key) {
     if (credentials.size >= MAX_CREDENTIALS) forgetIdle()
     state = {
       flights: new Map(),
-      passed: new Set(),
+      // The refused access tokens whose 401 went to the SDK, and when.
+      passed: new Map(),
       waiters: new Set(),
       // The tokens this process last saved or adopted from a refresh: the SDK saves them again.
       settled: null,
@@ -96,6 +97,7 @@ function nextChange(state, ms) {
       state.waiters.delete(wake)
       resolve()
     }, ms)
+    timer.unref?.()
     const wake = () => {
       clearTimeout(timer)
       resolve()
@@ -120,10 +122,23 @@ function withDeadline(signal, ms) {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** The form fields of a token request's body (the SDK sends URLSearchParams), or null. */
-function formOf(body) {
+/** `promise`, or `fallback()` once `ms` have passed: no caller waits on a fetch that never ends. */
+function within(promise, ms, fallback) {
+  let timer
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(fallback()), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * The form fields of a token request (the SDK sends URLSearchParams; a string counts only when the
+ * request says it is a form), or null: a JSON body is never read as one, whatever text it holds.
+ */
+function formOf(body, headers) {
   if (body instanceof URLSearchParams) return body
-  if (typeof body === 'string') return new URLSearchParams(body)
+  const type = headers.get('content-type') || ''
+  if (typeof body === 'string' && /^application\/x-www-form-urlencoded\b/i.test(type)) return new URLSearchParams(body)
   return null
 }
 
@@ -161,58 +176,64 @@ const json = (status, value) => ({
  * `backing` (lib/provider.js) for the credential `state`.
  */
 function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
+  const unavailable = (why) => json(503, { error: 'temporarily_unavailable', error_description: `hoot-core: ${why}` })
+  const removed = () => json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
+
   /** The tokens another holder saved for `refreshToken` (as a token response), or why none. */
   async function refreshOnce(input, init, refreshToken) {
     const holder = randomId()
     const deadline = Date.now() + waitMs
     let pause = POLL_MS
+    let claimedAt
     for (;;) {
       const stored = await backing.tokensVersioned()
-      if (stored === undefined) {
-        // Removed since the SDK read it (the user disconnected, or another holder's refresh was
-        // refused): a grant now could only bring deleted tokens back.
-        return json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
-      }
+      // Removed since the SDK read them (the user disconnected, or another holder's refresh was
+      // refused): a grant now could only bring deleted tokens back.
+      if (stored === undefined) return removed()
       if (newerThanAsked(state, stored.value, refreshToken)) return adopt(stored.value)
+      claimedAt = Date.now()
       if (await backing.claim(holder, leaseMs)) break
-      if (Date.now() >= deadline) {
-        return json(503, {
-          error: 'temporarily_unavailable',
-          error_description: `hoot-core: another holder has been refreshing these tokens for over ${waitMs} ms`,
-        })
-      }
+      if (Date.now() >= deadline)
+        return unavailable(`another holder has been refreshing these tokens for over ${waitMs} ms`)
       await delay(pause)
       pause = Math.min(pause * 2, MAX_POLL_MS)
     }
     try {
       // The last holder may have saved just before its claim ended.
       const stored = await backing.tokensVersioned()
-      if (stored === undefined) {
-        return json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
-      }
+      if (stored === undefined) return removed()
       if (newerThanAsked(state, stored.value, refreshToken)) return adopt(stored.value)
-      return await grant(input, init, refreshToken, stored.value)
+      // The grant must end, answer saved, while the claim lasts: a fifth of the lease is kept for
+      // the save and for clocks that differ between replicas.
+      const budget = claimedAt + leaseMs - Math.ceil(leaseMs / 5) - Date.now()
+      if (budget <= 0) return unavailable('the refresh claim ended before the token request could be sent')
+      return await grant(input, init, refreshToken, stored.value, budget)
     } finally {
       await backing.release(holder).catch(() => {})
     }
   }
 
   /**
-   * Sends the refresh grant (cut off when the lease ends, so no second holder overlaps it). With
-   * `stored`, the tokens it refreshes, the new tokens are saved before the claim ends.
+   * Sends the refresh grant, cut off after `budget` ms (the lease, out of coordination). With
+   * `stored` (the tokens it refreshes), the answer is saved before the claim ends, unless another
+   * holder's tokens have replaced them since; those are answered instead.
    */
-  async function grant(input, init, refreshToken, stored) {
-    const signal = withDeadline(init && init.signal, leaseMs)
-    const outcome = await capture(await base(input, { ...init, signal }))
+  async function grant(input, init, refreshToken, stored, budget = leaseMs) {
+    // The caller's own signal is left out: the request is shared, and one caller giving up must
+    // not fail the others.
+    const { signal: _ignored, ...rest } = init || {}
+    const outcome = await capture(await base(input, { ...rest, signal: AbortSignal.timeout(budget) }))
     let answer = null
     try {
       answer = JSON.parse(outcome.body)
     } catch {}
     const granted = outcome.status >= 200 && outcome.status < 300
     if (stored && granted && answer && typeof answer.access_token === 'string') {
-      // Saved before the claim ends, as the SDK saves them (keeping the refresh token when the
-      // server sends none, stamped with the authorization server the tokens came from), so a
-      // waiting holder finds them.
+      const now = await backing.tokensVersioned()
+      if (now === undefined) return removed()
+      if (now.value.refresh_token !== refreshToken) return adopt(now.value)
+      // As the SDK saves them: the refresh token kept when the server sends none, stamped with
+      // the authorization server the tokens came from.
       const tokens = { refresh_token: refreshToken, ...answer }
       if (stored.issuer !== undefined) tokens.issuer = stored.issuer
       await backing.saveTokens(tokens)
@@ -231,11 +252,14 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
   }
 
   function settle(tokens) {
-    state.settled = { access: tokens.access_token, refresh: tokens.refresh_token }
+    state.settled = tokens
     changed(state)
   }
 
-  /** The refresh of `refreshToken`, shared by every holder of the credential in this process. */
+  /**
+   * The refresh of `refreshToken`, shared by every holder of the credential in this process, and
+   * waited for at most as long as it may last (a `fetch` that ignores its signal cannot hang them).
+   */
   function sharedRefresh(input, init, refreshToken) {
     let flight = state.flights.get(refreshToken)
     if (!flight) {
@@ -243,7 +267,7 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
       flight = run.finally(() => state.flights.delete(refreshToken))
       state.flights.set(refreshToken, flight)
     }
-    return flight
+    return within(flight, waitMs + leaseMs, () => unavailable(`the refresh took over ${waitMs + leaseMs} ms`))
   }
 
   /** The stored access token when it is not `refused`, else null. */
@@ -261,7 +285,8 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
 
   return async function fetch(input, init) {
     const method = ((init && init.method) || (input instanceof Request ? input.method : 'GET')).toUpperCase()
-    const form = method === 'POST' && !(input instanceof Request) ? formOf(init && init.body) : null
+    const form =
+      method === 'POST' && !(input instanceof Request) && init ? formOf(init.body, headersOf(input, init)) : null
     const refreshToken = form && form.get('grant_type') === 'refresh_token' ? form.get('refresh_token') : null
     if (refreshToken) {
       const outcome = await sharedRefresh(input, init, refreshToken)
@@ -278,16 +303,24 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
     if (access === null) {
       // The first 401 for this token goes to the SDK, whose authorization refreshes; the others
       // wait for the tokens to change instead of failing in the transport or refreshing again.
-      if (!state.passed.has(refused)) {
-        state.passed.add(refused)
+      const passedAt = state.passed.get(refused)
+      if (passedAt === undefined || Date.now() - passedAt > waitMs) {
+        if (state.passed.size >= 64) state.passed.clear()
+        state.passed.set(refused, Date.now())
         return response
       }
       await nextChange(state, waitMs)
       access = await newerThan(refused)
-      if (access === null) return response
+      if (access === null) {
+        // Nothing changed: the SDK's authorization failed without a word. The next 401 goes to it.
+        state.passed.delete(refused)
+        return response
+      }
     }
     await response.body?.cancel()
-    return resend(input, init, access)
+    const again = await resend(input, init, access)
+    if (again.status === 401) noteRefused(state, access)
+    return again
   }
 }
 
