@@ -1171,7 +1171,8 @@ async function main() {
   const auditLog = join(home, '.hoot', 'audit.log')
 
   const { startOAuthMcpServer } = await import('../__test__/mcp-fixture.mjs')
-  const mcp = await startOAuthMcpServer()
+  // Refresh tokens that rotate, with reuse detection: flow a2 expires the access token under calls.
+  const mcp = await startOAuthMcpServer({ refreshTokens: true })
   cleanups.push(() => mcp.close())
   log(`MCP server behind OAuth at ${mcp.url.href}`)
 
@@ -1217,6 +1218,50 @@ async function main() {
     must('whoami answered through Hoot (A)', whoamiA.status.includes('Success'), whoamiA.content.slice(0, 120))
     check('one authorization at the MCP server', mcp.stats.authorizations === 1, JSON.stringify(mcp.stats))
     userA = await storage(a, 'hoot_user_id')
+  })
+
+  await flow('a2: the access token expires under 6 concurrent calls (profile A)', async () => {
+    if (!flowA) throw new Error('skipped: flow a failed')
+    const before = { ...mcp.stats }
+    mcp.expireAccessTokens()
+    // Through Hoot's backend as its frontend calls it: a token for A's id, then /mcp/execute at once.
+    const results = await a.evaluate(
+      async ({ backendUrl, calls }) => {
+        const userId = localStorage.getItem('hoot_user_id')
+        const serverId = JSON.parse(localStorage.getItem('hoot-storage')).state.servers[0].id
+        const post = (path, body, headers = {}) =>
+          fetch(`${backendUrl}${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...headers },
+            body: JSON.stringify(body),
+          })
+        const { token } = await (await post('/auth/token', { userId })).json()
+        return Promise.all(
+          Array.from({ length: calls }, async () => {
+            const response = await post(
+              '/mcp/execute',
+              { serverId, toolName: 'whoami', arguments: {} },
+              { 'x-hoot-token': token },
+            )
+            return { status: response.status, body: await response.text() }
+          }),
+        )
+      },
+      { backendUrl, calls: 6 },
+    )
+    const answered = results.filter((r) => r.status === 200 && r.body.includes(whoamiA.content.trim()))
+    check(
+      'every call after the expiry answered, as the same OAuth client',
+      answered.length === results.length,
+      `${answered.length} of ${results.length}; ${results.find((r) => !answered.includes(r))?.body.slice(0, 160) ?? ''}`,
+    )
+    check(
+      'one refresh grant, no reuse detected, no new authorization',
+      mcp.stats.refreshGrants - before.refreshGrants === 1 &&
+        mcp.stats.reuseDetections === 0 &&
+        mcp.stats.authorizations === before.authorizations,
+      JSON.stringify(mcp.stats),
+    )
   })
 
   const forged = () =>
