@@ -154,13 +154,16 @@ function bearerOf(headers) {
   return match ? match[1] : null
 }
 
+/** Headers that describe the body as it travelled, not the decoded text a capture keeps. */
+const TRANSFER_HEADERS = new Set(['content-encoding', 'content-length', 'transfer-encoding'])
+
 /** A response captured as data, so every waiter gets a Response of its own. */
 async function capture(response) {
   return {
     body: await response.text(),
     status: response.status,
     statusText: response.statusText,
-    headers: [...response.headers],
+    headers: [...response.headers].filter(([name]) => !TRANSFER_HEADERS.has(name)),
   }
 }
 
