@@ -12,17 +12,9 @@ import { StreamableHTTPClientTransport as Transport120 } from 'sdk120/client/str
 
 import { createDatabaseAdapter } from '../lib/hoot.js'
 import { OAuthStore, createOAuthProvider } from '../lib/index.js'
-import { approve, callback, startOAuthMcpServer } from './mcp-fixture.mjs'
+import { approve, callback, clientMetadata, redirectUrl, startOAuthMcpServer } from './mcp-fixture.mjs'
 import { tempDir } from './helpers.mjs'
 
-const redirectUrl = 'http://localhost:8009/oauth/callback'
-const clientMetadata = {
-  client_name: 'Hoot MCP Testing Tool',
-  redirect_uris: [redirectUrl],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  token_endpoint_auth_method: 'none',
-}
 let fixture
 let headerOnly
 let dbPath

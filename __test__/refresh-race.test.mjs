@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 
 import { createOAuthProvider, openDatabase } from '../lib/index.js'
 import { root, tempDir } from './helpers.mjs'
-import { approve, startOAuthMcpServer } from './mcp-fixture.mjs'
+import { approve, clientMetadata, redirectUrl, startOAuthMcpServer } from './mcp-fixture.mjs'
 import { PG_TIMEOUT, freshDatabase, postgresAvailable } from './postgres.mjs'
 
 const WORKER = join(root, '__test__', 'fixtures', 'refresh-worker.mjs')
@@ -24,14 +24,6 @@ const WORKERS = 3
 const CALLS = 8
 const CYCLES = 20
 const TOTAL = WORKERS * CALLS * CYCLES
-const redirectUrl = 'http://localhost:8009/oauth/callback'
-const clientMetadata = {
-  client_name: 'Hoot MCP Testing Tool',
-  redirect_uris: [redirectUrl],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  token_endpoint_auth_method: 'none',
-}
 /** A worker's cycle makes requests bounded at 30 s each; a cycle longer than this is a hang. */
 const CYCLE_TIMEOUT_MS = 45_000
 
