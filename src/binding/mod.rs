@@ -15,6 +15,7 @@ use crate::error::{ErrorKind, HootError};
 pub mod args;
 pub mod keys;
 pub mod pg;
+mod settle;
 pub mod store;
 pub mod tokens;
 

@@ -33,7 +33,7 @@ fn promise<'e, T: ToNapiValue + 'static, R: Send + 'static>(
     db: &Arc<pg::PgDatabase>,
     doing: &'static str,
     call: Call<R>,
-    convert: impl FnOnce(R) -> T + 'static,
+    convert: impl FnOnce(R) -> T + Send + 'static,
 ) -> napi::Result<PromiseRaw<'e, T>> {
     let db = Arc::clone(db);
     settled(env, async move { db.bounded(doing, call).await }, convert)
@@ -43,12 +43,9 @@ fn promise<'e, T: ToNapiValue + 'static, R: Send + 'static>(
 fn settled<'e, T: ToNapiValue + 'static, R: Send + 'static>(
     env: &'e Env,
     call: impl std::future::Future<Output = Result<R, HootError>> + Send + 'static,
-    convert: impl FnOnce(R) -> T + 'static,
+    convert: impl FnOnce(R) -> T + Send + 'static,
 ) -> napi::Result<PromiseRaw<'e, T>> {
-    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, outcome| match outcome {
-        Ok(value) => Ok(convert(value)),
-        Err(e) => Err(super::to_js(env, &e)),
-    })
+    super::settle::spawn(env, call, convert)
 }
 
 fn count(n: u64) -> u32 {

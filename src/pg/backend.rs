@@ -65,12 +65,12 @@ impl Backend for PgDatabase {
 
     fn read<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, since: Option<i64>) -> Call<'a, Option<String>> {
         Box::pin(async move {
-            let conn = self.conn().await?;
+            let lane = self.lane().await?;
             let err = |e: tokio_postgres::Error| self.error("read from", &e);
-            let stmt = conn.prepare_cached(select_sql(slot, since.is_some())).await.map_err(err)?;
+            let stmt = lane.prepared(select_sql(slot, since.is_some())).await.map_err(err)?;
             let row = match since {
-                None => conn.query_opt(&stmt, &[&user, &server]).await,
-                Some(since) => conn.query_opt(&stmt, &[&user, &server, &since]).await,
+                None => lane.client().query_opt(&stmt, &[&user, &server]).await,
+                Some(since) => lane.client().query_opt(&stmt, &[&user, &server, &since]).await,
             }
             .map_err(err)?;
             Ok(row.map(|r| r.get::<_, String>(0)))
@@ -90,17 +90,17 @@ impl Backend for PgDatabase {
                 Slot::Tokens => "SELECT tokens, COALESCE(version, 0) FROM oauth_tokens WHERE user_id = $1 AND server_id = $2",
                 _ => return Err(HootError::Internal(format!("{} values have no version", slot.table()))),
             };
-            let conn = self.conn().await?;
+            let lane = self.lane().await?;
             let err = |e: tokio_postgres::Error| self.error("read from", &e);
-            let stmt = conn.prepare_cached(sql).await.map_err(err)?;
-            let row = conn.query_opt(&stmt, &[&user, &server]).await.map_err(err)?;
+            let stmt = lane.prepared(sql).await.map_err(err)?;
+            let row = lane.client().query_opt(&stmt, &[&user, &server]).await.map_err(err)?;
             Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
         })
     }
 
     fn write<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, text: &'a str, now: i64) -> Call<'a, ()> {
         Box::pin(async move {
-            let conn = self.conn().await?;
+            let lane = self.lane().await?;
             let err = |e: tokio_postgres::Error| self.error("write to", &e);
             if !slot.sealed() {
                 let sql = format!(
@@ -110,14 +110,15 @@ impl Backend for PgDatabase {
                     table = slot.table(),
                     column = slot.column()
                 );
-                conn.exec(&sql, &[&user, &server, &text, &now]).await.map_err(err)?;
+                let stmt = lane.prepared(&sql).await.map_err(err)?;
+                lane.client().execute(&stmt, &[&user, &server, &text, &now]).await.map_err(err)?;
                 return Ok(());
             }
             // The statement writes only while the encryption state is the one the value was
             // prepared for: otherwise another process ran `encrypt` or `decrypt` since, and the
             // value is prepared again for the state now, as SQLite's writes read it inside their
             // transaction.
-            let stmt = conn.prepare_cached(&guarded_upsert_sql(slot)).await.map_err(err)?;
+            let stmt = lane.prepared(&guarded_upsert_sql(slot)).await.map_err(err)?;
             let mut ring = self.ring().await?;
             // Two changes of state between two statements of one write would take two transitions
             // committing in that moment: the third try is the last.
@@ -127,14 +128,15 @@ impl Backend for PgDatabase {
                     None => (text.to_string(), String::new()),
                 };
                 let written = match slot.dated() {
-                    false => conn.execute(&stmt, &[&user, &server, &value, &key_id]).await,
-                    true => conn.execute(&stmt, &[&user, &server, &value, &key_id, &now]).await,
+                    false => lane.client().execute(&stmt, &[&user, &server, &value, &key_id]).await,
+                    true => lane.client().execute(&stmt, &[&user, &server, &value, &key_id, &now]).await,
                 }
                 .map_err(err)?;
                 if written > 0 {
                     return Ok(());
                 }
-                ring = super::encryption::for_write(self, &*conn).await?;
+                // Rare (another process changed the state): read it on a pooled connection.
+                ring = super::encryption::for_write(self, &*self.conn().await?).await?;
             }
             Err(HootError::Db(format!(
                 "Cannot write to {}: its encryption state kept changing (encrypt or decrypt running again and \

@@ -32,6 +32,7 @@ pub mod encryption;
 pub mod identity;
 pub mod inspect;
 pub mod keys;
+pub mod lanes;
 pub mod moves;
 pub mod schema;
 pub mod users;
@@ -46,6 +47,8 @@ pub const HOOT_DATABASE_URL: &str = "HOOT_DATABASE_URL";
 /// One PostgreSQL database, as this process uses it.
 pub struct PgDatabase {
     pool: Pool,
+    /// The connections single statements share (`lanes`); the pool's carry transactions.
+    lanes: lanes::Lanes,
     described: String,
     settings: PgSettings,
     /// The schema, made or checked once, and the encryption state read at open.
@@ -117,6 +120,7 @@ pub fn close(url: &str) -> bool {
         o.remove(url);
     }
     db.pool.close();
+    db.lanes.close();
     true
 }
 
@@ -145,13 +149,17 @@ impl PgDatabase {
         let mut options = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
         options.push_str(&format!("-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"));
         pg.options(&options);
+        // poolSize connections in all (two at least): one lane (two from a poolSize of 4), the
+        // rest the pool's.
+        let lane_count = if settings.pool_size <= 3 { 1 } else { 2 };
+        let lanes = lanes::Lanes::new(lane_count, &target, pg.clone());
         let manager = if target.tls == config::Tls::Disable {
             Manager::from_config(pg, tokio_postgres::NoTls, manager_config())
         } else {
             Manager::from_config(pg, config::LazyTls::new(&target), manager_config())
         };
         let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
+            .max_size(settings.pool_size.saturating_sub(lane_count).max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
@@ -160,6 +168,7 @@ impl PgDatabase {
             .map_err(|e| HootError::Internal(format!("Cannot make the pool for {described}: {e}")))?;
         Ok(PgDatabase {
             pool,
+            lanes,
             described,
             settings,
             ready: OnceCell::new(),
@@ -191,6 +200,16 @@ impl PgDatabase {
     pub(crate) async fn conn(&self) -> Result<Object, HootError> {
         self.ring().await?;
         self.raw_conn().await
+    }
+
+    /// A lane for one statement, the schema made first if this process has not yet.
+    pub(crate) async fn lane(&self) -> Result<lanes::InUse, HootError> {
+        self.ring().await?;
+        match self.lanes.get().await {
+            Ok(Some(lane)) => Ok(lane),
+            Ok(None) => Err(self.pool_error(&PoolError::Closed)),
+            Err(e) => Err(self.error("connect to", &e)),
+        }
     }
 
     /// A connection, without the schema check (the schema is being made through it).
@@ -297,6 +316,7 @@ impl PgDatabase {
     /// calls then open new ones instead of queueing behind it.
     pub(crate) fn forget_idle_connections(&self) {
         let _ = self.pool.retain(|_, _| false);
+        self.lanes.forget();
     }
 
     fn pool_error(&self, e: &PoolError) -> HootError {
@@ -305,7 +325,8 @@ impl PgDatabase {
             PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => HootError::Db(format!(
                 "Cannot reach {}: all {} connections stayed busy for {connect_ms} ms (raise poolSize, or find the slow \
                  calls)",
-                self.described, self.settings.pool_size
+                self.described,
+                self.pool.status().max_size
             )),
             PoolError::Timeout(_) => HootError::Db(format!(
                 "Cannot reach {}: no connection within {connect_ms} ms (check that the server is up and reachable; \
