@@ -26,7 +26,12 @@ const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(','))
 const wanted = (section) => !only || only.has(section)
 const started = Date.now()
 const log = (...args) => console.error(`[${((Date.now() - started) / 1000).toFixed(0)}s]`, ...args)
-const version = (name) => require(`${name}/package.json`).version
+// Read beside the package's entry point: postgres's `exports` do not expose its package.json.
+const version = (name) => {
+  const entry = require.resolve(name)
+  const root = entry.slice(0, entry.lastIndexOf(`/node_modules/${name}/`) + `/node_modules/${name}`.length)
+  return JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).version
+}
 
 /** One table per operation: each contender's median rate, time per op, and hoot-core's paired ratio. */
 function rateTables(rows, unit = 'ops/s') {
@@ -101,7 +106,7 @@ if (wanted('memory')) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Targets (issue 5), each a ratio measured in this run.
+// Targets (issue 5; PostgreSQL's from issue 25), each a ratio measured in this run.
 
 const targets = []
 const bounds = {}
@@ -167,6 +172,25 @@ if (results.e2e) {
     false,
   )
 }
+if (results.pgstore) {
+  // Issue 25: hoot-core ahead of postgres.js everywhere, and reads near libpq's own floor.
+  const rows = results.pgstore.rows
+  for (const [key, runs] of Object.entries(rows)) {
+    target(`PostgreSQL ${key}: vs postgres.js`, pairedRatio(runs['hoot-core'], runs[pgstore.LABELS.postgres]), 1.0)
+  }
+  const reads = rows['tokens, one at a time']
+  if (reads[pgstore.PGBENCH]) {
+    const of = (name) => fmt.ratio(pairedRatio(reads[name], reads[pgstore.PGBENCH]))
+    target(
+      'PostgreSQL tokens, one at a time: vs pgbench -S -M prepared -c 1',
+      pairedRatio(reads['hoot-core'], reads[pgstore.PGBENCH]),
+      0.6,
+      true,
+      fmt.ratio,
+      `in the same rounds node-postgres runs at ${of(pgstore.LABELS.pg)} and postgres.js at ${of(pgstore.LABELS.postgres)} of pgbench, which is libpq in C with no JSON and no call from JavaScript`,
+    )
+  }
+}
 if (results.memory) {
   const m = results.memory
   target(
@@ -190,6 +214,7 @@ const versions = [
   ...['jose', 'jsonwebtoken', 'jwk-to-pem', 'fast-jwt', 'better-sqlite3', 'express', 'autocannon', 'pg'].map(
     (n) => `${n} ${version(n)}`,
   ),
+  `postgres.js ${version('postgres')}`,
   ...(pgServer?.version ? [pgServer.version] : []),
 ].join(', ')
 const date = new Date().toISOString().slice(0, 10)
@@ -259,7 +284,10 @@ if (results.pgstore) {
   out.push(
     '## Store on PostgreSQL',
     '',
-    `Each contender in its own process on its own fresh database on ${postgres.describe()} (${pgServer.version}, ${pgServer.settings}), over loopback without TLS; node-postgres's database has the schema hoot-core makes, made before it connects. hoot-core is \`openDatabase(url, { poolSize: ${pgstore.POOL} })\`'s store; node-postgres is a \`pg.Pool\` of max ${pgstore.POOL} running hoot-core's statements word for word, each a named prepared statement (parsed once per connection, as hoot-core's are through deadpool's statement cache), \`invalidateCredentials('all')\` as one transaction of five deletes on one client as hoot-core does. One user, 50 server ids, rows in place before timing. *One at a time*: each call awaited before the next, so the rate is bound by the round trips of one call. *${pgstore.CONCURRENCY} in flight*: ${pgstore.CONCURRENCY} calls outstanding at once over the pool of ${pgstore.POOL}, so the rate is throughput (and µs per op its inverse, not a latency). Writes wait for PostgreSQL's WAL flush at commit.`,
+    `Each contender in its own process on its own fresh database on ${postgres.describe()} (${pgServer.version}, ${pgServer.settings}), over loopback without TLS; the JavaScript clients' databases have the schema hoot-core makes, made before they connect. hoot-core is \`openDatabase(url, { poolSize: ${pgstore.POOL} })\`, one \`db.store(user)\` per user made before timing; node-postgres is a \`pg.Pool\` of max ${pgstore.POOL} and postgres.js \`postgres(url, { max: ${pgstore.POOL} })\`, both running hoot-core's statements word for word as prepared statements (parsed once per connection, as hoot-core's are through deadpool's statement cache: named statements in node-postgres, \`sql.unsafe(text, values, { prepare: true })\` in postgres.js, prepared as its tagged queries are by default), \`invalidateCredentials('all')\` as one transaction of five deletes in order, as hoot-core does (on one client in node-postgres, in \`sql.begin\` in postgres.js). The calls spread over ${pgstore.USERS} users × ${pgstore.SERVERS} server ids (${(pgstore.USERS * pgstore.SERVERS).toLocaleString('en-US')} rows, in place before timing), consecutive calls on different users. *One at a time*: each call awaited before the next, so the rate is bound by the round trips of one call. *${pgstore.CONCURRENCY} in flight*: ${pgstore.CONCURRENCY} calls outstanding at once over the pool of ${pgstore.POOL}, so the rate is throughput (and µs per op its inverse, not a latency). Writes wait for PostgreSQL's WAL flush at commit. ` +
+      (results.pgstore.pgbench
+        ? `The \`tokens\` tables have a floor beside them: the select-only run of ${results.pgstore.pgbench} (\`pgbench -S -M prepared -n\`, \`-c 1\` one at a time, \`-c ${pgstore.CONCURRENCY} -j ${pgstore.PGBENCH_THREADS}\` for ${pgstore.CONCURRENCY} in flight) on a database of its own made by \`pgbench -i -s 1\`, its "tps without initial connection time" as the rate: one prepared select by primary key per transaction, from libpq in C, with no JSON and no JavaScript.`
+        : 'pgbench is not on PATH: the `tokens` tables have no pgbench floor row.'),
     '',
     ...rateTables(results.pgstore.rows).flatMap((t) => [t, '']),
   )
@@ -346,20 +374,29 @@ if (results.memory) {
     '',
   )
 }
-// The PostgreSQL sections have no targets yet: CONTRIBUTING.md shows their headline figures instead.
+// The PostgreSQL headline figures for CONTRIBUTING.md: the store against both JavaScript clients
+// (its targets, against postgres.js, are in the targets table) and the replicas, which have none yet.
 function postgresSummary() {
   const parts = []
   if (results.pgstore) {
     const rows = results.pgstore.rows
-    const ratio = (key) => fmt.ratio(pairedRatio(rows[key]['hoot-core'], rows[key][pgstore.LABELS.pg]))
     const ops = [...new Set(Object.keys(rows).map((k) => k.slice(0, k.lastIndexOf(', '))))]
+    const modes = ['one at a time', `${pgstore.CONCURRENCY} in flight`]
+    const peers = [pgstore.LABELS.pg, pgstore.LABELS.postgres]
     parts.push(
       table(
-        ops.map((op) => ({
-          'store on PostgreSQL: hoot-core × node-postgres': op,
-          'one at a time': ratio(`${op}, one at a time`),
-          [`${pgstore.CONCURRENCY} in flight`]: ratio(`${op}, ${pgstore.CONCURRENCY} in flight`),
-        })),
+        ops.flatMap((op) =>
+          peers.map((peer) => ({
+            'store on PostgreSQL': op,
+            'hoot-core ×': peer,
+            ...Object.fromEntries(
+              modes.map((mode) => {
+                const runs = rows[`${op}, ${mode}`]
+                return [mode, fmt.ratio(pairedRatio(runs['hoot-core'], runs[peer]))]
+              }),
+            ),
+          })),
+        ),
       ),
     )
   }
@@ -376,7 +413,7 @@ function postgresSummary() {
   }
   if (!parts.length) return pgSkipped || ''
   return [
-    `On PostgreSQL (${pgServer.version}; no targets set yet), from the same run (this machine's ${cpus().length} cores are shared by the replicas, PostgreSQL and the load generator, so three replicas get no more CPU than one):`,
+    `On PostgreSQL (${pgServer.version}), from the same run (this machine's ${cpus().length} cores are shared by the replicas, PostgreSQL and the load generator, so three replicas get no more CPU than one):`,
     ...parts,
   ].join('\n\n')
 }
