@@ -1,5 +1,6 @@
 // Migration of a legacy single-user file with 20,000 rows per table: migrateDatabase (its backup
-// included) against Hoot's own loop, each on a fresh copy, alternating, in separate processes.
+// included) against Hoot's own loop, as Hoot runs it and in one transaction, each on a fresh copy,
+// taking turns, in separate processes.
 import { execFileSync } from 'node:child_process'
 import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -52,6 +53,7 @@ export async function run() {
   const runs = await interleave(ROUNDS, {
     'hoot-core': () => 1000 / once('hoot-core'),
     "Hoot's loop": () => 1000 / once('hoot-loop'),
+    "Hoot's code, one transaction": () => 1000 / once('hoot-loop-tx'),
   })
   return { rows: ROWS, runs }
 }
