@@ -2,7 +2,8 @@
 // medians and paired ratios (hoot-core's rate over the peer's, round by round, then the median).
 // Writes bench/RESULTS.md and the summary between the bench markers in CONTRIBUTING.md.
 //   BENCH_QUICK=1  a short run (smaller counts, fewer rounds) to check the harness
-//   BENCH_ONLY=tokens,store,pgstore,migrate,e2e,replicas,memory   a subset
+//   BENCH_ONLY=tokens,store,pgstore,migrate,e2e,e2estore,replicas,memory   a subset
+// e2estore runs on SQLite, and on PostgreSQL when its server is reachable.
 // pgstore and replicas run on the PostgreSQL server of bench/postgres.mjs ($HOOT_BENCH_POSTGRES_URL,
 // else $HOOT_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres), skipped if unreachable.
 import { execFileSync } from 'node:child_process'
@@ -12,6 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 import * as e2e from './e2e.mjs'
+import * as e2eStore from './e2e-store.mjs'
 import { QUICK, ROUNDS, fmt, median, pairedRatio, table, tempDir } from './lib.mjs'
 import * as migrate from './migrate.mjs'
 import * as pgstore from './pgstore.mjs'
@@ -79,6 +81,15 @@ if (wanted('e2e')) {
   log(`end to end: ${e2e.CONNECTIONS} connections, ${e2e.DURATION} s per round`)
   hoot.loadKeys(keys)
   results.e2e = await e2e.run(keys)
+}
+if (wanted('e2estore')) {
+  // Its PostgreSQL half needs the server; its SQLite half runs without it.
+  const server = pgServer ?? (await postgres.probe())
+  if (server.error)
+    log(`PostgreSQL at ${postgres.describe()} is unreachable (${server.error}): e2estore on SQLite only`)
+  log(`end to end with a store read: ${e2eStore.CONNECTIONS} connections, ${e2eStore.DURATION} s per round`)
+  hoot.loadKeys(keys)
+  results.e2estore = { ...(await e2eStore.run(keys, { postgres: !server.error })), server }
 }
 if (onPostgres('replicas')) {
   log(
@@ -194,6 +205,15 @@ if (results.pgstore) {
       fmt.ratio,
       `in the same rounds node-postgres runs at ${of(pgstore.LABELS.pg)} and postgres.js at ${of(pgstore.LABELS.postgres)} of pgbench, which is libpq in C with no JSON and no call from JavaScript`,
     )
+  }
+}
+if (results.e2estore) {
+  const r = results.e2estore.runs
+  for (const backend of results.e2estore.backends) {
+    const { backend: on, 'hoot-core': ours, peer } = e2eStore.LABELS[backend]
+    const ratio = (key) => median(r[ours].map((o, i) => o[key] / r[peer][i][key]))
+    target(`end to end with a store read on ${on}: requests/s vs ${peer}`, ratio('rps'), 1.0)
+    target(`end to end with a store read on ${on}: p99 latency vs ${peer}`, ratio('p99'), 1.0, false)
   }
 }
 if (results.memory) {
@@ -333,6 +353,39 @@ if (results.e2e) {
         'non-2xx': runs.reduce((a, x) => a + x.non2xx, 0),
         errors: runs.reduce((a, x) => a + x.errors, 0),
       })),
+    ),
+    '',
+  )
+}
+if (results.e2estore) {
+  const { runs: r, backends, server } = results.e2estore
+  const on = backends.includes('postgres')
+    ? `; on PostgreSQL (${server.version} at ${postgres.describe()}, over loopback without TLS), hoot-core's default pool of 10 and \`postgres(url, { max: 10 })\` (postgres.js ${e2eStore.postgresJsVersion()}, statements prepared)`
+    : `; PostgreSQL was not reachable (${server.error}), so SQLite alone ran`
+  out.push(
+    '## End to end with a store read',
+    '',
+    `\`GET /e2e/tokens/srv\` behind the auth middleware: verify the \`x-hoot-token\` header, read the user's tokens for one server from the store, answer them as JSON. hoot-core's is the example server, \`examples/express/server.mjs\` as it is (\`createApp({ db })\` with \`db = openDatabase(path or url)\`, so its activity touch included), with that one route added (\`await db.store(req.userId).tokens(serverId)\`). Its peers are the same request written with Express 5 and jose (\`createLocalJWKSet\` + \`jwtVerify\`, RS256, the sub checked to be a UUID v4 as Hoot does, the example's 401 answers) and better-sqlite3 (WAL, \`synchronous=FULL\`, one prepared statement, \`JSON.parse\`) or postgres.js. Every server verifies Hoot's key files and gets the same ${e2eStore.CONNECTIONS} tokens from \`issueToken\`, one per connection, each for its own user; each has a database of its own with hoot-core's schema and the same ${results.e2estore.rows} rows (three servers per user), written by hoot-core's store before the run${on}. autocannon in this process, ${e2eStore.CONNECTIONS} connections for ${e2eStore.DURATION} s per round, ${results.e2estore.rounds} rounds with the servers taking turns (after a 2 s warm-up each), over 127.0.0.1 on the same ${cpus().length} cores as the servers. The ratios are hoot-core's over its peer's on the same backend, round by round, then the median (for p99, below 1 means hoot-core is faster).`,
+    '',
+    table(
+      backends.flatMap((backend) => {
+        const labels = e2eStore.LABELS[backend]
+        const ours = r[labels['hoot-core']]
+        return [labels['hoot-core'], labels.peer].map((name) => {
+          const runs = r[name]
+          const mine = name === labels['hoot-core']
+          return {
+            server: mine ? `**${name}**` : name,
+            'median req/s': fmt.rate(median(runs.map((x) => x.rps))),
+            'median p50 ms': median(runs.map((x) => x.p50)).toFixed(1),
+            'median p99 ms': median(runs.map((x) => x.p99)).toFixed(1),
+            'hoot-core × req/s': mine ? '' : fmt.ratio(median(ours.map((o, i) => o.rps / runs[i].rps))),
+            'hoot-core × p99': mine ? '' : fmt.ratio(median(ours.map((o, i) => o.p99 / runs[i].p99))),
+            'non-2xx': runs.reduce((a, x) => a + x.non2xx, 0),
+            errors: runs.reduce((a, x) => a + x.errors, 0),
+          }
+        })
+      }),
     ),
     '',
   )
