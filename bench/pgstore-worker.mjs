@@ -30,15 +30,17 @@ const VERIFIER = 'v'.repeat(43)
 const VERIFIER_TTL = 600
 const now = () => Math.floor(Date.now() / 1000)
 
-// hoot-core's statements (src/pg/backend.rs), in the order invalidateCredentials('all') runs them.
+// hoot-core's statements (src/pg/backend.rs), word for word: a write of a sealed slot runs only
+// while the database's encryption state is the one the value was prepared for ($4: the key id, ''
+// for plain), and a write of tokens or a registration gives the row a new random version.
+const STATE = `CASE WHEN $4::text = '' THEN NOT EXISTS (SELECT 1 FROM hoot_encryption) ELSE EXISTS (SELECT 1 FROM hoot_encryption WHERE key_id = $4::text) END`
+const versioned = (table, column) =>
+  `INSERT INTO ${table} (user_id, server_id, ${column}, version) SELECT $1::text, $2::text, $3::text, floor(random() * 4503599627370496)::bigint * 2 + 1 WHERE ${STATE} ON CONFLICT (user_id, server_id) DO UPDATE SET ${column} = excluded.${column}, version = excluded.version`
 const SQL = {
-  saveTokens:
-    'INSERT INTO oauth_tokens (user_id, server_id, tokens) VALUES ($1, $2, $3) ON CONFLICT (user_id, server_id) DO UPDATE SET tokens = excluded.tokens',
+  saveTokens: versioned('oauth_tokens', 'tokens'),
   tokens: 'SELECT tokens FROM oauth_tokens WHERE user_id = $1 AND server_id = $2',
-  saveClientInformation:
-    'INSERT INTO oauth_client_info (user_id, server_id, client_info) VALUES ($1, $2, $3) ON CONFLICT (user_id, server_id) DO UPDATE SET client_info = excluded.client_info',
-  saveCodeVerifier:
-    'INSERT INTO oauth_verifiers (user_id, server_id, verifier, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, server_id) DO UPDATE SET verifier = excluded.verifier, created_at = excluded.created_at',
+  saveClientInformation: versioned('oauth_client_info', 'client_info'),
+  saveCodeVerifier: `INSERT INTO oauth_verifiers (user_id, server_id, verifier, created_at) SELECT $1::text, $2::text, $3::text, $5::bigint WHERE ${STATE} ON CONFLICT (user_id, server_id) DO UPDATE SET verifier = excluded.verifier, created_at = excluded.created_at`,
   codeVerifier: 'SELECT verifier FROM oauth_verifiers WHERE user_id = $1 AND server_id = $2 AND created_at >= $3',
 }
 const INVALIDATE_ALL = [
@@ -71,13 +73,13 @@ async function contender() {
   const javascript = ({ run, transaction, ready, close }) => ({
     ready,
     close,
-    saveTokens: (u, s) => run('saveTokens', [u, s, JSON.stringify(TOKENS)]),
+    saveTokens: (u, s) => run('saveTokens', [u, s, JSON.stringify(TOKENS), '']),
     tokens: async (u, s) => {
       const rows = await run('tokens', [u, s])
       return rows.length ? JSON.parse(rows[0].tokens) : undefined
     },
-    saveClientInformation: (u, s) => run('saveClientInformation', [u, s, JSON.stringify(CLIENT)]),
-    saveCodeVerifier: (u, s) => run('saveCodeVerifier', [u, s, VERIFIER, now()]),
+    saveClientInformation: (u, s) => run('saveClientInformation', [u, s, JSON.stringify(CLIENT), '']),
+    saveCodeVerifier: (u, s) => run('saveCodeVerifier', [u, s, VERIFIER, '', now()]),
     codeVerifier: async (u, s) => {
       const rows = await run('codeVerifier', [u, s, now() - VERIFIER_TTL])
       return rows.length ? rows[0].verifier : undefined

@@ -100,10 +100,7 @@ impl Backend for PgDatabase {
 
     fn write<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, text: &'a str, now: i64) -> Call<'a, ()> {
         Box::pin(async move {
-            // A pooled connection, not a lane: each write waits for its commit's WAL flush, and
-            // writes on several connections share one flush (group commit) where a lane's would
-            // wait for each other's.
-            let conn = self.conn().await?;
+            let conn = self.writer().await?;
             let err = |e: tokio_postgres::Error| self.error("write to", &e);
             if !slot.sealed() {
                 let sql = format!(
@@ -113,14 +110,15 @@ impl Backend for PgDatabase {
                     table = slot.table(),
                     column = slot.column()
                 );
-                conn.exec(&sql, &[&user, &server, &text, &now]).await.map_err(err)?;
+                let stmt = conn.prepared(&sql).await.map_err(err)?;
+                conn.client().execute(&stmt, &[&user, &server, &text, &now]).await.map_err(err)?;
                 return Ok(());
             }
             // The statement writes only while the encryption state is the one the value was
             // prepared for: otherwise another process ran `encrypt` or `decrypt` since, and the
             // value is prepared again for the state now, as SQLite's writes read it inside their
             // transaction.
-            let stmt = conn.prepare_cached(&guarded_upsert_sql(slot)).await.map_err(err)?;
+            let stmt = conn.prepared(&guarded_upsert_sql(slot)).await.map_err(err)?;
             let mut ring = self.ring().await?;
             // Two changes of state between two statements of one write would take two transitions
             // committing in that moment: the third try is the last.
@@ -130,14 +128,18 @@ impl Backend for PgDatabase {
                     None => (text.to_string(), String::new()),
                 };
                 let written = match slot.dated() {
-                    false => conn.execute(&stmt, &[&user, &server, &value, &key_id]).await,
-                    true => conn.execute(&stmt, &[&user, &server, &value, &key_id, &now]).await,
+                    false => conn.client().execute(&stmt, &[&user, &server, &value, &key_id]).await,
+                    true => conn.client().execute(&stmt, &[&user, &server, &value, &key_id, &now]).await,
                 }
                 .map_err(err)?;
                 if written > 0 {
                     return Ok(());
                 }
-                ring = super::encryption::for_write(self, &*conn).await?;
+                // Another process changed the state: read it on a pooled connection.
+                ring = match &conn {
+                    super::Writer::Pool(pooled) => super::encryption::for_write(self, &**pooled).await?,
+                    super::Writer::Lane(_) => super::encryption::for_write(self, &*self.conn().await?).await?,
+                };
             }
             Err(HootError::Db(format!(
                 "Cannot write to {}: its encryption state kept changing (encrypt or decrypt running again and \

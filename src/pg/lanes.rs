@@ -217,6 +217,19 @@ impl Lanes {
         Ok(Some(InUse(open)))
     }
 
+    /// An open lane with nothing in flight, if there is one: a write sent alone there goes out
+    /// from the JavaScript thread, and waits for no other call's commit.
+    pub(crate) fn idle(&self) -> Option<InUse> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lanes.iter().find_map(|lane| {
+            let open = lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()).cloned()?;
+            let taken = open.driver.in_flight.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok();
+            taken.then(|| InUse(open))
+        })
+    }
+
     async fn connect(&self) -> Result<Open, tokio_postgres::Error> {
         let (client, connection): (Client, Connection) = match &self.tls {
             None => {

@@ -212,6 +212,17 @@ impl PgDatabase {
         }
     }
 
+    /// Where one write goes, the schema made first: a lane with nothing in flight, else a pooled
+    /// connection. A commit waits for the WAL flush, and a lane's statements wait for each other,
+    /// so writes in flight together go on the pool's connections, where they share flushes.
+    pub(crate) async fn writer(&self) -> Result<Writer, HootError> {
+        self.ring().await?;
+        match self.lanes.idle() {
+            Some(lane) => Ok(Writer::Lane(lane)),
+            None => Ok(Writer::Pool(self.raw_conn().await?)),
+        }
+    }
+
     /// A connection, without the schema check (the schema is being made through it).
     async fn raw_conn(&self) -> Result<Object, HootError> {
         self.pool.get().await.map_err(|e| self.pool_error(&e))
@@ -381,6 +392,30 @@ fn manager_config() -> ManagerConfig {
     // Fast: a connection the server or network closed is known closed, and dropped, without a
     // round trip per call.
     ManagerConfig { recycling_method: RecyclingMethod::Fast }
+}
+
+/// The connection a write runs on (`PgDatabase::writer`).
+pub(crate) enum Writer {
+    Lane(lanes::InUse),
+    Pool(Object),
+}
+
+impl Writer {
+    /// The client to run the statement on.
+    pub(crate) fn client(&self) -> &tokio_postgres::Client {
+        match self {
+            Writer::Lane(lane) => lane.client(),
+            Writer::Pool(conn) => conn,
+        }
+    }
+
+    /// `sql`, prepared once per connection.
+    pub(crate) async fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        match self {
+            Writer::Lane(lane) => lane.prepared(sql).await,
+            Writer::Pool(conn) => conn.prepare_cached(sql).await,
+        }
+    }
 }
 
 #[cfg(test)]
