@@ -586,12 +586,31 @@ fn migrate_table(
             false => "CAST(strftime('%s', 'now') AS INTEGER)".to_string(),
         })
         .collect();
+    let cols = table.columns.join(", ");
+    // Server ids distinct once NULL is read as '' (the usual case: the legacy key): every row
+    // moves, and no ranking is needed to choose which. In key order, the new table's index is
+    // filled by appending (the legacy key's own index gives that order without a sort).
+    let distinct: bool =
+        tx.query_row(&format!("SELECT count(*) = count(DISTINCT COALESCE(server_id, '')) FROM {name}"), [], |row| {
+            row.get(0)
+        })?;
+    if distinct {
+        let moved = tx.execute(
+            &format!(
+                "INSERT INTO {new_name} (user_id, server_id, {cols}) SELECT ?1, COALESCE(server_id, ''), {select} \
+                 FROM {name} ORDER BY server_id",
+                select = select.join(", ")
+            ),
+            [user],
+        )?;
+        replace_table(tx, name, &new_name)?;
+        return Ok((moved as u64, 0));
+    }
     let ranked = format!(
         "SELECT rowid AS legacy_rowid, server_id AS legacy_server_id, {select}, ROW_NUMBER() OVER \
          (PARTITION BY COALESCE(server_id, '') ORDER BY server_id IS NULL, rowid) AS rank FROM {name}",
         select = select.iter().zip(table.columns).map(|(s, c)| format!("{s} AS {c}")).collect::<Vec<_>>().join(", ")
     );
-    let cols = table.columns.join(", ");
     let moved = tx.execute(
         &format!(
             "INSERT INTO {new_name} (user_id, server_id, {cols}) \
@@ -611,6 +630,13 @@ fn migrate_table(
     if conflicts == 0 {
         drop_if_empty(tx)?;
     }
+    replace_table(tx, name, &new_name)?;
+    Ok((moved as u64, conflicts as u64))
+}
+
+/// Puts `new_name` in place of the legacy table `name`: views naming it keep working (the new
+/// table takes its name, with its columns), and its triggers are made again on it.
+fn replace_table(tx: &Transaction, name: &str, new_name: &str) -> Result<(), MigrateError> {
     let triggers: Vec<(String, String)> = tx
         .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL")?
         .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -629,7 +655,7 @@ fn migrate_table(
             )))
         })?;
     }
-    Ok((moved as u64, conflicts as u64))
+    Ok(())
 }
 
 /// Drops the conflicts table when this migration put nothing in it (and no earlier one did).
