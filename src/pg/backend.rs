@@ -137,7 +137,7 @@ impl Backend for PgDatabase {
                 }
                 // Another process changed the state: read it on a pooled connection.
                 ring = match &conn {
-                    super::Writer::Pool(pooled) => super::encryption::for_write(self, &**pooled).await?,
+                    super::Writer::Pool(pooled) => super::encryption::for_write(self, &***pooled).await?,
                     super::Writer::Lane(_) => super::encryption::for_write(self, &*self.conn().await?).await?,
                 };
             }

@@ -219,7 +219,7 @@ impl PgDatabase {
         self.ring().await?;
         match self.lanes.idle() {
             Some(lane) => Ok(Writer::Lane(lane)),
-            None => Ok(Writer::Pool(self.raw_conn().await?)),
+            None => Ok(Writer::Pool(Box::new(self.raw_conn().await?))),
         }
     }
 
@@ -397,7 +397,7 @@ fn manager_config() -> ManagerConfig {
 /// The connection a write runs on (`PgDatabase::writer`).
 pub(crate) enum Writer {
     Lane(lanes::InUse),
-    Pool(Object),
+    Pool(Box<Object>),
 }
 
 impl Writer {
