@@ -20,7 +20,7 @@ import { dropDatabases, freshDatabase } from './postgres.mjs'
 const SERVER = fileURLToPath(new URL('./e2e-store-server.mjs', import.meta.url))
 export const DURATION = QUICK ? 3 : 10
 export const CONNECTIONS = 20
-const ROUNDS = QUICK ? 2 : 3
+const ROUNDS = QUICK ? 2 : 5
 // The server each request reads, beside two others every user also has, so the read picks one row
 // of several for the user.
 const SERVER_ID = 'srv'
