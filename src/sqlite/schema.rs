@@ -335,33 +335,6 @@ impl Backup {
         Err(io::Error::other("no free backup name"))
     }
 
-    /// Copies `db` into the backup file as it is on disk, when that is its whole committed state
-    /// (the caller holds the write lock, and the database has no WAL or an empty one, so nothing
-    /// committed is anywhere else and nothing can change it meanwhile), and syncs it. Returns
-    /// false, having copied nothing, otherwise: `copy_from` then copies page by page. The file
-    /// copy runs in the kernel (copy_file_range) and is several times faster than SQLite's
-    /// page-by-page backup.
-    fn copy_whole_file(&self, db: &Path, conn: &Connection) -> io::Result<bool> {
-        let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).map_err(io::Error::other)?;
-        let wal = db.with_file_name(format!("{}-wal", db.file_name().unwrap_or_default().to_string_lossy()));
-        let whole = match mode.as_str() {
-            "delete" => true,
-            "wal" => match fs::symlink_metadata(&wal) {
-                Ok(meta) => meta.is_file() && meta.len() == 0,
-                Err(e) => e.kind() == io::ErrorKind::NotFound,
-            },
-            _ => false,
-        };
-        if !whole {
-            return Ok(false);
-        }
-        let (mut from, _) = crate::private_fs::open_regular(db)?;
-        let mut to = nofollow_writer().open(&self.path)?;
-        io::copy(&mut from, &mut to)?;
-        to.sync_all()?;
-        Ok(true)
-    }
-
     /// Copies the committed state of `db` into the backup, through a second, read-only
     /// connection: SQLite refuses to back up through the connection holding the write
     /// transaction. In WAL mode it reads the pre-migration state, and the write lock held by the
@@ -379,15 +352,6 @@ impl Backup {
         );
         copied
     }
-}
-
-/// The backup file, opened for writing without following a link planted at its name.
-fn nofollow_writer() -> fs::OpenOptions {
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    options
 }
 
 impl Drop for Backup {
@@ -443,22 +407,18 @@ pub fn ensure_schema_adopting(
     })
 }
 
-/// Runs `migrate` with a page cache large enough to hold the tables it rebuilds, and its sorts
-/// in memory, then puts the connection's settings back. With SQLite's default 2 MB cache, a
-/// legacy table of 20,000 rows spilled to the WAL while it was being rebuilt and each page was
-/// written several times over (42,000 page writes for a 17 MB file); the transaction and its
-/// crash safety are the same either way.
+/// Runs `migrate` with a page cache large enough to hold the tables it rebuilds (a limit, not an
+/// allocation), then puts the connection's setting back. With SQLite's default 2 MB cache, a
+/// legacy table of 20,000 rows spilled to the WAL while it was being rebuilt; the transaction and
+/// its crash safety are the same either way.
 fn with_room_to_migrate<T>(
     conn: &Connection,
     migrate: impl FnOnce() -> Result<T, MigrateError>,
 ) -> Result<T, MigrateError> {
     let cache: i64 = conn.pragma_query_value(None, "cache_size", |row| row.get(0))?;
-    let temp: i64 = conn.pragma_query_value(None, "temp_store", |row| row.get(0))?;
     conn.pragma_update(None, "cache_size", -262_144)?;
-    conn.pragma_update(None, "temp_store", 2)?;
     let migrated = migrate();
-    let restored =
-        conn.pragma_update(None, "cache_size", cache).and_then(|()| conn.pragma_update(None, "temp_store", temp));
+    let restored = conn.pragma_update(None, "cache_size", cache);
     let migrated = migrated?;
     restored?;
     Ok(migrated)
@@ -502,12 +462,7 @@ fn migrate_in_transaction(
             let made = Backup::create(path, now_ms).map_err(|e| {
                 MigrateError::Hoot(io_error(location.display(), "create the pre-migration backup of")(e))
             })?;
-            let copied = made.copy_whole_file(path, &tx).map_err(|e| {
-                MigrateError::Hoot(io_error(location.display(), "create the pre-migration backup of")(e))
-            })?;
-            if !copied {
-                made.copy_from(path)?;
-            }
+            made.copy_from(path)?;
             report.backup_path = Some(made.path.clone());
             backup = Some(made);
         }
