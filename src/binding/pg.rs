@@ -1,8 +1,10 @@
 //! PostgreSQL's JavaScript face, used by `lib/database.js` (`openDatabase(url)`): a database
 //! (`PostgresDatabase`) and its user-bound stores (`PostgresStore`). Each method reads and checks
 //! its arguments now, throwing as the SQLite store does (lib/database.js turns the throw into a
-//! rejection), then returns a promise of the call, which runs on napi's tokio runtime, never on
-//! the event loop. A rejection carries the core error's `code` (`ERR_HOOT_DB`, `ERR_HOOT_KEYS`).
+//! rejection), then returns a promise of the call (`settle::spawn`): polled once on the event
+//! loop, which sends a lone query without waiting for it, then run on napi's tokio runtime; no
+//! call waits on the event loop. A rejection carries the core error's `code` (`ERR_HOOT_DB`,
+//! `ERR_HOOT_KEYS`).
 
 use std::sync::{Arc, Once};
 

@@ -71,43 +71,60 @@ struct Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// One per environment on this thread (a module loaded again in one thread makes another).
+    static LOCAL: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Settles the queued outcomes (on the JavaScript thread; `env` is null while Node tears the
-/// function down, and the outcomes are then dropped).
+/// Settles the queued outcomes, on the JavaScript thread. `env` is null while Node tears the
+/// function down, after `finalize` (which dropped what was queued) may have freed `context`: then
+/// nothing is touched.
 unsafe extern "C" fn call_js(env: sys::napi_env, _: sys::napi_value, context: *mut c_void, _: *mut c_void) {
-    // SAFETY: `context` is the `Shared` that `finalize` releases, after this can no longer run.
-    let shared = unsafe { &*(context as *const Shared) };
-    let ready = std::mem::take(&mut shared.channel().queue);
     if env.is_null() {
         return;
     }
+    // SAFETY: with a live `env`, `finalize` has not run, so `context` (the `Shared` it releases)
+    // is alive.
+    let shared = unsafe { &*(context as *const Shared) };
+    let ready = std::mem::take(&mut shared.channel().queue);
     let settled = ready.len();
     for (deferred, settle) in ready {
         let mut scope = std::ptr::null_mut();
         // SAFETY: a live environment on its own thread; each outcome's handles live in a scope.
         unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| settle(env)))
-            .unwrap_or_else(|panic| Err(error_value(env, &super::panic_message(panic))));
         // SAFETY: each deferred is settled exactly once, here, on the thread that made it.
-        unsafe {
-            match outcome {
-                Ok(value) => sys::napi_resolve_deferred(env, deferred.0, value),
-                Err(value) => sys::napi_reject_deferred(env, deferred.0, value),
-            };
-            sys::napi_close_handle_scope(env, scope);
-        }
+        unsafe { settle_now(env, deferred.0, settle) };
+        // SAFETY: the scope opened above.
+        unsafe { sys::napi_close_handle_scope(env, scope) };
     }
-    LOCAL.with(|local| {
-        if let Some(local) = local.borrow_mut().as_mut().filter(|l| l.env == env) {
-            local.in_flight = local.in_flight.saturating_sub(settled);
-            if local.in_flight == 0 {
-                // SAFETY: on the thread that made the function, which is not finalized.
-                unsafe { sys::napi_unref_threadsafe_function(env, local.tsfn) };
-            }
+    with_local(env, |local| {
+        local.in_flight = local.in_flight.saturating_sub(settled);
+        if local.in_flight == 0 {
+            // SAFETY: on the thread that made the function, which is not finalized.
+            unsafe { sys::napi_unref_threadsafe_function(env, local.tsfn) };
         }
     });
+}
+
+/// Resolves or rejects `deferred` with `settle`'s outcome; a panic in it rejects with
+/// `ERR_HOOT_INTERNAL`.
+///
+/// # Safety
+/// On the JavaScript thread of `env`, inside a handle scope, once per deferred.
+unsafe fn settle_now(env: sys::napi_env, deferred: sys::napi_deferred, settle: Settle) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| settle(env)))
+        .unwrap_or_else(|panic| Err(error_value(env, &super::panic_message(panic))));
+    // SAFETY: as the caller promises.
+    unsafe {
+        match outcome {
+            Ok(value) => sys::napi_resolve_deferred(env, deferred, value),
+            Err(value) => sys::napi_reject_deferred(env, deferred, value),
+        };
+    }
+}
+
+/// Runs `f` on this thread's channel for `env`, if it has one.
+fn with_local<T>(env: sys::napi_env, f: impl FnOnce(&mut Local) -> T) -> Option<T> {
+    LOCAL.with(|locals| locals.borrow_mut().iter_mut().find(|l| l.env == env).map(f))
 }
 
 /// Node is done with the function: nothing may call it any more.
@@ -120,23 +137,25 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _: *mut c_v
         std::mem::take(&mut channel.queue)
     };
     drop(dropped);
-    let _ = LOCAL.try_with(|local| {
-        if let Ok(mut local) = local.try_borrow_mut() {
-            if local.as_ref().is_some_and(|l| l.env == env) {
-                *local = None;
-            }
+    let _ = LOCAL.try_with(|locals| {
+        if let Ok(mut locals) = locals.try_borrow_mut() {
+            locals.retain(|l| l.env != env);
         }
     });
 }
 
 /// This thread's channel for `env` (made on first use), with one more call counted in flight.
-fn enter(env: &Env) -> napi::Result<Arc<Shared>> {
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        if local.as_ref().is_none_or(|l| l.env != env.raw()) {
-            *local = Some(make(env)?);
-        }
-        let local = local.as_mut().expect("just made");
+fn enter(env: &Env) -> Result<Arc<Shared>, HootError> {
+    LOCAL.with(|locals| {
+        let mut locals = locals.borrow_mut();
+        let at = match locals.iter().position(|l| l.env == env.raw()) {
+            Some(at) => at,
+            None => {
+                locals.push(make(env)?);
+                locals.len() - 1
+            }
+        };
+        let local = &mut locals[at];
         if local.in_flight == 0 {
             // SAFETY: on the thread that made the function, which is not finalized.
             unsafe { sys::napi_ref_threadsafe_function(env.raw(), local.tsfn) };
@@ -146,9 +165,9 @@ fn enter(env: &Env) -> napi::Result<Arc<Shared>> {
     })
 }
 
-fn make(env: &Env) -> napi::Result<Local> {
+fn make(env: &Env) -> Result<Local, HootError> {
     let shared = Arc::new(Shared(Mutex::new(Channel { queue: Vec::new(), tsfn: None })));
-    let name = env.create_string("hoot-core")?;
+    let name = env.create_string("hoot-core").map_err(super::napi_failure)?;
     let data = Arc::into_raw(Arc::clone(&shared)) as *mut c_void;
     let mut tsfn = std::ptr::null_mut();
     // SAFETY: a live environment on its thread; `data` stays valid until `finalize` takes it.
@@ -170,7 +189,7 @@ fn make(env: &Env) -> napi::Result<Local> {
     if status != sys::Status::napi_ok {
         // SAFETY: not handed to Node, so given back here.
         drop(unsafe { Arc::from_raw(data as *const Shared) });
-        return Err(napi::Error::new(napi::Status::GenericFailure, "cannot make the completion channel"));
+        return Err(HootError::Internal(format!("N-API could not make the completion channel (status {status})")));
     }
     shared.channel().tsfn = Some(Tsfn(tsfn));
     // SAFETY: just made on this thread; it holds the loop open only while calls are in flight.
@@ -261,7 +280,8 @@ pub(super) fn spawn<'e, T: ToNapiValue + 'static, R: Send + 'static>(
     // SAFETY: a live environment on its thread.
     let status = unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) };
     if status != sys::Status::napi_ok {
-        return Err(napi::Error::new(napi::Status::GenericFailure, "cannot make a promise"));
+        let e = HootError::Internal(format!("N-API could not make a promise (status {status})"));
+        return Err(super::to_js(env, &e));
     }
     let settle = move |result: Result<R, HootError>| -> Settle {
         Box::new(move |env| match result {
@@ -291,18 +311,12 @@ pub(super) fn spawn<'e, T: ToNapiValue + 'static, R: Send + 'static>(
         Err(panic) => Some(Err(super::panic_message(panic))),
     };
     if let Some(result) = result {
-        let settle = settle(result);
-        let outcome = settle(env.raw());
-        // SAFETY: settled once, here, on the thread that made it.
-        unsafe {
-            match outcome {
-                Ok(value) => sys::napi_resolve_deferred(env.raw(), deferred, value),
-                Err(value) => sys::napi_reject_deferred(env.raw(), deferred, value),
-            };
-        }
+        // SAFETY: on the thread that made it, inside the call's scope, settled once, here.
+        unsafe { settle_now(env.raw(), deferred, settle(result)) };
         return Ok(PromiseRaw::new(env.raw(), promise));
     }
-    let sender = Outcome { slot: Some((Deferred(deferred), enter(env)?)) };
+    let shared = enter(env).map_err(|e| super::to_js(env, &e))?;
+    let sender = Outcome { slot: Some((Deferred(deferred), shared)) };
     let rest: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
         call.await;
         let result = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
