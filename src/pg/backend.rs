@@ -65,12 +65,12 @@ impl Backend for PgDatabase {
 
     fn read<'a>(&'a self, user: &'a str, slot: Slot, server: &'a str, since: Option<i64>) -> Call<'a, Option<String>> {
         Box::pin(async move {
-            let lane = self.lane().await?;
+            let conn = self.reader().await?;
             let err = |e: tokio_postgres::Error| self.error("read from", &e);
-            let stmt = lane.prepared(select_sql(slot, since.is_some())).await.map_err(err)?;
+            let stmt = conn.prepared(select_sql(slot, since.is_some())).await.map_err(err)?;
             let row = match since {
-                None => lane.client().query_opt(&stmt, &[&user, &server]).await,
-                Some(since) => lane.client().query_opt(&stmt, &[&user, &server, &since]).await,
+                None => conn.client().query_opt(&stmt, &[&user, &server]).await,
+                Some(since) => conn.client().query_opt(&stmt, &[&user, &server, &since]).await,
             }
             .map_err(err)?;
             Ok(row.map(|r| r.get::<_, String>(0)))
@@ -90,10 +90,10 @@ impl Backend for PgDatabase {
                 Slot::Tokens => "SELECT tokens, COALESCE(version, 0) FROM oauth_tokens WHERE user_id = $1 AND server_id = $2",
                 _ => return Err(HootError::Internal(format!("{} values have no version", slot.table()))),
             };
-            let lane = self.lane().await?;
+            let conn = self.reader().await?;
             let err = |e: tokio_postgres::Error| self.error("read from", &e);
-            let stmt = lane.prepared(sql).await.map_err(err)?;
-            let row = lane.client().query_opt(&stmt, &[&user, &server]).await.map_err(err)?;
+            let stmt = conn.prepared(sql).await.map_err(err)?;
+            let row = conn.client().query_opt(&stmt, &[&user, &server]).await.map_err(err)?;
             Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
         })
     }
@@ -137,8 +137,8 @@ impl Backend for PgDatabase {
                 }
                 // Another process changed the state: read it on a pooled connection.
                 ring = match &conn {
-                    super::Writer::Pool(pooled) => super::encryption::for_write(self, &***pooled).await?,
-                    super::Writer::Lane(_) => super::encryption::for_write(self, &*self.conn().await?).await?,
+                    super::Conn::Pool(pooled) => super::encryption::for_write(self, &***pooled).await?,
+                    super::Conn::Lane(_) => super::encryption::for_write(self, &*self.conn().await?).await?,
                 };
             }
             Err(HootError::Db(format!(

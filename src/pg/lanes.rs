@@ -32,6 +32,9 @@ struct Driver {
     marked: AtomicBool,
     /// Calls using the lane now.
     in_flight: AtomicUsize,
+    /// A write is on the lane: reads are not queued behind it (a write can wait on a lock, and
+    /// answers come back in order).
+    writing: AtomicBool,
 }
 
 thread_local! {
@@ -144,18 +147,24 @@ impl Open {
 }
 
 /// A lane in use by one call: counted so the next call picks the least busy lane.
-pub(crate) struct InUse(Arc<Open>);
+pub(crate) struct InUse {
+    open: Arc<Open>,
+    write: bool,
+}
 
 impl std::ops::Deref for InUse {
     type Target = Open;
     fn deref(&self) -> &Open {
-        &self.0
+        &self.open
     }
 }
 
 impl Drop for InUse {
     fn drop(&mut self) {
-        self.0.driver.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.write {
+            self.open.driver.writing.store(false, Ordering::SeqCst);
+        }
+        self.open.driver.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -177,56 +186,78 @@ impl Lanes {
     pub(crate) fn new(count: usize, target: &Target, config: tokio_postgres::Config) -> Self {
         let tls = (target.tls != Tls::Disable).then(|| LazyTls::new(target));
         let target = Target { config, tls: target.tls, root_cert: target.root_cert.clone() };
-        let lanes = (0..count.max(1))
-            .map(|_| Lane { open: Mutex::new(None), connecting: tokio::sync::Mutex::new(()) })
-            .collect();
+        let lanes =
+            (0..count).map(|_| Lane { open: Mutex::new(None), connecting: tokio::sync::Mutex::new(()) }).collect();
         Lanes { lanes, target, tls, closed: AtomicBool::new(false) }
     }
 
-    /// The least busy lane, opened if it is not (or its connection was lost). `Ok(None)`: closed.
+    /// A lane for a read: the least busy one carrying no write, opened if it is not (or its
+    /// connection was lost; a lane not open yet counts as idle, after an open idle one).
+    /// `Ok(None)` when there is none: no lanes, all carrying writes, or closed.
     pub(crate) async fn get(&self) -> Result<Option<InUse>, tokio_postgres::Error> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let mut best: Option<(usize, usize)> = None;
+        let mut best: Option<(usize, (usize, bool))> = None;
         for (i, lane) in self.lanes.iter().enumerate() {
-            let busy = match lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                Some(open) if open.usable() => open.driver.in_flight.load(Ordering::Acquire),
-                _ => usize::MAX - 1,
+            let rank = match lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()) {
+                Some(open) if open.driver.writing.load(Ordering::SeqCst) => continue,
+                Some(open) => (open.driver.in_flight.load(Ordering::Acquire), false),
+                None => (0, true),
             };
-            if best.is_none_or(|(_, b)| busy < b) {
-                best = Some((i, busy));
+            if best.is_none_or(|(_, b)| rank < b) {
+                best = Some((i, rank));
             }
         }
-        let lane = &self.lanes[best.map_or(0, |(i, _)| i)];
-        if let Some(open) = lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()) {
-            open.driver.in_flight.fetch_add(1, Ordering::AcqRel);
-            return Ok(Some(InUse(Arc::clone(open))));
+        let Some((at, _)) = best else { return Ok(None) };
+        let lane = &self.lanes[at];
+        if let Some(taken) = Self::take(lane) {
+            return Ok(taken);
         }
         let _one = lane.connecting.lock().await;
-        if let Some(open) = lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()) {
-            open.driver.in_flight.fetch_add(1, Ordering::AcqRel);
-            return Ok(Some(InUse(Arc::clone(open))));
+        if let Some(taken) = Self::take(lane) {
+            return Ok(taken);
         }
         let open = Arc::new(self.connect().await?);
-        open.driver.in_flight.fetch_add(1, Ordering::AcqRel);
+        open.driver.in_flight.fetch_add(1, Ordering::SeqCst);
+        let mut slot = lane.open.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock `close` takes to empty the slot, so a lane closed meanwhile is
+        // never stored.
         if self.closed.load(Ordering::Acquire) {
             return Ok(None);
         }
-        *lane.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&open));
-        Ok(Some(InUse(open)))
+        *slot = Some(Arc::clone(&open));
+        Ok(Some(InUse { open, write: false }))
     }
 
-    /// An open lane with nothing in flight, if there is one: a write sent alone there goes out
-    /// from the JavaScript thread, and waits for no other call's commit.
+    /// `lane` counted in for a read if it is open: `Some(Some(lane))`, or `Some(None)` if a write
+    /// took it meanwhile; `None` if it is not open.
+    fn take(lane: &Lane) -> Option<Option<InUse>> {
+        let open = lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()).cloned()?;
+        // Counted in, then checked: `idle` marks the write, then counts itself in, so one of the
+        // two always sees the other.
+        open.driver.in_flight.fetch_add(1, Ordering::SeqCst);
+        let read = InUse { open, write: false };
+        Some((!read.open.driver.writing.load(Ordering::SeqCst)).then_some(read))
+    }
+
+    /// An open lane with nothing in flight, if there is one, for a write: sent alone there, it
+    /// goes out from the JavaScript thread and waits for no other call's commit. Reads are kept
+    /// off the lane until it returns.
     pub(crate) fn idle(&self) -> Option<InUse> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
         self.lanes.iter().find_map(|lane| {
             let open = lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()).cloned()?;
-            let taken = open.driver.in_flight.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok();
-            taken.then(|| InUse(open))
+            if open.driver.writing.swap(true, Ordering::SeqCst) {
+                return None;
+            }
+            if open.driver.in_flight.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                open.driver.writing.store(false, Ordering::SeqCst);
+                return None;
+            }
+            Some(InUse { open, write: true })
         })
     }
 
@@ -246,14 +277,16 @@ impl Lanes {
             task: Mutex::new(None),
             marked: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            writing: AtomicBool::new(false),
         });
-        let task = Arc::clone(&driver);
+        let task = DriverTask(Arc::clone(&driver));
         tokio::spawn(std::future::poll_fn(move |cx| {
+            let task = &task.0;
             *task.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
             // Locked, not tried: the JavaScript thread holds it only for one non-blocking poll.
             let mut slot = task.connection.lock().unwrap_or_else(|p| p.into_inner());
             let Some(connection) = slot.as_mut() else { return Poll::Ready(()) };
-            let waker = Waker::from(Arc::clone(&task));
+            let waker = Waker::from(Arc::clone(task));
             match connection.as_mut().poll(&mut Context::from_waker(&waker)) {
                 Poll::Ready(_) => {
                     *slot = None;
@@ -277,5 +310,16 @@ impl Lanes {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.forget();
+    }
+}
+
+/// The driver's task: when it ends, or is dropped with its runtime, the connection goes with it,
+/// so the client sees it closed (and the wakers the connection holds, which point back at the
+/// driver, are freed).
+struct DriverTask(Arc<Driver>);
+
+impl Drop for DriverTask {
+    fn drop(&mut self) {
+        self.0.connection.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }

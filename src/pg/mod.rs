@@ -149,9 +149,13 @@ impl PgDatabase {
         let mut options = pg.get_options().map(|o| format!("{o} ")).unwrap_or_default();
         options.push_str(&format!("-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"));
         pg.options(&options);
-        // poolSize connections in all (two at least): one lane (two from a poolSize of 4), the
+        // poolSize connections in all: one of them a lane from a poolSize of 2, two from 4, the
         // rest the pool's.
-        let lane_count = if settings.pool_size <= 3 { 1 } else { 2 };
+        let lane_count = match settings.pool_size {
+            0 | 1 => 0,
+            2 | 3 => 1,
+            _ => 2,
+        };
         let lanes = lanes::Lanes::new(lane_count, &target, pg.clone());
         let manager = if target.tls == config::Tls::Disable {
             Manager::from_config(pg, tokio_postgres::NoTls, manager_config())
@@ -202,12 +206,13 @@ impl PgDatabase {
         self.raw_conn().await
     }
 
-    /// A lane for one statement, the schema made first if this process has not yet.
-    pub(crate) async fn lane(&self) -> Result<lanes::InUse, HootError> {
+    /// Where one read goes, the schema made first: a lane (shared, pipelined), else a pooled
+    /// connection (no lanes, or each carrying a write).
+    pub(crate) async fn reader(&self) -> Result<Conn, HootError> {
         self.ring().await?;
         match self.lanes.get().await {
-            Ok(Some(lane)) => Ok(lane),
-            Ok(None) => Err(self.pool_error(&PoolError::Closed)),
+            Ok(Some(lane)) => Ok(Conn::Lane(lane)),
+            Ok(None) => Ok(Conn::Pool(Box::new(self.raw_conn().await?))),
             Err(e) => Err(self.error("connect to", &e)),
         }
     }
@@ -215,11 +220,11 @@ impl PgDatabase {
     /// Where one write goes, the schema made first: a lane with nothing in flight, else a pooled
     /// connection. A commit waits for the WAL flush, and a lane's statements wait for each other,
     /// so writes in flight together go on the pool's connections, where they share flushes.
-    pub(crate) async fn writer(&self) -> Result<Writer, HootError> {
+    pub(crate) async fn writer(&self) -> Result<Conn, HootError> {
         self.ring().await?;
         match self.lanes.idle() {
-            Some(lane) => Ok(Writer::Lane(lane)),
-            None => Ok(Writer::Pool(Box::new(self.raw_conn().await?))),
+            Some(lane) => Ok(Conn::Lane(lane)),
+            None => Ok(Conn::Pool(Box::new(self.raw_conn().await?))),
         }
     }
 
@@ -394,26 +399,26 @@ fn manager_config() -> ManagerConfig {
     ManagerConfig { recycling_method: RecyclingMethod::Fast }
 }
 
-/// The connection a write runs on (`PgDatabase::writer`).
-pub(crate) enum Writer {
+/// The connection one statement runs on (`PgDatabase::reader`, `PgDatabase::writer`).
+pub(crate) enum Conn {
     Lane(lanes::InUse),
     Pool(Box<Object>),
 }
 
-impl Writer {
+impl Conn {
     /// The client to run the statement on.
     pub(crate) fn client(&self) -> &tokio_postgres::Client {
         match self {
-            Writer::Lane(lane) => lane.client(),
-            Writer::Pool(conn) => conn,
+            Conn::Lane(lane) => lane.client(),
+            Conn::Pool(conn) => conn,
         }
     }
 
     /// `sql`, prepared once per connection.
     pub(crate) async fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
         match self {
-            Writer::Lane(lane) => lane.prepared(sql).await,
-            Writer::Pool(conn) => conn.prepare_cached(sql).await,
+            Conn::Lane(lane) => lane.prepared(sql).await,
+            Conn::Pool(conn) => conn.prepare_cached(sql).await,
         }
     }
 }
