@@ -7,9 +7,11 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 
+import pg from 'pg'
+
 import { openDatabase } from '../lib/index.js'
 import { runIsolatedAsync } from './helpers.mjs'
-import { PG_TIMEOUT, freshDatabase, postgresAvailable, rows, terminate } from './postgres.mjs'
+import { PG_TIMEOUT, eventually, freshDatabase, postgresAvailable, rows, terminate } from './postgres.mjs'
 
 describe('PostgreSQL shared connections', () => {
   if (!postgresAvailable('lanes')) return
@@ -109,4 +111,94 @@ describe('PostgreSQL shared connections', () => {
       assert.deepEqual(outcome, { worker: true, main: true, exitCode: 0 })
     },
   )
+
+  test('a write waiting on a lock holds up no read', PG_TIMEOUT, async () => {
+    const url = await freshDatabase('lanes_locked_write')
+    const db = openDatabase(url, { poolSize: 4, statementTimeoutMs: 20_000 })
+    const store = db.store(randomUUID())
+    await store.saveTokens('s', { n: 1 })
+    assert.deepEqual(await store.tokens('s'), { n: 1 })
+    // What encrypt and decrypt hold while they run: every sealed write waits for it.
+    const holder = new pg.Client({ connectionString: url })
+    await holder.connect()
+    try {
+      await holder.query('BEGIN')
+      await holder.query('LOCK TABLE hoot_encryption IN ACCESS EXCLUSIVE MODE')
+      const write = store.saveTokens('s', { n: 2 })
+      await eventually(
+        async () => (await rows(url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).length > 0,
+        10_000,
+        'the write waits on the lock',
+      )
+      // Reads go on a connection the waiting write is not on, and answer now.
+      for (let i = 0; i < 20; i++) assert.deepEqual(await store.tokens('s'), { n: 1 })
+      await holder.query('COMMIT')
+      await write
+      assert.deepEqual(await store.tokens('s'), { n: 2 })
+    } finally {
+      await holder.end()
+      await db.close()
+    }
+  })
+
+  test('poolSize bounds the connections a process opens, shared ones included', PG_TIMEOUT, async () => {
+    for (const poolSize of [1, 4]) {
+      const url = await freshDatabase(`lanes_bound_${poolSize}`)
+      const db = openDatabase(url, { poolSize })
+      const stores = Array.from({ length: 8 }, () => db.store(randomUUID()))
+      const name = new URL(url).pathname.slice(1)
+      const open = async () =>
+        (
+          await rows(
+            url,
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hoot-core'",
+            [name],
+          )
+        )[0].n
+      let most = 0
+      for (let round = 0; round < 5; round++) {
+        const calls = stores.flatMap((store, u) => [
+          store.saveTokens(`s${round}`, { u }),
+          store.tokens(`s${round}`),
+          store.invalidateCredentials(`gone${round}`, 'all'),
+        ])
+        most = Math.max(most, await open())
+        await Promise.all(calls)
+        most = Math.max(most, await open())
+      }
+      assert.ok(most >= 1 && most <= poolSize, `poolSize ${poolSize}: ${most} connections`)
+      await db.close()
+    }
+  })
+
+  test('a worker thread ended with calls in flight takes nothing down', PG_TIMEOUT, async () => {
+    const url = await freshDatabase('lanes_terminate')
+    const outcome = await runIsolatedAsync(`
+      import { Worker } from 'node:worker_threads'
+      const url = ${JSON.stringify(url)}
+      const user = crypto.randomUUID()
+      const main = hoot.openDatabase(url)
+      await main.store(user).saveTokens('s', { from: 'main' })
+      let ended = 0
+      for (let i = 0; i < 5; i++) {
+        const worker = new Worker(\`
+          import { parentPort, workerData } from 'node:worker_threads'
+          const { openDatabase } = await import(workerData.lib)
+          const store = openDatabase(workerData.url).store(workerData.user)
+          // Calls in flight, forever, when the thread is ended.
+          const loop = () => Promise.all(Array.from({ length: 20 }, () => store.tokens('s'))).then(loop)
+          loop()
+          parentPort.postMessage('busy')
+        \`, { eval: true, workerData: { url, user, lib: ${JSON.stringify(new URL('../lib/index.js', import.meta.url).pathname)} } })
+        await new Promise((resolve) => worker.once('message', resolve))
+        await new Promise((resolve) => setImmediate(resolve))
+        await worker.terminate()
+        ended++
+      }
+      const after = await main.store(user).tokens('s')
+      await main.close()
+      console.log(JSON.stringify({ ended, after }))
+    `)
+    assert.deepEqual(outcome, { ended: 5, after: { from: 'main' } })
+  })
 })
