@@ -3,18 +3,15 @@
 // user's token and reading that user's row. The example server on hoot-core against the same
 // request written with jose + better-sqlite3, on SQLite, and with jose + postgres.js, on
 // PostgreSQL; all four take turns round by round, the order rotating.
-import { fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { fileURLToPath } from 'node:url'
 
 import autocannon from 'autocannon'
 
 import hoot from '../lib/index.js'
-import { QUICK, tempDir } from './lib.mjs'
+import { QUICK, TOKENS, startServer, tempDir } from './lib.mjs'
 import { dropDatabases, freshDatabase } from './postgres.mjs'
 
 const SERVER = fileURLToPath(new URL('./e2e-store-server.mjs', import.meta.url))
@@ -25,43 +22,14 @@ const ROUNDS = QUICK ? 2 : 5
 // of several for the user.
 const SERVER_ID = 'srv'
 const OTHER_SERVERS = ['other-1', 'other-2']
-const TOKENS = {
-  access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600),
-  refresh_token: 'r'.repeat(64),
-  token_type: 'Bearer',
-  expires_in: 3600,
-  scope: 'read write',
-}
 /** Contender keys: the backend, then hoot-core or its peer. */
 export const LABELS = {
   sqlite: { backend: 'SQLite', 'hoot-core': 'hoot-core, SQLite', peer: 'jose + better-sqlite3' },
   postgres: { backend: 'PostgreSQL', 'hoot-core': 'hoot-core, PostgreSQL', peer: 'jose + postgres.js' },
 }
 
-/** postgres.js's version (its package exports no package.json to require). */
-export function postgresJsVersion() {
-  const require = createRequire(import.meta.url)
-  return JSON.parse(readFileSync(join(dirname(require.resolve('postgres')), '..', 'package.json'), 'utf8')).version
-}
-
 function start(kind, location, keys) {
-  const child = fork(SERVER, [kind, location, keys.privateKeyPath, keys.jwksPath], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  return new Promise((resolve, reject) => {
-    child.once('message', ({ port }) =>
-      resolve({
-        port,
-        stop: () =>
-          new Promise((r) => {
-            if (child.exitCode !== null) return r()
-            child.once('exit', r)
-            child.disconnect()
-          }),
-      }),
-    )
-    child.once('exit', (code) => reject(new Error(`${kind} server on ${location} exited with code ${code}`)))
-  })
+  return startServer(SERVER, [kind, location, keys.privateKeyPath, keys.jwksPath], `${kind} server on ${location}`)
 }
 
 /**

@@ -1,13 +1,12 @@
 // End to end: autocannon against the Express server of e2e-server.mjs over 127.0.0.1, hoot-core's
 // middleware and Hoot's alternating, each connection sending its own user's token.
-import { fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 
 import autocannon from 'autocannon'
 
 import hoot from '../lib/index.js'
-import { QUICK } from './lib.mjs'
+import { QUICK, startServer } from './lib.mjs'
 
 const SERVER = fileURLToPath(new URL('./e2e-server.mjs', import.meta.url))
 export const DURATION = QUICK ? 3 : 10
@@ -15,22 +14,7 @@ export const CONNECTIONS = 20
 const ROUNDS = QUICK ? 2 : 3
 
 function start(kind, keys) {
-  const child = fork(SERVER, [kind, keys.privateKeyPath, keys.jwksPath], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  return new Promise((resolve, reject) => {
-    child.once('message', ({ port }) =>
-      resolve({
-        port,
-        stop: () =>
-          new Promise((r) => {
-            child.once('exit', r)
-            child.disconnect()
-          }),
-      }),
-    )
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with code ${code}`)))
-  })
+  return startServer(SERVER, [kind, keys.privateKeyPath, keys.jwksPath], `${kind} server`)
 }
 
 function load(port, tokens, duration) {

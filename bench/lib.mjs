@@ -116,3 +116,34 @@ export function table(rows) {
     ...rows.map((r) => line(keys.map((k) => r[k]))),
   ].join('\n')
 }
+
+/** The OAuth tokens every store contender saves and reads (an access token of a real one's size). */
+export const TOKENS = {
+  access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600),
+  refresh_token: 'r'.repeat(64),
+  token_type: 'Bearer',
+  expires_in: 3600,
+  scope: 'read write',
+}
+
+/**
+ * A server process running `script` with `args`, once it has said its port: `{ port, stop }`.
+ * Rejects if it exits first (`what` names it in the error).
+ */
+export function startServer(script, args, what) {
+  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return new Promise((resolve, reject) => {
+    child.once('message', ({ port }) =>
+      resolve({
+        port,
+        stop: () =>
+          new Promise((r) => {
+            if (child.exitCode !== null) return r()
+            child.once('exit', r)
+            child.disconnect()
+          }),
+      }),
+    )
+    child.once('exit', (code) => reject(new Error(`${what} exited with code ${code}`)))
+  })
+}

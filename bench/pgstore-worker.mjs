@@ -5,7 +5,7 @@
 // calls, `concurrency` of them in flight at once, call i on row at(i) of USERS × SERVERS rows.
 import { createRequire } from 'node:module'
 
-import { USER, serve } from './lib.mjs'
+import { TOKENS, USER, serve } from './lib.mjs'
 
 const require = createRequire(import.meta.url)
 const [kind, url, users, servers] = process.argv.slice(2)
@@ -14,13 +14,6 @@ const USERS = Array.from({ length: Number(users) }, (_, u) => USER.slice(0, -2) 
 const SERVERS = Number(servers)
 /** The (user, server) of call i: consecutive calls go to different users, so to different rows. */
 const at = (i) => [USERS[i % USERS.length], `server-${Math.floor(i / USERS.length) % SERVERS}`]
-const TOKENS = {
-  access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600),
-  refresh_token: 'r'.repeat(64),
-  token_type: 'Bearer',
-  expires_in: 3600,
-  scope: 'read write',
-}
 const CLIENT = {
   client_id: 'c'.repeat(36),
   client_secret: 's'.repeat(43),

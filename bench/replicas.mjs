@@ -4,14 +4,13 @@
 // activity touch and invalidateCredentials('all') (one transaction of five deletes). On SQLite
 // with one replica for reference, on PostgreSQL with one, and with three on one database, each
 // taking a third of the connections; the three configurations take turns round by round.
-import { fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import autocannon from 'autocannon'
 
-import { QUICK, tempDir } from './lib.mjs'
+import { QUICK, startServer, tempDir } from './lib.mjs'
 import { dropDatabases, freshDatabase } from './postgres.mjs'
 
 const SERVER = fileURLToPath(new URL('./replica-server.mjs', import.meta.url))
@@ -28,23 +27,7 @@ export const LABELS = {
 }
 
 function start(location, keys) {
-  const child = fork(SERVER, [location, keys.privateKeyPath, keys.jwksPath], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  return new Promise((resolve, reject) => {
-    child.once('message', ({ port }) =>
-      resolve({
-        port,
-        stop: () =>
-          new Promise((r) => {
-            if (child.exitCode !== null) return r()
-            child.once('exit', r)
-            child.disconnect()
-          }),
-      }),
-    )
-    child.once('exit', (code) => reject(new Error(`replica server on ${location} exited with code ${code}`)))
-  })
+  return startServer(SERVER, [location, keys.privateKeyPath, keys.jwksPath], `replica server on ${location}`)
 }
 
 /** A token for a new user, from the replica at `port` (POST /auth/token, as the browser asks). */

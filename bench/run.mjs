@@ -366,7 +366,7 @@ if (results.e2e) {
 if (results.e2estore) {
   const { runs: r, backends, server } = results.e2estore
   const on = backends.includes('postgres')
-    ? `; on PostgreSQL (${server.version} at ${postgres.describe()}, over loopback without TLS), hoot-core's default pool of 10 and \`postgres(url, { max: 10 })\` (postgres.js ${e2eStore.postgresJsVersion()}, statements prepared)`
+    ? `; on PostgreSQL (${server.version} at ${postgres.describe()}, over loopback without TLS), hoot-core's default pool of 10 and \`postgres(url, { max: 10 })\` (postgres.js ${version('postgres')}, statements prepared)`
     : `; PostgreSQL was not reachable (${server.error}), so SQLite alone ran`
   out.push(
     '## End to end with a store read',

@@ -6,18 +6,11 @@
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
-import { USER, serve } from './lib.mjs'
+import { TOKENS, USER, serve } from './lib.mjs'
 
 const require = createRequire(import.meta.url)
 const [kind, dir] = process.argv.slice(2)
 const dbPath = join(dir, `${kind}.db`)
-const TOKENS = {
-  access_token: 'eyJhbGciOiJSUzI1NiJ9.' + 'a'.repeat(600),
-  refresh_token: 'r'.repeat(64),
-  token_type: 'Bearer',
-  expires_in: 3600,
-  scope: 'read write',
-}
 const CLIENT = {
   client_id: 'c'.repeat(36),
   client_secret: 's'.repeat(43),
