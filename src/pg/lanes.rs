@@ -1,4 +1,4 @@
-//! Shared connections for single statements, pipelined: the reads and writes a request makes.
+//! Shared connections for single statements, pipelined: a request's reads, and a write sent alone.
 //!
 //! A pooled connection carries one call at a time, and its driver is a task of its own, so each
 //! call costs a hand-off to that task to send the query. A lane is a connection that any number
@@ -6,7 +6,7 @@
 //! answers read in order), whose driver can also be polled by the thread that queued a query:
 //! the binding polls a call once on the JavaScript thread, and the query goes out on the socket
 //! from there, with no task woken to send it (`Suppressed`). The answer is read by the driver's
-//! task. Transactions keep the pool's connections, one call each.
+//! task. Writes in flight together and transactions keep the pool's connections, one call each.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
