@@ -28,6 +28,21 @@ function later(f) {
   }
 }
 
+/**
+ * `later(f)` of a reader, its text passed through `parse(text, what)`: on PostgreSQL once the
+ * native promise settles, on SQLite at once (the read is synchronous there, so its promise need
+ * not wait a second turn for a `.then`).
+ */
+function laterParsed(f, parse, what) {
+  try {
+    const text = f()
+    if (text instanceof Promise) return text.then((t) => parse(t, what))
+    return Promise.resolve(parse(text, what))
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
 const orUndefined = (value) => (value === null ? undefined : value)
 const nothing = () => undefined
 
@@ -47,15 +62,13 @@ class UserStore {
     return this.#key
   }
   clientInformation(serverId) {
-    return later(() => this.#user.clientInformationText(serverId)).then((text) =>
-      parseStored(text, 'client information'),
-    )
+    return laterParsed(() => this.#user.clientInformationText(serverId), parseStored, 'client information')
   }
   saveClientInformation(serverId, info) {
     return later(() => this.#user.saveClientInformation(serverId, info))
   }
   tokens(serverId) {
-    return later(() => this.#user.tokensText(serverId)).then((text) => parseStored(text, 'tokens'))
+    return laterParsed(() => this.#user.tokensText(serverId), parseStored, 'tokens')
   }
   saveTokens(serverId, tokens) {
     return later(() => this.#user.saveTokens(serverId, tokens))
@@ -67,7 +80,7 @@ class UserStore {
     return later(() => this.#user.saveCodeVerifier(serverId, verifier))
   }
   discoveryState(serverId) {
-    return later(() => this.#user.discoveryStateText(serverId)).then((text) => parseStored(text, 'discovery state'))
+    return laterParsed(() => this.#user.discoveryStateText(serverId), parseStored, 'discovery state')
   }
   saveDiscoveryState(serverId, state) {
     return later(() => this.#user.saveDiscoveryState(serverId, state))
@@ -80,13 +93,11 @@ class UserStore {
   }
   /** `{ value, version }` of the stored tokens, or undefined: the version is what `invalidateCredentials` compares. */
   tokensVersioned(serverId) {
-    return later(() => this.#user.tokensVersioned(serverId)).then((text) => parseVersioned(text, 'tokens'))
+    return laterParsed(() => this.#user.tokensVersioned(serverId), parseVersioned, 'tokens')
   }
   /** `{ value, version }` of the stored client registration, or undefined. */
   clientInformationVersioned(serverId) {
-    return later(() => this.#user.clientInformationVersioned(serverId)).then((text) =>
-      parseVersioned(text, 'client information'),
-    )
+    return laterParsed(() => this.#user.clientInformationVersioned(serverId), parseVersioned, 'client information')
   }
   /** With `expected` (`{ tokens?, clientInformation? }`, versions read before), those go only if unchanged. */
   invalidateCredentials(serverId, scope, expected) {
@@ -100,7 +111,7 @@ class UserStore {
     return later(() => this.#user.releaseRefresh(serverId, holder))
   }
   serverConfig(serverId) {
-    return later(() => this.#user.serverConfigText(serverId)).then((text) => parseStored(text, 'server config'))
+    return laterParsed(() => this.#user.serverConfigText(serverId), parseStored, 'server config')
   }
   saveServerConfig(serverId, config) {
     return later(() => this.#user.saveServerConfig(serverId, config))
