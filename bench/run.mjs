@@ -161,6 +161,12 @@ if (results.store) {
     fmt.ratio,
     "the SQLite work is the same as better-sqlite3's; the difference is the N-API call against better-sqlite3's direct V8 binding",
   )
+  const awaited = s[store.AWAITED_ROW]
+  target(
+    'async `Database` read, each awaited: vs tuned better-sqlite3 in a promise',
+    pairedRatio(awaited['hoot-core'], awaited['better-sqlite3, tuned, in a promise']),
+    1.0,
+  )
   target(
     "save (`saveTokens`, synchronous=FULL): vs Hoot's code path (NORMAL)",
     pairedRatio(s.saveTokens['hoot-core'], s.saveTokens["better-sqlite3, Hoot's code path"]),

@@ -26,6 +26,17 @@ const SCHEMA = `
 
 /** The four operations of each contender, as Hoot's OAuth provider calls them. */
 function contender() {
+  if (kind === 'hoot-core-async') {
+    // The async \`Database\` the example server uses, on the same kind of file.
+    const { openDatabase } = require('../lib/index.js')
+    const store = openDatabase(dbPath).store(USER)
+    return { sync: 'FULL', saveTokens: (s) => store.saveTokens(s, TOKENS), tokens: (s) => store.tokens(s) }
+  }
+  if (kind === 'tuned-async') {
+    // Tuned better-sqlite3, each call's result in a promise, as a server wraps a synchronous store.
+    const tuned = contender.tuned()
+    return { sync: tuned.sync, saveTokens: async (s) => tuned.saveTokens(s), tokens: async (s) => tuned.tokens(s) }
+  }
   if (kind === 'hoot-core' || kind === 'hoot-core-encrypted') {
     // Encrypted: every value sealed with AES-256-GCM on write and opened on read.
     const encryption = kind === 'hoot-core-encrypted' ? 'on' : 'off'
@@ -42,10 +53,7 @@ function contender() {
       invalidateAll: (s) => store.invalidateCredentials(s, 'all'),
     }
   }
-  const Database = require('better-sqlite3')
-  const db = new Database(dbPath)
-  db.pragma('journal_mode = WAL')
-  db.exec(SCHEMA)
+  const db = contender.open()
   if (kind === 'hoot-path') {
     // mcp-backend-server.js, statement for statement.
     return {
@@ -87,6 +95,11 @@ function contender() {
       },
     }
   }
+  return contender.tuned(db)
+}
+
+/** Tuned better-sqlite3: statements prepared once, synchronous=FULL, one transaction per call. */
+contender.tuned = (db = contender.open()) => {
   db.pragma('synchronous = FULL')
   const put = db.prepare('INSERT OR REPLACE INTO oauth_tokens (user_id, server_id, tokens) VALUES (?, ?, ?)')
   const get = db.prepare('SELECT tokens FROM oauth_tokens WHERE user_id = ? AND server_id = ?')
@@ -115,6 +128,15 @@ function contender() {
   }
 }
 
+/** better-sqlite3 on this contender's file, in WAL mode, with Hoot's schema. */
+contender.open = () => {
+  const Database = require('better-sqlite3')
+  const db = new Database(dbPath)
+  db.pragma('journal_mode = WAL')
+  db.exec(SCHEMA)
+  return db
+}
+
 const c = contender()
 const rate = (n, fn) => {
   const start = process.hrtime.bigint()
@@ -122,6 +144,12 @@ const rate = (n, fn) => {
   return n / (Number(process.hrtime.bigint() - start) / 1e9)
 }
 let batch = 0
+/** `rate` for calls that return promises, each awaited before the next (as a request awaits it). */
+const rateAwaited = async (n, fn) => {
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < n; i++) await fn(i)
+  return n / (Number(process.hrtime.bigint() - start) / 1e9)
+}
 
 serve({
   info: () => ({ synchronous: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][c.sync] ?? c.sync }),
@@ -130,6 +158,12 @@ serve({
     for (let i = 0; i < 50; i++) c.saveTokens(`server-${i}`)
     return rate(n, (i) => {
       if (c.tokens(`server-${i % 50}`) === undefined) throw new Error('tokens lost')
+    })
+  },
+  tokensAwaited: async ({ n }) => {
+    for (let i = 0; i < 50; i++) await c.saveTokens(`server-${i}`)
+    return rateAwaited(n, async (i) => {
+      if ((await c.tokens(`server-${i % 50}`)) === undefined) throw new Error('tokens lost')
     })
   },
   // A PKCE round trip: the verifier saved before the redirect, read back at the callback.
