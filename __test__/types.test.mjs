@@ -16,7 +16,7 @@ import ts from 'typescript'
 
 import { root } from './helpers.mjs'
 
-const ENTRIES = ['.', './sqlite', './hoot', './provider']
+const ENTRIES = ['.', './sqlite', './hoot', './metrics', './provider']
 // The browser half: an ES module (import only) whose d.ts compiles with the DOM's types, not Node's.
 const BROWSER_ENTRIES = ['./client']
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))

@@ -202,6 +202,8 @@ export declare class PostgresDatabase {
    * is closed. Returns whether the pool was closed.
    */
   close(): boolean
+  /** The pool's and the lanes' connections now, for the metrics. */
+  poolStatus(): PoolStatus
   /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600). */
   cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
   /**
@@ -664,6 +666,25 @@ export interface MoveReport {
  */
 export declare function moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }): MoveReport
 
+/**
+ * What a copy from SQLite did to one table.
+ * A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
+ */
+export interface PoolStatus {
+  /** The most connections the pool opens (the shared lanes are besides). */
+  maxSize: number
+  /** The pool's connections open now. */
+  size: number
+  /** Of those, the idle ones. */
+  available: number
+  /** Calls waiting for a pool connection. */
+  waiting: number
+  /** The shared pipelined connections (lanes) open now. */
+  lanesOpen: number
+  /** The calls those lanes carry now. */
+  laneCalls: number
+}
+
 /** `describe`: where the database is, without credentials. */
 export interface PostgresStatus {
   /** `PostgreSQL at host:port/db`. */
@@ -734,7 +755,6 @@ export interface StoreOptions {
   dbPath?: string
 }
 
-/** What a copy from SQLite did to one table. */
 export interface TableCopy {
   /** The table. */
   table: string

@@ -293,3 +293,44 @@ export interface Database {
  * (`$HOOT_DB_PATH`, else `~/.hoot/hoot-mcp.db`). Nothing connects before the first call.
  */
 export declare function openDatabase(location?: string, opts?: DatabaseOptions): Database
+
+/**
+ * A security event (docs/api.md, "Security events"): `type`, `at` (ms since the epoch) and the
+ * type's fields. No field holds a user id, token, code, key or password: a user is `userHash`,
+ * an account `accountHash` (16 hex digits of an HMAC under $HOOT_EVENT_KEY, else a per-process key).
+ */
+export interface HootEvent {
+  type: HootEventType
+  at: number
+  userHash?: string
+  backend?: 'sqlite' | 'postgres'
+  [field: string]: unknown
+}
+export type HootEventType =
+  | 'token_issued'
+  | 'token_refused'
+  | 'tokens_revoked'
+  | 'transfer_code_created'
+  | 'transfer_code_redeemed'
+  | 'transfer_code_refused'
+  | 'transfer_code_throttled'
+  | 'account_linked'
+  | 'account_unlinked'
+  | 'user_deleted'
+  | 'user_moved'
+  | 'users_purged'
+  | 'keys_loaded'
+  | 'keys_rotated'
+  | 'encryption_on'
+  | 'encryption_rotated'
+  | 'encryption_off'
+  | 'database_migrated'
+  | 'database_copied'
+  | 'database_refused'
+  | 'events_dropped'
+/**
+ * Calls `listener` with every security event of this process (any thread, either backend) from
+ * now on, just after the call that caused it. Returns a function that stops it. A listener that
+ * throws becomes a process warning; listening never keeps the process alive.
+ */
+export declare function onEvent(listener: (event: HootEvent) => void): () => void

@@ -5,7 +5,7 @@
 // defines it: the native functions from the napi-generated loader (binding.js, reached through
 // native.js, which explains a missing binary), verifyToken and the loadKeys that clears its cache
 // (verify.js), issueTokenAsync's promise (issue.js), OAuthStore with its JSON-returning methods
-// (store.js), openDatabase (database.js), createOAuthProvider (provider.js). The loader's internal
+// (store.js), openDatabase (database.js), createOAuthProvider (provider.js), onEvent (events.js). The loader's internal
 // names (verifyTokenRaw, the store's text readers, napi's __napiBindingTarget) are not exported.
 // Typed in index.d.ts.
 //
@@ -19,6 +19,7 @@ const { loadKeys, verifyToken } = require('./verify.js')
 const { OAuthStore } = require('./store.js')
 const { openDatabase } = require('./database.js')
 const { createOAuthProvider } = require('./provider.js')
+const { onEvent } = require('./events.js')
 
 // Keys
 exports.loadKeys = loadKeys
@@ -38,3 +39,6 @@ exports.migrateDatabase = binding.migrateDatabase
 
 // MCP
 exports.createOAuthProvider = createOAuthProvider
+
+// Operations (the metrics are `hoot-core/metrics`)
+exports.onEvent = onEvent

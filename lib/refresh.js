@@ -17,6 +17,8 @@
 //   authorization refreshes), holding the others until the tokens change.
 'use strict'
 
+const { count } = require('./counters.js')
+
 /** How long a holder's claim on a refresh lasts: its token request is cut off then. */
 const DEFAULT_LEASE_MS = 10_000
 /** How long the other holders wait for the holder's tokens before failing the call. */
@@ -179,8 +181,14 @@ const json = (status, value) => ({
  * `backing` (lib/provider.js) for the credential `state`.
  */
 function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
-  const unavailable = (why) => json(503, { error: 'temporarily_unavailable', error_description: `hoot-core: ${why}` })
-  const removed = () => json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
+  const unavailable = (why) => {
+    count('refresh', 'unavailable')
+    return json(503, { error: 'temporarily_unavailable', error_description: `hoot-core: ${why}` })
+  }
+  const removed = () => {
+    count('refresh', 'removed')
+    return json(400, { error: 'invalid_grant', error_description: 'the stored tokens were removed' })
+  }
 
   /** The tokens another holder saved for `refreshToken` (as a token response), or why none. */
   async function refreshOnce(input, init, refreshToken) {
@@ -231,6 +239,7 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
       answer = JSON.parse(outcome.body)
     } catch {}
     const granted = outcome.status >= 200 && outcome.status < 300
+    count('refresh', granted ? 'granted' : answer && answer.error === 'invalid_grant' ? 'refused' : 'failed')
     if (stored && granted && answer && typeof answer.access_token === 'string') {
       const now = await backing.tokensVersioned()
       if (now === undefined) return removed()
@@ -249,6 +258,7 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
 
   /** Another holder's tokens, answered as the token endpoint would have (which names no issuer). */
   function adopt(tokens) {
+    count('refresh', 'adopted')
     settle(tokens)
     const { issuer, ...answer } = tokens
     return json(200, answer)
@@ -265,7 +275,8 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
    */
   function sharedRefresh(input, init, refreshToken) {
     let flight = state.flights.get(refreshToken)
-    if (!flight) {
+    if (flight) count('refresh', 'joined')
+    else {
       const run = backing.coordinates ? refreshOnce(input, init, refreshToken) : grant(input, init, refreshToken)
       flight = run.finally(() => state.flights.delete(refreshToken))
       state.flights.set(refreshToken, flight)
@@ -321,6 +332,7 @@ function coordinatedFetch({ base, backing, state, leaseMs, waitMs }) {
       }
     }
     await response.body?.cancel()
+    count('resent', 'newer_tokens')
     const again = await resend(input, init, access)
     if (again.status === 401) noteRefused(state, access)
     return again

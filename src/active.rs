@@ -30,6 +30,9 @@ fn install(keys: KeySet) -> Arc<KeySet> {
     let keys = Arc::new(keys);
     *ACTIVE.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&keys));
     GENERATION.fetch_add(1, Ordering::Release);
+    crate::events::emit("keys_loaded", |e| {
+        e.set("kid", keys.kid()).set("source", keys.source().as_str()).set("publicKeys", keys.public_keys());
+    });
     keys
 }
 

@@ -447,6 +447,14 @@ pub async fn copy_sqlite(
     within(&db, async { tx.commit().await.map_err(err) }).await?;
     report.users = users.len() as u64;
     report.skipped_users = skipped_users.len() as u64;
+    crate::events::emit("database_copied", |e| {
+        e.set("from", "sqlite")
+            .set("backend", "postgres")
+            .set("legacy", report.legacy)
+            .set("users", report.users)
+            .set("rows", report.tables.iter().map(|t| t.inserted + t.updated).sum::<u64>())
+            .set("skippedUsers", report.skipped_users);
+    });
     Ok(report)
 }
 

@@ -7,11 +7,14 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-// The base: errors, the clock, the environment, text, private files and the user-id rules.
+// The base: errors, the clock, the environment, text, private files, the user-id rules, and the
+// security events and metrics every layer above reports to.
 pub mod clock;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod metrics;
 mod private_fs;
 pub mod text;
 // Keys, sealing and tokens (revocation is passed in, not imported).

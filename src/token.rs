@@ -16,6 +16,8 @@ use serde_json::{Map, Value};
 use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::keys::KeySet;
+use crate::metrics::{CounterSite, TimingSite};
+use std::time::Instant;
 use aws_lc_rs::signature::ParsedPublicKey;
 
 /// The most clock skew `leewaySeconds` may allow: a day.
@@ -190,7 +192,29 @@ fn encode_segment<T: Serialize>(value: &T) -> Result<String, HootError> {
 
 /// Signs a session token for `user_id` at time `now` (seconds). `revoked_before`: the time before
 /// which this user's tokens are refused, if they were revoked (the caller's revocation memory).
+/// Timed (`token_issue`) and reported (`token_issued`).
 pub fn issue_token(
+    keys: &KeySet,
+    user_id: &str,
+    config: &IssueConfig,
+    now: u64,
+    revoked_before: Option<i64>,
+) -> Result<String, HootError> {
+    static TIMING: TimingSite<1> = TimingSite::new("token_issue", ("", ""), "");
+    let start = Instant::now();
+    let token = sign_session_token(keys, user_id, config, now, revoked_before);
+    TIMING.get(0, "").observe(start.elapsed(), token.is_ok());
+    if token.is_ok() {
+        crate::events::emit("token_issued", |e| {
+            e.hashed("userHash", &user_id.to_ascii_lowercase())
+                .set("kid", keys.kid())
+                .set("ttlSeconds", config.ttl_seconds);
+        });
+    }
+    token
+}
+
+fn sign_session_token(
     keys: &KeySet,
     user_id: &str,
     config: &IssueConfig,
@@ -405,7 +429,33 @@ fn number_claim(value: Option<Value>, message: &'static str) -> Result<Option<f6
 /// with the same semantics as jose). Order: size and shape, header, signature, claims; so a
 /// forged token never reports `expired`. `refuses(sub, iat)` says whether a token of `sub` issued
 /// at `iat` was revoked (the caller's revocation memory).
+/// Counted by outcome and timed; a refusal is reported (`token_refused`).
 pub fn verify_token(
+    keys: &KeySet,
+    token: &str,
+    now: u64,
+    leeway: u64,
+    refuses: impl Fn(&str, Option<f64>) -> bool,
+) -> Result<String, VerifyFailure> {
+    static TIMING: TimingSite<1> = TimingSite::new("token_verify", ("", ""), "");
+    static OUTCOMES: CounterSite<8> = CounterSite::new("token_verification", ("cache", "miss"), "outcome");
+    let start = Instant::now();
+    let verified = check_token(keys, token, now, leeway, refuses);
+    TIMING.get(0, "").observe(start.elapsed(), verified.is_ok());
+    match &verified {
+        Ok(_) => OUTCOMES.get(0, "valid").add(1),
+        Err(failure) => {
+            let at = FailureCode::ALL.iter().position(|c| *c == failure.code).unwrap_or(0);
+            OUTCOMES.get(1 + at, failure.code.as_str()).add(1);
+            crate::events::emit("token_refused", |e| {
+                e.set("code", failure.code.as_str()).set("reason", failure.message);
+            });
+        }
+    }
+    verified
+}
+
+fn check_token(
     keys: &KeySet,
     token: &str,
     now: u64,

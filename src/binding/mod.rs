@@ -4,7 +4,7 @@
 //!
 //! This module holds what every export shares: the panic guard, the conversion of a core error
 //! into a JS error, and the handling of an exception the caller's own code raised. The exports
-//! are in `keys`, `tokens` and `store`; `args` reads their arguments.
+//! are in `keys`, `tokens`, `store`, `pg` and `telemetry`; `args` reads their arguments.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -17,6 +17,7 @@ pub mod keys;
 pub mod pg;
 mod settle;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 
 /// The JS error for a core error: the class its kind asks for, with `.code` set.

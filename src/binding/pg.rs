@@ -120,6 +120,25 @@ pub struct JsPostgresStatus {
 }
 
 /// What a copy from SQLite did to one table.
+/// A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
+#[napi(object, js_name = "PoolStatus", object_from_js = false)]
+pub struct JsPoolStatus {
+    /// `host:port/database` (no user name, no password).
+    pub database: String,
+    /// The most connections the pool opens (the shared lanes are besides).
+    pub max_size: u32,
+    /// The pool's connections open now.
+    pub size: u32,
+    /// Of those, the idle ones.
+    pub available: u32,
+    /// Calls waiting for a pool connection.
+    pub waiting: u32,
+    /// The shared pipelined connections (lanes) open now.
+    pub lanes_open: u32,
+    /// The calls those lanes carry now.
+    pub lane_calls: u32,
+}
+
 #[napi(object, js_name = "TableCopy", object_from_js = false)]
 pub struct JsTableCopy {
     /// The table.
@@ -209,6 +228,22 @@ impl PostgresDatabase {
             return false;
         }
         pg::close(&self.url)
+    }
+
+    /// The pool's and the lanes' connections now, for the metrics.
+    #[napi]
+    pub fn pool_status(&self) -> JsPoolStatus {
+        let status = self.db.pool_status();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        JsPoolStatus {
+            database: self.db.describe().trim_start_matches("PostgreSQL at ").to_string(),
+            max_size: n(status.max_size),
+            size: n(status.size),
+            available: n(status.available),
+            waiting: n(status.waiting),
+            lanes_open: n(status.lanes_open),
+            lane_calls: n(status.lane_calls),
+        }
     }
 
     /// Deletes every user's verifiers older than `maxAgeSeconds` (default 600).

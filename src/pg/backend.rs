@@ -59,6 +59,10 @@ fn guarded_upsert_sql(slot: Slot) -> String {
 }
 
 impl Backend for PgDatabase {
+    fn kind(&self) -> crate::metrics::BackendKind {
+        crate::metrics::BackendKind::Postgres
+    }
+
     fn place(&self) -> String {
         self.describe().to_string()
     }

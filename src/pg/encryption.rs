@@ -21,8 +21,10 @@ use std::sync::Arc;
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
 use crate::sealing::{KeyRing, SEALED_COLUMNS};
+use crate::metrics::BackendKind;
 use crate::store::status::{
-    decrypted, encrypted, keys_for_write, proves, EncryptionStatus, Transition, DECRYPTED_TABLE,
+    decrypted, encrypted, keys_for_write, proves, report_opened, report_sealing, EncryptionStatus, Transition,
+    DECRYPTED_TABLE,
 };
 
 /// The signing keys' private JWKs: sealed with table `hoot_signing_keys`, user `""` and their kid
@@ -217,6 +219,7 @@ pub async fn encrypt(db: Arc<PgDatabase>, rotate: bool, now: i64) -> Result<Tran
     within(&db, doing, record(&tx, &ring, now)).await?;
     let key_ids = within(&db, doing, recorded(&tx)).await?;
     within(&db, doing, tx.commit()).await?;
+    report_sealing(BackendKind::Postgres, rotate, ring.current_id(), sealed);
     db.set_sealer(Some(ring));
     Ok(Transition { sealed, opened: 0, key_ids })
 }
@@ -269,6 +272,7 @@ pub async fn decrypt(db: Arc<PgDatabase>) -> Result<Transition, HootError> {
     }
     within(&db, doing, tx.commit()).await?;
     db.set_sealer(None);
+    report_opened(BackendKind::Postgres, opened);
     Ok(Transition { sealed: 0, opened, key_ids: Vec::new() })
 }
 

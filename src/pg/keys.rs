@@ -195,5 +195,8 @@ pub async fn rotate(db: Arc<PgDatabase>, drop_previous: bool) -> Result<Rotation
     tx.execute("UPDATE hoot_signing_keys SET signing = false", &[]).await.map_err(err)?;
     add_signing_key(&tx, &kid, &stored, &public).await.map_err(err)?;
     tx.commit().await.map_err(err)?;
+    crate::events::emit("keys_rotated", |e| {
+        e.set("backend", "postgres").set("kid", kid.as_str()).set("kept", kept.len()).set("removed", removed.len());
+    });
     Ok(Rotation { kid, kept, removed })
 }

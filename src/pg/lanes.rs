@@ -191,6 +191,16 @@ impl Lanes {
         Lanes { lanes, target, tls, closed: AtomicBool::new(false) }
     }
 
+    /// How many lanes are open, and the calls they carry now (for the pool gauges).
+    pub(crate) fn load(&self) -> (usize, usize) {
+        self.lanes.iter().fold((0, 0), |(open, calls), lane| {
+            match lane.open.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|o| o.usable()) {
+                Some(lane) => (open + 1, calls + lane.driver.in_flight.load(Ordering::Acquire)),
+                None => (open, calls),
+            }
+        })
+    }
+
     /// A lane for a read: the least busy one carrying no write, opened if it is not (or its
     /// connection was lost; a lane not open yet counts as idle, after an open idle one).
     /// `Ok(None)` when there is none: no lanes, all carrying writes, or closed.

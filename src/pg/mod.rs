@@ -44,6 +44,23 @@ pub use config::{is_postgres_url, PgOptions, PgSettings};
 /// PostgreSQL: a `postgres://` URL. A path, or nothing, keeps SQLite.
 pub const HOOT_DATABASE_URL: &str = "HOOT_DATABASE_URL";
 
+/// A database's connections at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatus {
+    /// The most connections the pool opens (the lanes are besides).
+    pub max_size: usize,
+    /// The pool's connections open now.
+    pub size: usize,
+    /// Of those, the idle ones.
+    pub available: usize,
+    /// Calls waiting for a pool connection.
+    pub waiting: usize,
+    /// The lanes (shared pipelined connections) open now.
+    pub lanes_open: usize,
+    /// The calls those lanes carry now.
+    pub lane_calls: usize,
+}
+
 /// One PostgreSQL database, as this process uses it.
 pub struct PgDatabase {
     pool: Pool,
@@ -182,6 +199,20 @@ impl PgDatabase {
             env,
             handles: AtomicUsize::new(0),
         })
+    }
+
+    /// The pool's and the lanes' state now: what the pool gauges show.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        let (lanes_open, lane_calls) = self.lanes.load();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+            lanes_open,
+            lane_calls,
+        }
     }
 
     /// `PostgreSQL at host:port/db`.

@@ -152,6 +152,9 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
             None => 0,
         };
     if from > PG_SCHEMA_VERSION {
+        crate::events::emit("database_refused", |e| {
+            e.set("backend", "postgres").set("reason", "newer_schema");
+        });
         return Err(HootError::Db(format!(
             "Cannot use {}: its schema is version {from}, made by a newer hoot-core than this one (which knows \
              version {PG_SCHEMA_VERSION}); upgrade hoot-core on this server",
@@ -200,6 +203,11 @@ pub async fn ensure(conn: &mut Object, db: &PgDatabase) -> Result<SchemaReport, 
         .map_err(err)?;
     }
     tx.commit().await.map_err(err)?;
+    if from < PG_SCHEMA_VERSION {
+        crate::events::emit("database_migrated", |e| {
+            e.set("backend", "postgres").set("fromVersion", from).set("toVersion", PG_SCHEMA_VERSION);
+        });
+    }
     Ok(SchemaReport { from, to: PG_SCHEMA_VERSION })
 }
 
@@ -248,6 +256,7 @@ pub async fn encryption_at_open(
         // with the key seals beside them instead of writing plaintext.
         ids = sealed_key_ids(conn).await.map_err(|e| db.error(doing, &e))?;
     }
+    let turned_on = ids.is_empty();
     let ring = if ids.is_empty() {
         if !(requested || from_env) {
             return Ok(None);
@@ -277,5 +286,8 @@ pub async fn encryption_at_open(
     )
     .await
     .map_err(|e| db.error("turn encryption on for", &e))?;
+    if turned_on {
+        crate::store::status::report_sealing(crate::metrics::BackendKind::Postgres, false, ring.current_id(), 0);
+    }
     Ok(Some(Arc::new(ring)))
 }

@@ -145,6 +145,10 @@ const UNTRACKED: &str = "SELECT user_id FROM oauth_tokens UNION SELECT user_id F
      EXCEPT SELECT user_id FROM hoot_users";
 
 impl Backend for SqliteFile {
+    fn kind(&self) -> crate::metrics::BackendKind {
+        crate::metrics::BackendKind::Sqlite
+    }
+
     fn place(&self) -> String {
         self.location.display()
     }

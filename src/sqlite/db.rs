@@ -77,6 +77,15 @@ pub enum Cause<'e> {
     Io(&'e io::Error),
 }
 
+/// `ERR_HOOT_DB` for a file hoot-core will not use (`reason`: `not_a_database`, `newer_schema`,
+/// `not_a_table`), reported as `database_refused`.
+pub fn refused(reason: &'static str, message: String) -> HootError {
+    crate::events::emit("database_refused", |e| {
+        e.set("backend", "sqlite").set("reason", reason);
+    });
+    HootError::Db(message)
+}
+
 /// The one constructor of `ERR_HOOT_DB` for a failed operation: `Cannot <doing> <file>: <cause>
 /// (<what to do>)`. A write refused for lack of space says "the disk is full", whichever layer
 /// saw it, not "disk I/O error".
@@ -232,7 +241,7 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
     let header = Connection::open_with_flags(immutable_uri(path), flags)
         .and_then(|conn| conn.query_row("PRAGMA schema_version", [], |_| Ok(())));
     match header {
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => Err(HootError::Db(format!(
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => Err(refused("not_a_database", format!(
             "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
              another file, or move this one away to start a new database",
             location.display()

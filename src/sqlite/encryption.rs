@@ -11,7 +11,8 @@ use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
 use crate::sealing::{self, KeyRing};
-use crate::store::status::{decrypted, encrypted, keys_for_write};
+use crate::metrics::BackendKind;
+use crate::store::status::{decrypted, encrypted, keys_for_write, report_opened, report_sealing};
 pub use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 
 pub use crate::sealing::SEALED_COLUMNS;
@@ -91,6 +92,7 @@ pub fn at_open(
             let ring = KeyRing::load_or_create(env)?;
             record(conn, &ring, now).map_err(sql_error(location, "turn encryption on for"))?;
             secure(conn);
+            report_sealing(BackendKind::Sqlite, false, ring.current_id(), 0);
             return Ok(Some(Arc::new(ring)));
         }
         // Sealed values, and no key recorded: the record was deleted (a decrypt leaves no sealed
@@ -227,6 +229,7 @@ pub fn enable(location: DbLocation, env: &Environment, now: i64) -> Result<(), H
         secure(conn);
         Ok(())
     })?;
+    report_sealing(BackendKind::Sqlite, false, ring.current_id(), 0);
     db.set_sealer(Some(Arc::new(ring)));
     Ok(())
 }
@@ -260,6 +263,7 @@ pub fn encrypt_database(
             },
         )
     })?;
+    report_sealing(BackendKind::Sqlite, rotate, ring.current_id(), report.sealed);
     db.set_sealer(Some(ring));
     Ok(report)
 }
@@ -303,6 +307,7 @@ pub fn decrypt_database(location: DbLocation, env: &Environment, now: i64) -> Re
         )
     })?;
     db.set_sealer(None);
+    report_opened(BackendKind::Sqlite, report.opened);
     Ok(report)
 }
 

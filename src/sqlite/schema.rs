@@ -282,7 +282,7 @@ pub fn refuse_non_tables(conn: &Connection, location: &DbLocation) -> Result<(),
     .map_err(sql_error(location, "read the schema of"))?;
     match odd {
         None => Ok(()),
-        Some((name, kind)) => Err(HootError::Db(format!(
+        Some((name, kind)) => Err(super::db::refused("not_a_table", format!(
             "{}: {name} is a {kind}, not a table, so hoot-core cannot keep its rows there and left the file \
              untouched. Drop or rename it (its definition is in sqlite_schema), or point HOOT_DB_PATH at another file",
             location.display(),
@@ -393,7 +393,7 @@ pub fn ensure_schema_adopting(
         }
     }
     if version > SCHEMA_VERSION {
-        return Err(HootError::Db(format!(
+        return Err(super::db::refused("newer_schema", format!(
             "{} has schema version {version}, newer than this hoot-core understands ({SCHEMA_VERSION}); upgrade hoot-core",
             location.display()
         )));
@@ -401,10 +401,20 @@ pub fn ensure_schema_adopting(
     let busy = |e: &MigrateError| matches!(e, MigrateError::Sql(e) if is_busy(e));
     let migrated =
         with_room_to_migrate(conn, || retry_while(|| migrate_in_transaction(conn, location, now_ms, adopt), busy));
-    migrated.map_err(|e| match e {
+    let report = migrated.map_err(|e| match e {
         MigrateError::Sql(e) => sql_error(location, "migrate")(e),
         MigrateError::Hoot(e) => e,
-    })
+    })?;
+    crate::events::emit("database_migrated", |e| {
+        e.set("backend", "sqlite")
+            .set("fromVersion", version)
+            .set("toVersion", report.schema_version)
+            .set("legacy", report.migrated)
+            .set("rows", report.tokens + report.client_info + report.verifiers)
+            .set("conflicts", report.conflicts)
+            .set("backup", report.backup_path.is_some());
+    });
+    Ok(report)
 }
 
 /// Runs `migrate` with a page cache large enough to hold the tables it rebuilds (a limit, not an

@@ -152,6 +152,9 @@ pub enum Redeem {
 
 /// A storage backend: the SQL of the store, and nothing else.
 pub trait Backend: Send + Sync + 'static {
+    /// Which backend this is, for the metrics' `backend` label.
+    fn kind(&self) -> crate::metrics::BackendKind;
+
     /// What the process's memories (the touch memory) key this database by; never shared by two
     /// databases, and never a secret (no password).
     fn place(&self) -> String;

@@ -13,6 +13,8 @@ use super::identity::{
 use super::users::{ActivitySummary, PurgeReport};
 use super::{check_id, is_store_user_id, UserStore, FAVICON_TTL_SECONDS, MAX_VALUE_BYTES, USER_ID_FORMS};
 use crate::error::HootError;
+use crate::metrics::timed;
+use crate::{events, store_timing};
 use std::sync::Arc;
 
 /// Revokes every token of `user_id` issued before `now + 1` ("forget me", a stolen device): this
@@ -25,8 +27,11 @@ pub async fn revoke_user_tokens<B: Backend + ?Sized>(backend: &B, user_id: &str,
     }
     let user_id = user_id.to_ascii_lowercase();
     let before = now + 1;
-    backend.revoke(&user_id, before).await?;
+    timed(store_timing!("revokeUserTokens", backend.kind()), backend.revoke(&user_id, before)).await?;
     crate::revocation::learn(&user_id, before);
+    events::emit("tokens_revoked", |e| {
+        e.hashed("userHash", &user_id).set("before", before).set("backend", backend.kind().label());
+    });
     Ok(before)
 }
 
@@ -71,15 +76,34 @@ pub async fn redeem_transfer_code<B: Backend + ?Sized>(
         verified: &verified,
         into: into.map(str::to_ascii_lowercase),
     };
-    match backend.redeem(redemption).await? {
-        Redeem::Redeemed(redeemed) => Ok(redeemed),
-        Redeem::Refused => Err(HootError::TransferCode),
-        Redeem::Throttled(retry_after) => Err(HootError::TransferThrottled { retry_after }),
-        Redeem::NeedsTarget => Err(HootError::arg_value(
-            "opts.intoUserId",
-            "is needed for a legacy user's code: the data moves into the redeeming browser's user",
-        )),
-    }
+    let backend_label = backend.kind().label();
+    timed(store_timing!("redeemTransferCode", backend.kind()), async {
+        match backend.redeem(redemption).await? {
+            Redeem::Redeemed(redeemed) => {
+                events::emit("transfer_code_redeemed", |e| {
+                    e.hashed("userHash", &redeemed.user_id).set("legacy", redeemed.moved.is_some()).set("backend", backend_label);
+                });
+                Ok(redeemed)
+            }
+            Redeem::Refused => {
+                events::emit("transfer_code_refused", |e| {
+                    e.set("backend", backend_label);
+                });
+                Err(HootError::TransferCode)
+            }
+            Redeem::Throttled(retry_after) => {
+                events::emit("transfer_code_throttled", |e| {
+                    e.set("retryAfterSeconds", retry_after).set("source", source.is_some()).set("backend", backend_label);
+                });
+                Err(HootError::TransferThrottled { retry_after })
+            }
+            Redeem::NeedsTarget => Err(HootError::arg_value(
+                "opts.intoUserId",
+                "is needed for a legacy user's code: the data moves into the redeeming browser's user",
+            )),
+        }
+    })
+    .await
 }
 
 /// The user an account is linked to; a row whose MAC does not verify (planted by someone who can
@@ -90,7 +114,7 @@ pub async fn user_id_for_account<B: Backend + ?Sized>(
 ) -> Result<Option<String>, HootError> {
     check_id("accountId", account_id)?;
     let secret = backend.store_secret().await?;
-    let row = backend.account_owner(account_id).await?;
+    let row = timed(store_timing!("userIdForAccount", backend.kind()), backend.account_owner(account_id)).await?;
     Ok(row.filter(|(user, mac)| account_verifies(&secret, account_id, user, mac.as_deref())).map(|(user, _)| user))
 }
 
@@ -109,7 +133,8 @@ pub async fn move_user_data<B: Backend + ?Sized>(
     if from == to {
         return Err(HootError::arg_value("toUserId", "must differ from fromUserId"));
     }
-    let report = backend.move_user_data(&from, &to, on_conflict).await?;
+    let report =
+        timed(store_timing!("moveUserData", backend.kind()), backend.move_user_data(&from, &to, on_conflict)).await?;
     if on_conflict == OnConflict::Fail && report.conflicts > 0 {
         return Err(HootError::arg_value(
             "opts.onConflict",
@@ -120,6 +145,14 @@ pub async fn move_user_data<B: Backend + ?Sized>(
             ),
         ));
     }
+    events::emit("user_moved", |e| {
+        e.hashed("fromUserHash", &from)
+            .hashed("toUserHash", &to)
+            .set("moved", report.moved)
+            .set("replaced", report.replaced)
+            .set("dropped", report.dropped)
+            .set("backend", backend.kind().label());
+    });
     Ok(report)
 }
 
@@ -137,7 +170,7 @@ pub async fn legacy_transfer_code<B: Backend>(
 
 /// The activity counts at `now`: counts only, never an id.
 pub async fn activity_summary<B: Backend + ?Sized>(backend: &B, now: i64) -> Result<ActivitySummary, HootError> {
-    backend.activity_summary(now).await
+    timed(store_timing!("activitySummary", backend.kind()), backend.activity_summary(now)).await
 }
 
 /// Removes every row of each user whose last activity is more than `days` days before `now`, in
@@ -151,7 +184,17 @@ pub async fn purge_inactive_users<B: Backend + ?Sized>(
     dry_run: bool,
     now: i64,
 ) -> Result<PurgeReport, HootError> {
-    backend.purge(now - days * 86_400, dry_run, now).await
+    let report = timed(store_timing!("purgeInactiveUsers", backend.kind()), backend.purge(now - days * 86_400, dry_run, now))
+        .await?;
+    if !report.dry_run {
+        events::emit("users_purged", |e| {
+            e.set("users", report.users)
+                .set("rows", report.rows)
+                .set("inactiveDays", days)
+                .set("backend", backend.kind().label());
+        });
+    }
+    Ok(report)
 }
 
 /// Deletes every user's verifiers older than `max_age` seconds at `now`; returns how many.
@@ -160,7 +203,7 @@ pub async fn cleanup_expired_verifiers<B: Backend + ?Sized>(
     max_age: i64,
     now: i64,
 ) -> Result<u64, HootError> {
-    backend.delete_verifiers_before(now - max_age).await
+    timed(store_timing!("cleanupExpiredVerifiers", backend.kind()), backend.delete_verifiers_before(now - max_age)).await
 }
 
 /// Hoot's favicon cache lookup: `None` when nothing fresh is cached, `Some(None)` when "no
@@ -172,7 +215,9 @@ pub async fn cached_favicon<B: Backend + ?Sized>(
     now: i64,
 ) -> Result<Option<Option<String>>, HootError> {
     check_id("serverUrl", server_url)?;
-    backend.cached_favicon(server_url, oauth_logo_uri, now - FAVICON_TTL_SECONDS).await
+    let fresh_after = now - FAVICON_TTL_SECONDS;
+    timed(store_timing!("cachedFavicon", backend.kind()), backend.cached_favicon(server_url, oauth_logo_uri, fresh_after))
+        .await
 }
 
 /// Caches a favicon lookup for `server_url` at `now` (`None`: the lookup found no favicon).
@@ -189,5 +234,6 @@ pub async fn cache_favicon<B: Backend + ?Sized>(
             return Err(HootError::out_of_range(name, format!("must be at most {MAX_VALUE_BYTES} bytes")));
         }
     }
-    backend.cache_favicon(server_url, favicon_url, oauth_logo_uri, now).await
+    let write = backend.cache_favicon(server_url, favicon_url, oauth_logo_uri, now);
+    timed(store_timing!("cacheFavicon", backend.kind()), write).await
 }

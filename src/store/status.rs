@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::error::HootError;
+use crate::metrics::BackendKind;
 use crate::sealing::{self, KeyRing};
 
 /// The table holding the proof of the last `decrypt`: its time (ms) sealed under the decrypting
@@ -18,6 +19,23 @@ pub const DECRYPTED_TABLE: &str = "hoot_encryption_decrypted";
 pub fn proves(ring: &KeyRing, at: i64, proof: &str) -> bool {
     sealing::sealed_with(proof).is_some()
         && ring.open(DECRYPTED_TABLE, "", "", proof).is_ok_and(|text| text == at.to_string())
+}
+
+/// Reports sealing turned on (`encryption_on`: at open, by `encryption: 'on'` or `encrypt()`) or
+/// moved to a new key (`encryption_rotated`), with the sealing key's id (an id, not the key) and
+/// the values sealed by the change.
+pub fn report_sealing(backend: BackendKind, rotated: bool, key_id: &str, sealed: u64) {
+    let kind = if rotated { "encryption_rotated" } else { "encryption_on" };
+    crate::events::emit(kind, |e| {
+        e.set("backend", backend.label()).set("keyId", key_id).set("sealed", sealed);
+    });
+}
+
+/// Reports a `decrypt()` (`encryption_off`), with the values opened.
+pub fn report_opened(backend: BackendKind, opened: u64) {
+    crate::events::emit("encryption_off", |e| {
+        e.set("backend", backend.label()).set("opened", opened);
+    });
 }
 
 /// What a transition did.
