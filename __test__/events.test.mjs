@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { Worker } from 'node:worker_threads'
 
-import { loadKeys, onEvent, verifyToken, OAuthStore } from '../lib/index.js'
+import { loadKeys, onEvent, verifyToken } from '../lib/index.js'
 import { flushEvents } from '../lib/events.js'
 import { PG_SUITE_TIMEOUT, admin, freshDatabase, postgresAvailable } from './postgres.mjs'
 
@@ -54,7 +54,11 @@ function checkSteps(result, backend) {
       else if (typeof expected === 'function') assert.ok(expected(value), `${name}: ${field} = ${value}`)
       else assert.deepEqual(value, expected, `${name}: ${field}`)
     }
-    assert.deepEqual(Object.keys(got[0][1]).sort(), Object.keys(fields).sort(), `${name}: exactly the documented fields`)
+    assert.deepEqual(
+      Object.keys(got[0][1]).sort(),
+      Object.keys(fields).sort(),
+      `${name}: exactly the documented fields`,
+    )
     return got[0][1]
   }
   const positive = (v) => Number.isInteger(v) && v > 0
@@ -140,9 +144,7 @@ describe('on PostgreSQL', PG_SUITE_TIMEOUT, () => {
       [],
       refused,
     )
-    const sqlite = join(mkdtempSync(join(tmpdir(), 'hoot-events-copy-')), 'hoot-mcp.db')
-    new OAuthStore('00000000-0000-4000-8000-000000000001', { dbPath: sqlite }).saveTokens('s', { access_token: 'x' })
-    const result = run(url, sqlite, refused)
+    const result = run(url, refused)
     checkSteps(result, 'postgres')
     checkNoSecrets(result)
     const { steps } = result

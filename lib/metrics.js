@@ -31,15 +31,31 @@ const TIMINGS = {
 
 /** Every family this package reports, in the order they are written. */
 const FAMILIES = [
-  ['hoot_token_verifications_total', 'counter', 'Token verifications, by outcome (valid, or the refusal code) and whether the cache answered'],
+  [
+    'hoot_token_verifications_total',
+    'counter',
+    'Token verifications, by outcome (valid, or the refusal code) and whether the cache answered',
+  ],
   ['hoot_token_verify_seconds', 'histogram', TIMINGS.token_verify[1]],
   ['hoot_token_issues_total', 'counter', 'Session tokens signed (outcome ok) or refused (outcome error)'],
   ['hoot_token_issue_seconds', 'histogram', TIMINGS.token_issue[1]],
-  ['hoot_store_calls_total', 'counter', 'Store calls, by backend, operation and outcome (ok, or error when the call threw)'],
+  [
+    'hoot_store_calls_total',
+    'counter',
+    'Store calls, by backend, operation and outcome (ok, or error when the call threw)',
+  ],
   ['hoot_store_call_seconds', 'histogram', TIMINGS.store_call[1]],
-  ['hoot_refresh_claims_total', 'counter', 'Claims on an OAuth refresh: claimed, or held elsewhere (another holder refreshes)'],
+  [
+    'hoot_refresh_claims_total',
+    'counter',
+    'Claims on an OAuth refresh: claimed, or held elsewhere (another holder refreshes)',
+  ],
   ['hoot_refresh_total', 'counter', "Refresh-grant requests of createOAuthProvider's fetch, by outcome"],
-  ['hoot_requests_resent_total', 'counter', 'Requests refused (401) with an access token no longer stored, resent with the stored one'],
+  [
+    'hoot_requests_resent_total',
+    'counter',
+    'Requests refused (401) with an access token no longer stored, resent with the stored one',
+  ],
   ['hoot_pool_connections', 'gauge', 'PostgreSQL pool connections, by state (open, idle, max)'],
   ['hoot_pool_waiting', 'gauge', 'Calls waiting for a PostgreSQL pool connection'],
   ['hoot_pool_lanes_open', 'gauge', 'Shared pipelined PostgreSQL connections (lanes) open'],
@@ -140,7 +156,10 @@ function registerMetrics(target) {
       for (const family of families) target.registerMetric(promClientMetric(family))
       return () => families.forEach((family) => target.removeSingleMetric(family.name))
     }
-    if (typeof target.createObservableCounter === 'function' && typeof target.addBatchObservableCallback === 'function') {
+    if (
+      typeof target.createObservableCounter === 'function' &&
+      typeof target.addBatchObservableCallback === 'function'
+    ) {
       return observeWith(target)
     }
   }
