@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 
@@ -439,4 +439,28 @@ describe('the database commands on PostgreSQL', () => {
       assert.match(onPostgres(url, ['doctor']).out, /^✓ encryption at rest: off /m)
     },
   )
+})
+
+test('with HOOT_AUDIT_LOG, a run appends its security events to that file in Hoot audit format', () => {
+  const home = tempDir('cli-audit-home')
+  const db = join(tempDir('cli-audit'), 'hoot-mcp.db')
+  const log = join(home, 'audit.log')
+  const env = { HOME: home, HOOT_AUDIT_LOG: log, HOOT_ENCRYPTION_KEY: randomBytes(32).toString('base64url') }
+  const sealed = hootCore(['encrypt', '--database', db], { env })
+  assert.equal(sealed.code, 0, sealed.err)
+  const entries = readFileSync(log, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line))
+  assert.deepEqual(
+    entries.map((e) => [e.event, e.backend, e.source]),
+    [
+      ['database_migrated', 'sqlite', 'hoot-core-cli'],
+      ['encryption_on', 'sqlite', 'hoot-core-cli'],
+    ],
+  )
+  for (const entry of entries) assert.ok(!Number.isNaN(Date.parse(entry.timestamp)) && entry.type === undefined)
+  assert.equal(statSync(log).mode & 0o777, 0o600)
+  assert.equal(hootCore(['decrypt', '--database', db], { env }).code, 0)
+  assert.equal(readFileSync(log, 'utf8').trimEnd().split('\n').length, 3, 'appended, one line per event')
 })

@@ -12,7 +12,7 @@ import { SignJWT, importJWK } from 'jose'
 import { UserConnections } from '../lib/hoot.js'
 import { loadKeys, migrateDatabase, openDatabase } from '../lib/index.js'
 import { legacyTransferCode } from '../lib/sqlite.js'
-import { createApp, limiter } from '../examples/express/server.mjs'
+import { createApp, createMetricsServer, limiter } from '../examples/express/server.mjs'
 import { hootKeyFiles, makeLegacyDb, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
 
@@ -317,5 +317,29 @@ test('/auth/redeem tells an anonymous caller nothing of a database outage', { ti
   } finally {
     await new Promise((resolve) => server.close(resolve))
     await db.close()
+  }
+})
+
+test("the metrics server answers GET /metrics with the Prometheus text, counting this server's calls, and nothing else", async () => {
+  const metrics = createMetricsServer().listen(0, '127.0.0.1')
+  await once(metrics, 'listening')
+  try {
+    const at = `http://127.0.0.1:${metrics.address().port}`
+    const count = async () => {
+      const response = await fetch(`${at}/metrics`)
+      assert.equal(response.status, 200)
+      assert.equal(response.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
+      const line = (await response.text())
+        .split('\n')
+        .find((l) => l.startsWith('hoot_token_issues_total{outcome="ok"}'))
+      return Number(line.split(' ')[1])
+    }
+    const before = await count()
+    await browserToken()
+    assert.equal(await count(), before + 1)
+    assert.equal((await fetch(`${at}/`)).status, 404)
+    assert.equal((await fetch(`${at}/metrics`, { method: 'POST' })).status, 404)
+  } finally {
+    await new Promise((resolve) => metrics.close(resolve))
   }
 })

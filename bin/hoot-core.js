@@ -3,9 +3,11 @@
 // Every database command works on SQLite or PostgreSQL through openDatabase()'s one Database:
 // --database <path|url>, else $HOOT_DATABASE_URL, else $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db.
 // Exit codes: 0 done / healthy, 1 failed / problems found, 2 wrong usage.
+// With $HOOT_AUDIT_LOG naming a file (Hoot's ~/.hoot/audit.log), the security events of the run
+// (a migration, a purge, encryption, a key rotation) are appended to it in Hoot's audit format.
 'use strict'
 
-const { existsSync, statSync } = require('fs')
+const { appendFileSync, existsSync, statSync } = require('fs')
 const { dirname, resolve } = require('path')
 const { parseArgs } = require('util')
 
@@ -27,7 +29,8 @@ $HOOT_DATABASE_URL, else $HOOT_DB_PATH, else ~/.hoot/hoot-mcp.db). The older spe
 the argument (migrate [db], encrypt [db], decrypt [db]) and --db <path>, still work.
 
 Run hoot-core <command> --help for a command's options.
-Exit codes: 0 done or healthy, 1 failed or problems found, 2 wrong usage.`
+Exit codes: 0 done or healthy, 1 failed or problems found, 2 wrong usage.
+HOOT_AUDIT_LOG=<file> appends the run's security events to that file (Hoot's audit.log), a JSON line each.`
 
 const COMMANDS = {
   keygen: {
@@ -626,6 +629,22 @@ function checkDatabase(status, db, location, { ok, warn, problem }) {
   }
 }
 
+/**
+ * With $HOOT_AUDIT_LOG set, appends every security event of this run to that file as Hoot's
+ * AuditLogger writes its entries (`{ timestamp, event, ...details }`, a JSON line each), marked
+ * `source: 'hoot-core-cli'`. Returns a function that writes the events still queued, for the end.
+ */
+function auditLog() {
+  const path = process.env.HOOT_AUDIT_LOG
+  if (!path) return () => {}
+  const { onEvent, flushEvents } = require('../lib/events.js')
+  onEvent(({ type, at, ...details }) => {
+    const entry = { timestamp: new Date(at).toISOString(), event: type, ...details, source: 'hoot-core-cli' }
+    appendFileSync(path, `${JSON.stringify(entry)}\n`, { mode: 0o600 })
+  })
+  return flushEvents
+}
+
 function main(argv) {
   const [name, ...rest] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -653,8 +672,13 @@ function main(argv) {
 }
 
 // Commands may be async (PostgreSQL's); a sync one's throw is caught the same way.
+let flushAudit = () => {}
 Promise.resolve()
-  .then(() => main(process.argv.slice(2)))
+  .then(() => {
+    flushAudit = auditLog()
+    return main(process.argv.slice(2))
+  })
+  .finally(() => flushAudit())
   .then(
     (code) => {
       process.exitCode = code

@@ -4,7 +4,10 @@
 // session (page.html). Run it with `npm run example` from the repo: it starts a demo MCP server
 // behind OAuth beside it and prints one URL to open. On SQLite (~/.hoot/hoot-mcp.db, or
 // $HOOT_DB_PATH) by default, or, with HOOT_DATABASE_URL=postgres://..., on PostgreSQL, where
-// several of it can run side by side.
+// several of it can run side by side. With METRICS_PORT set, hoot-core's metrics are served at
+// http://127.0.0.1:$METRICS_PORT/metrics, apart from the app: its port is for the browser, this one
+// for Prometheus (docs/operations.md).
+import { createServer } from 'node:http'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import express from 'express'
@@ -12,6 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { createOAuthProvider, isValidUserId, issueTokenAsync, openDatabase, publicJwks, verifyToken } from 'hoot-core'
 import { UserConnections } from 'hoot-core/hoot'
+import { contentType, metricsText } from 'hoot-core/metrics'
 
 import { startOAuthMcpServer } from './oauth-mcp-server.mjs'
 
@@ -257,6 +261,20 @@ export function createApp({
   return app
 }
 
+/**
+ * A server of its own for `GET /metrics` (the Prometheus text format), kept off the app's port so
+ * the browser-facing server never exposes it: bind it to an address only Prometheus reaches.
+ */
+export function createMetricsServer() {
+  return createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n')
+      return
+    }
+    res.writeHead(200, { 'content-type': contentType }).end(metricsText())
+  })
+}
+
 // Started directly (npm run example), not imported by a test.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(process.env.PORT || 8008)
@@ -271,8 +289,14 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     console.log(`hoot-core example on http://127.0.0.1:${port} (kid ${keys.kid}, keys from ${keys.source})`)
     console.log(`Open ${frontendUrl}/ : the session, an OAuth connect to ${demo.url.href}, another browser, forget`)
   })
+  const metricsPort = process.env.METRICS_PORT
+  const metrics = metricsPort ? createMetricsServer() : undefined
+  metrics?.listen(Number(metricsPort), '127.0.0.1', () => {
+    console.log(`Metrics (Prometheus text) on http://127.0.0.1:${metricsPort}/metrics`)
+  })
   process.on('SIGINT', async () => {
     server.close()
+    metrics?.close()
     await demo.close()
     await app.closeAll()
     await app.db.close()
