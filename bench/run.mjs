@@ -133,6 +133,14 @@ function target(name, measured, goal, higherIsBetter = true, show = fmt.ratio, b
 if (results.tokens) {
   const t = results.tokens.rows
   const cold = t['verify, cold']
+  target(
+    'verify, repeated token: counting a cache hit, vs the same code without (issue 26)',
+    pairedRatio(
+      t['verify, repeated token: counting the cache hit']['hoot-core'],
+      t['verify, repeated token: counting the cache hit']['hoot-core without counting'],
+    ),
+    0.97,
+  )
   target('verify, cold: vs fast-jwt without cache', pairedRatio(cold['hoot-core'], cold['fast-jwt, no cache']), 1.2)
   target(
     'verify, cold: vs `openssl speed` verify rate',

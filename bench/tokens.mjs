@@ -3,7 +3,8 @@
 // `openssl speed rsa2048` (the floor of the machine). All in this process, interleaved.
 import { execFileSync } from 'node:child_process'
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -18,6 +19,24 @@ import { QUICK, ROUNDS, interleave, measure, tempDir } from './lib.mjs'
 const SIGN_N = QUICK ? 30 : 150
 const COLD_N = QUICK ? 200 : 1000
 const REPEAT_N = QUICK ? 5000 : 40000
+/**
+ * lib/verify.js as it would be without its one line of counting (the cache-hit counter of
+ * hoot-core/metrics), loaded beside the real one: the A/B of what counting costs on the hit path.
+ * The copy lives in lib/ for its relative requires only while it loads.
+ */
+function uncountedVerify() {
+  const source = readFileSync(new URL('../lib/verify.js', import.meta.url), 'utf8')
+  const counting = '      cacheHits++\n'
+  if (!source.includes(counting)) throw new Error('lib/verify.js no longer counts cache hits as this bench expects')
+  const copy = new URL('../lib/.verify-uncounted.bench.js', import.meta.url)
+  writeFileSync(copy, source.replace(counting, ''))
+  try {
+    return createRequire(import.meta.url)(fileURLToPath(copy)).verifyToken
+  } finally {
+    rmSync(copy)
+  }
+}
+
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i
 
 /** Hoot's key files: a private JWK and a one-key JWKS that names it. */
@@ -177,6 +196,13 @@ export async function run() {
     'fast-jwt, no cache': () => measure(REPEAT_N / 10, () => fastVerify(one)),
     'fast-jwt, cache': () => measure(REPEAT_N, () => fastVerifyCached(one)),
   })
+  // What counting a cache hit costs: the same code with and without its counter, in longer and
+  // more rounds than the rest, since the difference sought is a few nanoseconds a call.
+  const verifyUncounted = uncountedVerify()
+  const counting = await interleave(QUICK ? 5 : 21, {
+    'hoot-core': () => measure(REPEAT_N * 5, () => hoot.verifyToken(one)),
+    'hoot-core without counting': () => measure(REPEAT_N * 5, () => verifyUncounted(one)),
+  })
   // Rejecting a forged token (a valid one with its signature changed) is the cost of an attack.
   const forged = cold.slice(0, COLD_N).map((t) => t.slice(0, -6) + (t.endsWith('AAAAAA') ? 'BBBBBB' : 'AAAAAA'))
   const verifyForged = await interleave(ROUNDS, {
@@ -234,6 +260,7 @@ export async function run() {
       sign: sign_,
       'verify, cold': verifyCold,
       'verify, repeated token': verifyRepeated,
+      'verify, repeated token: counting the cache hit': counting,
       'verify, forged signature': verifyForged,
       'verify, attack tokens refused before RSA': verifyAttacks,
     },

@@ -127,10 +127,33 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
     assert_eq!(variants.iter().map(HootError::code).collect::<Vec<_>>(), ERROR_CODES);
 }
 
+/// The event types in the first column of docs/api.md's table under "### onEvent".
+fn documented_events() -> Vec<String> {
+    let api = include_str!("../docs/api.md");
+    let start = api.find("\n### onEvent\n").unwrap_or_else(|| panic!("no onEvent section"));
+    let section = &api[start + 1..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l[2..].split(" |").next().unwrap_or("");
+            first.split(" / ").map(|name| name.trim_matches('`').to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_event_types_agree_in_rust_the_types_and_the_docs() {
+    let dts = include_str!("../lib/index.d.ts");
+    assert_eq!(union_members(dts, "HootEventType"), crate::events::EVENT_TYPES);
+    assert_eq!(documented_events(), crate::events::EVENT_TYPES);
+}
+
 /// The floors of the crate, lowest first: a module may use only its own floor's and lower ones',
 /// and the two backends (floor 4) never use each other.
 const FLOORS: [&[&str]; 7] = [
-    &["error", "clock", "env", "text", "private_fs", "ids", "test_panic", "TEST_PANIC_ID"],
+    &["error", "clock", "env", "text", "private_fs", "ids", "test_panic", "TEST_PANIC_ID", "events", "metrics", "store_timing"],
     &["keys", "sealing", "secret", "token"],
     &["active", "revocation", "touch"],
     &["store"],
