@@ -153,7 +153,19 @@ fn the_event_types_agree_in_rust_the_types_and_the_docs() {
 /// The floors of the crate, lowest first: a module may use only its own floor's and lower ones',
 /// and the two backends (floor 4) never use each other.
 const FLOORS: [&[&str]; 7] = [
-    &["error", "clock", "env", "text", "private_fs", "ids", "test_panic", "TEST_PANIC_ID", "events", "metrics", "store_timing"],
+    &[
+        "error",
+        "clock",
+        "env",
+        "text",
+        "private_fs",
+        "ids",
+        "test_panic",
+        "TEST_PANIC_ID",
+        "events",
+        "metrics",
+        "store_timing",
+    ],
     &["keys", "sealing", "secret", "token"],
     &["active", "revocation", "touch"],
     &["store"],

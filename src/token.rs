@@ -17,8 +17,8 @@ use crate::env::{self, Environment};
 use crate::error::HootError;
 use crate::keys::KeySet;
 use crate::metrics::{CounterSite, TimingSite};
-use std::time::Instant;
 use aws_lc_rs::signature::ParsedPublicKey;
+use std::time::Instant;
 
 /// The most clock skew `leewaySeconds` may allow: a day.
 pub const MAX_LEEWAY_SECONDS: u64 = 86_400;

@@ -146,7 +146,8 @@ pub fn events_listen(env: Env, dispatch: Function<'_, Unknown<'_>, Unknown<'_>>)
         if all.iter().any(|c| c.env == id && c.queue().tsfn.is_some()) {
             return Ok(());
         }
-        let channel = Arc::new(Channel { env: id, queue: Mutex::new(Queue { events: Vec::new(), dropped: 0, tsfn: None }) });
+        let channel =
+            Arc::new(Channel { env: id, queue: Mutex::new(Queue { events: Vec::new(), dropped: 0, tsfn: None }) });
         let name = env.create_string("hoot-core events").map_err(super::napi_failure)?;
         let data = Arc::into_raw(Arc::clone(&channel)) as *mut c_void;
         let mut tsfn = std::ptr::null_mut();

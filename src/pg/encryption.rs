@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use super::{PgDatabase, Prepared};
 use crate::error::HootError;
-use crate::sealing::{KeyRing, SEALED_COLUMNS};
 use crate::metrics::BackendKind;
+use crate::sealing::{KeyRing, SEALED_COLUMNS};
 use crate::store::status::{
     decrypted, encrypted, keys_for_write, proves, report_opened, report_sealing, EncryptionStatus, Transition,
     DECRYPTED_TABLE,

@@ -241,11 +241,14 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
     let header = Connection::open_with_flags(immutable_uri(path), flags)
         .and_then(|conn| conn.query_row("PRAGMA schema_version", [], |_| Ok(())));
     match header {
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => Err(refused("not_a_database", format!(
-            "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => Err(refused(
+            "not_a_database",
+            format!(
+                "{} is not a SQLite database; hoot-core left it untouched. Point HOOT_DB_PATH (or {{ dbPath }}) at \
              another file, or move this one away to start a new database",
-            location.display()
-        ))),
+                location.display()
+            ),
+        )),
         // Anything else (a damaged file, no read permission) is for the real open to report.
         _ => Ok(()),
     }

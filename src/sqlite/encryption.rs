@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::db::{get_or_open, sql_error, DbLocation};
 use crate::env::Environment;
 use crate::error::HootError;
-use crate::sealing::{self, KeyRing};
 use crate::metrics::BackendKind;
+use crate::sealing::{self, KeyRing};
 use crate::store::status::{decrypted, encrypted, keys_for_write, report_opened, report_sealing};
 pub use crate::store::status::{proves, EncryptionStatus, Transition, DECRYPTED_TABLE};
 

@@ -282,12 +282,15 @@ pub fn refuse_non_tables(conn: &Connection, location: &DbLocation) -> Result<(),
     .map_err(sql_error(location, "read the schema of"))?;
     match odd {
         None => Ok(()),
-        Some((name, kind)) => Err(super::db::refused("not_a_table", format!(
-            "{}: {name} is a {kind}, not a table, so hoot-core cannot keep its rows there and left the file \
+        Some((name, kind)) => Err(super::db::refused(
+            "not_a_table",
+            format!(
+                "{}: {name} is a {kind}, not a table, so hoot-core cannot keep its rows there and left the file \
              untouched. Drop or rename it (its definition is in sqlite_schema), or point HOOT_DB_PATH at another file",
-            location.display(),
-            kind = if kind == "table" { "virtual table" } else { kind.as_str() },
-        ))),
+                location.display(),
+                kind = if kind == "table" { "virtual table" } else { kind.as_str() },
+            ),
+        )),
     }
 }
 

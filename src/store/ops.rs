@@ -81,7 +81,9 @@ pub async fn redeem_transfer_code<B: Backend + ?Sized>(
         match backend.redeem(redemption).await? {
             Redeem::Redeemed(redeemed) => {
                 events::emit("transfer_code_redeemed", |e| {
-                    e.hashed("userHash", &redeemed.user_id).set("legacy", redeemed.moved.is_some()).set("backend", backend_label);
+                    e.hashed("userHash", &redeemed.user_id)
+                        .set("legacy", redeemed.moved.is_some())
+                        .set("backend", backend_label);
                 });
                 Ok(redeemed)
             }
@@ -93,7 +95,9 @@ pub async fn redeem_transfer_code<B: Backend + ?Sized>(
             }
             Redeem::Throttled(retry_after) => {
                 events::emit("transfer_code_throttled", |e| {
-                    e.set("retryAfterSeconds", retry_after).set("source", source.is_some()).set("backend", backend_label);
+                    e.set("retryAfterSeconds", retry_after)
+                        .set("source", source.is_some())
+                        .set("backend", backend_label);
                 });
                 Err(HootError::TransferThrottled { retry_after })
             }
@@ -184,8 +188,9 @@ pub async fn purge_inactive_users<B: Backend + ?Sized>(
     dry_run: bool,
     now: i64,
 ) -> Result<PurgeReport, HootError> {
-    let report = timed(store_timing!("purgeInactiveUsers", backend.kind()), backend.purge(now - days * 86_400, dry_run, now))
-        .await?;
+    let report =
+        timed(store_timing!("purgeInactiveUsers", backend.kind()), backend.purge(now - days * 86_400, dry_run, now))
+            .await?;
     if !report.dry_run {
         events::emit("users_purged", |e| {
             e.set("users", report.users)
@@ -203,7 +208,8 @@ pub async fn cleanup_expired_verifiers<B: Backend + ?Sized>(
     max_age: i64,
     now: i64,
 ) -> Result<u64, HootError> {
-    timed(store_timing!("cleanupExpiredVerifiers", backend.kind()), backend.delete_verifiers_before(now - max_age)).await
+    timed(store_timing!("cleanupExpiredVerifiers", backend.kind()), backend.delete_verifiers_before(now - max_age))
+        .await
 }
 
 /// Hoot's favicon cache lookup: `None` when nothing fresh is cached, `Some(None)` when "no
@@ -216,8 +222,11 @@ pub async fn cached_favicon<B: Backend + ?Sized>(
 ) -> Result<Option<Option<String>>, HootError> {
     check_id("serverUrl", server_url)?;
     let fresh_after = now - FAVICON_TTL_SECONDS;
-    timed(store_timing!("cachedFavicon", backend.kind()), backend.cached_favicon(server_url, oauth_logo_uri, fresh_after))
-        .await
+    timed(
+        store_timing!("cachedFavicon", backend.kind()),
+        backend.cached_favicon(server_url, oauth_logo_uri, fresh_after),
+    )
+    .await
 }
 
 /// Caches a favicon lookup for `server_url` at `now` (`None`: the lookup found no favicon).

@@ -119,10 +119,8 @@ impl<B: Backend> UserStore<B> {
 
     /// The OAuth tokens (JSON text), if any.
     pub async fn tokens(&self, server_id: &str) -> Result<Option<String>, HootError> {
-        timed(store_timing!("tokens", self.backend.kind()), async {
-            self.read(Slot::Tokens, server_id, None).await
-        })
-        .await
+        timed(store_timing!("tokens", self.backend.kind()), async { self.read(Slot::Tokens, server_id, None).await })
+            .await
     }
 
     /// The OAuth tokens (JSON text) and their version, if any: what `invalidate_credentials_if`
@@ -201,7 +199,8 @@ impl<B: Backend> UserStore<B> {
             let saved = self.backend.take(&self.user_id, Slot::AuthorizationState, server_id).await?;
             Ok(saved.is_some_and(|(saved, created_at)| {
                 let fresh = created_at >= now - VERIFIER_TTL_SECONDS && created_at <= now + 60;
-                let same = aws_lc_rs::constant_time::verify_slices_are_equal(saved.as_bytes(), state.as_bytes()).is_ok();
+                let same =
+                    aws_lc_rs::constant_time::verify_slices_are_equal(saved.as_bytes(), state.as_bytes()).is_ok();
                 same & fresh
             }))
         })
@@ -224,11 +223,13 @@ impl<B: Backend> UserStore<B> {
     ) -> Result<u64, HootError> {
         timed(store_timing!("invalidateCredentials", self.backend.kind()), async {
             check_id("serverId", server_id)?;
-            let versions: Vec<(&'static str, i64)> =
-                [(Slot::Tokens.table(), expected.tokens), (Slot::ClientInformation.table(), expected.client_information)]
-                    .into_iter()
-                    .filter_map(|(table, version)| version.map(|v| (table, v)))
-                    .collect();
+            let versions: Vec<(&'static str, i64)> = [
+                (Slot::Tokens.table(), expected.tokens),
+                (Slot::ClientInformation.table(), expected.client_information),
+            ]
+            .into_iter()
+            .filter_map(|(table, version)| version.map(|v| (table, v)))
+            .collect();
             self.backend.delete(&self.user_id, scope.tables(), Some(server_id), &versions).await
         })
         .await
@@ -255,7 +256,8 @@ impl<B: Backend> UserStore<B> {
                 ));
             }
             static CLAIMS: CounterSite<2> = CounterSite::new("refresh_claim", ("", ""), "outcome");
-            let claimed = self.backend.claim_refresh(&self.user_id, server_id, holder, now_ms, now_ms + lease_ms).await?;
+            let claimed =
+                self.backend.claim_refresh(&self.user_id, server_id, holder, now_ms, now_ms + lease_ms).await?;
             match claimed {
                 true => CLAIMS.get(0, "claimed").add(1),
                 false => CLAIMS.get(1, "held_elsewhere").add(1),
@@ -302,10 +304,7 @@ impl<B: Backend> UserStore<B> {
 
     /// Server ids with any stored state for this user, sorted.
     pub async fn servers(&self) -> Result<Vec<String>, HootError> {
-        timed(store_timing!("servers", self.backend.kind()), async {
-            self.backend.servers(&self.user_id).await
-        })
-        .await
+        timed(store_timing!("servers", self.backend.kind()), async { self.backend.servers(&self.user_id).await }).await
     }
 
     fn touch_key(&self) -> String {
