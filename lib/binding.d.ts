@@ -671,6 +671,8 @@ export declare function moveUserData(fromUserId: string, toUserId: string, opts?
  * A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
  */
 export interface PoolStatus {
+  /** `host:port/database` (no user name, no password). */
+  database: string
   /** The most connections the pool opens (the shared lanes are besides). */
   maxSize: number
   /** The pool's connections open now. */
