@@ -22,6 +22,7 @@ const API = [
   'issueTokenAsync',
   'loadKeys',
   'migrateDatabase',
+  'onEvent',
   'openDatabase',
   'publicJwks',
   'verifyToken',

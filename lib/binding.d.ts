@@ -666,10 +666,7 @@ export interface MoveReport {
  */
 export declare function moveUserData(fromUserId: string, toUserId: string, opts?: { onConflict?: 'fail' | 'keep-target' | 'take-source'; dbPath?: string }): MoveReport
 
-/**
- * What a copy from SQLite did to one table.
- * A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
- */
+/** A database's connections now: what the pool gauges of `hoot-core`'s metrics show. */
 export interface PoolStatus {
   /** `host:port/database` (no user name, no password). */
   database: string
@@ -757,6 +754,7 @@ export interface StoreOptions {
   dbPath?: string
 }
 
+/** What a copy from SQLite did to one table. */
 export interface TableCopy {
   /** The table. */
   table: string

@@ -300,12 +300,18 @@ export declare function openDatabase(location?: string, opts?: DatabaseOptions):
  * an account `accountHash` (16 hex digits of an HMAC under $HOOT_EVENT_KEY, else a per-process key).
  */
 export interface HootEvent {
+  /** What happened (docs/api.md's table). */
   type: HootEventType
+  /** When, in milliseconds since the epoch. */
   at: number
+  /** The user, as 16 hex digits of an HMAC of their id (never the id). */
   userHash?: string
+  /** The backend the database is on, for store events. */
   backend?: 'sqlite' | 'postgres'
+  /** The type's other fields (docs/api.md's table). */
   [field: string]: unknown
 }
+/** Every event type onEvent reports. */
 export type HootEventType =
   | 'token_issued'
   | 'token_refused'

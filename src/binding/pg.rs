@@ -119,7 +119,6 @@ pub struct JsPostgresStatus {
     pub encrypted: bool,
 }
 
-/// What a copy from SQLite did to one table.
 /// A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
 #[napi(object, js_name = "PoolStatus", object_from_js = false)]
 pub struct JsPoolStatus {
@@ -139,6 +138,7 @@ pub struct JsPoolStatus {
     pub lane_calls: u32,
 }
 
+/// What a copy from SQLite did to one table.
 #[napi(object, js_name = "TableCopy", object_from_js = false)]
 pub struct JsTableCopy {
     /// The table.
