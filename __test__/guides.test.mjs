@@ -10,6 +10,9 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 
+import { SignJWT, importJWK } from 'jose'
+
+import { flushEvents } from '../lib/events.js'
 import { activitySummary } from '../lib/sqlite.js'
 import { guideSnippets, hootKeyFiles, root, tempDir } from './helpers.mjs'
 import { callback, startOAuthMcpServer } from './mcp-fixture.mjs'
@@ -23,6 +26,39 @@ function snippet(id) {
   assert.ok(all.has(id), `no snippet ${id}`)
   used.add(id)
   return all.get(id)
+}
+
+/**
+ * A token for `userId` that expired an hour ago, signed with the key hoot-core generated in
+ * `home`/.hoot/keys (the key the backend under test verifies with).
+ */
+async function expiredToken(home, userId) {
+  const keys = join(home, '.hoot', 'keys')
+  const { kid } = JSON.parse(readFileSync(join(keys, 'jwks.json'), 'utf8')).keys[0]
+  const key = await importJWK(JSON.parse(readFileSync(join(keys, 'private-key.json'), 'utf8')), 'RS256')
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT({ sub: userId })
+    .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+    .setIssuedAt(now - 7200)
+    .setExpirationTime(now - 3600)
+    .sign(key)
+}
+
+/**
+ * The audit entries after every security event queued so far has reached the guide's listener
+ * (flushEvents hands them over now, so no test waits for the event loop).
+ */
+function auditAfterEvents(entries) {
+  flushEvents()
+  return entries
+}
+
+/** Fails if any audit entry holds one of `secrets` (user ids, tokens, codes) anywhere in its text. */
+function assertNoSecrets(entries, secrets) {
+  for (const entry of entries) {
+    const line = JSON.stringify(entry)
+    for (const secret of secrets) assert.ok(!line.includes(secret), `an audit entry holds a secret: ${line}`)
+  }
 }
 
 /** Writes `files` (path -> text) into a project whose node_modules link hoot-core and its peers. */
@@ -133,7 +169,6 @@ import { NodeConnectionPool } from './adapters/connection-pool-node.js'
 import { connectToServer, listTools, warnings } from './lib/handlers.js'
 
 const logger = { success() {}, info() {}, warn() {}, error() {}, debug() {} }
-const auditLogger = { entries: [], async log(event, data) { this.entries.push({ event, ...data }) } }
 // The shape of Hoot's RateLimiter (server/lib/utils.js): a fixed window per client id.
 class RateLimiter {
   constructor({ window = 60000, maxRequests = 30 } = {}) { Object.assign(this, { window, maxRequests, clients: new Map() }) }
@@ -153,7 +188,10 @@ export async function start() {
   const app = express()
   const jwtManager = new JWTManager()
   const dbPath = process.env.HOOT_DB_PATH
+  // As in Hoot: the listener above the database, the audit logger made after both.
+${snippet('node-events')}
 ${snippet('node-db')}
+  const auditLogger = { entries: [], async log(event, data) { this.entries.push({ event, ...data }) } }
   const connectionPool = new NodeConnectionPool()
 ${snippet('node-pool-cleanup')}
 ${snippet('node-keys')}
@@ -234,11 +272,12 @@ describe("today's Hoot (server/) on hoot-core", () => {
   let mcp
   let hoot
   let dir
+  let home
 
   before(async () => {
     mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
     dir = project('guide-server', serverFiles())
-    const home = tempDir('guide-server-home')
+    home = tempDir('guide-server-home')
     process.env.HOOT_DB_PATH = join(home, 'hoot-mcp.db')
     process.env.HOME = home
     const { start } = await import(pathToFileURL(join(dir, 'server', 'server-node.js')).href)
@@ -276,16 +315,32 @@ describe("today's Hoot (server/) on hoot-core", () => {
       const response = await post('/auth/token', { userId })
       assert.equal(response.status, 400, JSON.stringify(userId))
     }
-    const issued = await (await post('/auth/token', { userId: randomUUID() })).json()
+    const userId = randomUUID()
+    const issued = await (await post('/auth/token', { userId })).json()
     assert.equal(issued.tokenType, 'jwt')
     assert.equal((await get('/mcp/connections', issued.token)).status, 200)
     assert.equal((await get('/mcp/connections', issued.token + 'x')).status, 401)
+    const expired = await expiredToken(home, userId)
+    assert.equal((await (await get('/mcp/connections', expired)).json()).expired, true)
     const jwks = await (await get('/.well-known/jwks.json')).json()
     assert.equal(jwks.keys[0].alg, 'RS256')
-    assert.ok(
-      hoot.auditLogger.entries.every((entry) => !Object.values(entry).includes(issued.userId)),
-      'no user id in the audit log',
+
+    // Hoot's entries and hoot-core's events, in one log, without the user id or a token.
+    const entries = auditAfterEvents(hoot.auditLogger.entries)
+    const events = (type) => entries.filter((entry) => entry.event === type)
+    assert.ok(events('keys_loaded').length >= 1, 'the keys, loaded after onEvent')
+    assert.ok(events('database_migrated').length >= 1, 'the database, first opened after onEvent')
+    assert.ok(events('jwt_token_issued').length >= 1)
+    assert.ok(events('token_issued').some((entry) => /^[0-9a-f]{16}$/.test(entry.userHash) && !('at' in entry)))
+    assert.deepEqual(
+      events('auth_failed').map((entry) => entry.reason),
+      ['invalid_token', 'token_expired'],
     )
+    assert.deepEqual(
+      events('token_refused').map((entry) => entry.code),
+      ['ERR_JWS_INVALID', 'ERR_JWT_EXPIRED'],
+    )
+    assertNoSecrets(entries, [userId, issued.token, issued.token.split('.')[2], expired])
   })
 
   test('OAuth with metadata only in WWW-Authenticate: the state is checked, and connections stay per user', async () => {
@@ -298,10 +353,12 @@ describe("today's Hoot (server/) on hoot-core", () => {
     const first = await callback(authorizationUrl)
 
     // A forged state is refused before the code is exchanged, and uses the authorization up.
+    const refused = () => hoot.auditLogger.entries.filter((entry) => entry.event === 'oauth_callback_refused').length
+    const refusedBefore = refused()
     const forged = await connect(alice, { authorizationCode: first.code, state: 'f'.repeat(64) })
     assert.equal(forged.status, 400)
     assert.match(hoot.warnings.pop(), /refused an OAuth callback for MCP server "fixture": its state is not the one/)
-    assert.equal(hoot.auditLogger.entries.at(-1).event, 'oauth_callback_refused')
+    assert.equal(refused(), refusedBefore + 1)
     const stateless = await connect(alice, { authorizationCode: first.code })
     assert.equal(stateless.status, 400, 'a callback without state (a frontend not updated yet)')
     assert.match(hoot.warnings.pop(), /it carries no state/)
@@ -338,16 +395,42 @@ describe("today's Hoot (server/) on hoot-core", () => {
   test('sessions: a code moves a user to a new device once, forget-me revokes, touch counts the user', async () => {
     const aliceId = randomUUID()
     const alice = await tokenFor(aliceId)
+    // Each step's audit entries: one line per thing, hoot-core's event, not a second from the route.
+    const entries = hoot.auditLogger.entries
+    let seen = auditAfterEvents(entries).length
+    const step = () => {
+      const added = auditAfterEvents(entries).slice(seen)
+      seen = entries.length
+      return added
+    }
+    // The tokens a step issues (the redeem's) or refuses are another test's matter.
+    const tokenEvents = new Set(['token_issued', 'token_refused', 'auth_failed'])
+    const only = (added, types) =>
+      assert.deepEqual(
+        added.map((entry) => entry.event).filter((event) => !tokenEvents.has(event)),
+        types,
+      )
+
     const transfer = await (await post('/auth/transfer', {}, alice)).json()
     assert.match(transfer.code, /^\w{4}-\w{4}-\w{4}$/)
+    const created = step()
+    only(created, ['transfer_code_created'])
     const redeemed = await (await post('/auth/redeem', { code: transfer.code })).json()
     assert.equal(redeemed.userId, aliceId)
+    const moved = step()
+    only(moved, ['transfer_code_redeemed'])
+    assert.equal(moved.find((entry) => entry.event === 'transfer_code_redeemed').userHash, created[0].userHash)
     assert.equal((await get('/mcp/connections', redeemed.token)).status, 200, 'the new device is alice')
     assert.equal((await post('/auth/redeem', { code: transfer.code })).status, 400, 'once')
+    only(step(), ['transfer_code_refused'])
     assert.ok(activitySummary().users >= 1)
     assert.equal((await post('/auth/forget', {}, alice)).status, 200)
+    const forgotten = step()
+    only(forgotten, ['tokens_revoked', 'user_deleted'])
+    assert.equal(forgotten.find((entry) => entry.event === 'user_deleted').userHash, created[0].userHash)
     assert.equal((await get('/mcp/connections', alice)).status, 401, 'forget me revoked the token')
     assert.equal((await get('/mcp/connections', redeemed.token)).status, 401, 'on every device')
+    assertNoSecrets(auditAfterEvents(entries), [aliceId, alice, redeemed.token, transfer.code])
   })
 
   test("JWTManager on hoot-core takes inline keys, as Hoot's jose JWTManager does", async () => {
@@ -512,6 +595,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 ${snippet('old-imports')}
+${snippet('old-events')}
 const FRONTEND_URL = 'http://localhost:8009'
 const allowedOriginsForToken = ['http://localhost:3000', 'http://localhost:8009']
 const audit = []
@@ -531,6 +615,8 @@ ${snippet('old-jwks')}
     if (!token) return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Missing or invalid authentication token' })
     try {
 ${indent(snippet('old-auth-middleware'))}
+      logAuditEvent('auth_failed', { path: req.path, ip: req.ip, origin: req.headers.origin, reason: 'invalid_token' })
+      return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Invalid authentication token' })
     } catch (error) {
       return res.status(401).json({ success: false, error: 'Unauthorized', message: 'Authentication failed' })
     }
@@ -543,6 +629,7 @@ ${indent(snippet('old-auth-middleware'))}
     try {
 ${indent(snippet('old-auth-token'))}
     } catch (error) {
+      logAuditEvent('token_generation_error', { error: error.message })
       return res.status(500).json({ success: false, error: 'Token generation failed' })
     }
   })
@@ -619,6 +706,8 @@ describe("Hoot's mcp-backend-server.js on hoot-core", () => {
 
   before(async () => {
     mcp = await startOAuthMcpServer({ headerOnlyMetadata: true })
+    // Events from the other describe's server, which has stopped, are not this one's.
+    flushEvents()
     const dir = project('guide-old', { 'mcp-backend-server.js': oldBackend() })
     process.env.HOME = tempDir('guide-old-home')
     process.env.HOOT_DB_PATH = join(process.env.HOME, '.hoot', 'hoot-mcp.db')
@@ -635,14 +724,33 @@ describe("Hoot's mcp-backend-server.js on hoot-core", () => {
     () => mcp,
   )
 
-  test('a non-string userId is a 400, and the audit log holds no user id', async () => {
+  test("a non-string userId is a 400; Hoot's audit entries and hoot-core's events, without a user id", async () => {
     for (const userId of [42, ['x'], { a: 1 }]) assert.equal((await post('/auth/token', { userId })).status, 400)
     const userId = randomUUID()
     const issued = await (await post('/auth/token', { userId })).json()
     assert.equal(issued.tokenType, 'jwt')
     assert.equal((await get('/mcp/connections', issued.token)).status, 200)
+    assert.equal((await get('/mcp/connections', issued.token + 'x')).status, 401)
+    const expired = await expiredToken(process.env.HOME, userId)
+    assert.equal((await (await get('/mcp/connections', expired)).json()).expired, true)
     assert.equal((await fetch(hoot.url + '/.well-known/jwks.json')).status, 200)
-    assert.ok(hoot.audit.every((entry) => !Object.values(entry).includes(userId)))
+
+    const entries = auditAfterEvents(hoot.audit)
+    const events = (type) => entries.filter((entry) => entry.event === type)
+    assert.equal(events('keys_loaded').length, 1, 'loadKeys, after onEvent')
+    assert.equal(events('database_migrated').length, 1, 'migrateDatabase, after onEvent')
+    assert.equal(events('invalid_user_id').length, 3)
+    assert.equal(events('jwt_token_issued').length, 1)
+    assert.equal(events('token_issued').length, 1)
+    assert.deepEqual(
+      events('auth_failed').map((entry) => entry.reason),
+      ['invalid_token', 'token_expired'],
+    )
+    assert.deepEqual(
+      events('token_refused').map((entry) => entry.code),
+      ['ERR_JWS_INVALID', 'ERR_JWT_EXPIRED'],
+    )
+    assertNoSecrets(entries, [userId, issued.token, issued.token.split('.')[2], expired])
   })
 
   test('OAuth with its state checked, connections per user, a disconnect that keeps the tokens', async () => {
@@ -650,6 +758,10 @@ describe("Hoot's mcp-backend-server.js on hoot-core", () => {
     const bob = (await (await post('/auth/token', { userId: randomUUID() })).json()).token
     const first = await callback((await (await connect(alice)).json()).authorizationUrl)
     assert.equal((await connect(alice, { authorizationCode: first.code, state: 'forged' })).status, 400)
+    assert.deepEqual(
+      hoot.audit.filter((entry) => entry.event === 'oauth_callback_refused'),
+      [{ event: 'oauth_callback_refused', serverId: 'fixture' }],
+    )
     const second = await callback((await (await connect(alice)).json()).authorizationUrl)
     const done = await connect(alice, { authorizationCode: second.code, state: second.state })
     assert.equal(done.status, 200, await done.clone().text())

@@ -591,7 +591,9 @@ async function applyGuide(g) {
     )
     if (!/logger\.success\(/.test(sqlite.match[0]))
       throw new Error('server-node.js: no success line after new SQLiteAdapter')
-    f.splice(sqlite.start, sqlite.end, g.block('node-db'), 'node-db')
+    // hoot-core's events into Hoot's audit log: the listener goes just above the database, whose adapter
+    // opens and migrates the file at once.
+    f.splice(sqlite.start, sqlite.end, g.block('node-events') + g.block('node-db'), 'node-events + node-db')
 
     // Idle connections closed every five minutes.
     const pool = f.find(/^const connectionPool = new NodeConnectionPool\(\);\n/m, 'new NodeConnectionPool()')
@@ -1391,8 +1393,8 @@ async function main() {
     const servers = stored ? (JSON.parse(stored).state?.servers ?? []) : []
     check('hoot-storage is gone or empty', servers.length === 0, stored ? `${servers.length} servers stored` : 'gone')
     check(
-      'the audit log has user_forgotten',
-      await waitForFile(auditLog, (text) => text.includes('user_forgotten')),
+      "the audit log has hoot-core's user_deleted, with its tokens revoked",
+      await waitForFile(auditLog, (text) => /"event":"user_deleted"[^\n]*"revoked":true/.test(text)),
       auditLog,
     )
   })
