@@ -11,7 +11,8 @@
 //      (__test__/mcp-fixture.mjs): add, authorize and call a tool; a forged callback refused; the user
 //      moved to a second profile, which connects without a new authorization; "forget me"; and the
 //      deployment order (the patched backend with Hoot's unpatched frontend, refused, then passed with
-//      HOOT_OAUTH_STATE_OPTIONAL_UNTIL).
+//      HOOT_OAUTH_STATE_OPTIONAL_UNTIL); then reads Hoot's audit log: hoot-core's events beside Hoot's
+//      own entries, the user's hash under HOOT_EVENT_KEY, and none of the run's user ids, tokens or codes.
 //
 //   HOOT_SRC=/path/to/hoot node scripts/hoot-e2e.mjs
 //
@@ -25,6 +26,7 @@
 //   HOOT_E2E_TIMEOUT_MS the whole run's limit; defaults to 25 minutes (an `npm install` of Hoot is most of it)
 // A HOOT_SRC with node_modules already installed is copied with them, so `npm install` has little to do.
 import { spawn } from 'node:child_process'
+import { createHmac, randomBytes } from 'node:crypto'
 import {
   cpSync,
   createWriteStream,
@@ -952,12 +954,46 @@ function watchBackend(page, backendUrl) {
   return seen
 }
 
-async function newProfile(browser, name) {
+/**
+ * What a profile's pages send to and get from the backend that must never reach the audit log: the
+ * user ids, the tokens and the transfer codes. `secrets.settle()` waits (bounded) for the answers read.
+ */
+function secretCollector(backendUrl) {
+  const values = new Set()
+  const pending = []
+  const add = (value) => {
+    if (typeof value === 'string' && value.length >= 8) values.add(value)
+  }
+  const watch = (page) => {
+    page.on('request', (request) => {
+      if (!request.url().startsWith(backendUrl)) return
+      add(request.headers()['x-hoot-token'])
+      try {
+        const sent = JSON.parse(request.postData() || '{}')
+        add(sent.userId)
+        add(sent.code)
+      } catch {}
+    })
+    page.on('response', (response) => {
+      if (!response.url().startsWith(`${backendUrl}/auth/`)) return
+      pending.push(
+        response
+          .json()
+          .then((body) => [body.token, body.userId, body.code].forEach(add))
+          .catch(() => {}),
+      )
+    })
+  }
+  return { values, add, watch, settle: () => withTimeout(Promise.allSettled(pending), 5_000, 'backend answers') }
+}
+
+async function newProfile(browser, name, secrets) {
   const context = await browser.newContext()
   context.setDefaultTimeout(stepLimitMs)
   // Hoot's first-visit welcome dialog covers the page until dismissed; a returning user has this flag.
   await context.addInitScript(() => localStorage.setItem('hoot-has-seen-welcome', 'true'))
   const page = await context.newPage()
+  secrets.watch(page)
   const out = createWriteStream(join(logs, `browser-${name}.log`))
   page.on('console', (message) => out.write(`[${message.type()}] ${message.text()}\n`))
   page.on('pageerror', (error) => out.write(`[pageerror] ${error.message}\n`))
@@ -1159,10 +1195,20 @@ async function main() {
     )
     return timed(`frontend up (${outDir})`, () => waitForHttp(`${frontendUrl}/`, child, stepLimitMs)).then(() => child)
   }
+  // The guide's HOOT_EVENT_KEY: one key for every backend of the run, so a user's hash is the same in each.
+  const eventKey = randomBytes(32).toString('base64url')
+  const userHash = (userId) => createHmac('sha256', eventKey).update(userId).digest('hex').slice(0, 16)
   const backendAt = (name, extraEnv = {}) => {
     const child = start(name, process.execPath, ['server/server-node.js'], {
       cwd: hoot,
-      env: { ...process.env, HOME: home, PORT: String(backendPort), FRONTEND_URL: frontendUrl, ...extraEnv },
+      env: {
+        ...process.env,
+        HOME: home,
+        PORT: String(backendPort),
+        FRONTEND_URL: frontendUrl,
+        HOOT_EVENT_KEY: eventKey,
+        ...extraEnv,
+      },
     })
     return timed(`backend up (${name})`, () => waitForHttp(`${backendUrl}/health`, child, stepLimitMs)).then(
       () => child,
@@ -1182,8 +1228,9 @@ async function main() {
     chromium.launch({ executablePath: chromiumPath, headless: true, timeout: stepLimitMs }),
   )
   cleanups.push(() => browser.close())
+  const secrets = secretCollector(backendUrl)
 
-  const a = await newProfile(browser, 'a')
+  const a = await newProfile(browser, 'a', secrets)
   const seenA = watchBackend(a, backendUrl)
   let whoamiA = null
   let userA = null
@@ -1299,7 +1346,7 @@ async function main() {
   })
 
   await flow('b2: a forged callback during a pending authorization is refused (profile E)', async () => {
-    const e = await newProfile(browser, 'e')
+    const e = await newProfile(browser, 'e', secrets)
     // The authorization server's page is held: the user never approves, and the forged callback arrives.
     await e.context().route(
       (url) => url.host === mcp.url.host && url.pathname.endsWith('/authorize'),
@@ -1340,7 +1387,7 @@ async function main() {
     )
   })
 
-  const b = await newProfile(browser, 'b')
+  const b = await newProfile(browser, 'b', secrets)
   const flowC = await flow('c: move the user to profile B', async () => {
     if (!flowA) throw new Error('skipped: flow a failed')
     await a.goto(`${frontendUrl}/`)
@@ -1348,6 +1395,7 @@ async function main() {
     const message = await a.locator('.session-menu-message').innerText()
     const code = /Enter (\S+) in your other browser/.exec(message)?.[1]
     must('A made a transfer code', code, message)
+    secrets.add(code)
     await b.goto(`${frontendUrl}/`)
     await b.locator('.add-server-btn').waitFor()
     const reloaded = b.waitForEvent('load')
@@ -1404,7 +1452,7 @@ async function main() {
     frontend = await preview('dist-original', 'vite-preview-original')
     await stop(backend)
     backend = await backendAt('backend-old-frontend')
-    const c = await newProfile(browser, 'c')
+    const c = await newProfile(browser, 'c', secrets)
     const refused = await addServerThroughUi(c, frontendUrl, mcp.url.href)
     check(
       'the callback from the unpatched frontend is refused (UI shows failure)',
@@ -1420,7 +1468,7 @@ async function main() {
     await stop(backend)
     const until = new Date(Date.now() + 7 * 86_400_000).toISOString()
     backend = await backendAt('backend-transition', { HOOT_OAUTH_STATE_OPTIONAL_UNTIL: until })
-    const d = await newProfile(browser, 'd')
+    const d = await newProfile(browser, 'd', secrets)
     const passed = await addServerThroughUi(d, frontendUrl, mcp.url.href)
     check(
       `with HOOT_OAUTH_STATE_OPTIONAL_UNTIL=${until} the same flow connects`,
@@ -1432,6 +1480,77 @@ async function main() {
       'the backend log says it "accepted an OAuth callback ... without state"',
       await waitForFile(backend.logPath, (text) => accepted.test(text)),
       (readFileSync(backend.logPath, 'utf8').match(/.*accepted an OAuth callback.*/) || ['not logged'])[0].trim(),
+    )
+  })
+
+  await flow("f: Hoot's audit log after the run (every backend's)", async () => {
+    await secrets.settle()
+    secrets.add(userA)
+    const lines = readFileSync(auditLog, 'utf8').split('\n').filter(Boolean)
+    const entries = lines.map((line) => {
+      try {
+        return JSON.parse(line)
+      } catch {
+        return {}
+      }
+    })
+    const count = (event) => entries.filter((entry) => entry.event === event).length
+    const counts = (events) => events.map((event) => `${event} ${count(event)}`).join(', ')
+    check(
+      'every audit line is a JSON entry with its timestamp and event',
+      entries.every((entry) => entry.timestamp && entry.event),
+      `${lines.length} lines`,
+    )
+    const fromCore = [
+      'keys_loaded',
+      'database_migrated',
+      'token_issued',
+      'transfer_code_created',
+      'transfer_code_redeemed',
+      'tokens_revoked',
+      'user_deleted',
+    ]
+    check(
+      "hoot-core's events are in Hoot's audit log",
+      fromCore.every((event) => count(event) > 0),
+      counts(fromCore),
+    )
+    const hoots = [
+      'server_started',
+      'jwt_token_issued',
+      'mcp_connect_attempt',
+      'mcp_connect_success',
+      'tool_execution',
+      'tool_execution_success',
+      'oauth_callback_refused',
+    ]
+    check(
+      "Hoot's own entries are there too",
+      hoots.every((event) => count(event) > 0),
+      counts(hoots),
+    )
+    const once = ['transfer_code_created', 'transfer_code_redeemed', 'user_forgotten']
+    check(
+      'one line for the one code made and redeemed, none more from the routes',
+      count('transfer_code_created') === 1 && count('transfer_code_redeemed') === 1 && count('user_forgotten') === 0,
+      counts(once),
+    )
+    const hashed = ['token_issued', 'transfer_code_created', 'transfer_code_redeemed', 'user_deleted']
+    const ofA = hashed.filter((event) =>
+      entries.some((entry) => entry.event === event && userA && entry.userHash === userHash(userA)),
+    )
+    check(
+      "A's events carry A's userHash under HOOT_EVENT_KEY",
+      ofA.length === hashed.length,
+      `${ofA.join(', ') || 'none'} of ${hashed.join(', ')}`,
+    )
+    // Compared in lower case: the core treats a user id in any case as the same user.
+    const known = [...secrets.values].map((secret) => secret.toLowerCase())
+    const leaking = lines.filter((line) => known.some((secret) => line.toLowerCase().includes(secret)))
+    check(
+      "no audit line holds a user id, token or code of the run's",
+      known.length > 0 && leaking.length === 0,
+      `${known.length} known, ${leaking.length} of ${lines.length} lines hold one${leaking.length ? ` (the first: ${entries[lines.indexOf(leaking[0])].event})` : ''}`,
     )
   })
 }
