@@ -97,11 +97,14 @@ export function b64url(value) {
 /**
  * Runs CommonJS `body` in a child process that has better-sqlite3 as `Database` (never in this
  * process: two SQLite libraries in one process can break each other's file locks). `input` is
- * available as `input`; returns the JSON the body prints last.
+ * available as `input`; returns the JSON the body prints last. The child runs on
+ * HOOT_TEST_BETTER_SQLITE_NODE when it is set: scripts/node-versions.mjs runs these tests on other
+ * Node majors, and better-sqlite3 loads only on the Node that `npm install` compiled it for.
  */
 export function withBetterSqlite(body, input = {}) {
   const code = `const Database = require('better-sqlite3'); const input = ${JSON.stringify(input)};\n${body}`
-  const child = spawnSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8' })
+  const node = process.env.HOOT_TEST_BETTER_SQLITE_NODE || process.execPath
+  const child = spawnSync(node, ['-e', code], { cwd: root, encoding: 'utf8' })
   if (child.status !== 0) throw new Error(`better-sqlite3 child exited ${child.status}:\n${child.stderr}`)
   const lines = child.stdout.trim().split('\n')
   return JSON.parse(lines[lines.length - 1] || 'null')
