@@ -1,0 +1,42 @@
+// What the package claims against what CI does: engines.node names the Node lines that run the
+// tests (scripts/node-versions.mjs reads its lines from there), and every test file is placed on
+// every Node or on the machine's alone.
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+
+import { EVERY_NODE, MACHINE_NODE_ONLY, enginesRange, supportedLines } from '../scripts/node-versions.mjs'
+import { root } from './helpers.mjs'
+
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+
+test('engines.node names Node 20, 22, 24 and 26, by their floors, and the Node running the suite is one of them', () => {
+  assert.equal(enginesRange(), manifest.engines.node)
+  const lines = supportedLines(manifest.engines.node)
+  assert.deepEqual(
+    lines.map((l) => l.major),
+    [20, 22, 24, 26],
+  )
+  const [major, minor, patch] = process.versions.node.split('.').map(Number)
+  const line = lines.find((l) => l.major === major)
+  assert.ok(line, `Node ${process.version} runs npm test but engines.node (${manifest.engines.node}) leaves it out`)
+  const [, fMinor, fPatch] = line.floor.split('.').map(Number)
+  assert.ok(minor > fMinor || (minor === fMinor && patch >= fPatch), `${process.version} is below ${line.floor}`)
+  assert.throws(() => supportedLines('>= 20'), /not a caret range/)
+})
+
+test('each platform package declares the main package engines (napi create-npm-dirs copies them)', () => {
+  for (const platform of readdirSync(join(root, 'npm'))) {
+    const sub = JSON.parse(readFileSync(join(root, 'npm', platform, 'package.json'), 'utf8'))
+    assert.deepEqual(sub.engines, manifest.engines, platform)
+  }
+})
+
+test("every test file runs on every supported Node or says why it runs on the machine's alone", () => {
+  const files = readdirSync(join(root, '__test__')).filter((f) => /\.test\.[cm]?js$/.test(f))
+  const placed = [...EVERY_NODE, ...Object.keys(MACHINE_NODE_ONLY)]
+  assert.equal(new Set(placed).size, placed.length, 'a file in both lists, or twice in one')
+  assert.deepEqual([...placed].sort(), [...files].sort())
+  for (const [file, reason] of Object.entries(MACHINE_NODE_ONLY)) assert.ok(reason.length > 10, file)
+})
