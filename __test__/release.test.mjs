@@ -1,6 +1,6 @@
-// What the package claims against what CI does: engines.node names the Node lines that run the
-// tests (scripts/node-versions.mjs reads its lines from there), and every test file is placed on
-// every Node or on the machine's alone.
+// What the package claims against what CI and the release do: engines.node names the Node lines
+// that run the tests (scripts/node-versions.mjs reads its lines from there) and that the release
+// smoke-tests, and every test file is placed on every Node or on the machine's alone.
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,6 +10,15 @@ import { EVERY_NODE, MACHINE_NODE_ONLY, enginesRange, supportedLines } from '../
 import { root } from './helpers.mjs'
 
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const workflow = readFileSync(join(root, '.github', 'workflows', 'release.yml'), 'utf8')
+
+/** The text of one job of the release workflow, from its key to the next job's. */
+function job(name) {
+  const start = workflow.indexOf(`\n  ${name}:\n`)
+  assert.ok(start >= 0, `release.yml has no job ${name}`)
+  const next = workflow.slice(start + 1).search(/\n {2}[\w-]+:\n/)
+  return next < 0 ? workflow.slice(start) : workflow.slice(start, start + 1 + next)
+}
 
 test('engines.node names Node 20, 22, 24 and 26, by their floors, and the Node running the suite is one of them', () => {
   assert.equal(enginesRange(), manifest.engines.node)
@@ -39,4 +48,17 @@ test("every test file runs on every supported Node or says why it runs on the ma
   assert.equal(new Set(placed).size, placed.length, 'a file in both lists, or twice in one')
   assert.deepEqual([...placed].sort(), [...files].sort())
   for (const [file, reason] of Object.entries(MACHINE_NODE_ONLY)) assert.ok(reason.length > 10, file)
+})
+
+test('the release smoke-tests every binary on each Node major that engines.node names', () => {
+  const majors = supportedLines(manifest.engines.node).map((l) => String(l.major))
+  for (const name of ['smoke-native', 'smoke-musl']) {
+    const lists = [...job(name).matchAll(/^ {8}node: \[(.*)\]$/gm)].map((m) => m[1])
+    assert.equal(lists.length, 1, name)
+    assert.deepEqual(
+      lists[0].split(',').map((v) => v.trim().replace(/'/g, '')),
+      majors,
+      name,
+    )
+  }
 })
