@@ -1,6 +1,7 @@
 // What the package claims against what CI and the release do: engines.node names the Node lines
 // that run the tests (scripts/node-versions.mjs reads its lines from there) and that the release
-// smoke-tests, and every test file is placed on every Node or on the machine's alone.
+// smoke-tests, every test file is placed on every Node or on the machine's alone, and the release
+// workflow publishes with npm's trusted publishing and provenance, with no npm token anywhere.
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -61,4 +62,28 @@ test('the release smoke-tests every binary on each Node major that engines.node 
       name,
     )
   }
+})
+
+test('the release publishes through trusted publishing (OIDC) with provenance, and names no npm token', () => {
+  // Not in a comment either: the only route to the registry is the workflow's OIDC identity.
+  for (const token of ['NPM_TOKEN', 'NODE_AUTH_TOKEN', '_authToken', 'secrets.']) {
+    assert.ok(!workflow.includes(token), `release.yml names ${token}`)
+  }
+  assert.match(workflow, /^permissions:\n {2}contents: read\n\n/m, 'the default token reads, and nothing more')
+  const publish = job('publish')
+  assert.match(publish, /^ {6}id-token: write\b/m)
+  assert.match(publish, /^ {4}environment: npm$/m)
+  assert.match(publish, /^ {4}if: \$\{\{ startsWith\(github\.ref, 'refs\/tags\/v'\) \}\}$/m)
+  // setup-node's registry-url writes an _authToken line; trusted publishing needs npm >= 11.5.1.
+  assert.doesNotMatch(publish, /^ +registry-url:/m)
+  assert.match(publish, /npm install -g npm@\^11\.5\.1\n/)
+  // napi pre-publish only sets versions; each package is published by a line that asks for provenance.
+  assert.match(publish, /npx napi pre-publish -t npm --no-gh-release --skip-optional-publish\n/)
+  const publishes = publish.split('\n').filter((l) => /\bnpm publish\b/.test(l) && !l.trim().startsWith('#'))
+  assert.equal(publishes.length, 2, 'the platform packages, then hoot-core')
+  for (const line of publishes) assert.match(line, /npm publish --access public --provenance --tag "\$tag"/)
+  // A re-run after a partial publish skips what is already on the registry.
+  assert.equal(publish.match(/npm view "\$name@\$version" version/g)?.length, 1)
+  assert.equal(publish.match(/npm view "hoot-core@\$version" version/g)?.length, 1)
+  assert.ok(publish.indexOf('for dir in npm/*/') < publish.indexOf('- name: Publish hoot-core'))
 })

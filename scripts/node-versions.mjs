@@ -67,7 +67,7 @@ export const MACHINE_NODE_ONLY = {
   'pg-url.test.mjs': CORE,
   'prebuilt.test.mjs': 'runs npm pack and npm install of the platform package (a cargo build)',
   'refresh-race.test.mjs': 'half a minute of 3 processes racing; provider, credentials and oauth-e2e cover its code',
-  'release.test.mjs': "reads the repository's files: engines, these lists and the release workflow's matrices",
+  'release.test.mjs': "reads the repository's files: engines, these lists and the release workflow",
   'types.test.mjs': 'tsc against the d.ts files',
   'workers-bundle.test.mjs': "esbuild bundles for Cloudflare Workers, which do not run Node's binary",
 }
