@@ -23,8 +23,12 @@ const HASH = /^[0-9a-f]{16}$/
 
 function run(location, ...rest) {
   const home = mkdtempSync(join(tmpdir(), 'hoot-events-'))
-  const env = { ...process.env, HOME: home, HOOT_ENCRYPTION_KEY: randomBytes(32).toString('base64url') }
-  delete env.HOOT_EVENT_KEY
+  const env = {
+    ...process.env,
+    HOME: home,
+    HOOT_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
+    HOOT_EVENT_KEY: randomBytes(32).toString('base64url'),
+  }
   const out = execFileSync(process.execPath, [FIXTURE, location ?? join(home, 'events.db'), ...rest], {
     env,
     encoding: 'utf8',
@@ -101,6 +105,7 @@ function checkSteps(result, backend) {
   const deleted = one('deleteAll', 'user_deleted', { userHash: HASH, rows: count, revoked: false, backend })
   one('purgeInactiveUsers', 'users_purged', { users: 0, rows: 0, inactiveDays: 30, backend })
   const on = one('encrypt', 'encryption_on', { keyId: HASH, sealed: positive, backend })
+  assert.deepEqual(steps['encrypt again'], [], 'encrypting again with nothing to seal changed nothing')
   const rotated = one('encrypt rotate', 'encryption_rotated', { keyId: HASH, sealed: positive, backend })
   assert.notEqual(on.keyId, rotated.keyId)
   one('decrypt', 'encryption_off', { opened: positive, backend })
@@ -131,6 +136,35 @@ test('on SQLite, each operation reports its one event with the documented fields
   const result = run()
   checkSteps(result, 'sqlite')
   checkNoSecrets(result)
+  const { steps } = result
+  assert.deepEqual(typesOf(steps['refused directory']), [
+    ['database_refused', { backend: 'sqlite', reason: 'not_a_regular_file' }],
+  ])
+  const linked = typesOf(steps['refused hard link'])
+  assert.deepEqual(linked.at(-1), ['database_refused', { backend: 'sqlite', reason: 'hard_links' }])
+  assert.deepEqual(
+    linked.map(([type]) => type),
+    ['database_migrated', 'database_refused'],
+  )
+})
+
+test("a script's events reach its listener before it exits, though listening never keeps it alive", () => {
+  const home = mkdtempSync(join(tmpdir(), 'hoot-events-exit-'))
+  const script = `
+    const { onEvent, openDatabase, verifyToken } = require(${JSON.stringify(new URL('../lib/index.js', import.meta.url).pathname)})
+    onEvent((event) => process.stdout.write(event.type + '\\n'))
+    const db = openDatabase(${JSON.stringify(join(home, 'exit.db'))})
+    ;(async () => {
+      await db.purgeInactiveUsers({ inactiveDays: 30 })
+      await db.close()
+      verifyToken('x')
+    })()`
+  const out = execFileSync(process.execPath, ['-e', script], {
+    env: { ...process.env, HOME: home },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  assert.deepEqual(out.trimEnd().split('\n'), ['database_migrated', 'users_purged', 'keys_loaded', 'token_refused'])
 })
 
 describe('on PostgreSQL', PG_SUITE_TIMEOUT, () => {
@@ -196,6 +230,33 @@ test('events queued while the event loop is busy are delivered in order; past 10
   } finally {
     stop()
   }
+  // What a stopped channel had queued (and dropped) is no one's: a listener after it starts afresh.
+  const stopEarly = onEvent(() => {})
+  for (let i = 0; i < 10_005; i++) verifyToken('x')
+  stopEarly()
+  const later = []
+  const stopLater = onEvent((event) => later.push(event.type))
+  verifyToken('x')
+  flushEvents()
+  stopLater()
+  assert.deepEqual(later, ['token_refused'])
+})
+
+test('a listener added by a listener gets the events after the batch in progress', () => {
+  const added = []
+  let stopAdded
+  const stopFirst = onEvent(() => {
+    stopAdded ??= onEvent((event) => added.push(event.type))
+  })
+  verifyToken('x')
+  verifyToken('x')
+  flushEvents()
+  assert.deepEqual(added, [])
+  verifyToken('x')
+  flushEvents()
+  assert.deepEqual(added, ['token_refused'])
+  stopFirst()
+  stopAdded()
 })
 
 test('a throwing listener is a warning; the other listeners still get the event; stop() stops one registration', async () => {

@@ -135,6 +135,7 @@ test('a prom-client registry reports the same families and values, until they ar
   const refused = { cache: 'miss', outcome: 'ERR_JWS_INVALID' }
   const name = 'hoot_token_verifications_total'
   assert.equal(value(fromRegistry, name, name, refused), value(direct, name, name, refused))
+  assert.doesNotThrow(() => registry.resetMetrics())
   remove()
   assert.equal(await registry.metrics(), '\n')
 })

@@ -202,8 +202,6 @@ export declare class PostgresDatabase {
    * is closed. Returns whether the pool was closed.
    */
   close(): boolean
-  /** The pool's and the lanes' connections now, for the metrics. */
-  poolStatus(): PoolStatus
   /** Deletes every user's verifiers older than `maxAgeSeconds` (default 600). */
   cleanupExpiredVerifiers(opts?: { maxAgeSeconds?: number }): Promise<number>
   /**

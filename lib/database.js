@@ -154,23 +154,6 @@ class UserStore {
 /** Each Database's backend, for the modules of this package that act on it synchronously. */
 const BACKENDS = new WeakMap()
 
-/** The open PostgreSQL backends, for the pool gauges (lib/metrics.js); a closed or collected one drops out. */
-const POSTGRES = new Set()
-
-/** Each open PostgreSQL pool's status now, once per database (handles on one URL share a pool). */
-function postgresPools() {
-  const pools = new Map()
-  for (const ref of POSTGRES) {
-    const backend = ref.deref()
-    if (backend === undefined) POSTGRES.delete(ref)
-    else {
-      const status = backend.poolStatus()
-      pools.set(status.database, status)
-    }
-  }
-  return [...pools.values()]
-}
-
 /** Numbers each Database of this process, for its stores' CREDENTIAL_KEY. */
 let databases = 0
 
@@ -266,7 +249,6 @@ class Database {
     return later(() => this.#backend.copyFromSqlite(path, opts))
   }
   close() {
-    for (const ref of POSTGRES) if (ref.deref() === this.#backend) POSTGRES.delete(ref)
     return later(() => this.#backend.close()).then(nothing)
   }
 }
@@ -475,11 +457,7 @@ function openDatabase(location, opts) {
     throw valueError('opts.encryption', "must be 'on' or 'off'")
   }
   const chosen = location ?? (process.env.HOOT_DATABASE_URL || undefined)
-  if (isPostgresUrl(chosen)) {
-    const backend = binding.postgresOpen(chosen, opts)
-    POSTGRES.add(new WeakRef(backend))
-    return new Database('postgres', backend)
-  }
+  if (isPostgresUrl(chosen)) return new Database('postgres', binding.postgresOpen(chosen, opts))
   return new Database('sqlite', new SqliteBackend(chosen, opts === undefined ? undefined : opts.encryption))
 }
 
@@ -489,4 +467,4 @@ function openNow(db) {
   if (backend instanceof SqliteBackend) backend.openNow()
 }
 
-module.exports = { Database, openDatabase, openNow, isPostgresUrl, postgresPools }
+module.exports = { Database, openDatabase, openNow, isPostgresUrl }

@@ -16,7 +16,6 @@
 const native = require('./native.js')
 const { counts } = require('./counters.js')
 const { verifyCacheHits } = require('./verify.js')
-const { postgresPools } = require('./database.js')
 const { typeError } = require('./errors.js')
 
 /** The Prometheus text format's content type, for a `/metrics` response. */
@@ -63,6 +62,21 @@ const FAMILIES = [
 ]
 
 /**
+ * The process's open PostgreSQL pools (whichever thread opened them), summed per database: two URLs
+ * naming one database (another user, another application_name) are two pools to it.
+ */
+function poolsByDatabase() {
+  const pools = new Map()
+  for (const status of native.postgresPoolStatuses()) {
+    const { database, ...counts } = status
+    const sum = pools.get(database)
+    if (sum === undefined) pools.set(database, counts)
+    else for (const key of Object.keys(counts)) sum[key] += counts[key]
+  }
+  return pools
+}
+
+/**
  * Every family with its samples now: `{ name, type, help, samples: [{ name, labels, value }] }`,
  * a histogram's samples being its `_bucket`, `_sum` and `_count` series.
  */
@@ -98,8 +112,7 @@ function collect() {
   }
   for (const [outcome, n] of counts('refresh')) add('hoot_refresh_total', { outcome }, n)
   for (const [reason, n] of counts('resent')) add('hoot_requests_resent_total', { reason }, n)
-  for (const pool of postgresPools()) {
-    const database = pool.database
+  for (const [database, pool] of poolsByDatabase()) {
     add('hoot_pool_connections', { database, state: 'open' }, pool.size)
     add('hoot_pool_connections', { database, state: 'idle' }, pool.available)
     add('hoot_pool_connections', { database, state: 'max' }, pool.maxSize)
@@ -128,10 +141,22 @@ function metricsText() {
   return `${lines.join('\n')}\n`
 }
 
+/** One collection per prom-client scrape: the registry asks each family in the same turn. */
+let scraped
+function collectOnce() {
+  if (scraped === undefined) {
+    scraped = collect()
+    setImmediate(() => {
+      scraped = undefined
+    })
+  }
+  return scraped
+}
+
 /** prom-client's shape of a metric whose values are read at collection time. */
 function promClientMetric(family) {
   const read = () => {
-    const now = collect().find((f) => f.name === family.name)
+    const now = collectOnce().find((f) => f.name === family.name)
     return {
       name: family.name,
       help: family.help,
@@ -140,7 +165,15 @@ function promClientMetric(family) {
       values: now.samples.map(({ name, labels, value }) => ({ metricName: name, labels, value })),
     }
   }
-  return { name: family.name, help: family.help, type: family.type, aggregator: 'sum', get: async () => read() }
+  return {
+    name: family.name,
+    help: family.help,
+    type: family.type,
+    aggregator: 'sum',
+    get: async () => read(),
+    // registry.resetMetrics() resets every metric; these are the process's, read, never reset.
+    reset() {},
+  }
 }
 
 /**

@@ -108,10 +108,14 @@ function binaryPackage() {
   return `node-${process.platform}-${process.arch}`
 }
 
+/** `npm args`, bounded, and tried once more when it fails (a registry's hiccup must not fail CI). */
 function npm(args) {
-  const result = spawnSync('npm', args, { cwd: root, encoding: 'utf8', timeout: 5 * 60_000 })
-  if (result.status !== 0) throw new Error(`npm ${args.join(' ')} failed:\n${result.stderr || result.error}`)
-  return result.stdout
+  let result
+  for (let attempt = 0; attempt < 2; attempt++) {
+    result = spawnSync('npm', args, { cwd: root, encoding: 'utf8', timeout: 5 * 60_000 })
+    if (result.status === 0) return result.stdout
+  }
+  throw new Error(`npm ${args.join(' ')} failed twice:\n${result.stderr || result.error}`)
 }
 
 /** The newest release the registry has on the line that `range` (^x.y.z) names. */

@@ -438,7 +438,8 @@ pub fn verify_token(
     refuses: impl Fn(&str, Option<f64>) -> bool,
 ) -> Result<String, VerifyFailure> {
     static TIMING: TimingSite<1> = TimingSite::new("token_verify", ("", ""), "");
-    static OUTCOMES: CounterSite<8> = CounterSite::new("token_verification", ("cache", "miss"), "outcome");
+    static OUTCOMES: CounterSite<{ FailureCode::ALL.len() + 1 }> =
+        CounterSite::new("token_verification", ("cache", "miss"), "outcome");
     let start = Instant::now();
     let verified = check_token(keys, token, now, leeway, refuses);
     TIMING.get(0, "").observe(start.elapsed(), verified.is_ok());

@@ -119,6 +119,28 @@ pub struct JsPostgresStatus {
     pub encrypted: bool,
 }
 
+/// Every PostgreSQL database this process has open, with its connections now: the pool gauges of
+/// `hoot-core/metrics` (lib/metrics.js), whichever thread opened them.
+#[napi(js_name = "postgresPoolStatuses", skip_typescript)]
+pub fn postgres_pool_statuses() -> Vec<JsPoolStatus> {
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    pg::open_databases()
+        .iter()
+        .map(|db| {
+            let status = db.pool_status();
+            JsPoolStatus {
+                database: db.describe().trim_start_matches("PostgreSQL at ").to_string(),
+                max_size: n(status.max_size),
+                size: n(status.size),
+                available: n(status.available),
+                waiting: n(status.waiting),
+                lanes_open: n(status.lanes_open),
+                lane_calls: n(status.lane_calls),
+            }
+        })
+        .collect()
+}
+
 /// A database's connections now: what the pool gauges of `hoot-core`'s metrics show.
 #[napi(object, js_name = "PoolStatus", object_from_js = false)]
 pub struct JsPoolStatus {
@@ -228,22 +250,6 @@ impl PostgresDatabase {
             return false;
         }
         pg::close(&self.url)
-    }
-
-    /// The pool's and the lanes' connections now, for the metrics.
-    #[napi]
-    pub fn pool_status(&self) -> JsPoolStatus {
-        let status = self.db.pool_status();
-        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        JsPoolStatus {
-            database: self.db.describe().trim_start_matches("PostgreSQL at ").to_string(),
-            max_size: n(status.max_size),
-            size: n(status.size),
-            available: n(status.available),
-            waiting: n(status.waiting),
-            lanes_open: n(status.lanes_open),
-            lane_calls: n(status.lane_calls),
-        }
     }
 
     /// Deletes every user's verifiers older than `maxAgeSeconds` (default 600).

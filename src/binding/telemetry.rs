@@ -2,7 +2,8 @@
 //! `lib/metrics.js` are their faces).
 //!
 //! Events are the process's (`crate::events`): one on a worker thread or a runtime thread reaches
-//! every JavaScript thread that listens. Each listening thread has a channel: a queue of event
+//! every JavaScript thread that listens. Each listening thread (each instance of lib/events.js
+//! listening, in fact) has a channel: a queue of event
 //! JSON texts and a threadsafe function that never holds the event loop open. The event that finds
 //! the queue empty wakes the thread, which hands every queued text to its dispatcher in one call.
 //! A queue holds at most `MAX_QUEUED`; past that events are counted, not kept, and the thread is
@@ -34,9 +35,12 @@ struct Queue {
 }
 
 struct Channel {
-    env: usize,
+    /// What the JavaScript side names it by (one per `lib/events.js` instance listening).
+    id: u32,
     queue: Mutex<Queue>,
 }
+
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl Channel {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -103,6 +107,10 @@ unsafe extern "C" fn call_js(env: sys::napi_env, dispatch: sys::napi_value, cont
     }
     // SAFETY: with a live `env`, `finalize` has not run, so the channel it releases is alive.
     let channel = unsafe { &*(context as *const Channel) };
+    if channel.queue().tsfn.is_none() {
+        // Stopped since this call was queued: what it would hand over is no longer anyone's.
+        return;
+    }
     let events = channel.take();
     if events.is_empty() {
         return;
@@ -136,18 +144,14 @@ unsafe extern "C" fn finalize(_: sys::napi_env, data: *mut c_void, _: *mut c_voi
     update_sink(&all);
 }
 
-/// Starts handing this thread's listeners the process's events: `dispatch` gets an array of
-/// event JSON texts. Once per thread (lib/events.js); again replaces nothing.
+/// Starts handing the process's events to `dispatch`, on this thread, as arrays of event JSON
+/// texts. Returns the channel's id, for `eventsStop` and `eventsTake`.
 #[napi(js_name = "eventsListen", skip_typescript)]
-pub fn events_listen(env: Env, dispatch: Function<'_, Unknown<'_>, Unknown<'_>>) -> napi::Result<()> {
+pub fn events_listen(env: Env, dispatch: Function<'_, Unknown<'_>, Unknown<'_>>) -> napi::Result<u32> {
     guarded(&env, || {
-        let id = env.raw() as usize;
         let mut all = channels();
-        if all.iter().any(|c| c.env == id && c.queue().tsfn.is_some()) {
-            return Ok(());
-        }
-        let channel =
-            Arc::new(Channel { env: id, queue: Mutex::new(Queue { events: Vec::new(), dropped: 0, tsfn: None }) });
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let channel = Arc::new(Channel { id, queue: Mutex::new(Queue { events: Vec::new(), dropped: 0, tsfn: None }) });
         let name = env.create_string("hoot-core events").map_err(super::napi_failure)?;
         let data = Arc::into_raw(Arc::clone(&channel)) as *mut c_void;
         let mut tsfn = std::ptr::null_mut();
@@ -177,25 +181,25 @@ pub fn events_listen(env: Env, dispatch: Function<'_, Unknown<'_>, Unknown<'_>>)
         channel.queue().tsfn = Some(Tsfn(tsfn));
         all.push(channel);
         update_sink(&all);
-        Ok(())
+        Ok(id)
     })
 }
 
-/// Stops handing this thread the process's events (its last listener went).
+/// Stops the channel `id` (its listeners all went).
 #[napi(js_name = "eventsStop", skip_typescript)]
-pub fn events_stop(env: Env) -> napi::Result<()> {
+pub fn events_stop(env: Env, id: u32) -> napi::Result<()> {
     guarded(&env, || {
-        let id = env.raw() as usize;
         let mut released = Vec::new();
         {
             let mut all = channels();
-            for channel in all.iter().filter(|c| c.env == id) {
+            for channel in all.iter().filter(|c| c.id == id) {
                 let mut queue = channel.queue();
                 queue.events.clear();
+                queue.dropped = 0;
                 released.extend(queue.tsfn.take());
             }
-            // No event reaches these channels from now on; each is freed by its `finalize`.
-            all.retain(|c| c.env != id);
+            // No event reaches the channel from now on; it is freed by its `finalize`.
+            all.retain(|c| c.id != id);
             update_sink(&all);
         }
         for tsfn in released {
@@ -206,12 +210,11 @@ pub fn events_stop(env: Env) -> napi::Result<()> {
     })
 }
 
-/// This thread's queued events now (the JSON texts), for a process about to exit: its listeners
-/// get them at once rather than on a later turn of the event loop.
+/// The events queued for channel `id` now (the JSON texts), for a process about to exit: its
+/// listeners get them at once rather than on a later turn of the event loop.
 #[napi(js_name = "eventsTake", skip_typescript)]
-pub fn events_take(env: Env) -> Vec<String> {
-    let id = env.raw() as usize;
-    let channel = channels().iter().find(|c| c.env == id).cloned();
+pub fn events_take(id: u32) -> Vec<String> {
+    let channel = channels().iter().find(|c| c.id == id).cloned();
     channel.map(|c| c.take()).unwrap_or_default()
 }
 

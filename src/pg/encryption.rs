@@ -204,6 +204,7 @@ pub async fn encrypt(db: Arc<PgDatabase>, rotate: bool, now: i64) -> Result<Tran
         true => KeyRing::rotate_key_file_or_env(db.env())?,
         false => KeyRing::load_or_create(db.env())?,
     });
+    let was_on = db.ring().await?.is_some();
     let mut conn = db.conn().await?;
     let tx = within(&db, doing, conn.transaction()).await?;
     lock_state(&tx, &db, doing).await?;
@@ -219,7 +220,10 @@ pub async fn encrypt(db: Arc<PgDatabase>, rotate: bool, now: i64) -> Result<Tran
     within(&db, doing, record(&tx, &ring, now)).await?;
     let key_ids = within(&db, doing, recorded(&tx)).await?;
     within(&db, doing, tx.commit()).await?;
-    report_sealing(BackendKind::Postgres, rotate, ring.current_id(), sealed);
+    // Run again on an encrypted database with nothing left to seal, it changed nothing to report.
+    if rotate || !was_on || sealed > 0 {
+        report_sealing(BackendKind::Postgres, rotate, ring.current_id(), sealed);
+    }
     db.set_sealer(Some(ring));
     Ok(Transition { sealed, opened: 0, key_ids })
 }

@@ -280,13 +280,17 @@ pub async fn encryption_at_open(
         }
         ring
     };
-    conn.execute(
-        &format!("INSERT INTO hoot_encryption (key_id, added_at) VALUES ($1, {NOW}) ON CONFLICT (key_id) DO NOTHING"),
-        &[&ring.current_id()],
-    )
-    .await
-    .map_err(|e| db.error("turn encryption on for", &e))?;
-    if turned_on {
+    let recorded = conn
+        .execute(
+            &format!(
+                "INSERT INTO hoot_encryption (key_id, added_at) VALUES ($1, {NOW}) ON CONFLICT (key_id) DO NOTHING"
+            ),
+            &[&ring.current_id()],
+        )
+        .await
+        .map_err(|e| db.error("turn encryption on for", &e))?;
+    // Of replicas starting together, the one whose row went in turned it on.
+    if turned_on && recorded == 1 {
         crate::store::status::report_sealing(crate::metrics::BackendKind::Postgres, false, ring.current_id(), 0);
     }
     Ok(Some(Arc::new(ring)))

@@ -77,8 +77,9 @@ pub enum Cause<'e> {
     Io(&'e io::Error),
 }
 
-/// `ERR_HOOT_DB` for a file hoot-core will not use (`reason`: `not_a_database`, `newer_schema`,
-/// `not_a_table`), reported as `database_refused`.
+/// `ERR_HOOT_DB` for a file hoot-core will not use (`reason`: `not_a_database`,
+/// `not_a_regular_file`, `hard_links`, `not_a_table`, `unknown_schema`, `newer_schema`), reported
+/// as `database_refused`.
 pub fn refused(reason: &'static str, message: String) -> HootError {
     crate::events::emit("database_refused", |e| {
         e.set("backend", "sqlite").set("reason", reason);
@@ -227,11 +228,14 @@ pub fn check_header(path: &Path, location: &DbLocation) -> Result<(), HootError>
         Err(e) => return Err(io_error(location.display(), "read")(e)),
     };
     if !meta.is_file() {
-        return Err(HootError::Db(format!(
-            "{} is not a regular file (a FIFO, a device or a directory); hoot-core left it untouched. \
+        return Err(refused(
+            "not_a_regular_file",
+            format!(
+                "{} is not a regular file (a FIFO, a device or a directory); hoot-core left it untouched. \
              Point HOOT_DB_PATH (or {{ dbPath }}) at a database file",
-            location.display()
-        )));
+                location.display()
+            ),
+        ));
     }
     check_single_link(&meta, location)?;
     if meta.len() == 0 {
@@ -292,12 +296,15 @@ fn check_single_link(meta: &fs::Metadata, location: &DbLocation) -> Result<(), H
     {
         use std::os::unix::fs::MetadataExt;
         if meta.nlink() > 1 {
-            return Err(HootError::Db(format!(
-                "{} has {} hard links: processes using it by different names would keep separate WAL files \
+            return Err(refused(
+                "hard_links",
+                format!(
+                    "{} has {} hard links: processes using it by different names would keep separate WAL files \
                  and not see each other's writes. Keep one name (remove the other links, or copy the file)",
-                location.display(),
-                meta.nlink()
-            )));
+                    location.display(),
+                    meta.nlink()
+                ),
+            ));
         }
     }
     #[cfg(not(unix))]

@@ -244,6 +244,7 @@ pub fn encrypt_database(
 ) -> Result<Transition, HootError> {
     let ring = Arc::new(if rotate { KeyRing::rotate_key_file_or_env(env)? } else { KeyRing::load_or_create(env)? });
     let (db, _) = get_or_open(location.clone(), now * 1000)?;
+    let was_on = db.sealer().is_some();
     let report = db.with_conn(|conn| {
         secure(conn);
         transform(conn, |table, user, server, stored| encrypted(&ring, rotate, table, user, server, stored)).and_then(
@@ -263,7 +264,10 @@ pub fn encrypt_database(
             },
         )
     })?;
-    report_sealing(BackendKind::Sqlite, rotate, ring.current_id(), report.sealed);
+    // Run again on an encrypted database with nothing left to seal, it changed nothing to report.
+    if rotate || !was_on || report.sealed > 0 {
+        report_sealing(BackendKind::Sqlite, rotate, ring.current_id(), report.sealed);
+    }
     db.set_sealer(Some(ring));
     Ok(report)
 }

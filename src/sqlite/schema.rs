@@ -248,14 +248,17 @@ impl Shape {
             // created_at may be missing (a very old verifiers table): it gets the column's default.
             let needed = ["server_id"].iter().chain(table.columns.iter().take(1));
             if let Some(absent) = needed.into_iter().find(|c| !cols.iter().any(|have| have == *c)) {
-                return Err(HootError::Db(format!(
-                    "{}: table {} has no {absent} column (it has {}), so it is neither Hoot's single-user nor \
+                return Err(super::db::refused(
+                    "unknown_schema",
+                    format!(
+                        "{}: table {} has no {absent} column (it has {}), so it is neither Hoot's single-user nor \
                      its multi-user schema and hoot-core cannot convert it; nothing was changed. Rename or drop \
                      that table (its rows stay yours to move by hand), or point HOOT_DB_PATH at another file",
-                    location.display(),
-                    table.name,
-                    cols.join(", ")
-                )));
+                        location.display(),
+                        table.name,
+                        cols.join(", ")
+                    ),
+                ));
             }
         }
         Ok(())
@@ -408,6 +411,10 @@ pub fn ensure_schema_adopting(
         MigrateError::Sql(e) => sql_error(location, "migrate")(e),
         MigrateError::Hoot(e) => e,
     })?;
+    // A database in memory (a copy's scratch migration of its source) changes nothing on disk.
+    if matches!(location, DbLocation::Memory) {
+        return Ok(report);
+    }
     crate::events::emit("database_migrated", |e| {
         e.set("backend", "sqlite")
             .set("fromVersion", version)
