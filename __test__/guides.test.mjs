@@ -61,6 +61,18 @@ function assertNoSecrets(entries, secrets) {
   }
 }
 
+/** A forged and an expired token each left Hoot's `auth_failed` and hoot-core's `token_refused`. */
+function assertRefusalsLogged(events) {
+  assert.deepEqual(
+    events('auth_failed').map((entry) => entry.reason),
+    ['invalid_token', 'token_expired'],
+  )
+  assert.deepEqual(
+    events('token_refused').map((entry) => entry.code),
+    ['ERR_JWS_INVALID', 'ERR_JWT_EXPIRED'],
+  )
+}
+
 /** Writes `files` (path -> text) into a project whose node_modules link hoot-core and its peers. */
 function project(label, files) {
   const dir = tempDir(label)
@@ -332,14 +344,7 @@ describe("today's Hoot (server/) on hoot-core", () => {
     assert.ok(events('database_migrated').length >= 1, 'the database, first opened after onEvent')
     assert.ok(events('jwt_token_issued').length >= 1)
     assert.ok(events('token_issued').some((entry) => /^[0-9a-f]{16}$/.test(entry.userHash) && !('at' in entry)))
-    assert.deepEqual(
-      events('auth_failed').map((entry) => entry.reason),
-      ['invalid_token', 'token_expired'],
-    )
-    assert.deepEqual(
-      events('token_refused').map((entry) => entry.code),
-      ['ERR_JWS_INVALID', 'ERR_JWT_EXPIRED'],
-    )
+    assertRefusalsLogged(events)
     assertNoSecrets(entries, [userId, issued.token, issued.token.split('.')[2], expired])
   })
 
@@ -742,14 +747,7 @@ describe("Hoot's mcp-backend-server.js on hoot-core", () => {
     assert.equal(events('invalid_user_id').length, 3)
     assert.equal(events('jwt_token_issued').length, 1)
     assert.equal(events('token_issued').length, 1)
-    assert.deepEqual(
-      events('auth_failed').map((entry) => entry.reason),
-      ['invalid_token', 'token_expired'],
-    )
-    assert.deepEqual(
-      events('token_refused').map((entry) => entry.code),
-      ['ERR_JWS_INVALID', 'ERR_JWT_EXPIRED'],
-    )
+    assertRefusalsLogged(events)
     assertNoSecrets(entries, [userId, issued.token, issued.token.split('.')[2], expired])
   })
 
