@@ -2,10 +2,10 @@
 //! `lib/metrics.js` are their faces).
 //!
 //! Events are the process's (`crate::events`): one on a worker thread or a runtime thread reaches
-//! every JavaScript thread that listens. Each listening thread (each instance of lib/events.js
-//! listening, in fact) has a channel: a queue of event
-//! JSON texts and a threadsafe function that never holds the event loop open. The event that finds
-//! the queue empty wakes the thread, which hands every queued text to its dispatcher in one call.
+//! every JavaScript thread that listens. Each listening instance of lib/events.js (one per thread,
+//! unless a module cache was reset) has a channel: a queue of event JSON texts and a threadsafe
+//! function that never holds the event loop open. The event that finds the queue empty wakes the
+//! thread, which hands every queued text to its dispatcher in one call.
 //! A queue holds at most `MAX_QUEUED`; past that events are counted, not kept, and the thread is
 //! told how many it missed (`events_dropped`), so a stalled loop cannot grow memory without bound.
 
