@@ -46,13 +46,9 @@ impl Timing {
     }
 
     fn snapshot(&self) -> Value {
-        let mut labels = serde_json::Map::new();
-        for (name, value) in self.labels.iter().filter(|(name, _)| !name.is_empty()) {
-            labels.insert((*name).into(), Value::from(*value));
-        }
         json!({
             "metric": self.metric,
-            "labels": labels,
+            "labels": labels_json(&self.labels),
             "ok": self.ok.load(Ordering::Relaxed),
             "errors": self.errors.load(Ordering::Relaxed),
             "buckets": self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect::<Vec<_>>(),
@@ -75,16 +71,22 @@ impl Counter {
     }
 
     fn snapshot(&self) -> Value {
-        let mut labels = serde_json::Map::new();
-        for (name, value) in self.labels.iter().filter(|(name, _)| !name.is_empty()) {
-            labels.insert((*name).into(), Value::from(*value));
-        }
-        json!({ "metric": self.metric, "labels": labels, "value": self.value.load(Ordering::Relaxed) })
+        json!({ "metric": self.metric, "labels": labels_json(&self.labels), "value": self.value.load(Ordering::Relaxed) })
     }
 }
 
-enum Series {
+/// The labels with a name, as a JSON object (an unnamed one stands for "no label").
+fn labels_json(labels: &[(&'static str, &'static str); 2]) -> Value {
+    Value::Object(
+        labels.iter().filter(|(name, _)| !name.is_empty()).map(|(n, v)| ((*n).to_string(), Value::from(*v))).collect(),
+    )
+}
+
+/// A registered series.
+pub enum Series {
+    /// A latency histogram.
     Timing(&'static Timing),
+    /// A counter.
     Counter(&'static Counter),
 }
 
@@ -113,62 +115,67 @@ impl BackendKind {
     }
 }
 
-/// A call site's timings, one per label value of its varying label (a backend, say), each
+/// What a call site makes for each value of its varying label: a `Timing` or a `Counter`.
+pub trait Measure: Sized + Send + Sync + 'static {
+    /// A new one of `metric` with `labels`, at zero.
+    fn made(metric: &'static str, labels: [(&'static str, &'static str); 2]) -> Self;
+    /// This one, as the registry keeps it.
+    fn series(&'static self) -> Series;
+}
+
+impl Measure for Timing {
+    fn made(metric: &'static str, labels: [(&'static str, &'static str); 2]) -> Self {
+        Timing {
+            metric,
+            labels,
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            buckets: [const { AtomicU64::new(0) }; BUCKETS.len() + 1],
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn series(&'static self) -> Series {
+        Series::Timing(self)
+    }
+}
+
+impl Measure for Counter {
+    fn made(metric: &'static str, labels: [(&'static str, &'static str); 2]) -> Self {
+        Counter { metric, labels, value: AtomicU64::new(0) }
+    }
+
+    fn series(&'static self) -> Series {
+        Series::Counter(self)
+    }
+}
+
+/// A call site's timings or counters, one per value of its varying label (a backend, say), each
 /// registered when first used.
-pub struct TimingSite<const N: usize> {
+pub struct Site<T: 'static, const N: usize> {
     metric: &'static str,
     fixed: (&'static str, &'static str),
     varying: &'static str,
-    cells: [OnceLock<&'static Timing>; N],
+    cells: [OnceLock<&'static T>; N],
 }
 
-impl<const N: usize> TimingSite<N> {
-    /// Timings of `metric` with `fixed` as one label and `varying` as the other.
+/// A call site's latency histograms.
+pub type TimingSite<const N: usize> = Site<Timing, N>;
+/// A call site's counters.
+pub type CounterSite<const N: usize> = Site<Counter, N>;
+
+impl<T: Measure, const N: usize> Site<T, N> {
+    /// The series of `metric` with `fixed` as one label and `varying` as the other.
     pub const fn new(metric: &'static str, fixed: (&'static str, &'static str), varying: &'static str) -> Self {
-        TimingSite { metric, fixed, varying, cells: [const { OnceLock::new() }; N] }
+        Site { metric, fixed, varying, cells: [const { OnceLock::new() }; N] }
     }
 
-    /// The timing for the varying label's value number `at` (`value` is its text).
-    pub fn get(&'static self, at: usize, value: &'static str) -> &'static Timing {
+    /// The series for the varying label's value number `at` (`value` is its text).
+    pub fn get(&'static self, at: usize, value: &'static str) -> &'static T {
         self.cells[at.min(N - 1)].get_or_init(|| {
-            let timing: &'static Timing = Box::leak(Box::new(Timing {
-                metric: self.metric,
-                labels: [self.fixed, (self.varying, value)],
-                ok: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-                buckets: [const { AtomicU64::new(0) }; BUCKETS.len() + 1],
-                sum_ns: AtomicU64::new(0),
-            }));
-            register(Series::Timing(timing));
-            timing
-        })
-    }
-}
-
-/// A call site's counters, one per label value of its varying label, registered when first used.
-pub struct CounterSite<const N: usize> {
-    metric: &'static str,
-    fixed: (&'static str, &'static str),
-    varying: &'static str,
-    cells: [OnceLock<&'static Counter>; N],
-}
-
-impl<const N: usize> CounterSite<N> {
-    /// Counters of `metric` with `fixed` as one label and `varying` as the other.
-    pub const fn new(metric: &'static str, fixed: (&'static str, &'static str), varying: &'static str) -> Self {
-        CounterSite { metric, fixed, varying, cells: [const { OnceLock::new() }; N] }
-    }
-
-    /// The counter for the varying label's value number `at` (`value` is its text).
-    pub fn get(&'static self, at: usize, value: &'static str) -> &'static Counter {
-        self.cells[at.min(N - 1)].get_or_init(|| {
-            let counter: &'static Counter = Box::leak(Box::new(Counter {
-                metric: self.metric,
-                labels: [self.fixed, (self.varying, value)],
-                value: AtomicU64::new(0),
-            }));
-            register(Series::Counter(counter));
-            counter
+            let made: &'static T = Box::leak(Box::new(T::made(self.metric, [self.fixed, (self.varying, value)])));
+            register(made.series());
+            made
         })
     }
 }

@@ -91,13 +91,16 @@ fn union_members(dts: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The part of `text` from the line `heading` to the next `## ` heading.
+fn section<'t>(text: &'t str, heading: &str) -> &'t str {
+    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no {heading} section"));
+    let section = &text[start + 1..];
+    &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)]
+}
+
 /// The codes in the first column of the README's "Errors" tables.
 fn readme_codes() -> Vec<String> {
-    let readme = include_str!("../README.md");
-    let start = readme.find("\n## Errors\n").unwrap_or_else(|| panic!("no Errors section"));
-    let section = &readme[start + 1..];
-    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
-    section
+    section(include_str!("../README.md"), "## Errors")
         .lines()
         .filter_map(|l| l.strip_prefix("| `ERR_"))
         .map(|l| format!("ERR_{}", &l[..l.find('`').unwrap_or(0)]))
@@ -129,11 +132,7 @@ fn the_code_sets_agree_in_rust_the_types_and_the_readme() {
 
 /// The event types in the first column of docs/api.md's table under "### onEvent".
 fn documented_events() -> Vec<String> {
-    let api = include_str!("../docs/api.md");
-    let start = api.find("\n### onEvent\n").unwrap_or_else(|| panic!("no onEvent section"));
-    let section = &api[start + 1..];
-    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
-    section
+    section(include_str!("../docs/api.md"), "### onEvent")
         .lines()
         .filter(|l| l.starts_with("| `"))
         .flat_map(|l| {

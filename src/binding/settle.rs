@@ -167,34 +167,49 @@ fn enter(env: &Env) -> Result<Arc<Shared>, HootError> {
 
 fn make(env: &Env) -> Result<Local, HootError> {
     let shared = Arc::new(Shared(Mutex::new(Channel { queue: Vec::new(), tsfn: None })));
-    let name = env.create_string("hoot-core").map_err(super::napi_failure)?;
-    let data = Arc::into_raw(Arc::clone(&shared)) as *mut c_void;
+    let tsfn = threadsafe_function(env, std::ptr::null_mut(), "hoot-core", &shared, finalize, call_js)?;
+    shared.channel().tsfn = Some(Tsfn(tsfn));
+    Ok(Local { env: env.raw(), shared, tsfn, in_flight: 0 })
+}
+
+/// A threadsafe function on `env`'s thread that holds the event loop open only when referenced,
+/// which it is not yet. Node keeps one reference to `shared` for it, handed to `finalize` as its
+/// data when the function goes; `call_js` gets `shared` as its context and `func` (null: none).
+pub(super) fn threadsafe_function<T: Send + Sync>(
+    env: &Env,
+    func: sys::napi_value,
+    name: &str,
+    shared: &Arc<T>,
+    finalize: unsafe extern "C" fn(sys::napi_env, *mut c_void, *mut c_void),
+    call_js: unsafe extern "C" fn(sys::napi_env, sys::napi_value, *mut c_void, *mut c_void),
+) -> Result<sys::napi_threadsafe_function, HootError> {
+    let name = env.create_string(name).map_err(super::napi_failure)?;
+    let data = Arc::into_raw(Arc::clone(shared)) as *mut c_void;
     let mut tsfn = std::ptr::null_mut();
     // SAFETY: a live environment on its thread; `data` stays valid until `finalize` takes it.
     let status = unsafe {
         sys::napi_create_threadsafe_function(
             env.raw(),
-            std::ptr::null_mut(),
+            func,
             std::ptr::null_mut(),
             napi::JsValue::raw(&name),
             0,
             1,
             data,
             Some(finalize),
-            Arc::as_ptr(&shared) as *mut c_void,
+            Arc::as_ptr(shared) as *mut c_void,
             Some(call_js),
             &mut tsfn,
         )
     };
     if status != sys::Status::napi_ok {
         // SAFETY: not handed to Node, so given back here.
-        drop(unsafe { Arc::from_raw(data as *const Shared) });
-        return Err(HootError::Internal(format!("N-API could not make the completion channel (status {status})")));
+        drop(unsafe { Arc::from_raw(data as *const T) });
+        return Err(HootError::Internal(format!("N-API could not make a threadsafe function (status {status})")));
     }
-    shared.channel().tsfn = Some(Tsfn(tsfn));
-    // SAFETY: just made on this thread; it holds the loop open only while calls are in flight.
+    // SAFETY: just made on this thread, and not finalized.
     unsafe { sys::napi_unref_threadsafe_function(env.raw(), tsfn) };
-    Ok(Local { env: env.raw(), shared, tsfn, in_flight: 0 })
+    Ok(tsfn)
 }
 
 /// The JS error value of a core error (its class and `.code`).

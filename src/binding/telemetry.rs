@@ -17,7 +17,6 @@ use napi::{sys, Env, JsValue, Unknown};
 use napi_derive::napi;
 
 use super::guarded;
-use crate::error::HootError;
 
 /// The most events one thread's queue holds before it counts instead.
 const MAX_QUEUED: usize = 10_000;
@@ -152,32 +151,9 @@ pub fn events_listen(env: Env, dispatch: Function<'_, Unknown<'_>, Unknown<'_>>)
         let mut all = channels();
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let channel = Arc::new(Channel { id, queue: Mutex::new(Queue { events: Vec::new(), dropped: 0, tsfn: None }) });
-        let name = env.create_string("hoot-core events").map_err(super::napi_failure)?;
-        let data = Arc::into_raw(Arc::clone(&channel)) as *mut c_void;
-        let mut tsfn = std::ptr::null_mut();
-        // SAFETY: a live environment on its thread; `data` stays valid until `finalize` takes it.
-        let status = unsafe {
-            sys::napi_create_threadsafe_function(
-                env.raw(),
-                dispatch.raw(),
-                std::ptr::null_mut(),
-                name.raw(),
-                0,
-                1,
-                data,
-                Some(finalize),
-                Arc::as_ptr(&channel) as *mut c_void,
-                Some(call_js),
-                &mut tsfn,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            // SAFETY: not handed to Node, so given back here.
-            drop(unsafe { Arc::from_raw(data as *const Channel) });
-            return Err(HootError::Internal(format!("N-API could not make the events channel (status {status})")));
-        }
-        // SAFETY: just made on this thread: listening never keeps the process alive.
-        unsafe { sys::napi_unref_threadsafe_function(env.raw(), tsfn) };
+        // Unreferenced: listening never keeps the process alive.
+        let tsfn =
+            super::settle::threadsafe_function(&env, dispatch.raw(), "hoot-core events", &channel, finalize, call_js)?;
         channel.queue().tsfn = Some(Tsfn(tsfn));
         all.push(channel);
         update_sink(&all);
