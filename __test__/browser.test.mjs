@@ -294,6 +294,9 @@ test(
     const old = await first.evaluate(() => window.hoot.userId())
     assert.equal(await second.evaluate(() => window.hoot.userId()), old)
     await first.evaluate(() => window.hoot.forget())
+    // Chromium hands a tab's localStorage write to its other tabs a moment later (another renderer
+    // process): the second tab acts once the forget has reached its storage, as a person's next click would.
+    await second.waitForFunction((id) => localStorage.getItem('hoot_user_id') !== id, old, { timeout: 10_000 })
     // The second tab acts first: it follows the stored id (a token for the new user, asked for before
     // any call, so none is refused), and does not write the old one back.
     const responses = []
